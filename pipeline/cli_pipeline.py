@@ -1,0 +1,150 @@
+"""`finpulse broker|produce|stream|backfill|query`: thin click wrappers over finpulse.pipeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from finpulse.pipeline.settings import KafkaSettings, StreamSettings
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+@click.command()
+@click.option("--port", type=int, default=9092, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def broker(port: int, host: str) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, in-memory) in the foreground."""
+    import os
+
+    from finpulse.infra.broker import broker_command
+
+    cmd = broker_command(port, host)
+    click.echo(f"broker on {host}:{port} (in-memory storage; data is gone when it stops)", err=True)
+    os.execv(cmd[0], cmd)
+
+
+@click.command()
+@click.option("--bootstrap", default=None, help="host:port[,host:port] (env FINPULSE_KAFKA_BOOTSTRAP)")
+@click.option("--topic", required=True)
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="JSONL file to publish line by line")
+@click.option("--sample", type=int, help="publish N generated posts")
+@click.option("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--partitions", type=int, default=None, help="create the topic with this many partitions if missing")
+def produce(bootstrap, topic, file_, sample, rate, seed, partitions) -> None:
+    """Publish archive lines or generated posts to a topic."""
+    from finpulse.infra.broker import create_topics
+    from finpulse.pipeline.generator import generate_posts
+    from finpulse.pipeline.produce import file_messages, post_messages, publish
+
+    if (file_ is None) == (sample is None):
+        raise click.UsageError("give exactly one of --file or --sample")
+    kafka = KafkaSettings(**({"bootstrap": bootstrap} if bootstrap else {}))
+    if partitions:
+        create_topics(kafka.bootstrap, {topic: partitions})
+    messages = file_messages(file_) if file_ else post_messages(generate_posts(sample, seed=seed))
+    n = publish(kafka.client_config(), topic, messages, rate)
+    click.echo(json.dumps({"topic": topic, "sent": n}))
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--bootstrap", default=None, help="host:port[,...] (env FINPULSE_KAFKA_BOOTSTRAP)")
+@click.option("--topics", default=None, help="comma-separated topics (default news,social)")
+@click.option("--lake", default=None, help="lake directory (env FINPULSE_LAKE)")
+@click.option("--group", default=None, help="Kafka group that mirrors the lake's progress (for lag monitoring)")
+@click.option("--max-records", type=int, default=None, help="stop cleanly after this many records")
+@click.option("--idle-exit", type=float, default=None, help="stop cleanly after this many seconds without records")
+@click.option("--registry", default=None, help="model registry JSON (default models/registry.json)")
+@click.option("--device", default=None, help="auto|cpu|cuda")
+@click.option("--max-message-bytes", type=int, default=None, help="larger messages are dead-lettered (default 1 MiB)")
+@click.option("-v", "--verbose", is_flag=True)
+@click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
+def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, max_message_bytes, verbose, beam_args) -> None:
+    """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=...)."""
+    from finpulse.models.artifact import ModelLoadError
+    from finpulse.pipeline.stream import run_stream
+
+    _logging(verbose)
+    overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
+                 max_records=max_records, idle_exit=idle_exit, registry=registry, device=device,
+                 max_message_bytes=max_message_bytes).items() if v is not None}
+    settings = StreamSettings(**overrides)
+    if bootstrap:
+        settings.kafka.bootstrap = bootstrap
+    try:
+        run_stream(settings, list(beam_args))
+    except ModelLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--input", "pattern", required=True, help="glob of .jsonl/.csv/.parquet files (comma-separate several)")
+@click.option("--lake", required=True)
+@click.option("--registry", default=None)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--chunk", type=int, default=2000, show_default=True, help="rows per committed chunk")
+@click.option("--kind", "fallback_kind", type=click.Choice(["news", "social"]), default="news", show_default=True,
+              help="kind for rows that do not say")
+@click.option("-v", "--verbose", is_flag=True)
+@click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
+def backfill(pattern, lake, registry, device, chunk, fallback_kind, verbose, beam_args) -> None:
+    """Enrich archived files into the lake; re-running skips what is already there."""
+    from finpulse.models.artifact import ModelLoadError
+    from finpulse.pipeline.backfill import run_backfill
+
+    _logging(verbose)
+    try:
+        result = run_backfill(pattern, lake, registry, device, chunk, fallback_kind, beam_args=list(beam_args))
+    except ModelLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result))
+
+
+@click.command()
+@click.option("--lake", required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.argument("sql")
+def query(lake, fmt, sql) -> None:
+    """Run read-only SQL over the views enriched, deadletter and alerts."""
+    import duckdb
+
+    from finpulse.pipeline.query import run_query
+
+    try:
+        table = run_query(lake, sql)
+    except duckdb.Error as exc:
+        raise click.ClickException(f"query failed: {exc}") from None
+    if fmt == "json":
+        for row in table.to_pylist():
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+    elif fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+    else:
+        click.echo(format_table(table))
+
+
+def format_table(table, max_width: int = 60) -> str:
+    cols = table.column_names
+    rows = [[_cell(v, max_width) for v in row.values()] for row in table.to_pylist()]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def _cell(v, max_width: int) -> str:
+    s = "" if v is None else str(v)
+    s = s.replace("\n", " ")
+    return s if len(s) <= max_width else s[: max_width - 1] + "…"

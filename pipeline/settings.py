@@ -1,0 +1,48 @@
+"""One typed settings object: defaults < environment (FINPULSE_*) < CLI flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Connection settings passed straight through to kafka-python (SASL/SSL included)."""
+
+    model_config = SettingsConfigDict(env_prefix="FINPULSE_KAFKA_", extra="ignore")
+
+    bootstrap: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None  # from env or a secrets file, never logged
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": self.security_protocol}
+        for key in ("sasl_mechanism", "sasl_plain_username", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, key):
+                cfg[key] = getattr(self, key)
+        if self.sasl_plain_password is not None:
+            cfg["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        return cfg
+
+
+class StreamSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FINPULSE_", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: list[str] = ["news", "social"]
+    lake: str = "lake"
+    group: str = "finpulse"  # Kafka group whose offsets mirror the lake's progress (for lag monitoring)
+    registry: str | None = None  # model registry JSON (default: models/registry.json)
+    device: str = "auto"
+    max_message_bytes: int = 1024 * 1024
+    poll_records: int = 500  # records per partition per bundle
+    batch_size: int = 512  # texts handed to the model handler at once
+    max_records: int | None = None
+    idle_exit: float | None = None

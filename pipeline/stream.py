@@ -1,0 +1,116 @@
+"""`finpulse stream`: Kafka -> parse -> enrich -> lake, on FnApiRunner unless told otherwise."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from finpulse.models.inference import InferenceSettings
+from finpulse.models.preflight import check_models
+from finpulse.pipeline.enrich import FinpulseModelHandler
+from finpulse.pipeline.kafka_source import PartitionDesc, ReadKafkaPartitions
+from finpulse.pipeline.lake import Lake, source_key
+from finpulse.pipeline.parse import Coordinates
+from finpulse.pipeline.settings import StreamSettings
+from finpulse.pipeline.transforms import enrich_and_write
+
+log = logging.getLogger(__name__)
+
+
+def kafka_position(coords: Coordinates) -> tuple[str, int]:
+    return source_key(coords.topic or "", coords.partition or 0), coords.offset or 0
+
+
+def discover_partitions(client_config: dict, topics: list[str], timeout: float = 60.0) -> list[PartitionDesc]:
+    """Wait (with a clear log line) until the broker answers and every topic exists."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            consumer = KafkaConsumer(**client_config, request_timeout_ms=10000)
+            try:
+                found = {t: consumer.partitions_for_topic(t) for t in topics}
+            finally:
+                consumer.close()
+            missing = [t for t, parts in found.items() if not parts]
+            if not missing:
+                return [PartitionDesc(t, p) for t in topics for p in sorted(found[t])]
+            problem = f"topic(s) {', '.join(missing)} not found; create them or fix --topics"
+        except KafkaError as exc:
+            problem = f"no broker reachable ({type(exc).__name__})"
+        if time.monotonic() > deadline:
+            raise SystemExit(f"finpulse stream: {problem} at {client_config['bootstrap_servers']} (gave up after {timeout:.0f}s)")
+        log.warning("waiting for Kafka at %s: %s", client_config["bootstrap_servers"], problem)
+        time.sleep(2)
+
+
+class GroupOffsetCommitter:
+    """Mirrors the lake's progress into Kafka group offsets, so standard lag tools work.
+
+    Best effort and after the lake commit: the lake, not Kafka, is the source of truth.
+    """
+
+    def __init__(self, client_config: dict, group: str) -> None:
+        self._config = client_config
+        self._group = group
+        self._consumer = None
+
+    def __call__(self, source: str, end: int) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        if not source.startswith("kafka."):
+            return
+        topic, _, partition = source[len("kafka."):].rpartition(".")
+        try:
+            if self._consumer is None:
+                self._consumer = KafkaConsumer(**self._config, group_id=self._group, enable_auto_commit=False)
+            self._consumer.commit_async({TopicPartition(topic, int(partition)): OffsetAndMetadata(end, "", -1)})
+        except Exception as exc:  # noqa: BLE001 - monitoring only; never fail the pipeline for it
+            log.warning("could not mirror offset %s=%d to group %s: %s", source, end, self._group, exc)
+
+    def __getstate__(self):
+        return {"_config": self._config, "_group": self._group, "_consumer": None}
+
+
+def pipeline_options(beam_args: list[str] | None) -> tuple[PipelineOptions, object | None]:
+    """Beam options passed through; FnApiRunner in-process unless --runner is given."""
+    args = list(beam_args or [])
+    options = PipelineOptions(args)
+    if any(a.startswith("--runner") for a in args):
+        return options, None
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return options, FnApiRunner()
+
+
+def run_stream(settings: StreamSettings, beam_args: list[str] | None = None) -> None:
+    registry = check_models(settings.registry)  # fail before consuming anything
+    lake = Lake(settings.lake)
+    lake.recover()
+    client = settings.kafka.client_config()
+    partitions = discover_partitions(client, settings.topics)
+    log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),
+             settings.lake, registry.model_version)
+    handler = FinpulseModelHandler(settings.registry, InferenceSettings(device=resolve_device(settings.device)), settings.batch_size)
+    options, runner = pipeline_options(beam_args)
+    reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
+                                 settings.max_message_bytes, settings.max_records, settings.idle_exit)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
+        enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes, kafka_position,
+                         on_commit=GroupOffsetCommitter(client, settings.group))
+
+
+def resolve_device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,101 @@
+"""The shared Beam transforms: parse -> enrich -> lake, used by both `stream` and `backfill`."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from finpulse.pipeline.enrich import EnrichError, FinpulseModelHandler, enriched_row
+from finpulse.pipeline.kafka_source import RawMessage
+from finpulse.pipeline.lake import Lake, Row
+from finpulse.pipeline.parse import Coordinates, dead_letter, parse_message
+from finpulse.schemas.records import DeadLetter, InputRecord
+
+log = logging.getLogger(__name__)
+DEAD = "dead"
+
+
+def _date(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def dead_row(d: DeadLetter, source: str, position: int) -> Row:
+    return Row("deadletter", d.model_dump(), source, position, _date(d.ingested_at))
+
+
+class Parse(beam.DoFn):
+    """RawMessage -> ((InputRecord, Coordinates, source, position), text), or a dead-letter Row."""
+
+    def __init__(self, max_message_bytes: int, source_of, fallback_kind: str = "news") -> None:
+        self._max = max_message_bytes
+        self._source_of = source_of
+        self._fallback = fallback_kind
+
+    def process(self, msg: RawMessage):
+        source, position = self._source_of(msg.coords)
+        result = parse_message(msg.value, msg.coords, self._max, self._fallback)
+        if isinstance(result, DeadLetter):
+            yield beam.pvalue.TaggedOutput(DEAD, dead_row(result, source, position))
+        else:
+            yield (result, msg.coords, source, position), result.text
+
+
+class ToRow(beam.DoFn):
+    """A PredictionResult keyed by its record -> an enriched Row (or a dead letter if inference failed)."""
+
+    def process(self, keyed: tuple[Any, Any]):
+        (record, coords, source, position), result = keyed
+        now = datetime.now(timezone.utc)
+        pred = result.inference
+        if isinstance(pred, EnrichError):
+            raw = record.model_dump_json().encode()
+            yield dead_row(dead_letter(raw, f"enrichment failed: {pred.error}", "enrich", coords, now), source, position)
+            return
+        try:
+            row = enriched_row(record, pred, result.model_id, coords, now)
+        except Exception as exc:  # noqa: BLE001 - a schema violation must not stop the stream
+            raw = record.model_dump_json().encode()
+            yield dead_row(dead_letter(raw, f"output validation failed: {exc}", "enrich", coords, now), source, position)
+            return
+        yield Row("enriched", row, source, position, _date(record.published_at or now))
+
+
+class WriteToLake(beam.DoFn):
+    """Buffers a bundle's rows and commits them per source at the end of the bundle (see lake.py)."""
+
+    def __init__(self, lake: str, on_commit=None) -> None:
+        self._lake_root = lake
+        self._on_commit = on_commit
+
+    def setup(self) -> None:
+        self._lake = Lake(self._lake_root)
+
+    def start_bundle(self) -> None:
+        self._rows: dict[str, list[Row]] = defaultdict(list)
+
+    def process(self, row: Row):
+        self._rows[row.source].append(row)
+
+    def finish_bundle(self):
+        for source, rows in self._rows.items():
+            start = min(r.position for r in rows)
+            end = max(r.position for r in rows) + 1
+            written = self._lake.commit(source, start, end, rows)
+            log.info("committed %s [%d, %d): %d rows", source, start, end, written)
+            if self._on_commit is not None:
+                self._on_commit(source, end)
+        self._rows = defaultdict(list)
+
+
+def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int, source_of,
+                     fallback_kind: str = "news", on_commit=None):
+    """RawMessages -> parsed -> enriched -> lake. Every message ends as exactly one row."""
+    parsed = messages | "Parse" >> beam.ParDo(Parse(max_message_bytes, source_of, fallback_kind)).with_outputs(DEAD, main="ok")
+    enriched = parsed.ok | "Enrich" >> RunInference(KeyedModelHandler(handler)) | "ToRow" >> beam.ParDo(ToRow())
+    rows = (enriched, parsed[DEAD]) | "AllRows" >> beam.Flatten()
+    return rows | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit))

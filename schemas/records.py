@@ -1,0 +1,133 @@
+"""Record models: the single source of truth for what enters and leaves the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Kind = Literal["news", "social"]
+SentimentLabel = Literal["negative", "neutral", "positive"]
+
+
+class InputRecord(BaseModel):
+    """One news article or social post as it arrives (Kafka message or archive line)."""
+
+    model_config = ConfigDict(extra="ignore", strict=False)
+
+    id: str = ""
+    text: str
+    kind: Kind | None = None
+    source: str = "unknown"
+    published_at: datetime | None = None
+    title: str | None = None
+    url: str | None = None
+    author: str | None = None
+    lang: str | None = None
+    tickers: list[str] = Field(default_factory=list)
+
+    @field_validator("id", "text", "source", "title", "url", "author", "lang", mode="before")
+    @classmethod
+    def _strings_only(cls, v: object) -> object:
+        # Strict about types (a number where text belongs is a producer bug), lenient about null.
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"expected a string, got {type(v).__name__}")
+        return v
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _ticker_list(cls, v: object) -> object:
+        if v is None:
+            return []
+        if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
+            raise ValueError("tickers must be a list of strings")
+        return v
+
+    @field_validator("published_at", mode="before")
+    @classmethod
+    def _timestamp_string(cls, v: object) -> object:
+        if v is not None and not isinstance(v, str):
+            raise ValueError("published_at must be an ISO-8601 string")
+        return v
+
+    @field_validator("published_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return None
+        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+    @field_validator("text")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> "InputRecord":
+        if not self.id:
+            self.id = derive_id(self.source, self.url, self.text)
+        return self
+
+
+def derive_id(source: str, url: str | None, text: str) -> str:
+    """Deterministic id so a replayed or re-archived record keeps its identity."""
+    digest = hashlib.sha256("\x1f".join([source, url or "", text]).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"h-{digest[:32]}"
+
+
+class SentimentProbs(BaseModel):
+    negative: float
+    neutral: float
+    positive: float
+
+
+class Entity(BaseModel):
+    text: str
+    type: str
+    start: int  # character offsets into the record's `text`, end exclusive
+    end: int
+    score: float
+
+
+class EnrichedRecord(BaseModel):
+    """One row of LAKE/enriched: the input plus the three models' outputs and provenance."""
+
+    id: str
+    kind: Kind
+    source: str
+    published_at: datetime
+    ingested_at: datetime
+    title: str | None = None
+    text: str
+    url: str | None = None
+    author: str | None = None
+    lang: str | None = None
+    tickers: list[str]
+    sentiment: SentimentLabel
+    sentiment_score: float = Field(ge=-1.0, le=1.0)
+    sentiment_probs: SentimentProbs
+    topic: str
+    topic_score: float
+    entities: list[Entity]
+    model_version: str
+    kafka_topic: str | None = None
+    kafka_partition: int | None = None
+    kafka_offset: int | None = None
+
+
+class DeadLetter(BaseModel):
+    """A message that could not be accepted, kept with its raw bytes and where it came from."""
+
+    raw: bytes  # the raw message, or its first `max_dead_letter_bytes` for oversized ones
+    raw_size: int
+    error: str
+    stage: Literal["parse", "enrich"]
+    ingested_at: datetime
+    source_ref: str | None = None  # archive file for backfill rows
+    kafka_topic: str | None = None
+    kafka_partition: int | None = None
+    kafka_offset: int | None = None
