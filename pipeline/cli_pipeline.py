@@ -14,7 +14,8 @@ from finpulse.pipeline.settings import KafkaSettings, StreamSettings
 
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our own lines say what we wait for
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
 
 @click.command()

@@ -25,10 +25,11 @@ class EnrichError:
     error: str
 
 
-class FinpulseModelHandler(ModelHandler[str, "Prediction | EnrichError", Enricher]):
+class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError | None", Enricher]):
     """Loads the registry's models once per worker process and enriches whole batches.
 
-    A failing batch is retried text by text, so one bad text costs only itself.
+    A failing batch is retried text by text, so one bad text costs only itself. `None` items
+    (dead letters travelling along the same chain) pass through with no inference.
     """
 
     def __init__(self, registry_path: str | None = None, settings: InferenceSettings = InferenceSettings(), batch_size: int = 512, large_model: bool = False) -> None:
@@ -41,7 +42,8 @@ class FinpulseModelHandler(ModelHandler[str, "Prediction | EnrichError", Enriche
         return Enricher(load_registry(self._registry_path), self._settings)
 
     def run_inference(self, batch: Sequence[str], model: Enricher, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
-        texts = list(batch)  # Beam may hand us a tuple
+        items = list(batch)  # Beam may hand us a tuple
+        texts = [t for t in items if t is not None]
         try:
             preds: list[Prediction | EnrichError] = list(model.predict(texts))
         except Exception:  # noqa: BLE001 - isolate the culprit instead of failing the bundle
@@ -52,7 +54,8 @@ class FinpulseModelHandler(ModelHandler[str, "Prediction | EnrichError", Enriche
                     preds.append(model.predict([t])[0])
                 except Exception as exc:  # noqa: BLE001
                     preds.append(EnrichError(f"{type(exc).__name__}: {exc}"))
-        return [PredictionResult(t, p, model.model_version) for t, p in zip(texts, preds)]
+        it = iter(preds)
+        return [PredictionResult(t, None if t is None else next(it), model.model_version) for t in items]
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
         # Our engine batches by token budget internally; hand it whole bundles.

@@ -9,6 +9,7 @@ commits in order. `--max-records` / `--idle-exit` finish restrictions by claimin
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import threading
@@ -27,6 +28,21 @@ from finpulse.pipeline.parse import Coordinates
 log = logging.getLogger(__name__)
 END = sys.maxsize
 
+# Positions are Kafka offsets tagged with a log epoch: position = epoch << 40 | offset.
+# If a partition's log is reset below our position (topic recreated, or an in-memory broker
+# restarted empty) Kafka hands back lower offsets; we then move to the next epoch, so the new
+# log's records still get fresh, increasing positions and are neither skipped nor duplicated.
+EPOCH_SHIFT = 40
+OFFSET_MASK = (1 << EPOCH_SHIFT) - 1
+
+
+def to_position(epoch: int, offset: int) -> int:
+    return (epoch << EPOCH_SHIFT) | offset
+
+
+def split_position(position: int) -> tuple[int, int]:
+    return position >> EPOCH_SHIFT, position & OFFSET_MASK
+
 
 @dataclass(frozen=True)
 class PartitionDesc:
@@ -38,6 +54,7 @@ class PartitionDesc:
 class RawMessage:
     coords: Coordinates
     value: bytes | None
+    position: int | None = None  # the source's commit position (defaults to coords.offset)
 
 
 @dataclass
@@ -68,6 +85,10 @@ class StopControl:
 _STOPS: dict[str, StopControl] = {}
 _CONSUMERS: dict[tuple[str, str, int], Any] = {}
 _CONSUMER_LOCK = threading.Lock()
+
+
+def _fingerprint(value: bytes | None) -> str:
+    return hashlib.blake2b(value or b"", digest_size=8).hexdigest()
 
 
 def stop_control(run_id: str, max_records: int | None = None, idle_exit: float | None = None) -> StopControl:
@@ -134,7 +155,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                 )
                 tp = TopicPartition(desc.topic, desc.partition)
                 consumer.assign([tp])
-                entry = _CONSUMERS[key] = {"consumer": consumer, "tp": tp, "next": None}
+                entry = _CONSUMERS[key] = {"consumer": consumer, "tp": tp, "next": None, "reset": None, "checked": 0.0, "last": None}
             return entry
 
     def process(
@@ -148,27 +169,82 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             return
         entry = self._consumer(element)
         consumer, tp = entry["consumer"], entry["tp"]
-        if entry["next"] != restriction.start:
-            consumer.seek(tp, restriction.start)
-            entry["next"] = restriction.start
+        epoch, expected = split_position(restriction.start)
+        if entry["reset"] is not None and entry["reset"][0] > epoch:
+            epoch, expected = entry["reset"]  # a detected log reset we have not read from yet
+        if entry["next"] != to_position(epoch, expected):
+            consumer.seek(tp, expected)
+            entry["next"] = to_position(epoch, expected)
         try:
             batch = consumer.poll(timeout_ms=250, max_records=self._poll_records).get(tp, [])
         except Exception as exc:  # noqa: BLE001 - the broker may be away; keep retrying with backoff
             self._log_waiting(element, f"poll failed: {exc}")
             batch = []
-        batch = [r for r in batch if r.offset >= restriction.start]
+        if batch and batch[0].offset < expected:  # the client reset an out-of-range position
+            epoch += 1
+            self._log_reset(element, expected, batch[0].offset, epoch)
         allowed = self._stop.take(len(batch)) if batch else 0
         for rec in batch[:allowed]:
-            if not tracker.try_claim(rec.offset):
+            position = to_position(epoch, rec.offset)
+            if not tracker.try_claim(position):
                 return
-            entry["next"] = rec.offset + 1
+            entry["next"] = position + 1
+            entry["reset"] = None
+            entry["last"] = (rec.offset, _fingerprint(rec.value))
             coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset, timestamp_ms=rec.timestamp)
-            yield RawMessage(coords, rec.value)
+            yield RawMessage(coords, rec.value, position)
         if allowed < len(batch):
             entry["next"] = None  # we stopped mid-batch: re-seek if this partition is read again
         if not batch:
-            self._log_waiting(element, None if consumer.bootstrap_connected() else "broker not reachable")
+            self._check_log_end(element, entry, epoch, expected)
         tracker.defer_remainder(Duration.of(0 if batch else 0.2))
+
+    def _check_log_end(self, desc: PartitionDesc, entry: dict, epoch: int, expected: int) -> None:
+        """While idle, re-read the last record we consumed every few seconds and compare fingerprints.
+
+        Same record: the log is intact (and the broker reachable). A different record, a lower
+        offset, or a position the client reset below it: the log was replaced (topic recreated,
+        or an in-memory broker restarted empty), so we read it again in a new epoch. Log-end
+        offsets are not used: some Kafka-compatible brokers report them wrongly.
+        """
+        now = time.monotonic()
+        last = entry.get("last")
+        if last is None or now - entry["checked"] < 3.0:
+            return
+        entry["checked"] = now
+        consumer, tp = entry["consumer"], entry["tp"]
+        last_offset, fingerprint = last
+        entry["next"] = None  # we move the position: re-seek on the next call
+        try:
+            consumer.seek(tp, last_offset)
+            got = consumer.poll(timeout_ms=1000, max_records=1).get(tp, [])
+            position = consumer.position(tp, timeout_ms=1000)
+        except Exception as exc:  # noqa: BLE001
+            self._log_waiting(desc, f"broker not reachable ({type(exc).__name__}: {exc})")
+            return
+        if got and got[0].offset == last_offset and _fingerprint(got[0].value) == fingerprint:
+            return
+        if got or (position is not None and position < last_offset):
+            try:
+                begin = consumer.beginning_offsets([tp], timeout_ms=2000)[tp] or 0
+            except Exception:  # noqa: BLE001
+                return  # try again on the next check
+        else:
+            # Nothing conclusive (the broker is away, still starting, or the new log is shorter).
+            # One round trip tells the operator which of these it is.
+            try:
+                consumer.beginning_offsets([tp], timeout_ms=1000)
+            except Exception as exc:  # noqa: BLE001
+                self._log_waiting(desc, f"broker not reachable ({type(exc).__name__})")
+            return
+        entry["reset"] = (epoch + 1, begin)
+        entry["last"] = None
+        self._log_reset(desc, expected, begin, epoch + 1)
+
+    @staticmethod
+    def _log_reset(desc: PartitionDesc, expected: int, new_offset: int, epoch: int) -> None:
+        log.error("%s-%d: log was reset below offset %d (topic recreated or broker lost its data); "
+                  "reading it again from offset %d as epoch %d", desc.topic, desc.partition, expected, new_offset, epoch)
 
     def _log_waiting(self, desc: PartitionDesc, problem: str | None) -> None:
         now = time.monotonic()

@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
 from finpulse.pipeline.enrich import FinpulseModelHandler
-from finpulse.pipeline.kafka_source import PartitionDesc, ReadKafkaPartitions
+from finpulse.pipeline.kafka_source import OFFSET_MASK, PartitionDesc, ReadKafkaPartitions
 from finpulse.pipeline.lake import Lake, source_key
 from finpulse.pipeline.parse import Coordinates
 from finpulse.pipeline.settings import StreamSettings
@@ -71,7 +71,8 @@ class GroupOffsetCommitter:
         try:
             if self._consumer is None:
                 self._consumer = KafkaConsumer(**self._config, group_id=self._group, enable_auto_commit=False)
-            self._consumer.commit_async({TopicPartition(topic, int(partition)): OffsetAndMetadata(end, "", -1)})
+            offset = end & OFFSET_MASK  # strip the log epoch (see kafka_source)
+            self._consumer.commit_async({TopicPartition(topic, int(partition)): OffsetAndMetadata(offset, "", -1)})
         except Exception as exc:  # noqa: BLE001 - monitoring only; never fail the pipeline for it
             log.warning("could not mirror offset %s=%d to group %s: %s", source, end, self._group, exc)
 

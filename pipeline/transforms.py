@@ -17,7 +17,6 @@ from finpulse.pipeline.parse import Coordinates, dead_letter, parse_message
 from finpulse.schemas.records import DeadLetter, InputRecord
 
 log = logging.getLogger(__name__)
-DEAD = "dead"
 
 
 def _date(ts: datetime) -> str:
@@ -29,7 +28,11 @@ def dead_row(d: DeadLetter, source: str, position: int) -> Row:
 
 
 class Parse(beam.DoFn):
-    """RawMessage -> ((InputRecord, Coordinates, source, position), text), or a dead-letter Row."""
+    """RawMessage -> ((InputRecord | DeadLetter, Coordinates, source, position), text or None).
+
+    Dead letters ride along the same linear chain with no text (the handler passes them through):
+    a Flatten would split the fused stage on FnApiRunner and hold every write until the end.
+    """
 
     def __init__(self, max_message_bytes: int, source_of, fallback_kind: str = "news") -> None:
         self._max = max_message_bytes
@@ -38,11 +41,11 @@ class Parse(beam.DoFn):
 
     def process(self, msg: RawMessage):
         source, position = self._source_of(msg.coords)
+        if msg.position is not None:
+            position = msg.position
         result = parse_message(msg.value, msg.coords, self._max, self._fallback)
-        if isinstance(result, DeadLetter):
-            yield beam.pvalue.TaggedOutput(DEAD, dead_row(result, source, position))
-        else:
-            yield (result, msg.coords, source, position), result.text
+        text = None if isinstance(result, DeadLetter) else result.text
+        yield (result, msg.coords, source, position), text
 
 
 class ToRow(beam.DoFn):
@@ -50,6 +53,9 @@ class ToRow(beam.DoFn):
 
     def process(self, keyed: tuple[Any, Any]):
         (record, coords, source, position), result = keyed
+        if isinstance(record, DeadLetter):
+            yield dead_row(record, source, position)
+            return
         now = datetime.now(timezone.utc)
         pred = result.inference
         if isinstance(pred, EnrichError):
@@ -94,8 +100,11 @@ class WriteToLake(beam.DoFn):
 
 def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int, source_of,
                      fallback_kind: str = "news", on_commit=None):
-    """RawMessages -> parsed -> enriched -> lake. Every message ends as exactly one row."""
-    parsed = messages | "Parse" >> beam.ParDo(Parse(max_message_bytes, source_of, fallback_kind)).with_outputs(DEAD, main="ok")
-    enriched = parsed.ok | "Enrich" >> RunInference(KeyedModelHandler(handler)) | "ToRow" >> beam.ParDo(ToRow())
-    rows = (enriched, parsed[DEAD]) | "AllRows" >> beam.Flatten()
-    return rows | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit))
+    """RawMessages -> parsed -> enriched -> lake, one linear fused chain. Every message ends as one row."""
+    return (
+        messages
+        | "Parse" >> beam.ParDo(Parse(max_message_bytes, source_of, fallback_kind))
+        | "Enrich" >> RunInference(KeyedModelHandler(handler))
+        | "ToRow" >> beam.ParDo(ToRow())
+        | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit))
+    )
