@@ -7,6 +7,7 @@ Tasks that name the same artifact share one encoder pass at inference.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -48,7 +49,8 @@ class ModelRegistry(BaseModel):
 
 
 def load_registry(path: str | Path | None = None) -> ModelRegistry:
-    path = Path(path) if path else DEFAULT_REGISTRY
+    """Load the registry: explicit path, else $FINPULSE_REGISTRY, else the shipped default."""
+    path = Path(path or os.environ.get("FINPULSE_REGISTRY") or DEFAULT_REGISTRY)
     if not path.is_file():
         raise ModelLoadError(f"model registry {path} not found; pass --registry or restore models/registry.json")
     try:

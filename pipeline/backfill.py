@@ -37,7 +37,7 @@ class ArchiveFile:
 
 
 def archive_position(coords: Coordinates) -> tuple[str, int]:
-    return archive_key(coords.source_ref or ""), coords.offset or 0
+    return archive_key(coords.source_ref or ""), coords.source_row or 0
 
 
 class ReadArchive(beam.DoFn, RestrictionProvider):
@@ -66,7 +66,7 @@ class ReadArchive(beam.DoFn, RestrictionProvider):
             if not tracker.try_claim(i):
                 return
             last = i
-            yield RawMessage(Coordinates(offset=i, source_ref=element.path), raw)
+            yield RawMessage(Coordinates(source_ref=element.path, source_row=i), raw, position=i)
         if stop < r.stop:
             tracker.defer_remainder()
         elif last < r.stop - 1:  # the file shrank since it was counted: finish the range anyway

@@ -64,22 +64,25 @@ class StopControl:
     max_records: int | None = None
     idle_exit: float | None = None
     emitted: int = 0
-    last_activity: float = field(default_factory=time.monotonic)
+    idle_since: float | None = None  # first empty poll since records last arrived
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, n: int) -> int:
-        """How many of n more records may still be emitted."""
+        """How many of n polled records may still be emitted (n == 0 marks an empty poll)."""
         with self.lock:
+            if n == 0:
+                if self.idle_since is None:
+                    self.idle_since = time.monotonic()
+                return 0
+            self.idle_since = None  # time spent enriching a bundle is not idle time
             allowed = n if self.max_records is None else max(0, min(n, self.max_records - self.emitted))
             self.emitted += allowed
-            if allowed:
-                self.last_activity = time.monotonic()
             return allowed
 
     def should_stop(self) -> bool:
         if self.max_records is not None and self.emitted >= self.max_records:
             return True
-        return self.idle_exit is not None and time.monotonic() - self.last_activity > self.idle_exit
+        return self.idle_exit is not None and self.idle_since is not None and time.monotonic() - self.idle_since > self.idle_exit
 
 
 _STOPS: dict[str, StopControl] = {}
@@ -183,7 +186,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         if batch and batch[0].offset < expected:  # the client reset an out-of-range position
             epoch += 1
             self._log_reset(element, expected, batch[0].offset, epoch)
-        allowed = self._stop.take(len(batch)) if batch else 0
+        allowed = self._stop.take(len(batch))
         for rec in batch[:allowed]:
             position = to_position(epoch, rec.offset)
             if not tracker.try_claim(position):

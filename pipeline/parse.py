@@ -21,7 +21,8 @@ class Coordinates:
     partition: int | None = None
     offset: int | None = None
     timestamp_ms: int | None = None
-    source_ref: str | None = None
+    source_ref: str | None = None  # archive file (backfill)
+    source_row: int | None = None  # row within the archive file
 
 
 def default_kind(topic: str | None, fallback: str = "news") -> str:
@@ -50,6 +51,7 @@ def dead_letter(raw: bytes, error: str, stage: str, coords: Coordinates, now: da
         stage=stage,  # type: ignore[arg-type]
         ingested_at=now,
         source_ref=coords.source_ref,
+        source_row=coords.source_row,
         kafka_topic=coords.topic,
         kafka_partition=coords.partition,
         kafka_offset=coords.offset,

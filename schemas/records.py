@@ -128,6 +128,7 @@ class DeadLetter(BaseModel):
     stage: Literal["parse", "enrich"]
     ingested_at: datetime
     source_ref: str | None = None  # archive file for backfill rows
+    source_row: int | None = None  # row number within that file
     kafka_topic: str | None = None
     kafka_partition: int | None = None
     kafka_offset: int | None = None
