@@ -73,7 +73,9 @@ def resolve_base(base: str) -> str:
 
 def load_encoder(base: str, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, Any]:
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a per-worker "Loading weights" bar is noise in pipeline logs
     where = resolve_base(base)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, use_fast=True)

@@ -39,6 +39,7 @@ class TaskData(BaseModel):
     task: str
     train: list[Path]
     dev: list[Path] = Field(default_factory=list)  # given dev files; if empty, hold out val_fraction of train
+    repeat: int = 1  # oversampling: how many times each example is seen per epoch
 
 
 class TrainConfig(BaseModel):
@@ -108,9 +109,10 @@ def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, allowed_extra
 class _TaskState:
     """Encoded data and loss for one task during training."""
 
-    def __init__(self, spec: TaskSpec, train: list[Encoded], dev: dict[str, list], weights: torch.Tensor | None):
+    def __init__(self, spec: TaskSpec, train: list[Encoded], dev: dict[str, list], weights: torch.Tensor | None, repeat: int = 1):
         self.spec = spec
         self.train = train
+        self.repeat = repeat
         self.dev = dev  # name -> raw labelled rows for evaluation
         self.weights = weights
 
@@ -138,14 +140,14 @@ def _load_task(td: TaskData, cfg: TrainConfig, tokenizer, log) -> _TaskState:
         enc, _ = encode_sentences(tokenizer, train_rows, spec.labels, cfg.max_length)
         weights = None
     log(f"{spec.name}: {len(enc)} training examples, dev sets " + ", ".join(f"{k}={len(v)}" for k, v in dev.items()))
-    return _TaskState(spec, enc, dev, weights)
+    return _TaskState(spec, enc, dev, weights, td.repeat)
 
 
 def _epoch_batches(states: list[_TaskState], batch_size: int, rng: random.Random) -> list[tuple[int, list[int]]]:
     """Single-task batches of similar length (less padding), shuffled across tasks."""
     plan: list[tuple[int, list[int]]] = []
     for ti, st in enumerate(states):
-        idx = list(range(len(st.train)))
+        idx = list(range(len(st.train))) * st.repeat
         rng.shuffle(idx)
         chunk = batch_size * 50
         for c in range(0, len(idx), chunk):
@@ -180,7 +182,7 @@ def train(cfg: TrainConfig) -> dict:
         weight_decay=cfg.weight_decay,
     )
     rng = random.Random(cfg.seed)
-    steps_per_epoch = sum(math.ceil(len(s.train) / cfg.batch_size) for s in states)
+    steps_per_epoch = sum(math.ceil(len(s.train) * s.repeat / cfg.batch_size) for s in states)
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(total * cfg.warmup))
     sched = torch.optim.lr_scheduler.LambdaLR(

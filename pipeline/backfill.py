@@ -24,6 +24,7 @@ from finpulse.pipeline.enrich import FinpulseModelHandler
 from finpulse.pipeline.kafka_source import RawMessage
 from finpulse.pipeline.lake import Lake
 from finpulse.pipeline.parse import Coordinates
+from finpulse.pipeline.restrictions import CheckpointOnlyTracker
 from finpulse.pipeline.stream import pipeline_options, resolve_device
 from finpulse.pipeline.transforms import enrich_and_write
 
@@ -50,7 +51,7 @@ class ReadArchive(beam.DoFn, RestrictionProvider):
         return OffsetRange(start, element.rows)
 
     def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
-        return _NoSplit(restriction)
+        return CheckpointOnlyTracker(restriction)
 
     def restriction_size(self, element, restriction: OffsetRange) -> int:
         return restriction.size()
@@ -71,11 +72,6 @@ class ReadArchive(beam.DoFn, RestrictionProvider):
             tracker.defer_remainder()
         elif last < r.stop - 1:  # the file shrank since it was counted: finish the range anyway
             tracker.try_claim(r.stop - 1)
-
-
-class _NoSplit(OffsetRestrictionTracker):
-    def try_split(self, fraction_of_remainder):  # type: ignore[override]
-        return super().try_split(0) if fraction_of_remainder == 0 else None
 
 
 def expand_inputs(pattern: str) -> list[str]:

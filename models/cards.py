@@ -1,0 +1,156 @@
+"""Model cards written from the artifact itself (its config, training record and a fresh eval).
+
+    python -m finpulse.models.cards models/default --data ../shared/data
+
+Numbers in the cards are never typed by hand: they come from `evaluate` on held-out data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from finpulse.models.artifact import load_artifact
+from finpulse.models.data import read_task_file, stratified_split
+from finpulse.models.evaluate import evaluate
+from finpulse.models.tasks import get_task
+
+DATASETS = {
+    "tfns_sentiment_train.csv": ("Twitter Financial News Sentiment (zeroshot/twitter-financial-news-sentiment), train split", "MIT"),
+    "tfn_topic_train.csv": ("Twitter Financial News Topic (zeroshot/twitter-financial-news-topic), train split", "MIT"),
+    "conll2003_train.txt": ("CoNLL-2003 English NER (Reuters RCV1), train", "research use only (Reuters RCV1 agreement)"),
+    "conll2003_dev.txt": ("CoNLL-2003 English NER, dev (testa)", "research use only (Reuters RCV1 agreement)"),
+    "finer_ord_train.txt": ("FiNER-ORD financial news NER, train", "CC BY-NC 4.0 (non-commercial only)"),
+    "finer_ord_dev.txt": ("FiNER-ORD financial news NER, validation", "CC BY-NC 4.0 (non-commercial only)"),
+    "fin_sec_train.txt": ("FIN NER from SEC filings (Salinas Alvarado et al., 2015), FIN5", "CC BY 3.0"),
+}
+
+WEAKNESSES = {
+    "sentiment": [
+        "Trained on short financial tweets/headlines; long articles are scored as the length-weighted mean over 128-token windows, which dilutes a single strongly negative sentence.",
+        "Bearish/bullish as read by the annotators: sarcasm, hedged analyst language and mixed news (beat on revenue, miss on margin) are the main confusions with neutral.",
+        "The held-out split comes from the same distribution as training (same period and sources); expect lower scores on other sources and on non-English text.",
+    ],
+    "topic": [
+        "20 topics from one labelled tweet corpus; rare classes (IPO 44 rows, Gold | Metals | Materials 69, Currencies 166) have few examples and the weakest scores.",
+        "'Financials' (earnings beats/misses) and 'Earnings' (results announcements) overlap by design of the labels and are confused with each other.",
+        "Every text gets a topic; there is no 'other' class, so off-domain text is forced into the closest topic with low topic_score.",
+    ],
+    "ner": [
+        "The base encoder is uncased (all-MiniLM-L6-v2), so capitalisation, the strongest NER cue, is invisible: lower-case brand names and all-caps tickers are the main errors.",
+        "MISC is learned from CoNLL-2003 only (FiNER-ORD has no MISC; its 'O' tokens are treated as possibly-MISC in the loss).",
+        "SEC-filing style text (FIN) labels role words such as 'Borrower' as PER; the model does not, so its FIN scores measure domain shift, not a defect to fix.",
+    ],
+}
+
+
+def _dataset_rows(files: dict[str, str]) -> list[str]:
+    rows = []
+    for f, role in files.items():
+        name = Path(f).name
+        desc, licence = DATASETS.get(name, (name, "unknown licence: check before use"))
+        rows.append(f"| `{name}` | {role} | {desc} | {licence} |")
+    return rows
+
+
+def evaluate_artifact(artifact: Path, data_dir: Path) -> dict[str, dict]:
+    """Held-out scores per task and dataset, the same way `finpulse eval` computes them."""
+    loaded = load_artifact(artifact)
+    tr = loaded.config.training
+    reports: dict[str, dict] = {}
+    for task_cfg in loaded.config.tasks:
+        spec = get_task(task_cfg.name)
+        task_data = next(t for t in tr["tasks"] if t["task"] == spec.name)
+        if task_data["dev"]:
+            files = [Path(f).name for f in task_data["dev"]] + (["fin_sec_train.txt"] if spec.name == "ner" else [])
+            for name in files:
+                rows = read_task_file(data_dir / name, spec)
+                reports[f"{spec.name}/{Path(name).stem}"] = evaluate(loaded.model, loaded.tokenizer, rows, spec, "cpu")
+        else:
+            rows = []
+            for f in task_data["train"]:
+                rows.extend(read_task_file(data_dir / Path(f).name, spec))
+            _, held = stratified_split([r.label for r in rows], tr["val_fraction"], tr["seed"])
+            reports[f"{spec.name}/heldout"] = evaluate(loaded.model, loaded.tokenizer, [rows[i] for i in held], spec, "cpu")
+    return reports
+
+
+def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str = "") -> str:
+    from finpulse.models.artifact import read_config
+
+    cfg = read_config(artifact)
+    tr = cfg.training
+    roles: dict[str, str] = {}
+    for t in tr["tasks"]:
+        roles.update({Path(f).name: f"{t['task']} training" for f in t["train"]})
+        roles.update({Path(f).name: f"{t['task']} model selection (dev)" for f in t.get("dev", [])})
+    roles["fin_sec_train.txt"] = "evaluation only (out-of-domain check)"
+    mine = {k: v for k, v in reports.items() if k.startswith(task + "/")}
+    size_kb = sum(p.stat().st_size for p in artifact.glob("*.safetensors")) / 1024
+    lines = [
+        f"# Model card: {task}",
+        "",
+        f"- **Version**: `{cfg.version}` (written to every enriched row as `model_version`)",
+        f"- **Artifact**: `{artifact.name}/` ({size_kb:,.0f} KiB of safetensors on top of the base encoder)",
+        f"- **Base encoder**: `{cfg.base}` (all-MiniLM-L6-v2, 6 layers, 384 hidden, uncased; weights from the pip package)",
+        f"- **Architecture**: one shared encoder adapted with LoRA (rank {cfg.lora.rank}, alpha {cfg.lora.alpha:g}, on q/k/v/out and both MLP layers of all 6 blocks), merged into the weights at load time, and one linear head per task ({', '.join(t.name for t in cfg.tasks)}). One forward pass serves all three tasks.",
+        f"- **Labels**: {', '.join(f'`{label}`' for label in next(t.labels for t in cfg.tasks if t.name == task))}",
+        f"- **Window**: {cfg.max_length} tokens; longer texts are split into overlapping windows (see `models/inference.py`).",
+        "",
+        "## Training data and licences",
+        "",
+        "The encoder adapter is shared by the three tasks, so **these weights derive from every training and dev set below**, and the most restrictive licence applies to the whole artifact: research and non-commercial use only (CoNLL-2003 / Reuters RCV1, FiNER-ORD CC BY-NC 4.0).",
+        "",
+        "| file | role | data set | licence |",
+        "| --- | --- | --- | --- |",
+        *_dataset_rows(roles),
+        "",
+        "## Split",
+        "",
+        f"Classification tasks hold out a seeded stratified {tr['val_fraction']:.0%} of the training file (seed {tr['seed']}); "
+        "the held-out rows are used for model selection and for every figure here, never for training. NER uses the given dev "
+        "files (CoNLL-2003 testa, FiNER-ORD validation) and reports the FIN SEC-filings file as an out-of-domain check. "
+        + (f"`finpulse eval {task} --data ../shared/data/{'tfns_sentiment_train.csv' if task == 'sentiment' else 'tfn_topic_train.csv'} --holdout` reproduces the held-out figures."
+         if task != "ner" else "`finpulse eval ner --data ../shared/data/conll2003_dev.txt` reproduces the CoNLL dev figures."),
+        "",
+        "## Hyper-parameters",
+        "",
+        "```json",
+        json.dumps({k: tr[k] for k in ("epochs", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "lora_rank", "lora_alpha",
+                                         "lora_dropout", "max_length", "class_weight", "label_smoothing", "seed", "best_epoch") if k in tr}, indent=2),
+        "```",
+        "",
+        "Task batches are single-task and interleaved at random; " + ", ".join(f"{t['task']} repeated x{t.get('repeat', 1)}" for t in tr["tasks"]) + " per epoch. "
+        "AdamW, linear warm-up then linear decay; the checkpoint with the best mean held-out score (macro-F1 for classification, entity F1 on CoNLL dev for NER) is kept.",
+        "",
+        "## Evaluation (held-out)",
+        "",
+    ]
+    for name, rep in mine.items():
+        headline = {k: rep[k] for k in ("accuracy", "macro_f1", "precision", "recall", "f1") if k in rep}
+        lines += [f"### {name}", "", "```json", json.dumps(headline), "```", ""]
+        per = rep.get("per_class") or rep.get("per_type") or {}
+        lines += ["| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for c, v in per.items()]
+        lines.append("")
+    if extra:
+        lines += [extra, ""]
+    lines += ["## Known weaknesses", ""] + [f"- {w}" for w in WEAKNESSES[task]] + [""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    artifact = Path(argv[0])
+    data_dir = Path(argv[argv.index("--data") + 1]) if "--data" in argv else Path("../shared/data")
+    reports = evaluate_artifact(artifact, data_dir)
+    (artifact / "eval.json").write_text(json.dumps(reports, indent=2) + "\n")
+    out = Path(__file__).resolve().parent / "cards"
+    out.mkdir(exist_ok=True)
+    for task in ("sentiment", "topic", "ner"):
+        (out / f"{task}.md").write_text(render_card(task, artifact, reports))
+    print(json.dumps({k: {m: v[m] for m in ("accuracy", "macro_f1", "f1") if m in v} for k, v in reports.items()}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,84 @@
+"""`finpulse demo`: the whole system on embedded defaults, end to end, in one command.
+
+Broker (Tansu, in-memory) -> generated news/social feed -> streaming pipeline with the three
+models -> Parquet lake -> DuckDB summary. Bounded by default so it finishes on its own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from finpulse.infra.broker import EmbeddedBroker, create_topics
+from finpulse.pipeline.generator import generate_posts
+from finpulse.pipeline.produce import post_messages, publish
+from finpulse.pipeline.query import run_query
+
+SUMMARY_SQL = {
+    "rows by kind and sentiment": """
+        select kind, sentiment, count(*) posts, round(avg(sentiment_score), 3) mean_score
+        from enriched group by all order by kind, sentiment""",
+    "most negative companies (>= 10 posts)": """
+        select t.ticker, count(*) posts, round(avg(sentiment_score), 3) mean_score,
+               round(avg(case when sentiment = 'negative' then 1 else 0 end), 2) negative_share
+        from enriched, unnest(tickers) as t(ticker) group by 1 having count(*) >= 10
+        order by mean_score limit 8""",
+    "topics": "select topic, count(*) posts from enriched group by 1 order by 2 desc limit 8",
+    "entities": """
+        select e.text, e.type, count(*) mentions from enriched, unnest(entities) as u(e)
+        group by all order by mentions desc limit 8""",
+}
+
+
+def run_demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
+    from finpulse.pipeline.cli_pipeline import format_table
+
+    with EmbeddedBroker(port=port) as broker:
+        click.echo(f"[demo] broker up at {broker.bootstrap} (Tansu, in-memory)")
+        create_topics(broker.bootstrap, {"news": 3, "social": 3})
+        feed = list(generate_posts(posts, seed=42))
+
+        def produce() -> None:
+            cfg = {"bootstrap_servers": [broker.bootstrap]}
+            news = [p for p in feed if p["kind"] == "news"]
+            social = [p for p in feed if p["kind"] == "social"]
+            t1 = threading.Thread(target=publish, args=(cfg, "news", post_messages(news), rate / 2))
+            t1.start()
+            publish(cfg, "social", post_messages(social), rate / 2)
+            t1.join()
+
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        click.echo(f"[demo] producing {posts} posts at {rate:.0f}/s to topics news, social")
+        cmd = [sys.executable, "-m", "finpulse.pipeline.cli", "stream", "--bootstrap", broker.bootstrap,
+               "--topics", "news,social", "--lake", str(lake), "--idle-exit", "8"]
+        click.echo(f"[demo] stream: {' '.join(cmd[2:])}")
+        started = time.monotonic()
+        stream = subprocess.Popen(cmd)
+        try:
+            while stream.poll() is None:
+                time.sleep(5)
+                n = run_query(lake, "select count(*) n from enriched").to_pylist()[0]["n"]
+                click.echo(f"[demo] {n} enriched rows in {lake} after {time.monotonic() - started:.0f}s")
+        except KeyboardInterrupt:
+            stream.terminate()
+        stream.wait()
+        producer.join(timeout=1)
+    for title, sql in SUMMARY_SQL.items():
+        click.echo(f"\n== {title}\n{format_table(run_query(lake, sql))}")
+    click.echo(f"\n[demo] done. Explore with: finpulse query --lake {lake} \"select * from enriched limit 5\"")
+
+
+@click.command()
+@click.option("--lake", type=click.Path(path_type=Path), default=Path("demo-lake"), show_default=True)
+@click.option("--posts", type=int, default=1500, show_default=True)
+@click.option("--rate", type=float, default=150.0, show_default=True, help="posts per second")
+@click.option("--port", type=int, default=None, help="broker port (default: a free one)")
+def demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
+    """Run broker, sample feed, stream and a DuckDB summary on embedded defaults."""
+    run_demo(lake, posts, rate, port)

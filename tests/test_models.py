@@ -1,0 +1,123 @@
+"""The committed models on clear examples, and the inference engine's guarantees."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from finpulse.models.artifact import ModelLoadError
+from finpulse.models.inference import Enricher, InferenceSettings
+from finpulse.models.preflight import check_models
+from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
+from finpulse.pipeline.cli import main
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def enricher():
+    return Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings())
+
+
+def test_sentiment_on_clear_examples(enricher):
+    preds = enricher.predict([
+        "Shares plunge 25% after the company slashes guidance and warns of a large loss",
+        "Stock soars to a record high after a huge earnings beat and raised outlook",
+        "The company will hold its annual shareholder meeting on Thursday",
+    ])
+    assert [p.sentiment for p in preds] == ["negative", "positive", "neutral"]
+    assert preds[0].sentiment_score < -0.5 < 0.5 < preds[1].sentiment_score
+    for p in preds:
+        assert abs(sum(p.sentiment_probs.values()) - 1) < 1e-3
+        assert abs(p.sentiment_score - (p.sentiment_probs["positive"] - p.sentiment_probs["negative"])) < 1e-6
+
+
+def test_topic_on_clear_examples(enricher):
+    preds = enricher.predict([
+        "Fed raises interest rates by 25 basis points, Powell signals more hikes",
+        "Coca-Cola declares quarterly dividend of $0.46 per share",
+        "Oil prices jump as OPEC agrees to cut crude output",
+    ])
+    assert [p.topic for p in preds] == ["Fed | Central Banks", "Dividend", "Energy | Oil"]
+    assert all(0 < p.topic_score <= 1 for p in preds)
+
+
+def test_entities_have_offsets_into_the_original_text(enricher):
+    text = "Tim Cook said Apple will open a new office in London next year."
+    ents = enricher.predict([text])[0].entities
+    found = {(e.text, e.type) for e in ents}
+    assert {("Tim Cook", "PER"), ("Apple", "ORG"), ("London", "LOC")} <= found
+    assert all(text[e.start:e.end] == e.text and 0 < e.score <= 1 for e in ents)
+
+
+def test_batched_predictions_match_one_by_one_and_keep_order(enricher):
+    from finpulse.pipeline.generator import generate_posts
+
+    texts = [p["text"] for p in generate_posts(40, seed=5)]
+    rng = random.Random(1)
+    rng.shuffle(texts)
+    batched = enricher.predict(texts)
+    single = [enricher.predict([t])[0] for t in texts]
+    for b, s in zip(batched, single):
+        assert b.sentiment == s.sentiment and b.topic == s.topic
+        assert np.allclose(list(b.sentiment_probs.values()), list(s.sentiment_probs.values()), atol=1e-4)
+        assert [(e.start, e.end, e.type) for e in b.entities] == [(e.start, e.end, e.type) for e in s.entities]
+
+
+def test_long_and_odd_texts_never_crash(enricher):
+    long_text = ("Apple shares fell in London trading. " * 400) + "Finally Microsoft said Satya Nadella will visit Paris."
+    odd = ["🚀🚀🚀", "\u200b\u200f\u202e reversed", "<script>alert(1)</script>", "株価が急落した", "x"]
+    preds = enricher.predict([long_text] + odd)
+    assert len(preds) == 6
+    tail = [e for e in preds[0].entities if e.start > 14000]
+    assert tail, "entities beyond the first window must be found"
+    assert all(long_text[e.start:e.end] == e.text for e in preds[0].entities)
+
+
+def test_model_version_comes_from_the_registry(enricher):
+    reg = load_registry(DEFAULT_REGISTRY)
+    assert enricher.model_version == reg.model_version == reg.sentiment.version
+
+
+def broken_registry(tmp_path, damage):
+    reg = json.loads(DEFAULT_REGISTRY.read_text())
+    art = tmp_path / "artifact"
+    shutil.copytree(load_registry(DEFAULT_REGISTRY).sentiment.artifact_path, art)
+    damage(art)
+    for task in reg.values():
+        task["artifact"] = str(art)
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(reg))
+    return path
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda a: (a / "adapter.safetensors").write_bytes(b"\x00" * 100), "corrupt or not a safetensors file"),
+    (lambda a: (a / "heads.safetensors").unlink(), "missing"),
+    (lambda a: (a / "finpulse_model.json").write_text("{"), "not a valid model config"),
+])
+def test_broken_artifacts_fail_at_startup_with_a_clear_message(tmp_path, damage, message):
+    with pytest.raises(ModelLoadError, match=message):
+        check_models(str(broken_registry(tmp_path, damage)))
+
+
+def test_eval_command_prints_one_json_object():
+    out = CliRunner().invoke(main, ["eval", "sentiment", "--data", str(FIXTURES / "sentiment_small.csv")])
+    assert out.exit_code == 0, out.output
+    rep = json.loads(out.stdout)
+    assert rep["n"] == 9 and rep["accuracy"] >= 0.75 and set(rep["per_class"]) == {"negative", "neutral", "positive"}
+    out = CliRunner().invoke(main, ["eval", "ner", "--data", str(FIXTURES / "ner_small.txt")])
+    rep = json.loads(out.stdout)
+    assert {"precision", "recall", "f1", "per_type"} <= set(rep) and rep["f1"] >= 0.8
+
+
+def test_eval_command_names_the_bad_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfine,Bullish\noops,Sideways\n")
+    out = CliRunner().invoke(main, ["eval", "sentiment", "--data", str(bad)])
+    assert out.exit_code != 0 and "bad.csv:3" in out.output and "Sideways" in out.output
