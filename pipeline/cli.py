@@ -9,12 +9,27 @@ from finpulse.pipeline.cli_pipeline import backfill, broker, produce, query, str
 from finpulse.pipeline.demo import demo
 
 
+@click.command()
+@click.option("--n", type=int, default=2000, show_default=True, help="generated posts")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-e2e", is_flag=True, help="skip the Kafka -> lake run")
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too, indented)")
+def bench(n: int, device: str, no_e2e: bool, as_json: bool) -> None:
+    """Measure throughput and latency; prints one JSON object."""
+    import json
+
+    from finpulse.pipeline.bench import run_bench
+
+    result = run_bench(n, device, e2e=not no_e2e)
+    click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
 
 
-for command in (broker, produce, stream, backfill, query, train, evaluate, demo):
+for command in (broker, produce, stream, backfill, query, train, evaluate, demo, bench):
     main.add_command(command)
 
 if __name__ == "__main__":

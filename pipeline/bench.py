@@ -1,0 +1,131 @@
+"""`finpulse bench`: throughput and latency figures, measured in one run on the same texts.
+
+Posts/s always means all three tasks done for each post.
+
+* `ours_posts_per_s`: the Enricher (one shared encoder pass, three heads, length-aware batches)
+* `separate_models_posts_per_s`: the same weights loaded as three separate models, one
+  encoder pass per task: what the shared encoder saves
+* `e2e_posts_per_s`, `latency_p50_ms`, `latency_p99_ms`: embedded broker -> `finpulse stream`
+  (a separate process) -> rows visible in DuckDB; latency is from the producer's send to the
+  commit (rename) of the Parquet file that holds the row
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+
+def _posts(n: int, seed: int) -> list[dict]:
+    from finpulse.pipeline.generator import generate_posts
+
+    posts = list(generate_posts(n, seed=seed))
+    for i, p in enumerate(posts):
+        p["id"] = f"bench-{seed}-{i}"
+    return posts
+
+
+def _separate_registry(tmp: Path) -> Path:
+    """A registry whose three tasks point at three copies of the default artifact."""
+    from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
+
+    reg = json.loads(DEFAULT_REGISTRY.read_text())
+    src = load_registry().sentiment.artifact_path
+    for task in reg:
+        dst = tmp / f"artifact-{task}"
+        shutil.copytree(src, dst)
+        reg[task]["artifact"] = str(dst)
+    path = tmp / "registry.json"
+    path.write_text(json.dumps(reg))
+    return path
+
+
+def inference_throughput(texts: list[str], registry: str | None, device: str, repeats: int = 1) -> float:
+    from finpulse.models.inference import Enricher, InferenceSettings
+    from finpulse.models.registry import load_registry
+
+    enricher = Enricher(load_registry(registry), InferenceSettings(device=device))
+    enricher.predict(texts[:64])  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        enricher.predict(texts)
+        best = max(best, len(texts) / (time.perf_counter() - t))
+    return best
+
+
+def end_to_end(posts: list[dict], device: str, workdir: Path) -> dict:
+    from finpulse.infra.broker import EmbeddedBroker, create_topics
+    from finpulse.pipeline.produce import publish
+
+    lake = workdir / "lake"
+    with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
+        create_topics(broker.bootstrap, {"bench-news": 3, "bench-social": 3})
+        cmd = [sys.executable, "-m", "finpulse.pipeline.cli", "stream", "--bootstrap", broker.bootstrap,
+               "--topics", "bench-news,bench-social", "--lake", str(lake), "--max-records", str(len(posts)), "--device", device]
+        stream = subprocess.Popen(cmd, stdout=open(workdir / "stream.log", "wb"), stderr=subprocess.STDOUT)
+        peak_rss = 0.0
+        time.sleep(8)  # let the stream load its models and subscribe before the clock starts
+        sent_at: dict[str, float] = {}
+        cfg = {"bootstrap_servers": [broker.bootstrap]}
+
+        def messages(kind: str):
+            for p in posts:
+                if (p["kind"] == "news") == (kind == "news"):
+                    sent_at[p["id"]] = time.time()
+                    yield json.dumps(p).encode()
+
+        started = time.time()
+        publish(cfg, "bench-news", messages("news"))
+        publish(cfg, "bench-social", messages("social"))
+        proc = psutil.Process(stream.pid)
+        while stream.poll() is None:
+            try:
+                peak_rss = max(peak_rss, sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20)
+            except psutil.NoSuchProcess:
+                pass
+            time.sleep(0.2)
+        if stream.returncode != 0:
+            raise RuntimeError(f"stream failed; see {workdir / 'stream.log'}")
+    from finpulse.pipeline.query import connect
+
+    con = connect(lake)
+    rows = con.sql("select id, filename from read_parquet('" + str(lake / "enriched" / "**" / "*.parquet") + "', filename=true)").fetchall()
+    visible = {f: os.stat(f).st_mtime for f in {r[1] for r in rows}}
+    latencies = sorted((visible[f] - sent_at[i]) * 1000 for i, f in rows if i in sent_at)
+    finished = max(visible.values())
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
+
+    return {"e2e_rows": len(rows), "e2e_posts_per_s": round(len(rows) / (finished - started), 1),
+            "latency_p50_ms": pct(0.50), "latency_p99_ms": pct(0.99), "peak_rss_mb": round(peak_rss)}
+
+
+def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3) -> dict:
+    from finpulse.pipeline.stream import resolve_device
+
+    device = resolve_device(device)
+    posts = _posts(n, seed)
+    texts = [p["text"] for p in posts]
+    result: dict = {"device": device, "n": n, "cpu_threads": __import__("torch").get_num_threads()}
+    with tempfile.TemporaryDirectory(prefix="finpulse-bench-") as tmp:
+        tmp_path = Path(tmp)
+        result["ours_posts_per_s"] = round(inference_throughput(texts, None, device), 1)
+        result["separate_models_posts_per_s"] = round(inference_throughput(texts, str(_separate_registry(tmp_path)), device), 1)
+        result["shared_encoder_speedup"] = round(result["ours_posts_per_s"] / result["separate_models_posts_per_s"], 2)
+        if e2e:
+            result.update(end_to_end(posts, device, tmp_path))
+    from finpulse.models.registry import load_registry
+
+    result["mean_words_per_post"] = round(sum(len(t.split()) for t in texts) / len(texts), 1)
+    result["model_version"] = load_registry().model_version
+    return result
