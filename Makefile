@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install demo test train-models cards clean
 
 install: $(STAMP)
 
@@ -24,6 +24,18 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# Reproduces models/default (about 40 min per epoch-set on 2 CPU cores; minutes on a GPU).
+DATA ?= ../shared/data
+train-models: install
+	$(VENV)/bin/finpulse train all \
+		--data sentiment=$(DATA)/tfns_sentiment_train.csv --data topic=$(DATA)/tfn_topic_train.csv \
+		--data ner=$(DATA)/conll2003_train.txt --data ner=$(DATA)/finer_ord_train.txt \
+		--dev ner=$(DATA)/conll2003_dev.txt --dev ner=$(DATA)/finer_ord_dev.txt \
+		--epochs 3 --lora-rank 32 --lora-alpha 64 --lr 1e-3 --version finpulse-mt-2026.11-r1 --out models/default
+
+cards: install
+	$(PY) -m finpulse.models.cards models/default --data $(DATA)
 
 clean:
 	rm -rf $(VENV) lake demo-lake .pytest_cache

@@ -52,7 +52,28 @@ def decode_entities(text: str, tokens: Sequence[TokenPrediction]) -> list[Entity
             current = (typ, tok.start, tok.end, [tok.score])
     if current is not None:
         spans.append(current)
-    return [EntitySpan(text[s:e], typ, s, e, round(float(np.mean(scores)), 4)) for typ, s, e, scores in spans]
+    out = []
+    for typ, s, e, scores in spans:
+        s, e = _trim(text, s, e)
+        if s < e:
+            out.append(EntitySpan(text[s:e], typ, s, e, round(float(np.mean(scores)), 4)))
+    return out
+
+
+_LEADING = set("$#@([{\"'“‘«-–—*_~")
+_TRAILING = set(",;:)]}\"'”’»-–—*_~!?")
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop punctuation at the span's edges ("$AAPL" -> "AAPL", "(Reuters)" -> "Reuters"); a span of
+    punctuation only (a lone "$" of a cashtag) disappears. A final "." stays: "Apple Inc." keeps it."""
+    while start < end and text[start] in _LEADING:
+        start += 1
+    while end > start and text[end - 1] in _TRAILING:
+        end -= 1
+    if not any(ch.isalnum() for ch in text[start:end]):
+        return start, start
+    return start, end
 
 
 def merge_windows(windows: Sequence[Sequence[TokenPrediction]]) -> list[TokenPrediction]:

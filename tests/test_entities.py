@@ -36,3 +36,11 @@ def test_overlapping_windows_keep_the_most_central_prediction():
     merged = merge_windows([w1, w2])
     assert [t.start for t in merged] == [0, 2, 4, 6]
     assert merged[2].label == "B-PER"
+
+
+def test_punctuation_is_trimmed_and_a_lone_dollar_is_dropped():
+    text = "$CVX (Reuters) $ x"
+    toks = [tok(0, 1, 0, "B-ORG"), tok(1, 4, 1, "I-ORG"), tok(5, 6, 2, "B-ORG"), tok(6, 13, 3, "I-ORG"),
+            tok(13, 14, 4, "I-ORG"), tok(15, 16, 5, "B-ORG"), tok(17, 18, 6, "O")]
+    ents = decode_entities(text, toks)
+    assert [(e.text, e.start, e.end) for e in ents] == [("CVX", 1, 4), ("Reuters", 6, 13)]
