@@ -32,6 +32,7 @@ class InferenceSettings:
     token_budget: int = 8192  # padded tokens per forward pass
     max_batch: int = 256
     threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
+    quantize: str = "none"  # "int8": dynamic int8 linear layers on CPU
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Enricher:
             by_artifact[str(tm.artifact_path)].append(name)
         self.groups: list[_EncoderGroup] = []
         for path, tasks in by_artifact.items():
-            loaded = load_artifact(path, settings.device)
+            loaded = load_artifact(path, settings.device, settings.quantize)
             for name in tasks:
                 tm = registry.task(name)
                 if name not in loaded.model.tasks:

@@ -73,7 +73,8 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="artifact folder (default: the registry's)")
 @click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
 @click.option("--device", default="auto", show_default=True)
-def evaluate(task, data, model_dir, holdout, device) -> None:
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True)
+def evaluate(task, data, model_dir, holdout, device, quantize) -> None:
     """Score a model on a labelled file; prints one JSON object."""
     from finpulse.models.artifact import ModelLoadError, load_artifact
     from finpulse.models.data import DataFormatError, read_task_file, stratified_split
@@ -90,7 +91,7 @@ def evaluate(task, data, model_dir, holdout, device) -> None:
     path = model_dir or load_registry().task(task).artifact_path
     dev = pick_device(device)
     try:
-        loaded = load_artifact(path, dev)
+        loaded = load_artifact(path, dev, quantize)
     except ModelLoadError as exc:
         raise click.ClickException(str(exc)) from None
     if task not in loaded.model.tasks:
@@ -100,6 +101,7 @@ def evaluate(task, data, model_dir, holdout, device) -> None:
         _, held = stratified_split([r.label for r in rows], tr.get("val_fraction", 0.1), tr.get("seed", 13))
         rows = [rows[i] for i in held]
     report = run_eval(loaded.model, loaded.tokenizer, rows, spec, dev)
-    report = {"task": task, "data": str(data), "model": str(path), "model_version": loaded.config.version, **report}
+    report = {"task": task, "data": str(data), "model": str(path), "model_version": loaded.config.version,
+              "quantize": quantize, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
