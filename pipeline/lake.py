@@ -62,6 +62,25 @@ class Lake:
         self.staging = self.root / "_staging"
         self.progress_dir = self.root / "_progress"
 
+    # -- single writer ------------------------------------------------------------------------
+    def lock(self, role: str):
+        """Hold an exclusive lock for `role` (e.g. "stream") while the returned handle is open.
+
+        Two streams on one lake would both read every partition and race on its progress; the
+        lock makes the second one fail at start-up with a clear message instead.
+        """
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / f".{role}.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise SystemExit(f"another finpulse {role} is already writing to {self.root}; stop it first "
+                             f"(lock file {self.root / f'.{role}.lock'})") from None
+        return handle
+
     # -- progress -----------------------------------------------------------------------------
     def _progress_file(self, source: str) -> Path:
         return self.progress_dir / f"{source}.json"

@@ -94,6 +94,7 @@ def pipeline_options(beam_args: list[str] | None) -> tuple[PipelineOptions, obje
 def run_stream(settings: StreamSettings, beam_args: list[str] | None = None) -> None:
     registry = check_models(settings.registry)  # fail before consuming anything
     lake = Lake(settings.lake)
+    writer_lock = lake.lock("stream")  # held until this process exits
     lake.recover()
     client = settings.kafka.client_config()
     partitions = discover_partitions(client, settings.topics)
@@ -107,6 +108,7 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None) -> 
         messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes, kafka_position,
                          on_commit=GroupOffsetCommitter(client, settings.group))
+    writer_lock.close()
 
 
 def resolve_device(name: str) -> str:

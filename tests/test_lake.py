@@ -66,3 +66,12 @@ def test_crash_before_commit_point_leaves_nothing_visible(tmp_path, monkeypatch)
     assert Lake(tmp_path).recover() == 0
     assert not (tmp_path / "_staging").exists()
     assert Lake(tmp_path).committed("kafka.t.0") == 0 and count(tmp_path)["n"] == 0
+
+
+def test_a_second_writer_of_the_same_role_is_refused(tmp_path):
+    first = Lake(tmp_path).lock("stream")
+    with pytest.raises(SystemExit, match="another finpulse stream is already writing"):
+        Lake(tmp_path).lock("stream")
+    Lake(tmp_path).lock("backfill").close()  # other roles are independent
+    first.close()
+    Lake(tmp_path).lock("stream").close()  # released with the handle
