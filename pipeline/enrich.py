@@ -12,6 +12,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
+from finpulse.pipeline.companies import link_entities, load_gazetteer
 from finpulse.pipeline.tickers import extract_cashtags, merge_tickers
 from finpulse.schemas.records import EnrichedRecord, InputRecord
 
@@ -81,7 +82,8 @@ def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coor
         url=record.url,
         author=record.author,
         lang=record.lang,
-        tickers=merge_tickers(record.tickers, extract_cashtags(record.text)),
+        # the input's own tickers, then cashtags, then ORG entities linked through the gazetteer
+        tickers=merge_tickers(record.tickers, extract_cashtags(record.text), link_entities(pred.entities, load_gazetteer())),
         sentiment=pred.sentiment,  # type: ignore[arg-type]
         sentiment_score=pred.sentiment_score,
         sentiment_probs=pred.sentiment_probs,  # type: ignore[arg-type]
