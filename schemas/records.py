@@ -48,7 +48,7 @@ class InputRecord(BaseModel):
     @field_validator("published_at", mode="before")
     @classmethod
     def _timestamp_string(cls, v: object) -> object:
-        if v is not None and not isinstance(v, str):
+        if v is not None and not isinstance(v, (str, datetime)):
             raise ValueError("published_at must be an ISO-8601 string")
         return v
 
