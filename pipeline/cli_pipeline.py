@@ -13,7 +13,9 @@ from finpulse.pipeline.settings import KafkaSettings, StreamSettings
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    """finpulse's own lines at INFO (DEBUG with -v: every commit); libraries at WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("finpulse").setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our own lines say what we wait for
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
 

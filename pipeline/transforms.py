@@ -72,14 +72,23 @@ class ToRow(beam.DoFn):
 
 
 class WriteToLake(beam.DoFn):
-    """Buffers a bundle's rows and commits them per source at the end of the bundle (see lake.py)."""
+    """Buffers a bundle's rows and commits them per source at the end of the bundle (see lake.py).
 
-    def __init__(self, lake: str, on_commit=None) -> None:
+    Logs one progress line every `report_every` seconds (rows, dead letters, rate) at INFO and
+    each commit at DEBUG, so an operator sees a live stream without drowning in lines.
+    """
+
+    def __init__(self, lake: str, on_commit=None, report_every: float = 30.0) -> None:
         self._lake_root = lake
         self._on_commit = on_commit
+        self._report_every = report_every
 
     def setup(self) -> None:
+        import time
+
         self._lake = Lake(self._lake_root)
+        self._since = time.monotonic()
+        self._counts = {"enriched": 0, "deadletter": 0}
 
     def start_bundle(self) -> None:
         self._rows: dict[str, list[Row]] = defaultdict(list)
@@ -92,10 +101,24 @@ class WriteToLake(beam.DoFn):
             start = min(r.position for r in rows)
             end = max(r.position for r in rows) + 1
             written = self._lake.commit(source, start, end, rows)
-            log.info("committed %s [%d, %d): %d rows", source, start, end, written)
+            log.debug("committed %s [%d, %d): %d rows", source, start, end, written)
+            for r in rows:
+                self._counts[r.table] += 1
             if self._on_commit is not None:
                 self._on_commit(source, end)
         self._rows = defaultdict(list)
+        self._report()
+
+    def _report(self) -> None:
+        import time
+
+        elapsed = time.monotonic() - self._since
+        if elapsed < self._report_every:
+            return
+        n, dead = self._counts["enriched"], self._counts["deadletter"]
+        log.info("lake %s: +%d enriched, +%d dead letters in the last %.0fs (%.1f rows/s)",
+                 self._lake_root, n, dead, elapsed, (n + dead) / elapsed)
+        self._since, self._counts = time.monotonic(), {"enriched": 0, "deadletter": 0}
 
 
 def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int, source_of,
