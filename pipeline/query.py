@@ -24,8 +24,33 @@ def _empty_select(schema: pa.Schema) -> str:
     return "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ, *_ in cols) + " WHERE false"
 
 
+# Sentiment series: one row per (time bucket, key) with volume, counts per sentiment, negative
+# share and mean score. `key_kind` is 'ticker' (a post counts once for each of its tickers),
+# 'topic', 'source', 'kind' or 'all'. Rows are deduplicated by id first, so an id that was
+# ingested twice (say by a stream and a backfill) counts once.
+SERIES_MACRO = """
+CREATE OR REPLACE MACRO sentiment_series(bucket_width, key_kind) AS TABLE
+WITH posts AS (
+    SELECT * FROM enriched QUALIFY row_number() OVER (PARTITION BY id ORDER BY ingested_at) = 1
+), keyed AS (
+    SELECT published_at, sentiment, sentiment_score,
+           unnest(CASE key_kind WHEN 'ticker' THEN tickers WHEN 'topic' THEN [topic]
+                                WHEN 'source' THEN [source] WHEN 'kind' THEN [kind] ELSE ['all'] END) AS key
+    FROM posts
+)
+SELECT time_bucket(CAST(bucket_width AS INTERVAL), published_at) AS bucket, key,
+       count(*) AS volume,
+       count(*) FILTER (WHERE sentiment = 'negative') AS negatives,
+       count(*) FILTER (WHERE sentiment = 'neutral') AS neutrals,
+       count(*) FILTER (WHERE sentiment = 'positive') AS positives,
+       count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
+       avg(sentiment_score) AS mean_score
+FROM keyed GROUP BY ALL
+"""
+
+
 def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the lake's views defined."""
+    """An in-memory DuckDB connection with the lake's views and the series macro defined."""
     lake = Path(lake)
     con = duckdb.connect(":memory:")
     for view, schema in VIEWS.items():
@@ -39,6 +64,7 @@ def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
             con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
         else:
             con.execute(f"CREATE VIEW {view} AS SELECT NULL::VARCHAR AS key WHERE false")
+    con.execute(SERIES_MACRO)
     return con
 
 
