@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from finpulse.pipeline.cli_models import evaluate, train
-from finpulse.pipeline.cli_pipeline import backfill, broker, produce, query, stream
+from finpulse.pipeline.cli_pipeline import alerts, backfill, broker, produce, query, stream
 from finpulse.pipeline.demo import demo
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
 
 
-for command in (broker, produce, stream, backfill, query, train, evaluate, demo, bench):
+for command in (broker, produce, stream, backfill, query, alerts, train, evaluate, demo, bench):
     main.add_command(command)
 
 if __name__ == "__main__":

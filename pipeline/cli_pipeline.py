@@ -151,3 +151,52 @@ def _cell(v, max_width: int) -> str:
     s = "" if v is None else str(v)
     s = s.replace("\n", " ")
     return s if len(s) <= max_width else s[: max_width - 1] + "…"
+
+
+def _when(value: str | None):
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-11-02T09:00:00Z)") from None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
+
+
+@click.command()
+@click.option("--lake", required=True)
+@click.option("--bucket", default="1 hour", show_default=True, help="bucket width: N second|minute|hour|day[s]")
+@click.option("--keys", default="ticker", show_default=True, help="comma-separated key kinds: ticker,topic,source,kind,all")
+@click.option("--since", default=None, help="backtest from this ISO time (history before it feeds the baseline)")
+@click.option("--until", default=None, help="backtest until this ISO time")
+@click.option("--follow", is_flag=True, help="keep evaluating every --interval seconds")
+@click.option("--interval", type=float, default=60.0, show_default=True)
+@click.option("--webhook", default=None, help="POST each new alert as JSON to this URL (retries with backoff)")
+@click.option("--kafka-topic", default=None, help="publish each new alert as JSON to this topic")
+@click.option("--bootstrap", default=None, help="Kafka bootstrap for --kafka-topic (env FINPULSE_KAFKA_BOOTSTRAP)")
+@click.option("--min-volume", type=int, default=None, help="detector: minimum posts in a bucket")
+@click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
+def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha) -> None:
+    """Evaluate negative-spike rules over the lake and record new alerts (never twice)."""
+    import dataclasses
+    import time
+
+    from finpulse.pipeline.alerts import AlertSettings, run_alerts, summary
+    from finpulse.pipeline.spikes import DetectorConfig
+
+    _logging(False)
+    overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
+    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), since=_when(since),
+                             until=_when(until), detector=dataclasses.replace(DetectorConfig(), **overrides))
+    kafka = KafkaSettings(**({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
+    while True:
+        try:
+            new = run_alerts(lake, settings, webhook, kafka, kafka_topic)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(summary(new))
+        if not follow:
+            return
+        time.sleep(interval)

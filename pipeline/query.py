@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
+from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
-VIEWS: dict[str, pa.Schema | None] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": None}
+VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
 
 
 def _empty_select(schema: pa.Schema) -> str:
@@ -60,10 +60,8 @@ def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
             glob = str(folder / "**" / "*.parquet").replace("'", "''")
             # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{glob}', hive_partitioning=false, union_by_name=true)")
-        elif schema is not None:
-            con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
         else:
-            con.execute(f"CREATE VIEW {view} AS SELECT NULL::VARCHAR AS key WHERE false")
+            con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
     con.execute(SERIES_MACRO)
     return con
 

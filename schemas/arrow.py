@@ -11,7 +11,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import pyarrow as pa
 from pydantic import BaseModel
 
-from finpulse.schemas.records import DeadLetter, EnrichedRecord
+from finpulse.schemas.records import AlertRecord, DeadLetter, EnrichedRecord
 
 _SCALARS: dict[Any, pa.DataType] = {
     str: pa.string(),
@@ -59,3 +59,4 @@ def schema_for(model: type[BaseModel]) -> pa.Schema:
 
 ENRICHED_SCHEMA = schema_for(EnrichedRecord)
 DEADLETTER_SCHEMA = schema_for(DeadLetter)
+ALERT_SCHEMA = schema_for(AlertRecord)

@@ -132,3 +132,25 @@ class DeadLetter(BaseModel):
     kafka_topic: str | None = None
     kafka_partition: int | None = None
     kafka_offset: int | None = None
+
+
+class AlertRecord(BaseModel):
+    """One row of LAKE/alerts: a negative spike for one key in one time bucket."""
+
+    alert_id: str  # deterministic: key kind + key + bucket width + bucket start
+    key_kind: str  # ticker | topic | source | kind | all
+    key: str
+    bucket_width: str  # e.g. "1 hour"
+    window_start: datetime
+    window_end: datetime
+    volume: int
+    negatives: int
+    observed_share: float
+    baseline_share: float
+    ratio: float
+    delta: float
+    z: float
+    p_value: float
+    severity: Literal["medium", "high", "critical"]
+    example_ids: list[str]  # up to 5 of the most negative posts behind the alert
+    created_at: datetime

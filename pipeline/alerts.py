@@ -1,0 +1,179 @@
+"""`finpulse alerts`: evaluate the negative-spike detector over the lake and record alerts.
+
+Series come from the `sentiment_series` macro (ids counted once), so streamed and backfilled
+history give the same alerts. Alert ids are deterministic (key kind, key, bucket width, bucket
+start), so re-running over the same range never writes an alert twice; new alerts land in
+LAKE/alerts/ as one atomically renamed Parquet file per evaluation, then are sent on (webhook
+and/or Kafka topic) if asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from finpulse.pipeline.lake import write_parquet
+from finpulse.pipeline.query import connect
+from finpulse.pipeline.spikes import Bucket, DetectorConfig, detect_spikes
+from finpulse.schemas.arrow import ALERT_SCHEMA
+from finpulse.schemas.records import AlertRecord
+
+log = logging.getLogger(__name__)
+KEY_KINDS = ("ticker", "topic", "source", "kind", "all")
+
+
+@dataclass
+class AlertSettings:
+    bucket: str = "1 hour"
+    key_kinds: tuple[str, ...] = ("ticker",)
+    since: datetime | None = None
+    until: datetime | None = None
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+
+def alert_id(key_kind: str, key: str, bucket: str, start: datetime) -> str:
+    raw = f"{key_kind}\x1f{key}\x1f{bucket}\x1f{start.isoformat()}"
+    return "a-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def _interval(bucket: str) -> timedelta:
+    number, unit = bucket.split()
+    unit = unit.rstrip("s")
+    seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[unit]
+    return timedelta(seconds=int(number) * seconds)
+
+
+def evaluate(lake: str | Path, settings: AlertSettings, now: datetime | None = None) -> list[AlertRecord]:
+    """All spikes in the range (not yet deduplicated against the lake)."""
+    now = now or datetime.now(timezone.utc)
+    width = _interval(settings.bucket)
+    con = connect(lake)
+    try:
+        history_from = settings.since - width * settings.detector.baseline_buckets if settings.since else None
+        alerts: list[AlertRecord] = []
+        for kind in settings.key_kinds:
+            if kind not in KEY_KINDS:
+                raise ValueError(f"unknown key kind {kind!r}; use {', '.join(KEY_KINDS)}")
+            where, params = ["true"], [settings.bucket, kind]
+            if history_from:
+                where.append("bucket >= ?")
+                params.append(history_from)
+            if settings.until:
+                where.append("bucket < ?")
+                params.append(settings.until)
+            rows = con.execute(f"select bucket, key, volume, negatives from sentiment_series(?, ?) where {' and '.join(where)} order by key, bucket", params).fetchall()
+            total = sum(r[2] for r in rows)
+            global_share = sum(r[3] for r in rows) / total if total else 0.0
+            series: dict[str, list[Bucket]] = defaultdict(list)
+            for start, key, volume, negatives in rows:
+                series[key].append(Bucket(start, volume, negatives))
+            for key, buckets in series.items():
+                for spike in detect_spikes(_with_gaps(buckets, width), global_share, settings.detector):
+                    if settings.since and spike.bucket_start < settings.since:
+                        continue
+                    examples = _examples(con, kind, key, spike.bucket_start, spike.bucket_start + width)
+                    alerts.append(AlertRecord(
+                        alert_id=alert_id(kind, key, settings.bucket, spike.bucket_start), key_kind=kind, key=key,
+                        bucket_width=settings.bucket, window_start=spike.bucket_start, window_end=spike.bucket_start + width,
+                        volume=spike.volume, negatives=spike.negatives, observed_share=spike.observed_share,
+                        baseline_share=spike.baseline_share, ratio=spike.ratio, delta=spike.delta, z=spike.z,
+                        p_value=spike.p_value, severity=spike.severity, example_ids=examples, created_at=now))
+        return alerts
+    finally:
+        con.close()
+
+
+def _with_gaps(buckets: list[Bucket], width: timedelta) -> list[Bucket]:
+    """Insert empty buckets so positions in the series are real time steps (cool-down, baseline)."""
+    out: list[Bucket] = []
+    for b in buckets:
+        while out and b.start - out[-1].start > width:
+            out.append(Bucket(out[-1].start + width, 0, 0))
+        out.append(b)
+    return out
+
+
+def _examples(con, kind: str, key: str, start: datetime, end: datetime, limit: int = 5) -> list[str]:
+    match = {"ticker": "list_contains(tickers, ?)", "topic": "topic = ?", "source": "source = ?", "kind": "kind = ?", "all": "? = 'all'"}[kind]
+    rows = con.execute(f"""select distinct on (id) id, sentiment_score from enriched
+                           where {match} and published_at >= ? and published_at < ? and sentiment = 'negative'
+                           order by id""", [key, start, end]).fetchall()
+    return [r[0] for r in sorted(rows, key=lambda r: r[1])[:limit]]
+
+
+def existing_ids(lake: str | Path) -> set[str]:
+    con = connect(lake)
+    try:
+        return {r[0] for r in con.execute("select alert_id from alerts").fetchall()}
+    finally:
+        con.close()
+
+
+def record_new(lake: str | Path, alerts: list[AlertRecord]) -> list[AlertRecord]:
+    """Write the alerts the lake does not have yet, atomically; returns them."""
+    seen = existing_ids(lake)
+    new = [a for a in alerts if a.alert_id not in seen]
+    if not new:
+        return []
+    folder = Path(lake) / "alerts"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"alerts-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = folder / f".{name}.tmp"
+    write_parquet(tmp, [a.model_dump() for a in new], ALERT_SCHEMA)
+    os.replace(tmp, folder / name)
+    return new
+
+
+def post_webhook(url: str, alert: AlertRecord, retries: int = 3, timeout: float = 5.0, backoff: float = 0.5) -> bool:
+    """POST the alert as JSON; retries with exponential backoff; False if every try failed."""
+    body = alert.model_dump_json().encode()
+    for attempt in range(retries + 1):
+        try:
+            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                if 200 <= resp.status < 300:
+                    return True
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            log.warning("webhook %s failed (attempt %d/%d): %s", url, attempt + 1, retries + 1, exc)
+        time.sleep(backoff * 2**attempt)
+    return False
+
+
+def publish_kafka(client_config: dict, topic: str, alerts: list[AlertRecord]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**client_config, acks="all", retries=5)
+    try:
+        for a in alerts:
+            producer.send(topic, a.model_dump_json().encode(), key=a.alert_id.encode())
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+def run_alerts(lake: str, settings: AlertSettings, webhook: str | None = None, kafka_config: dict | None = None,
+               kafka_topic: str | None = None) -> list[AlertRecord]:
+    new = record_new(lake, evaluate(lake, settings))
+    for a in new:
+        log.info("alert %s %s=%s %s share %.2f vs %.2f (n=%d)", a.severity, a.key_kind, a.key, a.window_start,
+                 a.observed_share, a.baseline_share, a.volume)
+        if webhook and not post_webhook(webhook, a):
+            log.error("could not deliver alert %s to %s; it is recorded in the lake", a.alert_id, webhook)
+    if new and kafka_config and kafka_topic:
+        publish_kafka(kafka_config, kafka_topic, new)
+    return new
+
+
+def summary(alerts: list[AlertRecord]) -> str:
+    return json.dumps([{"key": f"{a.key_kind}:{a.key}", "window_start": a.window_start.isoformat(), "severity": a.severity,
+                        "observed": a.observed_share, "baseline": a.baseline_share, "volume": a.volume} for a in alerts])

@@ -1,0 +1,98 @@
+"""`finpulse alerts` over a lake: one alert per event, never twice, examples, webhook delivery."""
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from click.testing import CliRunner
+
+from finpulse.pipeline.alerts import AlertSettings, alert_id, evaluate, post_webhook, run_alerts
+from finpulse.pipeline.cli import main
+from finpulse.pipeline.lake import Lake, Row
+from finpulse.pipeline.query import run_query
+from finpulse.schemas.records import EnrichedRecord
+
+T0 = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
+
+
+def post(i, hour, negative, ticker="AAPL"):
+    sentiment = "negative" if negative else "neutral"
+    return Row("enriched", EnrichedRecord(
+        id=f"{ticker}-{i}", kind="news", source="s", published_at=T0 + timedelta(hours=hour, minutes=i % 60),
+        ingested_at=T0, text="t", tickers=[ticker], sentiment=sentiment, sentiment_score=-0.9 if negative else 0.0,
+        sentiment_probs={"negative": 0.9, "neutral": 0.1, "positive": 0.0}, topic="Markets", topic_score=0.5,
+        entities=[], model_version="v").model_dump(), ticker, i, "2026-11-02")
+
+
+def spiky_lake(tmp_path):
+    """AAPL: 30 posts an hour, 20% negative, then 70% negative in hour 30; MSFT steady."""
+    rows, i = [], 0
+    for hour in range(36):
+        for j in range(30):
+            negative = j < (21 if hour == 30 else 6)
+            rows.append(post(i, hour, negative))
+            rows.append(post(i + 100000, hour, j < 6, ticker="MSFT"))
+            i += 1
+    lake = Lake(tmp_path)
+    lake.commit("AAPL", 0, i, [r for r in rows if r.source == "AAPL"])
+    lake.commit("MSFT", 100000, 100000 + i, [r for r in rows if r.source == "MSFT"])
+    return tmp_path
+
+
+def test_one_alert_for_the_spike_with_examples_and_no_duplicates_on_rerun(tmp_path):
+    lake = spiky_lake(tmp_path)
+    first = run_alerts(str(lake), AlertSettings())
+    assert [(a.key, a.window_start) for a in first] == [("AAPL", T0 + timedelta(hours=30))]
+    a = first[0]
+    assert (a.volume, a.negatives, a.observed_share) == (30, 21, 0.7) and abs(a.baseline_share - 0.2) < 0.01
+    assert len(a.example_ids) == 5 and all(x.startswith("AAPL-") for x in a.example_ids)
+    assert a.alert_id == alert_id("ticker", "AAPL", "1 hour", T0 + timedelta(hours=30))
+    assert run_alerts(str(lake), AlertSettings()) == []  # re-run: nothing new
+    assert run_query(lake, "select count(*) n from alerts").to_pylist() == [{"n": 1}]
+
+
+def test_backtest_range_limits_reported_alerts(tmp_path):
+    lake = spiky_lake(tmp_path)
+    assert evaluate(lake, AlertSettings(until=T0 + timedelta(hours=30))) == []
+    assert len(evaluate(lake, AlertSettings(since=T0 + timedelta(hours=29)))) == 1  # history still feeds the baseline
+
+
+def test_alerts_command_prints_new_alerts(tmp_path):
+    lake = spiky_lake(tmp_path)
+    out = CliRunner().invoke(main, ["alerts", "--lake", str(lake)])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout.strip().splitlines()[-1])[0]["key"] == "ticker:AAPL"
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+    fail_first = 0
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if _Hook.fail_first > 0:
+            _Hook.fail_first -= 1
+            self.send_response(503)
+        else:
+            _Hook.received.append(json.loads(body))
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhook_delivery_retries_until_the_server_accepts(tmp_path):
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _Hook.received, _Hook.fail_first = [], 2
+        url = f"http://127.0.0.1:{server.server_port}/alerts"
+        alert = evaluate(spiky_lake(tmp_path), AlertSettings())[0]
+        assert post_webhook(url, alert, retries=3, backoff=0.01)
+        assert [r["key"] for r in _Hook.received] == ["AAPL"]
+        _Hook.fail_first = 10
+        assert not post_webhook(url, alert, retries=1, backoff=0.01, timeout=1)
+    finally:
+        server.shutdown()
