@@ -42,7 +42,10 @@ def broker(port: int, host: str) -> None:
 @click.option("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--partitions", type=int, default=None, help="create the topic with this many partitions if missing")
-def produce(bootstrap, topic, file_, sample, rate, seed, partitions) -> None:
+@click.option("--inject", "inject", multiple=True,
+              help="with --sample: a negative event TICKER@ISO-TIME[,POSTS[,MINUTES]] (repeatable)")
+@click.option("--span-hours", type=float, default=72.0, show_default=True, help="with --sample: time span of the posts")
+def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, span_hours) -> None:
     """Publish archive lines or generated posts to a topic."""
     from finpulse.infra.broker import create_topics
     from finpulse.pipeline.generator import generate_posts
@@ -53,7 +56,13 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions) -> None:
     kafka = KafkaSettings(**({"bootstrap": bootstrap} if bootstrap else {}))
     if partitions:
         create_topics(kafka.bootstrap, {topic: partitions})
-    messages = file_messages(file_) if file_ else post_messages(generate_posts(sample, seed=seed))
+    from finpulse.pipeline.generator import Event
+
+    try:
+        events = tuple(Event.parse(e) for e in inject)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--inject") from None
+    messages = file_messages(file_) if file_ else post_messages(generate_posts(sample, seed=seed, span_hours=span_hours, events=events))
     n = publish(kafka.client_config(), topic, messages, rate)
     click.echo(json.dumps({"topic": topic, "sent": n}))
 

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 
 from finpulse.infra.broker import EmbeddedBroker, create_topics
-from finpulse.pipeline.generator import generate_posts
+from finpulse.pipeline.alerts import AlertSettings, run_alerts
+from finpulse.pipeline.generator import Event, generate_posts
 from finpulse.pipeline.produce import post_messages, publish
 from finpulse.pipeline.query import run_query
 
@@ -41,7 +43,10 @@ def run_demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
     with EmbeddedBroker(port=port) as broker:
         click.echo(f"[demo] broker up at {broker.bootstrap} (Tansu, in-memory)")
         create_topics(broker.bootstrap, {"news": 3, "social": 3})
-        feed = list(generate_posts(posts, seed=42))
+        start = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
+        event = Event("BA", start + timedelta(hours=18, minutes=5), posts=80, minutes=40)
+        feed = list(generate_posts(posts, seed=42, start=start, span_hours=24, events=(event,)))
+        click.echo(f"[demo] the feed holds an injected negative event: {event.posts} posts on {event.ticker} at {event.at:%Y-%m-%d %H:%M} UTC")
 
         def produce() -> None:
             cfg = {"bootstrap_servers": [broker.bootstrap]}
@@ -54,7 +59,7 @@ def run_demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
 
         producer = threading.Thread(target=produce, daemon=True)
         producer.start()
-        click.echo(f"[demo] producing {posts} posts at {rate:.0f}/s to topics news, social")
+        click.echo(f"[demo] producing {len(feed)} posts at {rate:.0f}/s to topics news, social")
         cmd = [sys.executable, "-m", "finpulse.pipeline.cli", "stream", "--bootstrap", broker.bootstrap,
                "--topics", "news,social", "--lake", str(lake), "--idle-exit", "8"]
         click.echo(f"[demo] stream: {' '.join(cmd[2:])}")
@@ -71,13 +76,17 @@ def run_demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
         producer.join(timeout=1)
     for title, sql in SUMMARY_SQL.items():
         click.echo(f"\n== {title}\n{format_table(run_query(lake, sql))}")
+    run_alerts(str(lake), AlertSettings(bucket="1 hour", key_kinds=("ticker",)))
+    click.echo("\n== alerts (finpulse alerts --lake " + str(lake) + ")\n" + format_table(run_query(lake, """
+        select severity, key, window_start, volume, round(observed_share, 2) observed, round(baseline_share, 2) baseline
+        from alerts order by window_start""")))
     click.echo(f"\n[demo] done. Explore with: finpulse query --lake {lake} \"select * from enriched limit 5\"")
 
 
 @click.command()
 @click.option("--lake", type=click.Path(path_type=Path), default=Path("demo-lake"), show_default=True)
-@click.option("--posts", type=int, default=1500, show_default=True)
-@click.option("--rate", type=float, default=150.0, show_default=True, help="posts per second")
+@click.option("--posts", type=int, default=3000, show_default=True, help="background posts (plus one injected event)")
+@click.option("--rate", type=float, default=200.0, show_default=True, help="posts per second")
 @click.option("--port", type=int, default=None, help="broker port (default: a free one)")
 def demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
     """Run broker, sample feed, stream and a DuckDB summary on embedded defaults."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 COMPANIES: list[tuple[str, str, str]] = [
@@ -121,9 +122,64 @@ def _fill(template: str, rng: random.Random, company: tuple[str, str, str]) -> s
     )
 
 
+@dataclass(frozen=True)
+class Event:
+    """A burst of negative posts about one company: `posts` of them within `minutes` from `at`."""
+
+    ticker: str
+    at: datetime
+    posts: int = 60
+    minutes: int = 45
+
+    @classmethod
+    def parse(cls, spec: str) -> "Event":
+        """'BA@2026-11-03T14:00:00Z' or 'BA@2026-11-03T14:00:00Z,80,45' (posts, minutes)."""
+        ticker, _, rest = spec.partition("@")
+        when, *numbers = rest.split(",")
+        try:
+            at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            posts = int(numbers[0]) if numbers else 60
+            minutes = int(numbers[1]) if len(numbers) > 1 else 45
+        except ValueError:
+            raise ValueError(f"bad event {spec!r}; write TICKER@ISO-TIME[,POSTS[,MINUTES]], e.g. BA@2026-11-03T14:00:00Z,80") from None
+        if ticker.upper() not in {c[0] for c in COMPANIES}:
+            raise ValueError(f"event ticker {ticker!r} is not one of the generator's companies")
+        return cls(ticker.upper(), at if at.tzinfo else at.replace(tzinfo=timezone.utc), posts, minutes)
+
+
+def event_posts(event: Event, seed: int = 7) -> Iterator[dict]:
+    """The injected posts: short negative headlines and social posts about one company."""
+    rng = random.Random(f"{seed}-{event.ticker}-{event.at.isoformat()}")
+    company = next(c for c in COMPANIES if c[0] == event.ticker)
+    for i in range(event.posts):
+        ts = event.at + timedelta(seconds=rng.uniform(0, event.minutes * 60))
+        social = rng.random() < 0.6
+        text = _fill(rng.choice(SOCIAL["negative"] if social else NEWS["negative"]), rng, company)
+        yield {
+            "id": f"event-{event.ticker}-{event.at:%Y%m%d%H%M}-{i}",
+            "kind": "social" if social else "news",
+            "source": rng.choice(SOCIAL_SOURCES if social else NEWS_SOURCES),
+            "published_at": ts.isoformat(),
+            "text": text,
+            "lang": "en",
+        }
+
+
 def generate_posts(n: int, seed: int = 7, start: datetime | None = None, span_hours: float = 72.0,
-                   sentiment_weights: tuple[float, float, float] = (0.3, 0.4, 0.3)) -> Iterator[dict]:
-    """Yield n post dicts (input-record shape) with timestamps spread evenly over span_hours."""
+                   sentiment_weights: tuple[float, float, float] = (0.3, 0.4, 0.3),
+                   events: tuple[Event, ...] = ()) -> Iterator[dict]:
+    """Yield n post dicts (input-record shape) with timestamps spread evenly over span_hours,
+    plus the posts of any injected events, merged in time order."""
+    posts = list(_background(n, seed, start, span_hours, sentiment_weights))
+    for event in events:
+        posts.extend(event_posts(event, seed))
+    if events:
+        posts.sort(key=lambda p: p["published_at"])
+    yield from posts
+
+
+def _background(n: int, seed: int, start: datetime | None, span_hours: float,
+                sentiment_weights: tuple[float, float, float]) -> Iterator[dict]:
     rng = random.Random(seed)
     start = start or datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
     sentiments = ("negative", "neutral", "positive")
