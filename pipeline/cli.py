@@ -30,7 +30,25 @@ def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
 
 
-for command in (broker, produce, stream, backfill, query, alerts, train, evaluate, demo, bench):
+@click.command(name="simulate-alerts")
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--tickers", type=int, default=50, show_default=True)
+@click.option("--spikes-per-day", type=float, default=10.0, show_default=True)
+@click.option("--alpha", type=float, default=None, help="detector significance threshold (default: the detector's)")
+@click.option("--seed", type=int, default=2, show_default=True)
+def simulate_alerts(days: int, tickers: int, spikes_per_day: float, alpha: float | None, seed: int) -> None:
+    """Labelled simulation of the spike detector: recall by spike size, false alarms a day, delay."""
+    import dataclasses
+    import json
+
+    from finpulse.pipeline.simulate import simulate
+    from finpulse.pipeline.spikes import DetectorConfig
+
+    cfg = DetectorConfig() if alpha is None else dataclasses.replace(DetectorConfig(), alpha=alpha)
+    click.echo(json.dumps(simulate(days, tickers, spikes_per_day, seed=seed, cfg=cfg), indent=2))
+
+
+for command in (broker, produce, stream, backfill, query, alerts, train, evaluate, demo, bench, simulate_alerts):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -52,3 +52,15 @@ def test_a_second_event_after_the_cooldown_alerts_again_and_baseline_skips_alert
 
 def test_cold_start_needs_history():
     assert detect_spikes(series([(40, 30)]), 0.2) == []
+
+
+def test_the_simulation_is_seeded_and_scores_every_injected_spike():
+    from finpulse.pipeline.simulate import simulate
+
+    a, b = simulate(days=5, tickers=10, spikes_per_day=4, seed=3), simulate(days=5, tickers=10, spikes_per_day=4, seed=3)
+    assert a == b
+    assert a["buckets_tested"] == 5 * 24 * 10 and a["spikes"] > 0
+    assert all(0 <= row["recall"] <= 1 for row in a["by_size"])
+    # big spikes (4x the usual negative share) are always caught in their own bucket
+    big = [row for row in a["by_size"] if row["size"] == 4.0]
+    assert big and all(row["recall"] == 1.0 and row["median_delay_buckets"] == 0 for row in big)
