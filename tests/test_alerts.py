@@ -96,3 +96,34 @@ def test_webhook_delivery_retries_until_the_server_accepts(tmp_path):
         assert not post_webhook(url, alert, retries=1, backoff=0.01, timeout=1)
     finally:
         server.shutdown()
+
+
+def test_streaming_and_backfilling_the_same_feed_give_the_same_alerts(broker, tmp_path):
+    """One feed with an injected event: streamed through Kafka into one lake, backfilled from a
+    JSONL archive into another; both lakes raise exactly the same alerts."""
+    import dataclasses
+
+    import pytest
+
+    from conftest import StreamProcess, send
+    from finpulse.pipeline.backfill import run_backfill
+    from finpulse.pipeline.generator import Event, generate_posts
+    from finpulse.pipeline.spikes import DetectorConfig
+
+    start = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    event = Event("BA", start + timedelta(hours=20, minutes=5), posts=50, minutes=30)
+    feed = list(generate_posts(800, seed=21, start=start, span_hours=24, events=(event,)))
+    archive = tmp_path / "feed.jsonl"
+    archive.write_text("".join(json.dumps(p) + "\n" for p in feed))
+    send(broker.bootstrap, "same-feed", [json.dumps(p).encode() for p in feed])
+    streamed, backfilled = tmp_path / "streamed", tmp_path / "backfilled"
+    proc = StreamProcess(broker.bootstrap, ["same-feed"], streamed, "--idle-exit", "5", log=tmp_path / "run.log")
+    assert proc.wait(300) == 0, proc.output()[-3000:]
+    run_backfill(str(archive), str(backfilled), progress=False)
+    settings = AlertSettings(detector=dataclasses.replace(DetectorConfig(), min_history_posts=10))
+    a = sorted((x.alert_id, x.volume, x.negatives, x.severity) for x in run_alerts(str(streamed), settings))
+    b = sorted((x.alert_id, x.volume, x.negatives, x.severity) for x in run_alerts(str(backfilled), settings))
+    assert a == b
+    assert alert_id("ticker", "BA", "1 hour", start + timedelta(hours=20)) in {x[0] for x in a}
+    if len(a) > 3:
+        pytest.fail(f"background traffic raised {len(a) - 1} extra alerts: {a}")
