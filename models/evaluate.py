@@ -20,14 +20,18 @@ def _batches(examples: Sequence[Encoded], batch_size: int):
 
 
 @torch.inference_mode()
-def predict_logits(model: MultiTaskModel, examples: Sequence[Encoded], task: TaskSpec, pad_id: int, device, batch_size: int = 64) -> list[torch.Tensor]:
-    """Logits per example, in input order (batches are length-sorted internally)."""
+def predict_logits(model: MultiTaskModel, examples: Sequence[Encoded], task: TaskSpec, pad_id: int, device,
+                   batch_size: int = 64, bf16: bool = False) -> list[torch.Tensor]:
+    """Logits per example, in input order (batches are length-sorted internally).
+
+    bf16 autocast is always on for CUDA; on CPU only when asked (to measure the CPU bf16 path)."""
     model.eval()
     out: list[torch.Tensor | None] = [None] * len(examples)
-    use_amp = torch.device(device).type == "cuda"
+    dev_type = torch.device(device).type
+    use_amp = dev_type == "cuda" or bf16
     for idx in _batches(examples, batch_size):
         batch = collate([examples[i] for i in idx], pad_id, len(task.labels))
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), [task.name])[task.name]
         logits = logits.float().cpu()
         for row, i in enumerate(idx):
@@ -36,17 +40,19 @@ def predict_logits(model: MultiTaskModel, examples: Sequence[Encoded], task: Tas
     return out  # type: ignore[return-value]
 
 
-def evaluate_classification(model, tokenizer, rows: Sequence[LabeledText], task: TaskSpec, device, max_length: int = 128) -> dict:
+def evaluate_classification(model, tokenizer, rows: Sequence[LabeledText], task: TaskSpec, device, max_length: int = 128,
+                            bf16: bool = False) -> dict:
     examples = encode_texts(tokenizer, [r.text for r in rows], [r.label for r in rows], max_length)
-    logits = predict_logits(model, examples, task, tokenizer.pad_token_id, device)
+    logits = predict_logits(model, examples, task, tokenizer.pad_token_id, device, bf16=bf16)
     preds = [int(lg.argmax()) for lg in logits]
     return classification_report([r.label for r in rows], preds, task.labels)
 
 
-def evaluate_ner(model, tokenizer, sentences: Sequence[TaggedSentence], task: TaskSpec, device, max_length: int = 512) -> dict:
+def evaluate_ner(model, tokenizer, sentences: Sequence[TaggedSentence], task: TaskSpec, device, max_length: int = 512,
+                 bf16: bool = False) -> dict:
     """Word-level strict IOB2 scores; each word takes the prediction of its first sub-word token."""
     examples, firsts = encode_sentences(tokenizer, sentences, task.labels, max_length)
-    logits = predict_logits(model, examples, task, tokenizer.pad_token_id, device)
+    logits = predict_logits(model, examples, task, tokenizer.pad_token_id, device, bf16=bf16)
     gold, pred = [], []
     for sent, lg, first in zip(sentences, logits, firsts):
         token_pred = lg.argmax(-1).tolist()
@@ -55,10 +61,10 @@ def evaluate_ner(model, tokenizer, sentences: Sequence[TaggedSentence], task: Ta
     return entity_report(gold, pred)
 
 
-def evaluate(model, tokenizer, data, task: TaskSpec, device) -> dict:
+def evaluate(model, tokenizer, data, task: TaskSpec, device, bf16: bool = False) -> dict:
     if task.kind is TaskKind.SEQUENCE:
-        return evaluate_classification(model, tokenizer, data, task, device)
-    return evaluate_ner(model, tokenizer, data, task, device)
+        return evaluate_classification(model, tokenizer, data, task, device, bf16=bf16)
+    return evaluate_ner(model, tokenizer, data, task, device, bf16=bf16)
 
 
 def headline(task: TaskSpec, report: dict) -> float:

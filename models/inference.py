@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ class InferenceSettings:
     token_budget: int = 8192  # padded tokens per forward pass
     max_batch: int = 256
     threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
-    quantize: str = "none"  # "int8": dynamic int8 linear layers on CPU
+    quantize: str = "none"  # "int8": dynamic int8 linear layers on CPU (measurement only: batch-dependent)
+    precision: str = "auto"  # "auto": bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Enricher:
             torch.set_num_threads(settings.threads)
         self.settings = settings
         self.registry = registry
+        self.bf16 = use_bf16(settings.precision, settings.device)
         self.model_version = registry.model_version
         by_artifact: dict[str, list[str]] = defaultdict(list)
         for name, tm in registry.tasks.items():
@@ -116,7 +119,7 @@ class Enricher:
                 n = len(windows[i].input_ids)
                 ids[row, :n] = torch.tensor(windows[i].input_ids)
                 mask[row, :n] = 1
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = model(ids.to(device), mask.to(device), group.tasks)
             for task, lg in logits.items():
                 probs = torch.softmax(lg.float(), -1).cpu().numpy()
@@ -161,6 +164,25 @@ class Enricher:
                 )
             )
         return results
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX or AVX512-BF16: bf16 matrix products run in hardware (2.5x fp32 on the dev machine)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def use_bf16(precision: str, device: str) -> bool:
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    if precision != "auto":
+        raise ValueError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
+    return torch.device(device).type == "cuda" or cpu_has_native_bf16()
 
 
 def _average_windows(windows: list[_Window], probs: list[np.ndarray], n_texts: int) -> list[np.ndarray]:

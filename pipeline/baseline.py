@@ -129,7 +129,7 @@ def run_baseline(texts: list[str], run_id: str = "baseline") -> dict:
             "baseline_batch_sizes": f"{min(sizes)}-{max(sizes)} (mean {sum(sizes) / len(sizes):.1f})"}
 
 
-def run_ours_in_beam(texts: list[str], device: str, run_id: str = "ours") -> dict:
+def run_ours_in_beam(texts: list[str], device: str, run_id: str = "ours", precision: str = "auto") -> dict:
     """Our handler in the same kind of Beam pipeline, timed the same way."""
     import apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
@@ -140,7 +140,7 @@ def run_ours_in_beam(texts: list[str], device: str, run_id: str = "ours") -> dic
 
     log = tempfile.mktemp(prefix="finpulse-ours-")
     with beam.Pipeline(runner=FnApiRunner()) as p:
-        handler = _timed(FinpulseModelHandler(None, InferenceSettings(device=device)), run_id, log)
+        handler = _timed(FinpulseModelHandler(None, InferenceSettings(device=device, precision=precision)), run_id, log)
         _ = p | beam.Create(texts) | RunInference(handler)
     start, end, count, _ = _span(log, run_id)
     assert count == len(texts)

@@ -51,11 +51,11 @@ def _separate_registry(tmp: Path) -> Path:
     return path
 
 
-def inference_throughput(texts: list[str], registry: str | None, device: str, repeats: int = 1) -> float:
+def inference_throughput(texts: list[str], registry: str | None, device: str, precision: str = "auto", repeats: int = 1) -> float:
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
 
-    enricher = Enricher(load_registry(registry), InferenceSettings(device=device))
+    enricher = Enricher(load_registry(registry), InferenceSettings(device=device, precision=precision))
     enricher.predict(texts[:64])  # warm-up
     best = 0.0
     for _ in range(repeats):
@@ -123,7 +123,35 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
             "latency_p50_ms": pct(0.50), "latency_p99_ms": pct(0.99), "peak_rss_mb": round(peak_rss)}
 
 
-def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: int = 2000) -> dict:
+def quality_delta(data_dir: Path, device: str) -> dict:
+    """Held-out scores of the fast path minus the fp32 reference (points; negative = worse)."""
+    from finpulse.models.artifact import load_artifact
+    from finpulse.models.data import read_task_file, stratified_split
+    from finpulse.models.evaluate import evaluate
+    from finpulse.models.inference import use_bf16
+    from finpulse.models.registry import load_registry
+    from finpulse.models.tasks import get_task
+
+    loaded = load_artifact(load_registry().sentiment.artifact_path, device)
+    tr = loaded.config.training
+    bf16 = use_bf16("auto", device)
+    out = {}
+    for task, name, metric in (("sentiment", "tfns_sentiment_train.csv", "macro_f1"), ("topic", "tfn_topic_train.csv", "macro_f1"),
+                               ("ner", "conll2003_dev.txt", "f1")):
+        spec = get_task(task)
+        rows = read_task_file(data_dir / name, spec)
+        if task != "ner":
+            rows = [rows[i] for i in stratified_split([r.label for r in rows], tr["val_fraction"], tr["seed"])[1]]
+        ref = evaluate(loaded.model, loaded.tokenizer, rows, spec, device)
+        fast = evaluate(loaded.model, loaded.tokenizer, rows, spec, device, bf16=bf16)
+        out[f"{task}_{metric}"] = round(100 * (fast[metric] - ref[metric]), 2)
+        if "accuracy" in ref:
+            out[f"{task}_accuracy"] = round(100 * (fast["accuracy"] - ref["accuracy"]), 2)
+    return out
+
+
+def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: int = 2000,
+              quality_data: Path | None = None) -> dict:
     from finpulse.pipeline.stream import resolve_device
 
     device = resolve_device(device)
@@ -140,7 +168,11 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
         result.update(run_baseline(same))
         result["ours_in_beam_posts_per_s"] = run_ours_in_beam(same, device)["ours_posts_per_s"]
         result["speedup"] = round(result["ours_in_beam_posts_per_s"] / result["baseline_posts_per_s"], 2)
+        from finpulse.models.inference import use_bf16
+
+        result["precision"] = "bf16" if use_bf16("auto", device) else "fp32"
         result["ours_posts_per_s"] = round(inference_throughput(texts, None, device), 1)
+        result["ours_fp32_posts_per_s"] = round(inference_throughput(texts, None, device, "fp32"), 1)
         result["separate_models_posts_per_s"] = round(inference_throughput(texts, str(_separate_registry(tmp_path)), device), 1)
         result["shared_encoder_speedup"] = round(result["ours_posts_per_s"] / result["separate_models_posts_per_s"], 2)
         if e2e:
@@ -157,6 +189,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
             result["peak_rss_mb"] = max(result["peak_rss_mb"], paced["peak_rss_mb"])
     from finpulse.models.registry import load_registry
 
+    result["quality_delta"] = quality_delta(quality_data, device) if quality_data and quality_data.is_dir() else None
     result["mean_words_per_post"] = round(sum(len(t.split()) for t in texts) / len(texts), 1)
     result["model_version"] = load_registry().model_version
     return result

@@ -14,14 +14,16 @@ from finpulse.pipeline.demo import demo
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-e2e", is_flag=True, help="skip the Kafka -> lake run")
 @click.option("--baseline-n", type=int, default=2000, show_default=True, help="posts for the (slow) stock-Beam baseline")
+@click.option("--quality-data", type=click.Path(path_type=__import__("pathlib").Path), default="../shared/data",
+              show_default=True, help="labelled data for quality_delta (fast path vs fp32 on the held-out sets)")
 @click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too, indented)")
-def bench(n: int, device: str, no_e2e: bool, baseline_n: int, as_json: bool) -> None:
+def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data, as_json: bool) -> None:
     """Measure throughput and latency; prints one JSON object."""
     import json
 
     from finpulse.pipeline.bench import run_bench
 
-    result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n)
+    result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
     click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -74,7 +74,9 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True)
-def evaluate(task, data, model_dir, holdout, device, quantize) -> None:
+@click.option("--dtype", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="bf16: autocast on CPU too (what the CPU fast path computes)")
+def evaluate(task, data, model_dir, holdout, device, quantize, dtype) -> None:
     """Score a model on a labelled file; prints one JSON object."""
     from finpulse.models.artifact import ModelLoadError, load_artifact
     from finpulse.models.data import DataFormatError, read_task_file, stratified_split
@@ -100,8 +102,8 @@ def evaluate(task, data, model_dir, holdout, device, quantize) -> None:
         tr = loaded.config.training
         _, held = stratified_split([r.label for r in rows], tr.get("val_fraction", 0.1), tr.get("seed", 13))
         rows = [rows[i] for i in held]
-    report = run_eval(loaded.model, loaded.tokenizer, rows, spec, dev)
+    report = run_eval(loaded.model, loaded.tokenizer, rows, spec, dev, bf16=dtype == "bf16")
     report = {"task": task, "data": str(data), "model": str(path), "model_version": loaded.config.version,
-              "quantize": quantize, **report}
+              "quantize": quantize, "dtype": dtype, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

@@ -76,17 +76,19 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--idle-exit", type=float, default=None, help="stop cleanly after this many seconds without records")
 @click.option("--registry", default=None, help="model registry JSON (default models/registry.json)")
 @click.option("--device", default=None, help="auto|cpu|cuda")
+@click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
+              help="auto (default): bf16 on CUDA and on CPUs with native bf16, else fp32")
 @click.option("--max-message-bytes", type=int, default=None, help="larger messages are dead-lettered (default 1 MiB)")
 @click.option("-v", "--verbose", is_flag=True)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, max_message_bytes, verbose, beam_args) -> None:
+def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=...)."""
     from finpulse.models.artifact import ModelLoadError
     from finpulse.pipeline.stream import run_stream
 
     _logging(verbose)
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
-                 max_records=max_records, idle_exit=idle_exit, registry=registry, device=device,
+                 max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
                  max_message_bytes=max_message_bytes).items() if v is not None}
     settings = StreamSettings(**overrides)
     if bootstrap:
@@ -102,19 +104,21 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
 @click.option("--lake", required=True)
 @click.option("--registry", default=None)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]))
 @click.option("--chunk", type=int, default=2000, show_default=True, help="rows per committed chunk")
 @click.option("--kind", "fallback_kind", type=click.Choice(["news", "social"]), default="news", show_default=True,
               help="kind for rows that do not say")
 @click.option("-v", "--verbose", is_flag=True)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def backfill(pattern, lake, registry, device, chunk, fallback_kind, verbose, beam_args) -> None:
+def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, verbose, beam_args) -> None:
     """Enrich archived files into the lake; re-running skips what is already there."""
     from finpulse.models.artifact import ModelLoadError
     from finpulse.pipeline.backfill import run_backfill
 
     _logging(verbose)
     try:
-        result = run_backfill(pattern, lake, registry, device, chunk, fallback_kind, beam_args=list(beam_args))
+        result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
+                              fallback_kind=fallback_kind, beam_args=list(beam_args))
     except ModelLoadError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(result))

@@ -41,6 +41,7 @@ class StreamSettings(BaseSettings):
     group: str = "finpulse"  # Kafka group whose offsets mirror the lake's progress (for lag monitoring)
     registry: str | None = None  # model registry JSON (default: models/registry.json)
     device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16 (see models/inference.py)
     max_message_bytes: int = 1024 * 1024
     poll_records: int = 500  # records per partition per bundle
     batch_size: int = 512  # texts handed to the model handler at once

@@ -100,7 +100,8 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None) -> 
     partitions = discover_partitions(client, settings.topics)
     log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),
              settings.lake, registry.model_version)
-    handler = FinpulseModelHandler(settings.registry, InferenceSettings(device=resolve_device(settings.device)), settings.batch_size)
+    handler = FinpulseModelHandler(settings.registry, InferenceSettings(device=resolve_device(settings.device), precision=settings.precision),
+                                   settings.batch_size)
     options, runner = pipeline_options(beam_args)
     reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
                                  settings.max_message_bytes, settings.max_records, settings.idle_exit)

@@ -55,18 +55,51 @@ def test_entities_have_offsets_into_the_original_text(enricher):
     assert all(text[e.start:e.end] == e.text and 0 < e.score <= 1 for e in ents)
 
 
-def test_batched_predictions_match_one_by_one_and_keep_order(enricher):
+@pytest.fixture(scope="module")
+def fp32():
+    return Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(precision="fp32"))
+
+
+def test_fp32_batched_predictions_match_one_by_one_and_keep_order(fp32):
     from finpulse.pipeline.generator import generate_posts
 
     texts = [p["text"] for p in generate_posts(40, seed=5)]
     rng = random.Random(1)
     rng.shuffle(texts)
-    batched = enricher.predict(texts)
-    single = [enricher.predict([t])[0] for t in texts]
+    batched = fp32.predict(texts)
+    single = [fp32.predict([t])[0] for t in texts]
     for b, s in zip(batched, single):
         assert b.sentiment == s.sentiment and b.topic == s.topic
         assert np.allclose(list(b.sentiment_probs.values()), list(s.sentiment_probs.values()), atol=1e-4)
         assert [(e.start, e.end, e.type) for e in b.entities] == [(e.start, e.end, e.type) for e in s.entities]
+
+
+def test_fast_path_matches_fp32_within_tolerance(enricher, fp32):
+    """The default path (bf16 where the CPU has it) against the fp32 reference: probabilities
+    within 0.05, and a label may differ only where fp32 itself was within 0.05 of a tie."""
+    from finpulse.pipeline.generator import generate_posts
+
+    texts = [p["text"] for p in generate_posts(120, seed=6)]
+    fast, ref = enricher.predict(texts), fp32.predict(texts)
+    same_entities = 0
+    for f, r in zip(fast, ref):
+        fp, rp = np.array(list(f.sentiment_probs.values())), np.array(list(r.sentiment_probs.values()))
+        assert np.abs(fp - rp).max() < 0.05
+        if f.sentiment != r.sentiment:
+            top2 = np.sort(rp)[-2:]
+            assert top2[1] - top2[0] < 0.05
+        assert abs(f.topic_score - r.topic_score) < 0.05 or f.topic != r.topic
+        same_entities += [(e.start, e.end, e.type) for e in f.entities] == [(e.start, e.end, e.type) for e in r.entities]
+    assert same_entities >= 0.95 * len(texts)
+
+
+def test_precision_auto_follows_the_hardware():
+    from finpulse.models.inference import cpu_has_native_bf16, use_bf16
+
+    assert use_bf16("auto", "cpu") == cpu_has_native_bf16()
+    assert use_bf16("auto", "cuda") and not use_bf16("fp32", "cuda") and use_bf16("bf16", "cpu")
+    with pytest.raises(ValueError):
+        use_bf16("fp8", "cpu")
 
 
 def test_long_and_odd_texts_never_crash(enricher):
@@ -79,7 +112,7 @@ def test_long_and_odd_texts_never_crash(enricher):
     assert all(long_text[e.start:e.end] == e.text for e in preds[0].entities)
 
 
-def test_model_version_comes_from_the_registry(enricher):
+def test_model_version_comes_from_the_registry(enricher):  # noqa: D103
     reg = load_registry(DEFAULT_REGISTRY)
     assert enricher.model_version == reg.model_version == reg.sentiment.version
 
