@@ -61,6 +61,7 @@ class TrainConfig(BaseModel):
     class_weight: Literal["none", "sqrt"] = "sqrt"
     label_smoothing: float = 0.0
     device: str = "auto"
+    precision: str = "auto"  # bf16 autocast on CUDA and on CPUs with native bf16 (AMX); fp32 otherwise
     version: str = "dev"
     progress: bool = True
 
@@ -190,7 +191,10 @@ def train(cfg: TrainConfig) -> dict:
     )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"device {device}, {trainable:,} trainable parameters, {total} steps")
-    use_amp = device.type == "cuda"
+    from finpulse.models.inference import use_bf16
+
+    use_amp = use_bf16(cfg.precision, str(device))
+    log(f"bf16 autocast: {'on' if use_amp else 'off'}")
     pad = tokenizer.pad_token_id
     best, history = -1.0, []
     started = time.time()
@@ -203,7 +207,7 @@ def train(cfg: TrainConfig) -> dict:
             st = states[ti]
             batch = collate([st.train[i] for i in idx], pad, len(st.spec.labels))
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(batch["input_ids"], batch["attention_mask"], [st.spec.name])[st.spec.name]
             if st.spec.kind is TaskKind.SEQUENCE:
                 w = st.weights.to(device) if st.weights is not None else None

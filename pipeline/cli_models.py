@@ -46,8 +46,10 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @click.option("--class-weight", type=click.Choice(["sqrt", "none"]), default="sqrt", show_default=True)
 @click.option("--label-smoothing", type=float, default=0.0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
+              help="auto: bf16 autocast on CUDA and on CPUs with native bf16")
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
-def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, device, version) -> None:
+def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, device, precision, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
     from finpulse.models.artifact import PACKAGE_BASE
     from finpulse.models.train import TaskData, TrainConfig, train as run_train
@@ -61,7 +63,7 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
         tasks=tasks, out=out, base=base or PACKAGE_BASE, epochs=epochs, batch_size=batch_size, lr=lr,
         head_lr=head_lr, lora_rank=lora_rank, lora_alpha=lora_alpha, max_length=max_length,
         val_fraction=val_fraction, seed=seed, class_weight=class_weight, label_smoothing=label_smoothing,
-        device=device, version=version,
+        device=device, precision=precision, version=version,
     )
     result = run_train(cfg)
     click.echo(json.dumps({"out": result["out"], "best_selection": result["best_selection"], "last": result["history"][-1]}))
