@@ -9,6 +9,7 @@ and/or Kafka topic) if asked.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -82,12 +83,11 @@ def evaluate(lake: str | Path, settings: AlertSettings, now: datetime | None = N
                     if settings.since and spike.bucket_start < settings.since:
                         continue
                     examples = _examples(con, kind, key, spike.bucket_start, spike.bucket_start + width)
+                    measured = {k: v for k, v in dataclasses.asdict(spike).items() if k != "bucket_start"}
                     alerts.append(AlertRecord(
-                        alert_id=alert_id(kind, key, settings.bucket, spike.bucket_start), key_kind=kind, key=key,
-                        bucket_width=settings.bucket, window_start=spike.bucket_start, window_end=spike.bucket_start + width,
-                        volume=spike.volume, negatives=spike.negatives, observed_share=spike.observed_share,
-                        baseline_share=spike.baseline_share, ratio=spike.ratio, delta=spike.delta, z=spike.z,
-                        p_value=spike.p_value, severity=spike.severity, example_ids=examples, created_at=now))
+                        **measured, alert_id=alert_id(kind, key, settings.bucket, spike.bucket_start), key_kind=kind,
+                        key=key, bucket_width=settings.bucket, window_start=spike.bucket_start,
+                        window_end=spike.bucket_start + width, example_ids=examples, created_at=now))
         return alerts
     finally:
         con.close()
