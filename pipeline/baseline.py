@@ -49,16 +49,15 @@ def export_hf_models() -> dict[str, Any]:
     class MeanPoolBertForSequenceClassification(BertForSequenceClassification):
         """BertForSequenceClassification that pools by masked mean, as the MiniLM encoder was trained."""
 
-        # The text-classification pipeline checks the class name against its list of supported
-        # models and logs a long error otherwise; the behaviour is the parent's apart from pooling.
-        __name__ = "BertForSequenceClassification"
-
         def forward(self, input_ids=None, attention_mask=None, **kwargs):  # type: ignore[override]
             hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
 
+    # The text-classification pipeline checks the class name against its list of supported models
+    # and logs a long error otherwise; apart from pooling the behaviour is the parent's.
+    MeanPoolBertForSequenceClassification.__name__ = "BertForSequenceClassification"
     reg = load_registry()
     loaded = load_artifact(reg.sentiment.artifact_path)
     encoder_state = loaded.model.encoder.state_dict()
