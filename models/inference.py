@@ -11,6 +11,7 @@ are analysed (default 20,000, about 40 windows), so a huge text costs bounded ti
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ class InferenceSettings:
     token_budget: int = 8192  # padded tokens per forward pass
     max_batch: int = 256
     threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
+    chunk_texts: int = 2048  # texts tokenised and held at once: memory stays flat however many are passed
     quantize: str = "none"  # "int8": dynamic int8 linear layers on CPU (measurement only: batch-dependent)
     precision: str = "auto"  # "auto": bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32
 
@@ -129,13 +131,31 @@ class Enricher:
 
     # -- aggregation --------------------------------------------------------------------------
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predictions in input order. Works through `chunk_texts` texts at a time, tokenising the
+        next chunk in a background thread while the current one runs through the model (the fast
+        tokenizer releases the GIL), so memory stays flat and the model never waits on tokenising."""
         texts = list(texts)
         if not texts:
             return []
+        size = self.settings.chunk_texts
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+        results: list[Prediction] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+            pending = pool.submit(self._tokenize, chunks[0])
+            for k, chunk in enumerate(chunks):
+                windows = pending.result()
+                if k + 1 < len(chunks):
+                    pending = pool.submit(self._tokenize, chunks[k + 1])
+                results.extend(self._predict_chunk(chunk, windows))
+        return results
+
+    def _tokenize(self, texts: list[str]) -> list[list[_Window]]:
+        return [self._windows(group, texts) for group in self.groups]
+
+    def _predict_chunk(self, texts: list[str], windows_per_group: list[list[_Window]]) -> list[Prediction]:
         seq: dict[str, list[np.ndarray]] = {}
         ner_tokens: list[list[list[TokenPrediction]]] = [[] for _ in texts]
-        for group in self.groups:
-            windows = self._windows(group, texts)
+        for group, windows in zip(self.groups, windows_per_group):
             probs = self._run_group(group, windows)
             for task in group.tasks:
                 labels = group.loaded.model.tasks[task].labels

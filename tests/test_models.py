@@ -154,3 +154,16 @@ def test_eval_command_names_the_bad_line(tmp_path):
     bad.write_text("text,label\nfine,Bullish\noops,Sideways\n")
     out = CliRunner().invoke(main, ["eval", "sentiment", "--data", str(bad)])
     assert out.exit_code != 0 and "bad.csv:3" in out.output and "Sideways" in out.output
+
+
+def test_chunked_prediction_with_tokenisation_overlap_matches_one_pass():
+    """Small chunks (so several tokenise in the background) give exactly the one-pass result."""
+    from finpulse.pipeline.generator import generate_posts
+
+    texts = [p["text"] for p in generate_posts(50, seed=12)]
+    reg = load_registry(DEFAULT_REGISTRY)
+    whole = Enricher(reg, InferenceSettings(precision="fp32", chunk_texts=1000)).predict(texts)
+    chunked = Enricher(reg, InferenceSettings(precision="fp32", chunk_texts=7)).predict(texts)
+    assert [(p.sentiment, p.topic, [(e.start, e.end, e.type) for e in p.entities]) for p in chunked] == \
+           [(p.sentiment, p.topic, [(e.start, e.end, e.type) for e in p.entities]) for p in whole]
+    assert np.allclose([p.sentiment_score for p in chunked], [p.sentiment_score for p in whole], atol=1e-4)
