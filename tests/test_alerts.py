@@ -127,3 +127,48 @@ def test_streaming_and_backfilling_the_same_feed_give_the_same_alerts(broker, tm
     assert alert_id("ticker", "BA", "1 hour", start + timedelta(hours=20)) in {x[0] for x in a}
     if len(a) > 3:
         pytest.fail(f"background traffic raised {len(a) - 1} extra alerts: {a}")
+
+
+def test_new_alerts_are_published_to_kafka(broker, tmp_path):
+    from kafka import KafkaConsumer
+
+    from finpulse.infra.broker import create_topics
+
+    create_topics(broker.bootstrap, {"alerts-out": 1})
+    lake = spiky_lake(tmp_path)
+    new = run_alerts(str(lake), AlertSettings(), kafka_config={"bootstrap_servers": [broker.bootstrap]}, kafka_topic="alerts-out")
+    consumer = KafkaConsumer("alerts-out", bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                             group_id="alerts-test", consumer_timeout_ms=10000, session_timeout_ms=6000,
+                             max_poll_interval_ms=6000)
+    try:
+        got = [json.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
+    assert [g["alert_id"] for g in got] == [a.alert_id for a in new] and got[0]["key"] == "AAPL"
+
+
+def test_follow_mode_records_a_new_spike_once(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    lake = spiky_lake(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "finpulse.pipeline.cli", "alerts", "--lake", str(lake), "--follow",
+                             "--interval", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while run_query(lake, "select count(*) n from alerts").to_pylist()[0]["n"] < 1:
+            assert time.monotonic() < deadline and proc.poll() is None, "follow mode did not record the first spike"
+            time.sleep(0.5)
+        # a second event on MSFT arrives while it follows
+        rows = [post(900000 + j, 33, True, ticker="MSFT") for j in range(25)]
+        Lake(lake).commit("MSFT-late", 0, 25, [Row("enriched", r.data, "MSFT-late", k, r.date) for k, r in enumerate(rows)])
+        while run_query(lake, "select count(*) n from alerts").to_pylist()[0]["n"] < 2:
+            assert time.monotonic() < deadline, "follow mode did not pick up the new spike"
+            time.sleep(0.5)
+        time.sleep(3)  # several more evaluations: nothing may be written twice
+        got = run_query(lake, "select key, count(*) n from alerts group by 1 order by 1").to_pylist()
+        assert got == [{"key": "AAPL", "n": 1}, {"key": "MSFT", "n": 1}]
+    finally:
+        proc.kill()
+        proc.wait()
