@@ -37,10 +37,6 @@ class ArchiveFile:
     rows: int
 
 
-def archive_position(coords: Coordinates) -> tuple[str, int]:
-    return archive_key(coords.source_ref or ""), coords.source_row or 0
-
-
 class ReadArchive(beam.DoFn, RestrictionProvider):
     def __init__(self, lake: str, chunk: int) -> None:
         self._lake = lake
@@ -63,11 +59,12 @@ class ReadArchive(beam.DoFn, RestrictionProvider):
         r = tracker.current_restriction()
         stop = min(r.stop, r.start + self._chunk)
         last = r.start - 1
+        source = archive_key(element.path)
         for i, raw in read_slice(element.path, r.start, stop):
             if not tracker.try_claim(i):
                 return
             last = i
-            yield RawMessage(Coordinates(source_ref=element.path, source_row=i), raw, position=i)
+            yield RawMessage(Coordinates(source_ref=element.path, source_row=i), raw, source, i)
         if stop < r.stop:
             tracker.defer_remainder()
         elif last < r.stop - 1:  # the file shrank since it was counted: finish the range anyway
@@ -120,7 +117,7 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
     try:
         with beam.Pipeline(runner=runner, options=options) as p:
             messages = p | "Files" >> beam.Create(files) | "ReadArchive" >> beam.ParDo(ReadArchive(lake_root, chunk))
-            enrich_and_write(messages, lake_root, handler, max_message_bytes, archive_position, fallback_kind)
+            enrich_and_write(messages, lake_root, handler, max_message_bytes, fallback_kind)
     finally:
         done.set()
         if bar:

@@ -9,6 +9,7 @@ agree with ours and the comparison is about speed alone.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -96,6 +97,12 @@ def _timed(handler, key: str, log: str):
     return handler
 
 
+def _new_log(prefix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".log")
+    os.close(fd)
+    return path
+
+
 def _span(log: str, key: str) -> tuple[float, float, int, list[int]]:
     rows = [line.split() for line in open(log) if line.startswith(key + " ")]
     sizes = [int(r[3]) for r in rows]
@@ -112,7 +119,7 @@ def run_baseline(texts: list[str], run_id: str = "baseline") -> dict:
     from apache_beam.ml.inference.huggingface_inference import HuggingFacePipelineModelHandler
 
     models = export_hf_models()
-    log = tempfile.mktemp(prefix="finpulse-baseline-")
+    log = _new_log("finpulse-baseline-")
     with beam.Pipeline(runner=FnApiRunner()) as p:
         posts = p | beam.Create(texts)
         for task, (hf_task, model, tokenizer) in models.items():
@@ -137,7 +144,7 @@ def run_ours_in_beam(texts: list[str], device: str, run_id: str = "ours", precis
     from finpulse.models.inference import InferenceSettings
     from finpulse.pipeline.enrich import FinpulseModelHandler
 
-    log = tempfile.mktemp(prefix="finpulse-ours-")
+    log = _new_log("finpulse-ours-")
     with beam.Pipeline(runner=FnApiRunner()) as p:
         handler = _timed(FinpulseModelHandler(None, InferenceSettings(device=device, precision=precision)), run_id, log)
         _ = p | beam.Create(texts) | RunInference(handler)

@@ -51,18 +51,15 @@ def _separate_registry(tmp: Path) -> Path:
     return path
 
 
-def inference_throughput(texts: list[str], registry: str | None, device: str, precision: str = "auto", repeats: int = 1) -> float:
+def inference_throughput(texts: list[str], registry: str | None, device: str, precision: str = "auto") -> float:
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
 
     enricher = Enricher(load_registry(registry), InferenceSettings(device=device, precision=precision))
     enricher.predict(texts[:64])  # warm-up
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        enricher.predict(texts)
-        best = max(best, len(texts) / (time.perf_counter() - t))
-    return best
+    t = time.perf_counter()
+    enricher.predict(texts)
+    return len(texts) / (time.perf_counter() - t)
 
 
 def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None = None) -> dict:
@@ -152,24 +149,25 @@ def quality_delta(data_dir: Path, device: str) -> dict:
 
 def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: int = 2000,
               quality_data: Path | None = None) -> dict:
+    import torch
+
+    from finpulse.models.inference import use_bf16
+    from finpulse.models.registry import load_registry
+    from finpulse.pipeline.baseline import run_baseline, run_ours_in_beam
     from finpulse.pipeline.stream import resolve_device
 
     device = resolve_device(device)
     posts = _posts(n, seed)
     texts = [p["text"] for p in posts]
-    result: dict = {"device": device, "n": n, "cpu_threads": __import__("torch").get_num_threads()}
+    result: dict = {"device": device, "n": n, "cpu_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory(prefix="finpulse-bench-") as tmp:
         tmp_path = Path(tmp)
-        from finpulse.pipeline.baseline import run_baseline, run_ours_in_beam
-
         # Baseline and ours through the same kind of Beam pipeline, on the same texts.
         same = texts[:baseline_n]
         result["baseline_n"] = len(same)
         result.update(run_baseline(same))
         result["ours_in_beam_posts_per_s"] = run_ours_in_beam(same, device)["ours_posts_per_s"]
         result["speedup"] = round(result["ours_in_beam_posts_per_s"] / result["baseline_posts_per_s"], 2)
-        from finpulse.models.inference import use_bf16
-
         result["precision"] = "bf16" if use_bf16("auto", device) else "fp32"
         result["ours_posts_per_s"] = round(inference_throughput(texts, None, device), 1)
         result["ours_fp32_posts_per_s"] = round(inference_throughput(texts, None, device, "fp32"), 1)
@@ -187,8 +185,6 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
             result["latency_p50_ms"] = paced["latency_p50_ms"]
             result["latency_p99_ms"] = paced["latency_p99_ms"]
             result["peak_rss_mb"] = max(result["peak_rss_mb"], paced["peak_rss_mb"])
-    from finpulse.models.registry import load_registry
-
     result["quality_delta"] = quality_delta(quality_data, device) if quality_data and quality_data.is_dir() else None
     result["mean_words_per_post"] = round(sum(len(t.split()) for t in texts) / len(texts), 1)
     result["model_version"] = load_registry().model_version

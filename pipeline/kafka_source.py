@@ -53,9 +53,12 @@ class PartitionDesc:
 
 @dataclass(frozen=True)
 class RawMessage:
+    """A message as read, with the lake source it belongs to and its commit position there."""
+
     coords: Coordinates
     value: bytes | None
-    position: int | None = None  # the source's commit position (defaults to coords.offset)
+    source: str  # progress key in the lake: kafka.<topic>.<partition> or file.<hash>
+    position: int  # epoch-tagged Kafka offset, or row number in an archive file
 
 
 @dataclass
@@ -179,22 +182,24 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             epoch += 1
             self._log_reset(element, expected, batch[0].offset, epoch)
         allowed = self._stop.take(len(batch))
+        source = source_key(element.topic, element.partition)
         for rec in batch[:allowed]:
             position = to_position(epoch, rec.offset)
             if not tracker.try_claim(position):
                 return
             entry["next"] = position + 1
             entry["reset"] = None
-            entry["last"] = (rec.offset, _fingerprint(rec.value))
             coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset, timestamp_ms=rec.timestamp)
-            yield RawMessage(coords, rec.value, position)
+            yield RawMessage(coords, rec.value, source, position)
+        if allowed:  # remember only the last record: it is what a later log check re-reads
+            entry["last"] = (batch[allowed - 1].offset, _fingerprint(batch[allowed - 1].value))
         if allowed < len(batch):
             entry["next"] = None  # we stopped mid-batch: re-seek if this partition is read again
         if not batch:
-            self._check_log_end(element, entry, epoch, expected)
+            self._verify_log(element, entry, epoch, expected)
         tracker.defer_remainder(Duration.of(0 if batch else 0.2))
 
-    def _check_log_end(self, desc: PartitionDesc, entry: dict, epoch: int, expected: int) -> None:
+    def _verify_log(self, desc: PartitionDesc, entry: dict, epoch: int, expected: int) -> None:
         """While idle, re-read the last record we consumed every few seconds and compare fingerprints.
 
         Same record: the log is intact (and the broker reachable). A different record, a lower

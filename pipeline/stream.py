@@ -13,16 +13,11 @@ from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
 from finpulse.pipeline.enrich import FinpulseModelHandler
 from finpulse.pipeline.kafka_source import OFFSET_MASK, PartitionDesc, ReadKafkaPartitions
-from finpulse.pipeline.lake import Lake, source_key
-from finpulse.pipeline.parse import Coordinates
+from finpulse.pipeline.lake import Lake
 from finpulse.pipeline.settings import StreamSettings
 from finpulse.pipeline.transforms import enrich_and_write
 
 log = logging.getLogger(__name__)
-
-
-def kafka_position(coords: Coordinates) -> tuple[str, int]:
-    return source_key(coords.topic or "", coords.partition or 0), coords.offset or 0
 
 
 def discover_partitions(client_config: dict, topics: list[str], timeout: float = 60.0) -> list[PartitionDesc]:
@@ -107,7 +102,7 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None) -> 
                                  settings.max_message_bytes, settings.max_records, settings.idle_exit)
     with beam.Pipeline(runner=runner, options=options) as p:
         messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
-        enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes, kafka_position,
+        enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
                          on_commit=GroupOffsetCommitter(client, settings.group))
     writer_lock.close()
 

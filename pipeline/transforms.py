@@ -13,8 +13,8 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from finpulse.pipeline.enrich import EnrichError, FinpulseModelHandler, enriched_row
 from finpulse.pipeline.kafka_source import RawMessage
 from finpulse.pipeline.lake import Lake, Row
-from finpulse.pipeline.parse import Coordinates, dead_letter, parse_message
-from finpulse.schemas.records import DeadLetter, InputRecord
+from finpulse.pipeline.parse import dead_letter, parse_message
+from finpulse.schemas.records import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +34,14 @@ class Parse(beam.DoFn):
     a Flatten would split the fused stage on FnApiRunner and hold every write until the end.
     """
 
-    def __init__(self, max_message_bytes: int, source_of, fallback_kind: str = "news") -> None:
+    def __init__(self, max_message_bytes: int, fallback_kind: str = "news") -> None:
         self._max = max_message_bytes
-        self._source_of = source_of
         self._fallback = fallback_kind
 
     def process(self, msg: RawMessage):
-        source, position = self._source_of(msg.coords)
-        if msg.position is not None:
-            position = msg.position
         result = parse_message(msg.value, msg.coords, self._max, self._fallback)
         text = None if isinstance(result, DeadLetter) else result.text
-        yield (result, msg.coords, source, position), text
+        yield (result, msg.coords, msg.source, msg.position), text
 
 
 class ToRow(beam.DoFn):
@@ -121,12 +117,12 @@ class WriteToLake(beam.DoFn):
         self._since, self._counts = time.monotonic(), {"enriched": 0, "deadletter": 0}
 
 
-def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int, source_of,
+def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int,
                      fallback_kind: str = "news", on_commit=None):
     """RawMessages -> parsed -> enriched -> lake, one linear fused chain. Every message ends as one row."""
     return (
         messages
-        | "Parse" >> beam.ParDo(Parse(max_message_bytes, source_of, fallback_kind))
+        | "Parse" >> beam.ParDo(Parse(max_message_bytes, fallback_kind))
         | "Enrich" >> RunInference(KeyedModelHandler(handler))
         | "ToRow" >> beam.ParDo(ToRow())
         | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit))
