@@ -1,17 +1,21 @@
-"""The Parquet lake and its exactly-once commit protocol.
+"""The Parquet lake and its exactly-once commit protocol, on a local directory or an object store.
 
 Each source (a Kafka topic-partition, or an archive file) advances through offset ranges.
 A flush of range [start, end) for one source:
 
 1. writes its Parquet files into LAKE/_staging/ (invisible to readers);
 2. atomically replaces LAKE/_progress/<source>.json with {end, pending: [staged -> final]}:
-   this rename is the commit point;
-3. renames each staged file to its final place (enriched/date=.../, deadletter/date=...).
+   this replace is the commit point (a rename locally, a single PUT on S3/GCS);
+3. publishes each staged file at its final place (enriched/date=.../, deadletter/date=...):
+   a rename locally, a copy then delete on an object store (see storage.py).
 
 A crash before 2 leaves only staging garbage (the range is read again); a crash after 2 is
-rolled forward by `recover()` before anything is consumed. Readers only ever see whole,
-committed files, and a row is never written twice because a source resumes at `end`.
-File names carry the source and range, so replays would overwrite rather than duplicate.
+rolled forward before anything else happens to that source: by `recover()` at start-up, and by
+the next `commit()` of the same source (a runner that retries a failed bundle on another worker
+finishes the earlier attempt's publish first). Publishing is idempotent, so rolling forward twice
+is harmless. Readers only ever see whole, committed files, and a row is never written twice
+because a source resumes at `end`. File names carry the source and range, so replays would
+overwrite rather than duplicate.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,11 +33,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from finpulse.pipeline.storage import is_remote, open_storage
 from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
 log = logging.getLogger(__name__)
 
 TABLES = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA}
+STAGING = "_staging"
+PROGRESS = "_progress"
 
 
 def source_key(topic: str, partition: int) -> str:
@@ -57,65 +63,58 @@ class Row:
 
 
 class Lake:
+    """The commit protocol over a `LakeStorage`; `root` is a directory or an s3:// / gs:// URL."""
+
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.staging = self.root / "_staging"
-        self.progress_dir = self.root / "_progress"
+        self.root = str(root) if is_remote(root) else Path(root)
+        self.storage = open_storage(root)
 
     # -- single writer ------------------------------------------------------------------------
     def lock(self, role: str):
         """Hold an exclusive lock for `role` (e.g. "stream") while the returned handle is open.
 
         Two streams on one lake would both read every partition and race on its progress; the
-        lock makes the second one fail at start-up with a clear message instead.
+        lock makes the second one fail at start-up with a clear message instead. Locally a flock;
+        on an object store a best-effort lease (see storage.ObjectStorage.lock).
         """
-        import fcntl
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / f".{role}.lock", "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise SystemExit(f"another finpulse {role} is already writing to {self.root}; stop it first "
-                             f"(lock file {self.root / f'.{role}.lock'})") from None
-        return handle
+        return self.storage.lock(role)
 
     # -- progress -----------------------------------------------------------------------------
-    def _progress_file(self, source: str) -> Path:
-        return self.progress_dir / f"{source}.json"
+    def _state(self, source: str) -> dict | None:
+        text = self.storage.read_text(f"{PROGRESS}/{source}.json")
+        return json.loads(text) if text else None
 
     def committed(self, source: str) -> int:
         """The first position not yet in the lake for `source` (0 if none)."""
-        f = self._progress_file(source)
-        if not f.is_file():
-            return 0
-        return int(json.loads(f.read_text())["end"])
+        state = self._state(source)
+        return int(state["end"]) if state else 0
 
     def all_committed(self) -> dict[str, int]:
-        if not self.progress_dir.is_dir():
-            return {}
-        return {f.stem: int(json.loads(f.read_text())["end"]) for f in self.progress_dir.glob("*.json")}
+        out = {}
+        for rel in self.storage.list(PROGRESS, ".json"):
+            text = self.storage.read_text(rel)
+            if text:
+                out[rel.rsplit("/", 1)[-1].removesuffix(".json")] = int(json.loads(text)["end"])
+        return out
 
     # -- recovery -----------------------------------------------------------------------------
+    def _roll_forward(self, state: dict) -> int:
+        """Publish whatever a committed state still has in staging; returns files moved."""
+        return sum(self.storage.publish(staged, final) for staged, final in state.get("pending", []))
+
     def recover(self) -> int:
-        """Finish committed flushes and discard uncommitted staging; returns files rolled forward."""
+        """Finish committed flushes and discard uncommitted staging; returns files rolled forward.
+
+        Call only while no writer is running (at start-up, under the lock): it deletes all staging.
+        """
         rolled = 0
-        referenced: set[str] = set()
-        if self.progress_dir.is_dir():
-            for f in self.progress_dir.glob("*.json"):
-                state = json.loads(f.read_text())
-                for staged, final in state.get("pending", []):
-                    referenced.add(staged)
-                    src, dst = self.root / staged, self.root / final
-                    if src.exists():
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        os.replace(src, dst)
-                        rolled += 1
-            for tmp in self.progress_dir.glob("*.tmp"):
-                tmp.unlink(missing_ok=True)
-        if self.staging.is_dir():
-            shutil.rmtree(self.staging, ignore_errors=True)
+        for rel in self.storage.list(PROGRESS, ".json"):
+            text = self.storage.read_text(rel)
+            if text:
+                rolled += self._roll_forward(json.loads(text))
+        for rel in self.storage.list(PROGRESS, ".tmp"):
+            self.storage.remove(rel)
+        self.storage.remove_tree(STAGING)
         if rolled:
             log.warning("recovered %d committed file(s) left in staging by an interrupted run", rolled)
         return rolled
@@ -126,7 +125,10 @@ class Lake:
 
         Rows below the committed position are dropped (a replayed range), so a retry is harmless.
         """
-        done = self.committed(source)
+        state = self._state(source)
+        done = int(state["end"]) if state else 0
+        if state and self._roll_forward(state):
+            log.warning("%s: finished publishing an earlier attempt's committed files", source)
         if end <= done:
             return 0
         keep = [r for r in rows if r.position >= done]
@@ -134,32 +136,23 @@ class Lake:
         groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for r in keep:
             groups[(r.table, r.date)].append(r.data)
-        batch_dir = self.staging / uuid.uuid4().hex
-        batch_dir.mkdir(parents=True, exist_ok=True)
+        batch = f"{STAGING}/{uuid.uuid4().hex}"
         pending: list[tuple[str, str]] = []
         for (table, date), data in sorted(groups.items()):
             name = f"{source}-{start:012d}-{end:012d}.parquet"
-            staged = batch_dir / f"{table}-{date}-{name}"
-            write_parquet(staged, data, TABLES[table])
-            final = Path(table) / f"date={date}" / name
-            pending.append((str(staged.relative_to(self.root)), str(final)))
-        self._write_progress(source, {"end": end, "start": start, "rows": len(keep), "pending": pending})
-        for staged, final in pending:
-            dst = self.root / final
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.root / staged, dst)
-        shutil.rmtree(batch_dir, ignore_errors=True)
+            staged = f"{batch}/{table}-{date}-{name}"
+            self.storage.write_table(staged, pa.Table.from_pylist(data, schema=TABLES[table]))
+            pending.append((staged, f"{table}/date={date}/{name}"))
+        new_state = {"end": end, "start": start, "rows": len(keep), "pending": pending}
+        self._write_progress(source, new_state)
+        self._roll_forward(new_state)
+        if not is_remote(self.root):
+            self.storage.remove_tree(batch)  # the empty batch folder (object stores have no folders)
         return len(keep)
 
     def _write_progress(self, source: str, state: dict) -> None:
-        self.progress_dir.mkdir(parents=True, exist_ok=True)
-        final = self._progress_file(source)
-        tmp = final.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        """The commit point: one atomic replace of the source's progress file."""
+        self.storage.put_atomic(f"{PROGRESS}/{source}.json", json.dumps(state).encode())
 
 
 def write_parquet(path: Path, rows: list[dict], schema: pa.Schema) -> None:

@@ -2,6 +2,10 @@
 
 `finpulse query` runs arbitrary read-only SQL by design: the connection is in-memory, only
 views over the lake's Parquet files exist, and no file outside the lake is written.
+
+An object-store lake (s3://, gs://) is read through pyarrow's filesystems rather than DuckDB's
+httpfs extension (which cannot be installed offline): its files are listed once per connection
+and registered as a pyarrow dataset, which DuckDB scans lazily with projection pushdown.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from finpulse.pipeline.storage import ObjectStorage, is_remote
 from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
 VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
@@ -51,6 +56,8 @@ FROM keyed GROUP BY ALL
 
 def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake's views and the series macro defined."""
+    if is_remote(lake):
+        return _connect_object_store(str(lake))
     lake = Path(lake)
     con = duckdb.connect(":memory:")
     for view, schema in VIEWS.items():
@@ -60,6 +67,25 @@ def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
             glob = str(folder / "**" / "*.parquet").replace("'", "''")
             # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{glob}', hive_partitioning=false, union_by_name=true)")
+        else:
+            con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
+    con.execute(SERIES_MACRO)
+    return con
+
+
+def _connect_object_store(url: str) -> duckdb.DuckDBPyConnection:
+    """The same views over an object-store lake: the files listed now, as pyarrow datasets."""
+    import pyarrow.dataset as pads
+
+    storage = ObjectStorage(url)
+    con = duckdb.connect(":memory:")
+    for view, schema in VIEWS.items():
+        files = [storage.full_path(rel) for rel in storage.list(view, ".parquet")]
+        if files:
+            # the declared schema fills columns that older files lack with nulls
+            dataset = pads.dataset(files, schema=schema, format="parquet", filesystem=storage.filesystem)
+            con.register(f"_{view}_files", dataset)
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_files")
         else:
             con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
     con.execute(SERIES_MACRO)
