@@ -1,16 +1,26 @@
 """The negative-spike detector: a pure function over one key's bucketed sentiment counts.
 
-For each bucket with enough posts, the negative share is compared with a trailing baseline:
+For each bucket the detector weighs two kinds of evidence that negative posts went up, and
+alerts when either is strong enough after a Bonferroni correction for the number of tests:
 
-* baseline share = pooled negatives / posts over the previous `baseline_buckets` buckets,
-  skipping buckets that themselves alerted (an ongoing event must not raise its own bar) and
-  shrunk toward the global share by `prior_posts` pseudo-posts (thin histories stay sane);
-* an alert needs volume >= `min_volume`, share >= `min_ratio` x baseline, share - baseline
-  >= `min_delta`, and a one-sided exact binomial tail P(X >= negatives) <= `alpha`;
-* after an alert the key is quiet for `cooldown_buckets` buckets unless severity rises, so one
-  event raises one alert;
-* severity grades the evidence: critical (p <= alpha/1000 and ratio >= 3), high (p <= alpha/100
-  or ratio >= 2.5), else medium.
+* share channel: the negative share of the last w buckets (w in `windows`, so an event spread
+  over two buckets is seen as one) against a trailing baseline share = pooled negatives / posts
+  of the `baseline_buckets` buckets before a `guard_buckets` gap, skipping buckets that alerted
+  (an ongoing event must not raise its own bar) and shrunk toward the global share by
+  `prior_posts` pseudo-posts (thin histories stay sane); one-sided exact binomial tail;
+* count channel: the bucket's negative count against the same bucket of the previous
+  `season_periods` periods (same hour on earlier days: day/night volume cancels out), by the
+  exact conditional test for two Poisson rates (x given x + history total is binomial). Real
+  bad news is a surge of negative posts, and the surge is evidence the share test ignores. A
+  neutral volume surge (earnings day) also multiplies negatives, so this channel only counts
+  when the share moved too: it needs the share channel's effect gates and p <= `support_alpha`.
+
+Every alert needs volume >= `min_volume`, share >= `min_ratio` x baseline and share - baseline
+>= `min_delta` (effect size, so huge buckets do not alert on tiny shifts), and the adjusted
+p-value (smallest p x number of tests) <= `alpha`. After an alert the key is quiet for
+`cooldown_buckets` buckets unless severity rises, so one event raises one alert. Severity grades
+the evidence: critical (p <= alpha/1000 and ratio >= 3), high (p <= alpha/100 or ratio >= 2.5),
+else medium. docs/ALERTS.md has the labelled simulation behind the defaults.
 """
 
 from __future__ import annotations
@@ -25,14 +35,32 @@ SEVERITY_ORDER = {"medium": 1, "high": 2, "critical": 3}
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    baseline_buckets: int = 24
+    baseline_buckets: int = 72  # 3 days of hours: a steadier share than 1 day, still tracks drift
+    guard_buckets: int = 1  # buckets between baseline and test, so an event's onset is not its own baseline
     min_history_posts: int = 30  # below this much baseline volume, no alert (cold start)
-    min_volume: int = 20
+    min_volume: int = 20  # posts in the tested window
     min_ratio: float = 1.5
     min_delta: float = 0.10
-    alpha: float = 1e-4
+    alpha: float = 3e-4  # on the Bonferroni-adjusted p-value; see docs/ALERTS.md for the trade-off
+    windows: tuple[int, ...] = (1, 2)  # share test over the last 1 and the last 2 buckets
+    count_channel: bool = True
+    season_buckets: int = 24  # buckets per seasonal period (a day of hours)
+    season_periods: int = 7  # same-phase buckets in the count channel's history
+    min_count_ratio: float = 2.0  # count channel: negatives >= this x the seasonal expectation
+    support_alpha: float = 0.05  # count channel: the share test must reach at least this
     cooldown_buckets: int = 6
     prior_posts: float = 20.0
+
+    @property
+    def tests(self) -> int:
+        """Hypotheses tested per bucket (the Bonferroni factor)."""
+        return len(self.windows) + (1 if self.count_channel else 0)
+
+    @property
+    def history_buckets(self) -> int:
+        """How far back a bucket's evidence reaches (what a backtest must load before its start)."""
+        seasonal = self.season_buckets * self.season_periods if self.count_channel else 0
+        return max(self.baseline_buckets + self.guard_buckets + max(self.windows) - 1, seasonal)
 
 
 @dataclass(frozen=True)
@@ -44,16 +72,18 @@ class Bucket:
 
 @dataclass(frozen=True)
 class Spike:
-    bucket_start: datetime
-    volume: int
+    bucket_start: datetime  # the bucket that alerted (the last of the window)
+    volume: int  # posts in the window
     negatives: int
     observed_share: float
     baseline_share: float
     ratio: float
     delta: float
     z: float
-    p_value: float
+    p_value: float  # Bonferroni-adjusted
     severity: str
+    window_buckets: int = 1  # buckets in the tested window, ending at bucket_start
+    channel: str = "share"  # "share" or "count": the evidence that carried the alert
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -72,6 +102,16 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
+def count_tail(count: int, history: Sequence[int]) -> float:
+    """P-value that `count` comes from the same Poisson rate as each of the `history` counts.
+
+    Exact conditional test: given the total, the new count is Binomial(total, 1/(m+1)), so the
+    uncertainty of a rate estimated from few periods is accounted for, with no rate parameter."""
+    if not history:
+        return 1.0
+    return binomial_tail(count, count + sum(history), 1 / (len(history) + 1))
+
+
 def severity(p_value: float, ratio: float, alpha: float) -> str:
     if p_value <= alpha / 1000 and ratio >= 3:
         return "critical"
@@ -80,35 +120,74 @@ def severity(p_value: float, ratio: float, alpha: float) -> str:
     return "medium"
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    window: int
+    volume: int
+    negatives: int
+    share: float
+    ratio: float
+    delta: float
+    p_share: float  # raw, one window
+
+
+def _share_evidence(series: Sequence[Bucket], i: int, window: int, baseline: float, cfg: DetectorConfig) -> _Evidence | None:
+    """The last `window` buckets ending at i, if they pass the volume and effect-size gates."""
+    if i + 1 < window:
+        return None
+    volume = sum(b.volume for b in series[i + 1 - window:i + 1])
+    negatives = sum(b.negatives for b in series[i + 1 - window:i + 1])
+    if volume < cfg.min_volume:
+        return None
+    share = negatives / volume
+    ratio = share / baseline if baseline > 0 else math.inf
+    if ratio < cfg.min_ratio or share - baseline < cfg.min_delta:
+        return None
+    return _Evidence(window, volume, negatives, share, ratio, share - baseline, binomial_tail(negatives, volume, baseline))
+
+
+def _seasonal_history(series: Sequence[Bucket], i: int, alerted: set[int], cfg: DetectorConfig) -> list[int]:
+    """Negative counts of the same phase in earlier periods, skipping buckets that alerted."""
+    same_phase = (i - k * cfg.season_buckets for k in range(1, cfg.season_periods + 1))
+    return [series[j].negatives for j in same_phase if j >= 0 and j not in alerted]
+
+
 def detect_spikes(series: Sequence[Bucket], global_share: float, cfg: DetectorConfig = DetectorConfig()) -> list[Spike]:
-    """Spikes in one key's series (buckets in time order, empty buckets may be omitted)."""
+    """Spikes in one key's series (buckets in time order, one per time step: fill gaps with
+    empty buckets so the baseline, season and cool-down count real time)."""
     spikes: list[Spike] = []
     alerted: set[int] = set()
     last_alert: tuple[int, str] | None = None
     for i, bucket in enumerate(series):
-        history = [series[j] for j in range(max(0, i - cfg.baseline_buckets), i) if j not in alerted]
+        end = i - cfg.guard_buckets
+        history = [series[j] for j in range(max(0, end - cfg.baseline_buckets), end) if j not in alerted]
         hist_volume = sum(b.volume for b in history)
-        if bucket.volume < cfg.min_volume or hist_volume < cfg.min_history_posts:
+        if hist_volume < cfg.min_history_posts:
             continue
-        hist_neg = sum(b.negatives for b in history)
-        baseline = (hist_neg + cfg.prior_posts * global_share) / (hist_volume + cfg.prior_posts)
-        share = bucket.negatives / bucket.volume
-        ratio = share / baseline if baseline > 0 else math.inf
-        delta = share - baseline
-        if ratio < cfg.min_ratio or delta < cfg.min_delta:
+        baseline = (sum(b.negatives for b in history) + cfg.prior_posts * global_share) / (hist_volume + cfg.prior_posts)
+        candidates = [e for w in cfg.windows if (e := _share_evidence(series, i, w, baseline, cfg)) is not None]
+        if not candidates:
             continue
-        p_value = binomial_tail(bucket.negatives, bucket.volume, baseline)
+        best = min(candidates, key=lambda e: (e.p_share, e.window))
+        p_min, channel = best.p_share, "share"
+        current = next((e for e in candidates if e.window == 1), None)
+        if cfg.count_channel and current is not None and current.p_share <= cfg.support_alpha:
+            seasonal = _seasonal_history(series, i, alerted, cfg)
+            expected = sum(seasonal) / len(seasonal) if seasonal else math.inf
+            if bucket.negatives >= cfg.min_count_ratio * expected and (p_count := count_tail(bucket.negatives, seasonal)) < p_min:
+                p_min, channel, best = p_count, "count", current
+        p_value = min(1.0, p_min * cfg.tests)
         if p_value > cfg.alpha:
             continue
-        level = severity(p_value, round(ratio, 6), cfg.alpha)  # 0.6 / 0.2 is 2.9999999999999996
+        level = severity(p_value, round(best.ratio, 6), cfg.alpha)  # 0.6 / 0.2 is 2.9999999999999996
         alerted.add(i)
         if last_alert is not None:
             last_i, last_level = last_alert
             if i - last_i <= cfg.cooldown_buckets and SEVERITY_ORDER[level] <= SEVERITY_ORDER[last_level]:
                 last_alert = (i, last_level)  # the event goes on: extend the cool-down, no new alert
                 continue
-        z = delta / math.sqrt(baseline * (1 - baseline) / bucket.volume) if 0 < baseline < 1 else math.inf
-        spikes.append(Spike(bucket.start, bucket.volume, bucket.negatives, round(share, 4), round(baseline, 4),
-                            round(ratio, 3), round(delta, 4), round(z, 2), p_value, level))
+        z = best.delta / math.sqrt(baseline * (1 - baseline) / best.volume) if 0 < baseline < 1 else math.inf
+        spikes.append(Spike(bucket.start, best.volume, best.negatives, round(best.share, 4), round(baseline, 4),
+                            round(best.ratio, 3), round(best.delta, 4), round(z, 2), p_value, level, best.window, channel))
         last_alert = (i, level)
     return spikes

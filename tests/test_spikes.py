@@ -30,7 +30,9 @@ def test_a_doubling_with_volume_is_detected_at_its_bucket():
     s = spikes[0]
     assert s.bucket_start == T0 + timedelta(hours=24)
     assert (s.volume, s.negatives, s.observed_share) == (40, 24, 0.6)
-    assert abs(s.baseline_share - 0.2) < 1e-9 and s.ratio == 3.0 and s.p_value < 1e-7 and s.severity == "critical"
+    assert abs(s.baseline_share - 0.2) < 1e-9 and s.ratio == 3.0 and s.severity == "critical"
+    assert (s.window_buckets, s.channel) == (1, "share")
+    assert math.isclose(s.p_value, 3 * binomial_tail(24, 40, 0.2))  # Bonferroni: windows 1 and 2, count channel
 
 
 def test_small_buckets_and_small_effects_do_not_alert():
