@@ -58,6 +58,27 @@ def dead_letter(raw: bytes, error: str, stage: str, coords: Coordinates, now: da
     )
 
 
+def _unencodable_field(record: InputRecord) -> str | None:
+    """The first string field that cannot be encoded as UTF-8, or None.
+
+    JSON may escape lone surrogates ("\\ud800"); Python decodes them into a str that Arrow,
+    Parquet and the tokenizer all refuse, so one such message would crash every restart.
+    """
+    for name in ("id", "text", "source", "title", "url", "author", "lang"):
+        value = getattr(record, name)
+        if value is not None and not _utf8_ok(value):
+            return name
+    return next(("tickers" for t in record.tickers if not _utf8_ok(t)), None)
+
+
+def _utf8_ok(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_message(
     raw: bytes | None,
     coords: Coordinates = Coordinates(),
@@ -90,6 +111,11 @@ def parse_message(
         record = InputRecord.model_validate(obj)
     except ValidationError as exc:
         return reject(f"invalid record: {_summarise(exc)}")
+    except (ArithmeticError, ValueError) as exc:  # e.g. OverflowError converting 9999-12-31T23:59-14:00 to UTC
+        return reject(f"invalid record: {type(exc).__name__}: {exc}")
+    bad = _unencodable_field(record)
+    if bad:
+        return reject(f"invalid record: {bad} holds a lone UTF-16 surrogate escape (e.g. \\ud800), which is not text")
     if record.kind is None:
         record.kind = default_kind(coords.topic, fallback_kind)  # type: ignore[assignment]
     if record.published_at is None:
