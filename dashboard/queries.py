@@ -1,0 +1,180 @@
+"""Every question the dashboard asks, as one parameterised query each (no Streamlit here).
+
+Each function takes the store and the analyst's `Filters` and returns a DataFrame, so the page
+code only lays results out, and tests can check the numbers without a browser.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+from finpulse.dashboard.filters import Filters, where
+from finpulse.dashboard.store import LakeStore
+
+SENTIMENTS = ("negative", "neutral", "positive")
+POST_COLUMNS = "id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, url"
+
+
+def options(store: LakeStore) -> dict[str, list[str]]:
+    """Values the filter widgets offer, most frequent first."""
+    out = {}
+    for name, sql in (
+        ("tickers", "SELECT t AS v, count(*) AS n FROM (SELECT unnest(tickers) AS t FROM posts) GROUP BY 1"),
+        ("topics", "SELECT topic AS v, count(*) AS n FROM posts GROUP BY 1"),
+        ("sources", "SELECT source AS v, count(*) AS n FROM posts GROUP BY 1"),
+        ("kinds", "SELECT kind AS v, count(*) AS n FROM posts GROUP BY 1"),
+    ):
+        out[name] = store.query(f"{sql} ORDER BY n DESC, v")["v"].tolist()
+    return out
+
+
+def overview(store: LakeStore, f: Filters) -> dict[str, float | int | None]:
+    """Posts, negative share and mean score in range, and the same for the period before it."""
+    sql = """SELECT count(*) AS posts, count(*) FILTER (WHERE sentiment = 'negative') AS negatives,
+                    avg(sentiment_score) AS mean_score FROM posts WHERE {}"""
+    out: dict[str, float | int | None] = {}
+    for prefix, flt in (("", f), ("prev_", f.previous())):
+        clause, params = where(flt)
+        row = store.query(sql.format(clause), params).iloc[0]
+        posts = int(row["posts"])
+        out[prefix + "posts"] = posts
+        out[prefix + "negative_share"] = (int(row["negatives"]) / posts) if posts else None
+        out[prefix + "mean_score"] = None if pd.isna(row["mean_score"]) else float(row["mean_score"])
+    return out
+
+
+def top_companies(store: LakeStore, f: Filters, limit: int = 10) -> pd.DataFrame:
+    clause, params = where(f)
+    return store.query(f"""
+        SELECT ticker, count(*) AS posts,
+               count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
+               avg(sentiment_score) AS mean_score
+        FROM (SELECT unnest(tickers) AS ticker, sentiment, sentiment_score FROM posts WHERE {clause})
+        {"WHERE ticker = ANY(?::VARCHAR[])" if f.tickers else ""}
+        GROUP BY ticker ORDER BY posts DESC, ticker LIMIT {int(limit)}""",
+        params + ([list(f.tickers)] if f.tickers else []))
+
+
+def trend(store: LakeStore, f: Filters) -> pd.DataFrame:
+    """Posts per bucket and sentiment (the stacked bars)."""
+    clause, params = where(f)
+    return store.query(f"""
+        SELECT time_bucket(CAST(? AS INTERVAL), published_at) AS bucket, sentiment, count(*) AS volume
+        FROM posts WHERE {clause} GROUP BY ALL ORDER BY bucket, sentiment""", [f.bucket] + params)
+
+
+def mean_by_bucket(store: LakeStore, f: Filters) -> pd.DataFrame:
+    """Mean sentiment per bucket overall, or per selected company when a few are chosen."""
+    clause, params = where(f)
+    if f.tickers and len(f.tickers) <= 6:
+        return store.query(f"""
+            SELECT time_bucket(CAST(? AS INTERVAL), published_at) AS bucket, ticker AS series,
+                   avg(sentiment_score) AS mean_score, count(*) AS volume
+            FROM (SELECT *, unnest(tickers) AS ticker FROM posts WHERE {clause})
+            WHERE ticker = ANY(?::VARCHAR[]) GROUP BY ALL ORDER BY bucket""",
+            [f.bucket] + params + [list(f.tickers)])
+    return store.query(f"""
+        SELECT time_bucket(CAST(? AS INTERVAL), published_at) AS bucket, 'all selected' AS series,
+               avg(sentiment_score) AS mean_score, count(*) AS volume
+        FROM posts WHERE {clause} GROUP BY ALL ORDER BY bucket""", [f.bucket] + params)
+
+
+def alerts(store: LakeStore, f: Filters) -> pd.DataFrame:
+    """Alerts whose window overlaps the range, newest first; company filters apply to ticker alerts."""
+    params: list = [f.end, f.start]
+    extra = ""
+    if f.tickers:
+        extra = "AND (key_kind <> 'ticker' OR key = ANY(?::VARCHAR[]))"
+        params.append(list(f.tickers))
+    if f.topics:
+        extra += " AND (key_kind <> 'topic' OR key = ANY(?::VARCHAR[]))"
+        params.append(list(f.topics))
+    return store.query(f"""
+        SELECT alert_id, severity, key_kind, key, window_start, window_end, volume, negatives,
+               observed_share, baseline_share, ratio, p_value, example_ids, created_at
+        FROM alerts WHERE window_start < ? AND window_end > ? {extra}
+        ORDER BY window_start DESC,
+                 CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 ELSE 2 END, key""", params)
+
+
+_KEY_MATCH = {
+    "ticker": "list_contains(tickers, ?)",
+    "topic": "topic = ?",
+    "source": "source = ?",
+    "kind": "kind = ?",
+    "all": "? = 'all'",
+}
+
+
+def alert_posts(store: LakeStore, key_kind: str, key: str, start: datetime, end: datetime,
+                limit: int = 200) -> pd.DataFrame:
+    """The posts behind an alert: its key in its window, most negative first."""
+    match = _KEY_MATCH.get(key_kind)
+    if match is None:
+        raise ValueError(f"unknown alert key kind {key_kind!r}")
+    return store.query(f"""
+        SELECT {POST_COLUMNS} FROM posts
+        WHERE {match} AND published_at >= ? AND published_at < ?
+        ORDER BY sentiment_score, published_at LIMIT {int(limit)}""", [key, start, end])
+
+
+def movers(store: LakeStore, f: Filters, min_posts: int = 5, limit: int = 10) -> pd.DataFrame:
+    """Companies whose mean sentiment in the last quarter of the range moved most against the
+    rest of the range (their own baseline). Needs `min_posts` in both parts."""
+    split = f.end - f.span / 4
+    clause, params = where(f, tickers=False)
+    return store.query(f"""
+        WITH per AS (
+            SELECT unnest(tickers) AS ticker, published_at >= ? AS recent, sentiment, sentiment_score
+            FROM posts WHERE {clause}
+        ), agg AS (
+            SELECT ticker,
+                   count(*) FILTER (WHERE recent) AS recent_posts,
+                   count(*) FILTER (WHERE NOT recent) AS baseline_posts,
+                   avg(sentiment_score) FILTER (WHERE recent) AS recent_score,
+                   avg(sentiment_score) FILTER (WHERE NOT recent) AS baseline_score,
+                   avg((sentiment = 'negative')::INT) FILTER (WHERE recent) AS recent_negative_share,
+                   avg((sentiment = 'negative')::INT) FILTER (WHERE NOT recent) AS baseline_negative_share
+            FROM per GROUP BY ticker
+        )
+        SELECT ticker, recent_posts, baseline_posts, recent_score, baseline_score,
+               recent_score - baseline_score AS change, recent_negative_share, baseline_negative_share
+        FROM agg WHERE recent_posts >= ? AND baseline_posts >= ?
+        {"AND ticker = ANY(?::VARCHAR[])" if f.tickers else ""}
+        ORDER BY abs(change) DESC, ticker LIMIT {int(limit)}""",
+        [split] + params + [min_posts, min_posts] + ([list(f.tickers)] if f.tickers else []))
+
+
+def topics(store: LakeStore, f: Filters) -> pd.DataFrame:
+    clause, params = where(f)
+    return store.query(f"""
+        SELECT topic, count(*) AS posts,
+               count(*) FILTER (WHERE sentiment = 'negative') AS negative,
+               count(*) FILTER (WHERE sentiment = 'neutral') AS neutral,
+               count(*) FILTER (WHERE sentiment = 'positive') AS positive,
+               count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
+               avg(sentiment_score) AS mean_score
+        FROM posts WHERE {clause} GROUP BY topic ORDER BY posts DESC, topic""", params)
+
+
+def count_posts(store: LakeStore, f: Filters) -> int:
+    clause, params = where(f)
+    return int(store.query(f"SELECT count(*) AS n FROM posts WHERE {clause}", params).iloc[0, 0])
+
+
+def posts(store: LakeStore, f: Filters, limit: int = 200, offset: int = 0) -> pd.DataFrame:
+    """One page of the post explorer, newest first."""
+    clause, params = where(f)
+    return store.query(f"""SELECT {POST_COLUMNS} FROM posts WHERE {clause}
+                           ORDER BY published_at DESC, id LIMIT {int(limit)} OFFSET {int(offset)}""", params)
+
+
+def export_csv(store: LakeStore, f: Filters) -> bytes:
+    """The whole current selection as CSV (entities as JSON text), built only when downloaded."""
+    clause, params = where(f)
+    df = store.query(f"""SELECT id, published_at, kind, source, array_to_string(tickers, ' ') AS tickers,
+                                    sentiment, sentiment_score, topic, title, text, to_json(entities) AS entities, url
+                             FROM posts WHERE {clause} ORDER BY published_at, id""", params, cache=False)
+    return df.to_csv(index=False).encode("utf-8")

@@ -1,0 +1,171 @@
+"""The dashboard's view of the lake: an in-memory DuckDB copy, loaded incrementally.
+
+Committed lake files never change (the pipeline writes each one once, atomically), so the
+store remembers which files it has read and, on refresh, loads only the new ones. Every query
+then runs against in-memory tables instead of re-scanning thousands of small Parquet files,
+and results are cached under the store's *version*, which moves only when a new file was
+loaded: an idle lake costs nothing per rerun, and a live one recomputes only on change.
+
+Duplicated ids (a record both streamed and backfilled) are kept once, the first ingested.
+A file DuckDB cannot read (truncated, corrupt) is skipped and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from finpulse.schemas.arrow import ALERT_SCHEMA, ENRICHED_SCHEMA
+
+CACHE_SIZE = 256
+
+
+@dataclass
+class LakeStatus:
+    exists: bool
+    posts: int = 0
+    dead_letters: int = 0
+    alerts: int = 0
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    newest_ingested: datetime | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why it could not be read
+
+
+class LakeStore:
+    def __init__(self, root: str | Path, min_refresh_s: float = 1.0) -> None:
+        self.root = Path(root)
+        self.min_refresh_s = min_refresh_s
+        self.version = 0
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET TimeZone = 'UTC'")
+        for table, schema in (("posts", ENRICHED_SCHEMA), ("alerts", ALERT_SCHEMA)):
+            self._con.register("_empty", pa.Table.from_pylist([], schema=schema))
+            self._con.execute(f"CREATE TABLE {table} AS SELECT * FROM _empty")
+            self._con.unregister("_empty")
+        self._dead_letters = 0
+        self._seen: dict[str, tuple[int, int]] = {}  # file -> (size, mtime_ns) once loaded
+        self._skipped: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+        self._last_refresh = 0.0
+
+    # -- loading ------------------------------------------------------------------------------
+    def _files(self, table: str) -> list[str]:
+        folder = self.root / table
+        if not folder.is_dir():
+            return []
+        # Dot-files are in-flight temporaries (alerts are written as .name.tmp then renamed).
+        return sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+
+    def refresh(self, force: bool = False) -> bool:
+        """Load files committed since the last call; True when anything new was loaded."""
+        if not force and time.monotonic() - self._last_refresh < self.min_refresh_s:
+            return False
+        with self._lock:
+            self._last_refresh = time.monotonic()
+            changed = False
+            for table in ("enriched", "deadletter", "alerts"):
+                new = [f for f in self._files(table) if f not in self._seen and f not in self._skipped]
+                good = self._readable(new)
+                if not good:
+                    continue
+                if table == "enriched":
+                    self._insert_posts(good)
+                elif table == "deadletter":
+                    self._dead_letters += self._con.execute(
+                        "SELECT count(*) FROM read_parquet(?, union_by_name=true)", [good]).fetchone()[0]
+                else:
+                    self._insert_alerts(good)
+                for f in good:
+                    stat = Path(f).stat()
+                    self._seen[f] = (stat.st_size, stat.st_mtime_ns)
+                changed = True
+            if changed:
+                self.version += 1
+                self._cache.clear()
+            return changed
+
+    def _readable(self, files: list[str]) -> list[str]:
+        """Files whose Parquet footer DuckDB can read; the others are remembered as skipped."""
+        if not files:
+            return []
+        try:
+            self._con.execute("SELECT count(*) FROM parquet_metadata(?)", [files]).fetchone()
+            return files
+        except duckdb.Error:
+            good = []
+            for f in files:
+                try:
+                    self._con.execute("SELECT count(*) FROM parquet_metadata(?)", [f]).fetchone()
+                    good.append(f)
+                except duckdb.Error as exc:
+                    self._skipped[f] = str(exc).splitlines()[0]
+            return good
+
+    def _insert_posts(self, files: list[str]) -> None:
+        self._con.execute(
+            """INSERT INTO posts BY NAME
+               SELECT n.* FROM (
+                   SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)
+                   QUALIFY row_number() OVER (PARTITION BY id ORDER BY ingested_at) = 1
+               ) n ANTI JOIN posts p ON n.id = p.id""", [files])
+
+    def _insert_alerts(self, files: list[str]) -> None:
+        self._con.execute(
+            """INSERT INTO alerts BY NAME
+               SELECT n.* FROM (
+                   SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)
+                   QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at) = 1
+               ) n ANTI JOIN alerts a ON n.alert_id = a.alert_id""", [files])
+
+    # -- reading ------------------------------------------------------------------------------
+    def query(self, sql: str, params: list | None = None, cache: bool = True) -> pd.DataFrame:
+        """Run a parameterised query, cached until the lake changes (unless `cache=False`,
+        for one-off large results such as exports)."""
+        params = params or []
+        key = (self.version, sql, _hashable(params))
+        hit = self._cache.get(key) if cache else None
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        # A cursor is a connection of its own to the same database: safe across Streamlit's
+        # per-session threads while refresh() inserts under the lock.
+        cur = self._con.cursor()
+        try:
+            df = cur.execute(sql, params).df()
+        finally:
+            cur.close()
+        if not cache:
+            return df
+        self._cache[key] = df
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return df
+
+    def status(self) -> LakeStatus:
+        if not self.root.is_dir():
+            return LakeStatus(exists=False)
+        row = self.query("SELECT count(*), min(published_at), max(published_at), max(ingested_at) FROM posts").iloc[0]
+        alerts = int(self.query("SELECT count(*) AS n FROM alerts").iloc[0, 0])
+        return LakeStatus(exists=True, posts=int(row.iloc[0]), dead_letters=self._dead_letters, alerts=alerts,
+                          oldest=_ts(row.iloc[1]), newest=_ts(row.iloc[2]), newest_ingested=_ts(row.iloc[3]),
+                          skipped=dict(self._skipped))
+
+
+def _hashable(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _ts(value) -> datetime | None:
+    return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
