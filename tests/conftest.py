@@ -77,3 +77,26 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> N
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def enriched_lake(tmp_path_factory) -> Path:
+    """A lake made the real way: 1,500 generated posts over two days with a negative event for BA,
+    backfilled through the models, then the alert rules run over it."""
+    import dataclasses
+    from datetime import datetime, timedelta, timezone
+
+    from finpulse.pipeline.alerts import AlertSettings, run_alerts
+    from finpulse.pipeline.backfill import run_backfill
+    from finpulse.pipeline.generator import Event, generate_posts
+    from finpulse.pipeline.spikes import DetectorConfig
+
+    root = tmp_path_factory.mktemp("enriched-lake")
+    start = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    event = Event("BA", start + timedelta(hours=40, minutes=5), posts=50, minutes=30)
+    archive = root / "archive.jsonl"
+    archive.write_text("".join(json.dumps(p) + "\n" for p in generate_posts(1500, seed=33, start=start, span_hours=48, events=(event,))))
+    lake = root / "lake"
+    run_backfill(str(archive), str(lake), progress=False)
+    run_alerts(str(lake), AlertSettings(detector=dataclasses.replace(DetectorConfig(), min_history_posts=10)))
+    return lake

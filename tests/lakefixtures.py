@@ -1,0 +1,52 @@
+"""Hand-made lakes with known contents, for tests that check exact numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from finpulse.pipeline.lake import write_parquet
+from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
+from finpulse.schemas.records import AlertRecord, DeadLetter, EnrichedRecord
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+SCORE = {"negative": -0.8, "neutral": 0.0, "positive": 0.6}
+
+
+def post(id: str, minutes: float, sentiment: str = "neutral", tickers: tuple[str, ...] = (), topic: str = "Company | Product News",
+         source: str = "reuters", kind: str = "news", text: str | None = None, entities: list[dict] | None = None) -> dict:
+    """One valid enriched row, `minutes` after T0."""
+    text = text or f"post {id} about {' '.join(tickers) or 'markets'}"
+    probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1} | {sentiment: 0.8}
+    return EnrichedRecord(
+        id=id, kind=kind, source=source, published_at=T0 + timedelta(minutes=minutes), ingested_at=T0 + timedelta(minutes=minutes, seconds=1),
+        text=text, tickers=list(tickers), sentiment=sentiment, sentiment_score=SCORE[sentiment], sentiment_probs=probs,
+        topic=topic, topic_score=0.9, entities=entities or [], model_version="test").model_dump()
+
+
+def write_posts(lake: Path, rows: list[dict], name: str = "part-0") -> Path:
+    path = Path(lake) / "enriched" / "date=2026-03-02" / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(path, rows, ENRICHED_SCHEMA)
+    return path
+
+
+def write_dead_letters(lake: Path, n: int) -> Path:
+    rows = [DeadLetter(raw=b"{not json", raw_size=9, error="invalid JSON", stage="parse", ingested_at=T0,
+                       kafka_topic="news", kafka_partition=0, kafka_offset=i).model_dump() for i in range(n)]
+    path = Path(lake) / "deadletter" / "date=2026-03-02" / "dl-0.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(path, rows, DEADLETTER_SCHEMA)
+    return path
+
+
+def write_alert(lake: Path, key: str, start_minutes: float, severity: str = "high", name: str = "alerts-0") -> Path:
+    start = T0 + timedelta(minutes=start_minutes)
+    alert = AlertRecord(alert_id=f"a-{key}-{start_minutes}", key_kind="ticker", key=key, bucket_width="1 hour",
+                        window_start=start, window_end=start + timedelta(hours=1), volume=30, negatives=20,
+                        observed_share=20 / 30, baseline_share=0.2, ratio=3.3, delta=0.47, z=5.0, p_value=1e-6,
+                        severity=severity, example_ids=[], created_at=start + timedelta(hours=1))
+    path = Path(lake) / "alerts" / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(path, [alert.model_dump()], ALERT_SCHEMA)
+    return path
