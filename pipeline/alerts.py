@@ -31,6 +31,7 @@ from finpulse.schemas.records import AlertRecord
 
 log = logging.getLogger(__name__)
 KEY_KINDS = ("ticker", "topic", "source", "kind", "all")
+_NOT_STORED = {"bucket_start", "window_buckets", "channel"}  # the window is stored as window_start/end
 
 
 @dataclass
@@ -58,9 +59,10 @@ def evaluate(lake: str | Path, settings: AlertSettings, now: datetime | None = N
     """All spikes in the range (not yet deduplicated against the lake)."""
     now = now or datetime.now(timezone.utc)
     width = _interval(settings.bucket)
+    detector = seasonal(settings.detector, width)
     con = connect(lake)
     try:
-        history_from = settings.since - width * settings.detector.baseline_buckets if settings.since else None
+        history_from = settings.since - width * detector.history_buckets if settings.since else None
         alerts: list[AlertRecord] = []
         for kind in settings.key_kinds:
             if kind not in KEY_KINDS:
@@ -79,18 +81,26 @@ def evaluate(lake: str | Path, settings: AlertSettings, now: datetime | None = N
             for start, key, volume, negatives in rows:
                 series[key].append(Bucket(start, volume, negatives))
             for key, buckets in series.items():
-                for spike in detect_spikes(_with_gaps(buckets, width), global_share, settings.detector):
+                for spike in detect_spikes(_with_gaps(buckets, width), global_share, detector):
                     if settings.since and spike.bucket_start < settings.since:
                         continue
-                    examples = _examples(con, kind, key, spike.bucket_start, spike.bucket_start + width)
-                    measured = {k: v for k, v in dataclasses.asdict(spike).items() if k != "bucket_start"}
+                    window_start = spike.bucket_start - width * (spike.window_buckets - 1)
+                    examples = _examples(con, kind, key, window_start, spike.bucket_start + width)
+                    measured = {k: v for k, v in dataclasses.asdict(spike).items() if k not in _NOT_STORED}
                     alerts.append(AlertRecord(
                         **measured, alert_id=alert_id(kind, key, settings.bucket, spike.bucket_start), key_kind=kind,
-                        key=key, bucket_width=settings.bucket, window_start=spike.bucket_start,
+                        key=key, bucket_width=settings.bucket, window_start=window_start,
                         window_end=spike.bucket_start + width, example_ids=examples, created_at=now))
         return alerts
     finally:
         con.close()
+
+
+def seasonal(detector: DetectorConfig, width: timedelta) -> DetectorConfig:
+    """The detector with its count channel's period set from the bucket width: a day of buckets
+    (a week for daily or longer buckets), so day/night (or weekday) volume cancels out."""
+    day = timedelta(days=1)
+    return dataclasses.replace(detector, season_buckets=max(1, round(day / width)) if width < day else 7)
 
 
 def _with_gaps(buckets: list[Bucket], width: timedelta) -> list[Bucket]:

@@ -41,10 +41,10 @@ class DetectorConfig:
     min_volume: int = 20  # posts in the tested window
     min_ratio: float = 1.5
     min_delta: float = 0.10
-    alpha: float = 3e-4  # on the Bonferroni-adjusted p-value; see docs/ALERTS.md for the trade-off
+    alpha: float = 1e-3  # on the Bonferroni-adjusted p-value; docs/ALERTS.md has the recall / false-alarm trade-off
     windows: tuple[int, ...] = (1, 2)  # share test over the last 1 and the last 2 buckets
     count_channel: bool = True
-    season_buckets: int = 24  # buckets per seasonal period (a day of hours)
+    season_buckets: int = 24  # buckets per seasonal period: a day of hours (alerts.seasonal sets it from the bucket width)
     season_periods: int = 7  # same-phase buckets in the count channel's history
     min_count_ratio: float = 2.0  # count channel: negatives >= this x the seasonal expectation
     support_alpha: float = 0.05  # count channel: the share test must reach at least this

@@ -3,7 +3,7 @@
 import math
 from datetime import datetime, timedelta, timezone
 
-from finpulse.pipeline.spikes import Bucket, DetectorConfig, binomial_tail, detect_spikes
+from finpulse.pipeline.spikes import Bucket, DetectorConfig, binomial_tail, count_tail, detect_spikes
 
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
@@ -56,13 +56,72 @@ def test_cold_start_needs_history():
     assert detect_spikes(series([(40, 30)]), 0.2) == []
 
 
-def test_the_simulation_is_seeded_and_scores_every_injected_spike():
-    from finpulse.pipeline.simulate import simulate
+def test_count_tail_is_the_conditional_binomial_test_for_two_poisson_rates():
+    assert math.isclose(count_tail(20, [4, 4]), binomial_tail(20, 28, 1 / 3))
+    assert count_tail(5, []) == 1.0  # no history: no evidence
+    assert math.isclose(count_tail(3, [0]), 0.5**3)  # all 3 of 3 posts landed in the new bucket
+
+
+def test_a_surge_of_negative_posts_alerts_on_the_count_channel_when_the_share_test_alone_is_short():
+    counts = [(20, 4)] * 48 + [(50, 20)]  # share doubled and 5x the usual negatives
+    spikes = detect_spikes(series(counts), 0.2)
+    assert [(s.bucket_start, s.channel, s.window_buckets, s.volume, s.negatives) for s in spikes] == [
+        (T0 + timedelta(hours=48), "count", 1, 50, 20)]
+    assert math.isclose(spikes[0].p_value, 3 * count_tail(20, [4, 4]))
+    assert 3 * binomial_tail(20, 50, 0.2) > DetectorConfig().alpha  # the share test alone would miss it
+    assert detect_spikes(series(counts), 0.2, DetectorConfig(count_channel=False)) == []
+
+
+def test_a_neutral_volume_surge_does_not_alert_however_many_negatives_it_brings():
+    assert detect_spikes(series([(20, 4)] * 48 + [(100, 20), (100, 20)]), 0.2) == []  # 5x negatives, share unchanged
+
+
+def test_the_count_channel_compares_with_the_same_hour_on_earlier_days():
+    day = [(50, 10) if h == 12 else (20, 4) for h in range(24)]  # noon is always busy
+    at_noon = detect_spikes(series(day * 2 + day[:12] + [(50, 20)]), 0.2)
+    at_one = detect_spikes(series(day * 2 + day[:13] + [(50, 20)]), 0.2)
+    assert at_noon == []  # 20 negatives is twice what noon usually brings: not enough on its own
+    assert [(s.bucket_start, s.channel) for s in at_one] == [(T0 + timedelta(hours=61), "count")]  # 5x what 1 pm brings
+
+
+def test_an_event_over_two_buckets_alerts_on_the_two_bucket_window_at_its_second_bucket():
+    counts = [(30, 6)] * 48 + [(30, 13), (30, 13)] + [(30, 6)] * 3
+    assert 3 * binomial_tail(13, 30, 0.2) > DetectorConfig().alpha  # neither bucket is enough alone
+    spikes = detect_spikes(series(counts), 0.2)
+    assert [(s.bucket_start, s.window_buckets, s.volume, s.negatives, s.channel) for s in spikes] == [
+        (T0 + timedelta(hours=49), 2, 60, 26, "share")]
+    assert math.isclose(spikes[0].p_value, 3 * binomial_tail(26, 60, 0.2))  # baseline skips the guard bucket
+    assert detect_spikes(series(counts), 0.2, DetectorConfig(windows=(1,))) == []
+
+
+def test_without_the_guard_bucket_an_events_first_bucket_raises_the_bar_for_its_second():
+    counts = [(30, 6)] * 72 + [(30, 13), (30, 15)]  # the first bucket is short of alpha, the second is not
+    cfg = DetectorConfig(windows=(1,), count_channel=False)
+    guarded, unguarded = detect_spikes(series(counts), 0.2, cfg), detect_spikes(series(counts), 0.2, DetectorConfig(windows=(1,), count_channel=False, guard_buckets=0))
+    assert [(s.bucket_start, s.baseline_share) for s in guarded] == [(T0 + timedelta(hours=73), 0.2)]
+    assert [(s.bucket_start, s.baseline_share) for s in unguarded] == [(T0 + timedelta(hours=73), round((6 * 71 + 13 + 0.2 * 20) / (30 * 72 + 20), 4))]
+    assert unguarded[0].p_value > guarded[0].p_value
+
+
+def test_history_buckets_covers_the_baseline_windows_and_season():
+    assert DetectorConfig().history_buckets == max(72 + 1 + 2 - 1, 24 * 7)
+    assert DetectorConfig(count_channel=False).history_buckets == 74
+
+
+def test_the_simulation_is_seeded_labels_by_what_was_observed_and_scores_decoys_as_false_alarms():
+    from finpulse.pipeline.simulate import TARGET_POSTS, TARGET_RATIO, make_world, score, simulate
 
     a, b = simulate(days=5, tickers=10, spikes_per_day=4, seed=3), simulate(days=5, tickers=10, spikes_per_day=4, seed=3)
     assert a == b
-    assert a["buckets_tested"] == 5 * 24 * 10 and a["spikes"] > 0
+    assert a["buckets_tested"] == 5 * 24 * 10 and a["spikes_labelled"] > 0 and a["decoys_injected"] > 0
     assert all(0 <= row["recall"] <= 1 for row in a["by_size"])
-    # big spikes (4x the usual negative share) are always caught in their own bucket
-    big = [row for row in a["by_size"] if row["size"] == 4.0]
-    assert big and all(row["recall"] == 1.0 and row["median_delay_buckets"] == 0 for row in big)
+    world = make_world(days=5, tickers=10, spikes_per_day=4, seed=3)
+    for e in world.events:
+        qualifying = world.qualifying(e)
+        buckets = world.series[e.ticker]
+        assert qualifying == [h for h in range(e.start, e.start + e.length)
+                              if buckets[h].volume >= TARGET_POSTS and buckets[h].negatives / buckets[h].volume >= TARGET_RATIO * world.shares[e.ticker]]
+    assert score(world)["spikes_labelled"] == sum(1 for e in world.events if not e.decoy and world.qualifying(e))
+    # a detector that flags every bucket with volume catches everything and pays for it in false alarms
+    noisy = score(world, DetectorConfig(alpha=1.0, min_ratio=0.0, min_delta=-1.0, cooldown_buckets=0))
+    assert noisy["recall_doubling_20_posts"] == 1.0 and noisy["false_alarms_per_day"] > 100 and noisy["false_alarms_on_decoys"] > 0
