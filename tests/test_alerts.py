@@ -25,12 +25,13 @@ def post(i, hour, negative, ticker="AAPL"):
         entities=[], model_version="v").model_dump(), ticker, i, "2026-11-02")
 
 
-def spiky_lake(tmp_path):
-    """AAPL: 30 posts an hour, 20% negative, then 70% negative in hour 30; MSFT steady."""
+def spiky_lake(tmp_path, spike=None):
+    """AAPL: 30 posts an hour, 20% negative, then 70% negative in hour 30 (or {hour: negatives}); MSFT steady."""
+    spike = spike or {30: 21}
     rows, i = [], 0
     for hour in range(36):
         for j in range(30):
-            negative = j < (21 if hour == 30 else 6)
+            negative = j < spike.get(hour, 6)
             rows.append(post(i, hour, negative))
             rows.append(post(i + 100000, hour, j < 6, ticker="MSFT"))
             i += 1
@@ -56,6 +57,23 @@ def test_backtest_range_limits_reported_alerts(tmp_path):
     lake = spiky_lake(tmp_path)
     assert evaluate(lake, AlertSettings(until=T0 + timedelta(hours=30))) == []
     assert len(evaluate(lake, AlertSettings(since=T0 + timedelta(hours=29)))) == 1  # history still feeds the baseline
+
+
+def test_an_alert_on_the_two_bucket_window_covers_both_buckets(tmp_path):
+    lake = spiky_lake(tmp_path, spike={29: 13, 30: 13})  # neither hour is enough alone
+    [a] = evaluate(lake, AlertSettings())
+    assert (a.key, a.window_start, a.window_end, a.volume, a.negatives) == ("AAPL", T0 + timedelta(hours=29), T0 + timedelta(hours=31), 60, 26)
+    assert a.alert_id == alert_id("ticker", "AAPL", "1 hour", T0 + timedelta(hours=30))  # named by the bucket that alerted
+    assert len(a.example_ids) == 5
+
+
+def test_the_count_channel_season_is_a_day_of_buckets_whatever_the_width():
+    from finpulse.pipeline.alerts import seasonal
+    from finpulse.pipeline.spikes import DetectorConfig
+
+    assert seasonal(DetectorConfig(), timedelta(minutes=15)).season_buckets == 96
+    assert seasonal(DetectorConfig(), timedelta(hours=1)).season_buckets == 24
+    assert seasonal(DetectorConfig(), timedelta(days=1)).season_buckets == 7  # a week for daily buckets
 
 
 def test_alerts_command_prints_new_alerts(tmp_path):
