@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install demo test train-models cards clean
+.PHONY: install browser demo test dashboard train-models cards clean
 
 install: $(STAMP)
 
@@ -22,8 +22,18 @@ $(STAMP):
 demo: install
 	$(VENV)/bin/finpulse demo
 
-test: install
+# The browser test drives Debian's chromium through chromium-driver; install them when missing
+# (needs root and apt, as on CI; elsewhere install them yourself or the browser test fails saying so).
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+		|| echo "could not install chromium + chromium-driver (needs root and apt); the browser test will fail"
+
+test: install browser
 	$(PY) -m pytest -q tests
+
+LAKE ?= demo-lake
+dashboard: install
+	$(VENV)/bin/finpulse dashboard --lake $(LAKE)
 
 # Reproduces models/default: 3 epochs took 38 min on 2 CPU cores. It was trained in fp32,
 # so fp32 is pinned here (the default would use bf16 on CPUs with native bf16).

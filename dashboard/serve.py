@@ -1,4 +1,5 @@
-"""`finpulse dashboard`: start the Streamlit app on a lake, bound to localhost unless told otherwise."""
+"""`finpulse dashboard` (the Streamlit app on a lake, bound to localhost unless told otherwise) and
+`finpulse bench-dashboard`. Heavy imports stay inside the commands so the CLI starts fast."""
 
 from __future__ import annotations
 
@@ -32,3 +33,17 @@ def dashboard(lake: str, port: int, host: str) -> None:
     click.echo(f"finpulse dashboard on http://{host}:{port}  (lake: {os.path.abspath(lake)})", err=True)
     cmd = streamlit_command(lake, port, host)
     os.execv(cmd[0], cmd)
+
+
+@click.command(name="bench-dashboard")
+@click.option("--rows", type=int, default=1_000_000, show_default=True, help="enriched rows to generate")
+@click.option("--lake", type=click.Path(path_type=Path), default=Path("/tmp/finpulse-bench-lake"), show_default=True,
+              help="generated once, reused when it exists")
+@click.option("--no-browser", is_flag=True, help="skip the first-paint measurement in headless Chromium")
+def bench_dashboard(rows: int, lake: Path, no_browser: bool) -> None:
+    """Time every dashboard query on a generated lake of N rows; prints one JSON object."""
+    import json
+
+    from finpulse.dashboard.bench import run
+
+    click.echo(json.dumps(run(lake, rows, browser=not no_browser), indent=2))

@@ -141,7 +141,7 @@ class LakeStore:
         # per-session threads while refresh() inserts under the lock.
         cur = self._con.cursor()
         try:
-            df = cur.execute(sql, params).df()
+            df = cur.sql(sql, params=params).to_arrow_table().to_pandas()
         finally:
             cur.close()
         if not cache:
@@ -150,6 +150,9 @@ class LakeStore:
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return df
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
 
     def status(self) -> LakeStatus:
         if not self.root.is_dir():

@@ -37,9 +37,32 @@ SUMMARY_SQL = {
 }
 
 
-def run_demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
+def start_dashboard(lake: Path, port: int) -> subprocess.Popen:
+    lake.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "finpulse.pipeline.cli", "dashboard", "--lake", str(lake), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    click.echo(f"[demo] dashboard: http://127.0.0.1:{port}  (watch the rows and the alert arrive)")
+    return proc
+
+
+def run_demo(lake: Path, posts: int, rate: float, port: int | None, dashboard_port: int | None = 8501) -> None:
     from finpulse.pipeline.cli_pipeline import format_table
 
+    dashboard = start_dashboard(lake, dashboard_port) if dashboard_port else None
+    try:
+        _run(lake, posts, rate, port, format_table)
+        if dashboard and sys.stdin.isatty():
+            click.echo(f"[demo] the dashboard stays up at http://127.0.0.1:{dashboard_port}; Ctrl-C to stop")
+            dashboard.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if dashboard:
+            dashboard.terminate()
+            dashboard.wait(10)
+
+
+def _run(lake: Path, posts: int, rate: float, port: int | None, format_table) -> None:
     with EmbeddedBroker(port=port) as broker:
         click.echo(f"[demo] broker up at {broker.bootstrap} (Tansu, in-memory)")
         create_topics(broker.bootstrap, {"news": 3, "social": 3})
@@ -88,6 +111,8 @@ def run_demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
 @click.option("--posts", type=int, default=3000, show_default=True, help="background posts (plus one injected event)")
 @click.option("--rate", type=float, default=200.0, show_default=True, help="posts per second")
 @click.option("--port", type=int, default=None, help="broker port (default: a free one)")
-def demo(lake: Path, posts: int, rate: float, port: int | None) -> None:
-    """Run broker, sample feed, stream and a DuckDB summary on embedded defaults."""
-    run_demo(lake, posts, rate, port)
+@click.option("--dashboard-port", type=int, default=8501, show_default=True,
+              help="serve the dashboard on 127.0.0.1 while the demo runs (and after it, in a terminal); 0 = no dashboard")
+def demo(lake: Path, posts: int, rate: float, port: int | None, dashboard_port: int) -> None:
+    """Run broker, sample feed, stream, alerts, dashboard and a DuckDB summary on embedded defaults."""
+    run_demo(lake, posts, rate, port, dashboard_port or None)

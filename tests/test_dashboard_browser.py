@@ -1,0 +1,51 @@
+"""End to end in a real browser: `finpulse dashboard` on a backfilled lake, driven by headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from finpulse.dashboard.browser import chromium, dashboard_server
+from finpulse.pipeline.query import run_query
+
+
+def shown_metric(driver, label: str) -> str | None:
+    for m in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
+        if m.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text.strip() == label:
+            return m.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text.strip()
+    return None
+
+
+def test_dashboard_in_chromium(enriched_lake, tmp_path):
+    ba_posts = run_query(enriched_lake, "select count(distinct id) n from enriched where list_contains(tickers, 'BA')").to_pylist()[0]["n"]
+    all_posts = run_query(enriched_lake, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
+    with dashboard_server(enriched_lake, tmp_path / "dashboard.log") as url, chromium() as driver:
+        wait = WebDriverWait(driver, 60)
+        started = time.monotonic()
+        driver.get(url)
+        # Charts rendered: Vega draws into a canvas (or svg) inside .vega-embed.
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".vega-embed canvas, .vega-embed svg"))
+        print(f"first paint with chart: {time.monotonic() - started:.2f} s")
+        assert shown_metric(driver, "Posts in range") == f"{all_posts:,}"
+
+        # The alert row is on the page as text.
+        table = wait.until(lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, '[data-testid="stTable"]') if "ticker: BA" in t.text])
+        assert "critical" in table[0].text
+
+        # Pick BA in the Companies filter: the counts follow.
+        box = next(w for w in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMultiSelect"]') if "Companies" in w.text)
+        box.find_element(By.CSS_SELECTOR, "input").send_keys("BA")
+        option = wait.until(lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, '[role="option"]') if o.text.strip() == "BA"])
+        option[0].click()
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+        wait.until(lambda d: shown_metric(d, "Posts in range") == f"{ba_posts:,}")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".vega-embed canvas, .vega-embed svg"))
+        time.sleep(1.0)  # let the chart finish its transition before the picture
+        shot = Path(os.environ.get("FINPULSE_SCREENSHOT", tmp_path / "dashboard.png"))
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 20_000
