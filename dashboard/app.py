@@ -19,7 +19,7 @@ import streamlit as st
 from finpulse.dashboard import charts, queries
 from finpulse.dashboard.filters import PRESETS, Filters, preset_range
 from finpulse.dashboard.highlight import highlight_html
-from finpulse.dashboard.store import LakeStatus, LakeStore
+from finpulse.dashboard.store import LakeStatus, LakeStore, open_store
 
 VIEWS = ["Overview", "Trends", "Alerts", "Movers", "Topics", "Posts"]
 SENTIMENT_ICON = {"negative": "🔴", "neutral": "⚪", "positive": "🟢"}
@@ -32,11 +32,6 @@ def lake_path() -> str:
     if "--lake" in args and args.index("--lake") + 1 < len(args):
         return args[args.index("--lake") + 1]
     return os.environ.get("FINPULSE_LAKE", "lake")
-
-
-@st.cache_resource(show_spinner=False)
-def get_store(path: str) -> LakeStore:
-    return LakeStore(path)
 
 
 def sidebar(store: LakeStore, status: LakeStatus) -> None:
@@ -243,7 +238,7 @@ def main() -> None:
         st.error(f"The lake directory `{path}` does not exist. Start a stream or backfill that writes to it "
                  "(`finpulse stream --lake DIR`), or open another one with `finpulse dashboard --lake DIR`.")
         return
-    store = get_store(os.path.abspath(path))
+    store = open_store(path)
     store.refresh(force=True)
     status = store.status()
     sidebar(store, status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -12,9 +13,9 @@ import click
 APP = Path(__file__).with_name("app.py")
 
 
-def streamlit_command(lake: str, port: int, host: str) -> list[str]:
-    """The `streamlit run` command line: no telemetry, no file watcher, no browser to open."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP),
+def streamlit_args(lake: str, port: int, host: str) -> list[str]:
+    """`streamlit run` arguments: no telemetry, no file watcher, no browser to open."""
+    return ["streamlit", "run", str(APP),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
             "--global.developmentMode", "false", "--client.toolbarMode", "minimal",
@@ -31,8 +32,15 @@ def dashboard(lake: str, port: int, host: str) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: binding to {host}: anyone who can reach this port can read the lake", err=True)
     click.echo(f"finpulse dashboard on http://{host}:{port}  (lake: {os.path.abspath(lake)})", err=True)
-    cmd = streamlit_command(lake, port, host)
-    os.execv(cmd[0], cmd)
+    # Streamlit runs in this process, so the lake can load while the server starts: the first
+    # visitor of a large lake waits for what is left of the load, not for all of it.
+    from streamlit.web import cli as streamlit_cli
+
+    from finpulse.dashboard.store import open_store
+
+    threading.Thread(target=lambda: open_store(lake).refresh(force=True), name="preload-lake", daemon=True).start()
+    sys.argv = streamlit_args(lake, port, host)
+    streamlit_cli.main()
 
 
 @click.command(name="bench-dashboard")

@@ -164,6 +164,20 @@ class LakeStore:
                           skipped=dict(self._skipped))
 
 
+_STORES: dict[str, LakeStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def open_store(root: str | Path) -> LakeStore:
+    """The process-wide store for a lake: every browser session shares one in-memory copy, and
+    `finpulse dashboard` can start loading it before the first visitor arrives."""
+    key = str(Path(root).resolve())
+    with _STORES_LOCK:
+        if key not in _STORES:
+            _STORES[key] = LakeStore(key)
+        return _STORES[key]
+
+
 def _hashable(value):
     if isinstance(value, (list, tuple)):
         return tuple(_hashable(v) for v in value)
