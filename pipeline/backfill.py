@@ -103,13 +103,13 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
                  fallback_kind: str = "news", max_message_bytes: int = 1024 * 1024, beam_args: list[str] | None = None,
                  progress: bool = True) -> dict:
     check_models(registry)
+    options, runner = pipeline_options(beam_args, lake_root)
     lake = Lake(lake_root)
     lake.recover()
     files = [ArchiveFile(p, count_rows(p)) for p in expand_inputs(pattern)]
     before = {archive_key(f.path): lake.committed(archive_key(f.path)) for f in files}
     handler = FinpulseModelHandler(registry, InferenceSettings(device=resolve_device(device), precision=precision),
                                    batch_size=min(chunk, 512))
-    options, runner = pipeline_options(beam_args)
     done = threading.Event()
     bar = threading.Thread(target=_progress_bar, args=(lake, files, done), daemon=True) if progress else None
     if bar:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 
 import click
 
@@ -79,11 +78,19 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
               help="auto (default): bf16 on CUDA and on CPUs with native bf16, else fp32")
 @click.option("--max-message-bytes", type=int, default=None, help="larger messages are dead-lettered (default 1 MiB)")
+@click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
+              help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
+@click.option("--expansion-service", default=None, help="with --source xlang: host:port of Beam's Java expansion service")
+@click.option("--expansion-jar", default=None, help="with --source xlang: a local beam-sdks-java-io-expansion-service jar")
 @click.option("-v", "--verbose", is_flag=True)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes, verbose, beam_args) -> None:
-    """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=...)."""
+def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes, source,
+           expansion_service, expansion_jar, verbose, beam_args) -> None:
+    """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
+
+    --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
     from finpulse.models.artifact import ModelLoadError
+    from finpulse.pipeline.kafka_xlang import XlangConfig
     from finpulse.pipeline.stream import run_stream
 
     _logging(verbose)
@@ -94,7 +101,7 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     if bootstrap:
         settings.kafka.bootstrap = bootstrap
     try:
-        run_stream(settings, list(beam_args))
+        run_stream(settings, list(beam_args), source, XlangConfig(expansion_service, expansion_jar))
     except ModelLoadError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -111,7 +118,9 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
 @click.option("-v", "--verbose", is_flag=True)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, verbose, beam_args) -> None:
-    """Enrich archived files into the lake; re-running skips what is already there."""
+    """Enrich archived files into the lake; re-running skips what is already there.
+
+    --lake may be a directory or an object-store URL; arguments after `--` go to Beam."""
     from finpulse.models.artifact import ModelLoadError
     from finpulse.pipeline.backfill import run_backfill
 
@@ -125,7 +134,7 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, v
 
 
 @click.command()
-@click.option("--lake", required=True, type=click.Path(path_type=Path))
+@click.option("--lake", required=True, help="lake directory or object-store URL (s3://..., gs://...)")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.argument("sql")
 def query(lake, fmt, sql) -> None:

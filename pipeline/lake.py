@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -39,6 +40,7 @@ from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 log = logging.getLogger(__name__)
 
 TABLES = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA}
+WRITER = f"{socket.gethostname()}:{os.getpid()}"  # recorded with each commit: which worker wrote it
 STAGING = "_staging"
 PROGRESS = "_progress"
 
@@ -143,7 +145,7 @@ class Lake:
             staged = f"{batch}/{table}-{date}-{name}"
             self.storage.write_table(staged, pa.Table.from_pylist(data, schema=TABLES[table]))
             pending.append((staged, f"{table}/date={date}/{name}"))
-        new_state = {"end": end, "start": start, "rows": len(keep), "pending": pending}
+        new_state = {"end": end, "start": start, "rows": len(keep), "pending": pending, "writer": WRITER}
         self._write_progress(source, new_state)
         self._roll_forward(new_state)
         if not is_remote(self.root):

@@ -7,14 +7,16 @@ import time
 import uuid
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
 from finpulse.pipeline.enrich import FinpulseModelHandler
 from finpulse.pipeline.kafka_source import OFFSET_MASK, PartitionDesc, ReadKafkaPartitions
+from finpulse.pipeline.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.pipeline.lake import Lake
 from finpulse.pipeline.settings import StreamSettings
+from finpulse.pipeline.storage import is_remote
 from finpulse.pipeline.transforms import enrich_and_write
 
 log = logging.getLogger(__name__)
@@ -75,19 +77,38 @@ class GroupOffsetCommitter:
         return {"_config": self._config, "_group": self._group, "_consumer": None}
 
 
-def pipeline_options(beam_args: list[str] | None) -> tuple[PipelineOptions, object | None]:
-    """Beam options passed through; FnApiRunner in-process unless --runner is given."""
+REMOTE_WORKERS = {"DataflowRunner"}  # runners whose workers never share the launcher's disk
+
+
+def pipeline_options(beam_args: list[str] | None, lake: str | None = None) -> tuple[PipelineOptions, object | None]:
+    """Beam options passed through untouched; FnApiRunner in-process unless --runner is given.
+
+    The local runner honours --direct_num_workers/--direct_running_mode (multi_processing: one
+    fresh SDK worker process per worker; see runner.py for the fix that makes that work with
+    our splittable DoFns). A runner whose workers run on other machines cannot write a
+    local lake, so that mistake fails here rather than on the workers.
+    """
     args = list(beam_args or [])
     options = PipelineOptions(args)
-    if any(a.startswith("--runner") for a in args):
+    runner = options.view_as(StandardOptions).runner
+    if runner:
+        name = runner if isinstance(runner, str) else type(runner).__name__
+        if lake is not None and not is_remote(lake) and name.split(".")[-1] in REMOTE_WORKERS:
+            raise SystemExit(f"--runner={name}: its workers cannot write the local lake {lake}; "
+                             f"use an object-store lake (s3://bucket/path or gs://bucket/path)")
         return options, None
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from finpulse.pipeline.runner import FinpulseRunner
 
-    return options, FnApiRunner()
+    return options, FinpulseRunner()
 
 
-def run_stream(settings: StreamSettings, beam_args: list[str] | None = None) -> None:
+def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, source: str = "sdf",
+               xlang: XlangConfig | None = None) -> None:
+    """Kafka -> lake until stopped. `source`: "sdf" (Python splittable DoFn, default) or "xlang" (Java KafkaIO)."""
     registry = check_models(settings.registry)  # fail before consuming anything
+    options, runner = pipeline_options(beam_args, settings.lake)
+    if source == "xlang":
+        expansion_service(xlang or XlangConfig())  # fail before taking the lock
     lake = Lake(settings.lake)
     writer_lock = lake.lock("stream")  # held until this process exits
     lake.recover()
@@ -97,11 +118,13 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None) -> 
              settings.lake, registry.model_version)
     handler = FinpulseModelHandler(settings.registry, InferenceSettings(device=resolve_device(settings.device), precision=settings.precision),
                                    settings.batch_size)
-    options, runner = pipeline_options(beam_args)
-    reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
-                                 settings.max_message_bytes, settings.max_records, settings.idle_exit)
     with beam.Pipeline(runner=runner, options=options) as p:
-        messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
+        if source == "xlang":
+            messages = p | "ReadKafkaXlang" >> ReadKafkaXlang(client, settings.topics, settings.group, xlang or XlangConfig())
+        else:
+            reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
+                                         settings.max_message_bytes, settings.max_records, settings.idle_exit)
+            messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
                          on_commit=GroupOffsetCommitter(client, settings.group))
     writer_lock.close()
