@@ -110,3 +110,25 @@ def test_new_rows_and_corrupt_files(tmp_path, monkeypatch):
     at.run()
     assert metric(at, "Posts in range") == "3"
     assert "1 unreadable file(s) skipped" in at.warning[0].value
+
+
+HOSTILE = {
+    "script": "<script>alert('x')</script><img src=x onerror=alert(1)> AAPL",
+    "rtl": "\u202eAAPL shares \u2067evil\u2069 \u05e9\u05dc\u05d5\u05dd",
+    "zero-width": "A\u200bA\u200dPL\ufeff falls",
+    "emoji": "📉📉📉🚀",
+    "huge": "bad news " * 1_200_000,  # ~10 MB
+    "markdown": "**bold** [link](javascript:alert(1)) `code` $x$",
+}
+
+
+def test_hostile_texts_are_shown_escaped(tmp_path, monkeypatch):
+    write_posts(tmp_path, [post(name, i, "negative", ("AAPL",), text=text) for i, (name, text) in enumerate(HOSTILE.items())])
+    at = open_app(tmp_path, monkeypatch, view="Posts")
+    assert not at.exception and not at.error
+    html = at.get("html")[0].proto.body
+    assert html.count('class="fp-post"') == len(HOSTILE)
+    assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
+    assert "\u202e" not in html and "\\u202E" in html
+    assert len(html) < 100_000, "a 10 MB post is cut for display"
+    assert "more characters)" in html

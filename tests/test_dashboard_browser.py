@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from selenium.webdriver.common.by import By
@@ -12,6 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from finpulse.dashboard.browser import chromium, dashboard_server
 from finpulse.pipeline.query import run_query
+from lakefixtures import T0, post, write_posts
 
 
 def shown_metric(driver, label: str) -> str | None:
@@ -22,9 +25,11 @@ def shown_metric(driver, label: str) -> str | None:
 
 
 def test_dashboard_in_chromium(enriched_lake, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(enriched_lake, lake)  # this test adds rows; the shared lake stays as it is
     ba_posts = run_query(enriched_lake, "select count(distinct id) n from enriched where list_contains(tickers, 'BA')").to_pylist()[0]["n"]
     all_posts = run_query(enriched_lake, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
-    with dashboard_server(enriched_lake, tmp_path / "dashboard.log") as url, chromium() as driver:
+    with dashboard_server(lake, tmp_path / "dashboard.log") as url, chromium() as driver:
         wait = WebDriverWait(driver, 60)
         started = time.monotonic()
         driver.get(url)
@@ -49,3 +54,10 @@ def test_dashboard_in_chromium(enriched_lake, tmp_path):
         shot = Path(os.environ.get("FINPULSE_SCREENSHOT", tmp_path / "dashboard.png"))
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 20_000
+
+        # Live: rows committed while the page is open appear without a page reload.
+        driver.execute_script("window.finpulseMarker = 42")
+        when = (datetime(2026, 11, 3, 12, tzinfo=timezone.utc) - T0).total_seconds() / 60
+        write_posts(lake, [post(f"live-{i}", when + i, "negative", ("BA",)) for i in range(3)], name="live")
+        WebDriverWait(driver, 30).until(lambda d: shown_metric(d, "Posts in range") == f"{ba_posts + 3:,}")
+        assert driver.execute_script("return window.finpulseMarker") == 42, "the page was reloaded"
