@@ -21,6 +21,7 @@ import torch
 
 from finpulse.models.artifact import LoadedModel, ModelLoadError, load_artifact
 from finpulse.models.batching import plan_batches
+from finpulse.models.device import gpu_token_budget, to_device
 from finpulse.models.entities import EntitySpan, TokenPrediction, decode_entities, merge_windows
 from finpulse.models.registry import ModelRegistry
 from finpulse.models.tasks import TaskKind
@@ -60,10 +61,11 @@ class _Window:
 class _EncoderGroup:
     """One loaded artifact and the tasks it serves."""
 
-    def __init__(self, loaded: LoadedModel, tasks: list[str], max_length: int) -> None:
+    def __init__(self, loaded: LoadedModel, tasks: list[str], max_length: int, token_budget: int) -> None:
         self.loaded = loaded
         self.tasks = tasks
         self.max_length = max_length
+        self.token_budget = token_budget
 
 
 class Enricher:
@@ -87,7 +89,10 @@ class Enricher:
                 if list(loaded.model.tasks[name].labels) != tm.labels:
                     raise ModelLoadError(f"registry labels for '{name}' differ from artifact {path}; fix the registry")
             max_len = min(registry.task(t).max_length for t in tasks)
-            self.groups.append(_EncoderGroup(loaded, tasks, max_len))
+            budget = settings.token_budget
+            if torch.device(settings.device).type == "cuda":  # sized from free GPU memory, never below the setting
+                budget = max(budget, gpu_token_budget(loaded.model.encoder.config, torch.device(settings.device), max_len, self.bf16))
+            self.groups.append(_EncoderGroup(loaded, tasks, max_len, budget))
 
     # -- tokenisation -------------------------------------------------------------------------
     def _windows(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
@@ -113,7 +118,7 @@ class Enricher:
         pad = group.loaded.tokenizer.pad_token_id
         device = torch.device(self.settings.device)
         out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in group.tasks}
-        for idx in plan_batches([len(w.input_ids) for w in windows], self.settings.token_budget, self.settings.max_batch):
+        for idx in plan_batches([len(w.input_ids) for w in windows], group.token_budget, self.settings.max_batch):
             width = max(len(windows[i].input_ids) for i in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
@@ -122,7 +127,7 @@ class Enricher:
                 ids[row, :n] = torch.tensor(windows[i].input_ids)
                 mask[row, :n] = 1
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                logits = model(ids.to(device), mask.to(device), group.tasks)
+                logits = model(to_device(ids, device), to_device(mask, device), group.tasks)
             for task, lg in logits.items():
                 probs = torch.softmax(lg.float(), -1).cpu().numpy()
                 for row, i in enumerate(idx):

@@ -33,11 +33,13 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
     (dead letters travelling along the same chain) pass through with no inference.
     """
 
-    def __init__(self, registry_path: str | None = None, settings: InferenceSettings = InferenceSettings(), batch_size: int = 512, large_model: bool = False) -> None:
+    def __init__(self, registry_path: str | None = None, settings: InferenceSettings = InferenceSettings(), batch_size: int = 512,
+                 large_model: bool | None = None) -> None:
         self._registry_path = registry_path
         self._settings = settings
         self._batch_size = batch_size
         self._large_model = large_model
+        self._version: str | None = None
 
     def load_model(self) -> Enricher:
         return Enricher(load_registry(self._registry_path), self._settings)
@@ -56,14 +58,27 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
                 except Exception as exc:  # noqa: BLE001
                     preds.append(EnrichError(f"{type(exc).__name__}: {exc}"))
         it = iter(preds)
-        return [PredictionResult(t, None if t is None else next(it), model.model_version) for t in items]
+        version = self.model_version()
+        return [PredictionResult(t, None if t is None else next(it), version) for t in items]
+
+    def model_version(self) -> str:
+        """From the registry, not the model: a model shared across processes is a proxy that
+        exposes only methods."""
+        if self._version is None:
+            self._version = load_registry(self._registry_path).model_version
+        return self._version
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
         # Our engine batches by token budget internally; hand it whole bundles.
         return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
 
     def share_model_across_processes(self) -> bool:
-        return self._large_model
+        """One model per machine, whatever the number of SDK worker processes: on by default on a
+        GPU (one copy in GPU memory, not one per process), off on CPU where each process wants
+        its own copy on its own cores. `large_model=True/False` overrides."""
+        if self._large_model is not None:
+            return self._large_model
+        return self._settings.device.startswith("cuda")
 
     def get_metrics_namespace(self) -> str:
         return "finpulse"
