@@ -156,7 +156,7 @@ def first_paint(lake: Path) -> dict[str, float]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     out = {}
-    with dashboard_server(lake, Path("/tmp/finpulse-dashboard-bench.log")) as url, chromium() as driver:
+    with dashboard_server(lake, Path("/tmp/finpulse-dashboard-bench.log")) as (url, _pid), chromium() as driver:
         for visit in ("cold", "warm", "warm_again"):
             t = time.perf_counter()
             driver.get(url)

@@ -27,7 +27,7 @@ def free_port() -> int:
 
 @contextmanager
 def dashboard_server(lake: Path, log: Path):
-    """`finpulse dashboard` as a real process; yields its URL once the health check answers."""
+    """`finpulse dashboard` as a real process; yields (URL, pid) once the health check answers."""
     port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "finpulse.pipeline.cli", "dashboard", "--lake", str(lake),
@@ -43,7 +43,7 @@ def dashboard_server(lake: Path, log: Path):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"dashboard did not start:\n{log.read_text()[-3000:]}") from None
                 time.sleep(0.3)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)

@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -29,7 +30,9 @@ def test_dashboard_in_chromium(enriched_lake, tmp_path):
     shutil.copytree(enriched_lake, lake)  # this test adds rows; the shared lake stays as it is
     ba_posts = run_query(enriched_lake, "select count(distinct id) n from enriched where list_contains(tickers, 'BA')").to_pylist()[0]["n"]
     all_posts = run_query(enriched_lake, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
-    with dashboard_server(lake, tmp_path / "dashboard.log") as url, chromium() as driver:
+    with dashboard_server(lake, tmp_path / "dashboard.log") as (url, pid), chromium() as driver:
+        listening = {c.laddr.ip for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
+        assert listening == {"127.0.0.1"}, f"the dashboard must bind to localhost only by default, got {listening}"
         wait = WebDriverWait(driver, 60)
         started = time.monotonic()
         driver.get(url)
