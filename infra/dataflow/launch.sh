@@ -36,9 +36,8 @@ BEAM_ARGS=(
   --machine_type="$MACHINE" --max_num_workers="$MAX_WORKERS" --autoscaling_algorithm=THROUGHPUT_BASED
   --dataflow_service_options="worker_accelerator=type:$GPU_TYPE;count:$GPU_COUNT;install-nvidia-driver"
   # Keep Dataflow's default of one SDK process per vCPU: the GIL caps one process at roughly
-  # 1,300 posts/s of parsing/row building (docs/SCALING.md), so 8 processes feed one GPU, each
-  # with its own copy of the small model (~0.1 GB of weights). For a model too big to hold 8
-  # times, construct the handler with large_model=True (one shared copy per VM) instead.
+  # 1,300 posts/s of parsing/row building (docs/SCALING.md), so 8 processes feed one GPU. On CUDA
+  # the model handler shares one model copy per VM by default (large_model); see docs/SCALING.md.
   --number_of_worker_harness_threads=12   # >= partitions per worker: each thread polls one partition
 )
 if [[ "$REQUIREMENTS" == 1 ]]; then
