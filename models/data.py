@@ -112,6 +112,26 @@ def read_conll(path: str | Path, task: TaskSpec) -> list[TaggedSentence]:
     return [TaggedSentence(tuple(t), tuple(g), missing) for t, g in sentences]
 
 
+def read_texts(path: str | Path) -> list[str]:
+    """The `text` column of a CSV with a header (labels, if any, are ignored): unlabelled transfer data."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+            if "text" not in header:
+                raise DataFormatError(f"{path}:1: no 'text' column in header {header!r}")
+            col = header.index("text")
+            texts = [row[col] for row in reader if len(row) > col and row[col].strip()]
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
+    except csv.Error as exc:
+        raise DataFormatError(f"{path}: CSV error: {exc}") from None
+    if not texts:
+        raise DataFormatError(f"{path}: no texts")
+    return texts
+
+
 def read_task_file(path: str | Path, task: TaskSpec) -> list[LabeledText] | list[TaggedSentence]:
     if task.kind is TaskKind.SEQUENCE:
         return read_classification_csv(path, task)

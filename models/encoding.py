@@ -17,6 +17,7 @@ class Encoded:
     input_ids: list[int]
     label: int | list[int]
     allowed_extra: tuple[int, ...] = ()  # labels also acceptable where the gold tag is "O"
+    soft: tuple[float, ...] | None = None  # teacher logits (distillation); label may then be IGNORE
 
 
 def encode_texts(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int) -> list[Encoded]:
@@ -71,6 +72,8 @@ def collate(batch: Sequence[Encoded], pad_id: int, num_labels: int) -> dict[str,
     out = {"input_ids": ids, "attention_mask": mask}
     if isinstance(batch[0].label, int):
         out["labels"] = torch.tensor([e.label for e in batch], dtype=torch.long)
+        if batch[0].soft is not None:
+            out["teacher_logits"] = torch.tensor([e.soft for e in batch], dtype=torch.float32)
     else:
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
         extra = torch.zeros((len(batch), num_labels), dtype=torch.bool)

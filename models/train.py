@@ -27,9 +27,9 @@ from finpulse.models.artifact import (
     load_encoder,
     save_artifact,
 )
-from finpulse.models.data import read_task_file, stratified_split
+from finpulse.models.data import read_task_file, read_texts, stratified_split
 from finpulse.models.encoding import IGNORE, Encoded, collate, encode_sentences, encode_texts
-from finpulse.models.evaluate import evaluate, headline
+from finpulse.models.evaluate import evaluate, headline, predict_logits
 from finpulse.models.lora import add_lora
 from finpulse.models.network import MultiTaskModel
 from finpulse.models.tasks import TaskKind, TaskSpec, get_task
@@ -40,6 +40,8 @@ class TaskData(BaseModel):
     train: list[Path]
     dev: list[Path] = Field(default_factory=list)  # given dev files; if empty, hold out val_fraction of train
     repeat: int = 1  # oversampling: how many times each example is seen per epoch
+    teacher: Path | None = None  # artifact whose head for this task gives soft targets (distillation)
+    unlabeled: list[Path] = Field(default_factory=list)  # CSVs with a text column: extra texts the teacher labels
 
 
 class TrainConfig(BaseModel):
@@ -60,6 +62,9 @@ class TrainConfig(BaseModel):
     seed: int = 13
     class_weight: Literal["none", "sqrt"] = "sqrt"
     label_smoothing: float = 0.0
+    schedule: Literal["linear", "cosine"] = "linear"  # decay after warm-up
+    kd_alpha: float = 0.5  # with a teacher: weight of the distillation term on labelled examples
+    kd_temperature: float = 2.0
     device: str = "auto"
     precision: str = "auto"  # bf16 autocast on CUDA and on CPUs with native bf16 (AMX); fp32 otherwise
     version: str = "dev"
@@ -107,6 +112,87 @@ def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, allowed_extra
     return per_token.sum() / valid.sum().clamp(min=1)
 
 
+def lr_factor(step: int, total: int, warm: int, schedule: str) -> float:
+    """Linear warm-up to 1, then linear or cosine decay to 0 at `total`."""
+    if step < warm:
+        return (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0 - progress
+
+
+def sequence_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None, label_smoothing: float,
+                  teacher_logits: torch.Tensor | None = None, kd_alpha: float = 0.5, temperature: float = 2.0) -> torch.Tensor:
+    """Cross-entropy on labelled rows; with teacher logits, plus T^2-scaled KL to the teacher's softened output.
+
+    Per example: labelled rows (1 - alpha) * CE + alpha * KD, unlabelled rows (label IGNORE) KD only;
+    the batch loss is the mean over examples (CE keeps its class weighting among labelled rows).
+    """
+    logits = logits.float()
+    labelled = labels != IGNORE
+    n, n_lab = labels.numel(), int(labelled.sum())
+    ce = nn.functional.cross_entropy(logits[labelled], labels[labelled], weight=weight, label_smoothing=label_smoothing) if n_lab else logits.sum() * 0.0
+    if teacher_logits is None:
+        if n_lab < n:
+            raise ValueError("unlabelled examples need teacher logits")
+        return ce
+    t = temperature
+    kd = nn.functional.kl_div(
+        nn.functional.log_softmax(logits / t, -1), nn.functional.log_softmax(teacher_logits.float() / t, -1),
+        reduction="none", log_target=True,
+    ).sum(-1) * (t * t)
+    loss = (n - n_lab) / n * kd[~labelled].mean() if n_lab < n else ce * 0.0
+    if n_lab:
+        loss = loss + n_lab / n * ((1.0 - kd_alpha) * ce + kd_alpha * kd[labelled].mean())
+    return loss
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], td: TaskData, dev: dict[str, list],
+                         cfg: TrainConfig, tokenizer, log) -> list[Encoded]:
+    """Attach the teacher's logits to every training example and append the unlabelled texts (teacher-labelled).
+
+    Unlabelled texts equal (case and spacing aside) to a dev or training text are dropped, so held-out
+    rows never reach training, not even unlabelled.
+    """
+    from finpulse.models.artifact import load_artifact
+
+    if spec.kind is not TaskKind.SEQUENCE:
+        raise ValueError(f"{spec.name}: distillation is implemented for sequence tasks only")
+    device = pick_device(cfg.device)
+    teacher = load_artifact(td.teacher, device)
+    if spec.name not in teacher.model.tasks or list(teacher.model.tasks[spec.name].labels) != list(spec.labels):
+        raise ValueError(f"teacher {td.teacher} has no {spec.name} head with labels {list(spec.labels)}")
+    from finpulse.models.inference import use_bf16
+
+    bf16 = use_bf16(cfg.precision, str(device))
+    seen = {_norm(r.text) for rows in dev.values() for r in rows} | {_norm(r.text) for r in train_rows}
+    extra: list[str] = []
+    for f in td.unlabeled:
+        for text in read_texts(f):
+            key = _norm(text)
+            if key not in seen:
+                seen.add(key)
+                extra.append(text)
+    texts = [r.text for r in train_rows] + extra
+    # The teacher's own tokenizer and window (it may sit on another base encoder).
+    t_enc = encode_texts(teacher.tokenizer, texts, [0] * len(texts), teacher.config.max_length)
+    logits = predict_logits(teacher.model, t_enc, spec, teacher.tokenizer.pad_token_id, device, bf16=bf16)
+    out = [Encoded(e.input_ids, e.label, soft=tuple(lg.tolist())) for e, lg in zip(enc, logits)]
+    u_enc = encode_texts(tokenizer, extra, [IGNORE] * len(extra), cfg.max_length)
+    out += [Encoded(e.input_ids, IGNORE, soft=tuple(lg.tolist())) for e, lg in zip(u_enc, logits[len(enc):])]
+    for name, rows in dev.items():
+        score = evaluate(teacher.model, teacher.tokenizer, rows, spec, device, bf16=bf16)
+        log(f"{spec.name}: teacher {td.teacher} on {name}: " + json.dumps({k: score[k] for k in ("accuracy", "macro_f1")}))
+    log(f"{spec.name}: distilling from {td.teacher} (alpha {cfg.kd_alpha}, T {cfg.kd_temperature}), {len(extra)} unlabelled texts added")
+    del teacher
+    return out
+
+
 class _TaskState:
     """Encoded data and loss for one task during training."""
 
@@ -137,7 +223,13 @@ def _load_task(td: TaskData, cfg: TrainConfig, tokenizer, log) -> _TaskState:
     if spec.kind is TaskKind.SEQUENCE:
         enc = encode_texts(tokenizer, [r.text for r in train_rows], [r.label for r in train_rows], cfg.max_length)
         weights = class_weights([r.label for r in train_rows], len(spec.labels), cfg.class_weight)
+        if td.unlabeled and td.teacher is None:
+            raise ValueError(f"{spec.name}: unlabelled texts need a teacher (TaskData.teacher)")
+        if td.teacher is not None:
+            enc = _add_teacher_targets(spec, train_rows, enc, td, dev, cfg, tokenizer, log)
     else:
+        if td.teacher is not None or td.unlabeled:
+            raise ValueError(f"{spec.name}: distillation is implemented for sequence tasks only")
         enc, _ = encode_sentences(tokenizer, train_rows, spec.labels, cfg.max_length)
         weights = None
     log(f"{spec.name}: {len(enc)} training examples, dev sets " + ", ".join(f"{k}={len(v)}" for k, v in dev.items()))
@@ -186,9 +278,7 @@ def train(cfg: TrainConfig) -> dict:
     steps_per_epoch = sum(math.ceil(len(s.train) * s.repeat / cfg.batch_size) for s in states)
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(total * cfg.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / max(1, total - warm)) if s >= warm else (s + 1) / warm
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm, cfg.schedule))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"device {device}, {trainable:,} trainable parameters, {total} steps")
     from finpulse.models.inference import use_bf16
@@ -211,7 +301,8 @@ def train(cfg: TrainConfig) -> dict:
                 logits = model(batch["input_ids"], batch["attention_mask"], [st.spec.name])[st.spec.name]
             if st.spec.kind is TaskKind.SEQUENCE:
                 w = st.weights.to(device) if st.weights is not None else None
-                loss = nn.functional.cross_entropy(logits.float(), batch["labels"], weight=w, label_smoothing=cfg.label_smoothing)
+                loss = sequence_loss(logits, batch["labels"], w, cfg.label_smoothing, batch.get("teacher_logits"),
+                                     cfg.kd_alpha, cfg.kd_temperature)
             else:
                 loss = partial_label_loss(logits, batch["labels"], batch["allowed_extra"])
             opt.zero_grad(set_to_none=True)
