@@ -169,26 +169,24 @@ def _escape(text: str) -> str:
     return highlight_html(text, (), max_chars=500)
 
 
-def movers_view(store: LakeStore, f: Filters) -> None:
-    st.subheader("Movers: last quarter of the range against the rest")
-    movers = queries.movers(store, f)
-    if movers.empty:
-        st.info("Not enough posts per company in both parts of the range to compare (5 each).")
+def chart_and_table(title: str, data: pd.DataFrame, empty: str, chart, column_config: dict | None = None) -> None:
+    st.subheader(title)
+    if data.empty:
+        st.info(empty)
         return
-    st.altair_chart(charts.movers_chart(movers), width="stretch")
-    st.dataframe(movers, hide_index=True, width="stretch")
+    st.altair_chart(chart(data), width="stretch")
+    st.dataframe(data, hide_index=True, width="stretch", column_config=column_config)
+
+
+def movers_view(store: LakeStore, f: Filters) -> None:
+    chart_and_table("Movers: last quarter of the range against the rest", queries.movers(store, f),
+                    "Not enough posts per company in both parts of the range to compare (5 each).", charts.movers_chart)
 
 
 def topics_view(store: LakeStore, f: Filters) -> None:
-    st.subheader("Sentiment by topic")
-    topics = queries.topics(store, f)
-    if topics.empty:
-        st.info("No posts in this selection.")
-        return
-    st.altair_chart(charts.topic_chart(topics), width="stretch")
-    st.dataframe(topics, hide_index=True, width="stretch", column_config={
-        "negative_share": st.column_config.NumberColumn(format="percent"),
-        "mean_score": st.column_config.NumberColumn(format="%+.2f")})
+    chart_and_table("Sentiment by topic", queries.topics(store, f), "No posts in this selection.", charts.topic_chart,
+                    {"negative_share": st.column_config.NumberColumn(format="percent"),
+                     "mean_score": st.column_config.NumberColumn(format="%+.2f")})
 
 
 def posts_view(store: LakeStore, f: Filters) -> None:

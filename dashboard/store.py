@@ -79,12 +79,12 @@ class LakeStore:
                 if not good:
                     continue
                 if table == "enriched":
-                    self._insert_posts(good)
+                    self._insert("posts", "id", "ingested_at", good)
                 elif table == "deadletter":
                     self._dead_letters += self._con.execute(
                         "SELECT count(*) FROM read_parquet(?, union_by_name=true)", [good]).fetchone()[0]
                 else:
-                    self._insert_alerts(good)
+                    self._insert("alerts", "alert_id", "created_at", good)
                 for f in good:
                     stat = Path(f).stat()
                     self._seen[f] = (stat.st_size, stat.st_mtime_ns)
@@ -111,21 +111,14 @@ class LakeStore:
                     self._skipped[f] = str(exc).splitlines()[0]
             return good
 
-    def _insert_posts(self, files: list[str]) -> None:
+    def _insert(self, table: str, key: str, first_by: str, files: list[str]) -> None:
+        """Append the rows of `files` whose `key` the table does not hold yet (first by `first_by`)."""
         self._con.execute(
-            """INSERT INTO posts BY NAME
-               SELECT n.* FROM (
-                   SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)
-                   QUALIFY row_number() OVER (PARTITION BY id ORDER BY ingested_at) = 1
-               ) n ANTI JOIN posts p ON n.id = p.id""", [files])
-
-    def _insert_alerts(self, files: list[str]) -> None:
-        self._con.execute(
-            """INSERT INTO alerts BY NAME
-               SELECT n.* FROM (
-                   SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)
-                   QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY created_at) = 1
-               ) n ANTI JOIN alerts a ON n.alert_id = a.alert_id""", [files])
+            f"""INSERT INTO {table} BY NAME
+                SELECT n.* FROM (
+                    SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)
+                    QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {first_by}) = 1
+                ) n ANTI JOIN {table} t ON n.{key} = t.{key}""", [files])
 
     # -- reading ------------------------------------------------------------------------------
     def query(self, sql: str, params: list | None = None, cache: bool = True) -> pd.DataFrame:
