@@ -40,7 +40,7 @@ class TaskData(BaseModel):
     train: list[Path]
     dev: list[Path] = Field(default_factory=list)  # given dev files; if empty, hold out val_fraction of train
     repeat: int = 1  # oversampling: how many times each example is seen per epoch
-    teacher: Path | None = None  # artifact whose head for this task gives soft targets (distillation)
+    teachers: list[Path] = Field(default_factory=list)  # artifacts whose heads for this task give soft targets (mean logits)
     unlabeled: list[Path] = Field(default_factory=list)  # CSVs with a text column: extra texts the teacher labels
 
 
@@ -152,25 +152,40 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def _heldout_texts(cfg: TrainConfig) -> set[str]:
+    """Normalised texts of every sequence task's held-out rows (its given dev files or its split)."""
+    out: set[str] = set()
+    for td in cfg.tasks:
+        spec = get_task(td.task)
+        if spec.kind is not TaskKind.SEQUENCE:
+            continue
+        if td.dev:
+            out |= {_norm(r.text) for f in td.dev for r in read_task_file(f, spec)}
+        else:
+            rows = [r for f in td.train for r in read_task_file(f, spec)]
+            _, held = stratified_split([r.label for r in rows], cfg.val_fraction, cfg.seed)
+            out |= {_norm(rows[i].text) for i in held}
+    return out
+
+
 def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], td: TaskData, dev: dict[str, list],
                          cfg: TrainConfig, tokenizer, log) -> list[Encoded]:
-    """Attach the teacher's logits to every training example and append the unlabelled texts (teacher-labelled).
+    """Attach the teachers' mean logits to every training example and append the unlabelled texts (teacher-labelled).
 
-    Unlabelled texts equal (case and spacing aside) to a dev or training text are dropped, so held-out
-    rows never reach training, not even unlabelled.
+    Each teacher uses its own tokenizer and window, so it may sit on another base encoder. Unlabelled
+    texts equal (case and spacing aside) to a training text or to a held-out text of any task are
+    dropped, so held-out rows never reach training, not even unlabelled (e.g. topic texts as
+    sentiment transfer data leave the topic hold-out out).
     """
     from finpulse.models.artifact import load_artifact
 
     if spec.kind is not TaskKind.SEQUENCE:
         raise ValueError(f"{spec.name}: distillation is implemented for sequence tasks only")
-    device = pick_device(cfg.device)
-    teacher = load_artifact(td.teacher, device)
-    if spec.name not in teacher.model.tasks or list(teacher.model.tasks[spec.name].labels) != list(spec.labels):
-        raise ValueError(f"teacher {td.teacher} has no {spec.name} head with labels {list(spec.labels)}")
     from finpulse.models.inference import use_bf16
 
+    device = pick_device(cfg.device)
     bf16 = use_bf16(cfg.precision, str(device))
-    seen = {_norm(r.text) for rows in dev.values() for r in rows} | {_norm(r.text) for r in train_rows}
+    seen = _heldout_texts(cfg) | {_norm(r.text) for rows in dev.values() for r in rows} | {_norm(r.text) for r in train_rows}
     extra: list[str] = []
     for f in td.unlabeled:
         for text in read_texts(f):
@@ -179,17 +194,24 @@ def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], t
                 seen.add(key)
                 extra.append(text)
     texts = [r.text for r in train_rows] + extra
-    # The teacher's own tokenizer and window (it may sit on another base encoder).
-    t_enc = encode_texts(teacher.tokenizer, texts, [0] * len(texts), teacher.config.max_length)
-    logits = predict_logits(teacher.model, t_enc, spec, teacher.tokenizer.pad_token_id, device, bf16=bf16)
-    out = [Encoded(e.input_ids, e.label, soft=tuple(lg.tolist())) for e, lg in zip(enc, logits)]
+    total: torch.Tensor | None = None
+    for path in td.teachers:
+        teacher = load_artifact(path, device)
+        if spec.name not in teacher.model.tasks or list(teacher.model.tasks[spec.name].labels) != list(spec.labels):
+            raise ValueError(f"teacher {path} has no {spec.name} head with labels {list(spec.labels)}")
+        t_enc = encode_texts(teacher.tokenizer, texts, [0] * len(texts), teacher.config.max_length)
+        logits = torch.stack(predict_logits(teacher.model, t_enc, spec, teacher.tokenizer.pad_token_id, device, bf16=bf16))
+        total = logits if total is None else total + logits
+        for name, rows in dev.items():
+            score = evaluate(teacher.model, teacher.tokenizer, rows, spec, device, bf16=bf16)
+            log(f"{spec.name}: teacher {path} on {name}: " + json.dumps({k: score[k] for k in ("accuracy", "macro_f1")}))
+        del teacher
+    mean = (total / len(td.teachers)).tolist()
+    out = [Encoded(e.input_ids, e.label, soft=tuple(lg)) for e, lg in zip(enc, mean)]
     u_enc = encode_texts(tokenizer, extra, [IGNORE] * len(extra), cfg.max_length)
-    out += [Encoded(e.input_ids, IGNORE, soft=tuple(lg.tolist())) for e, lg in zip(u_enc, logits[len(enc):])]
-    for name, rows in dev.items():
-        score = evaluate(teacher.model, teacher.tokenizer, rows, spec, device, bf16=bf16)
-        log(f"{spec.name}: teacher {td.teacher} on {name}: " + json.dumps({k: score[k] for k in ("accuracy", "macro_f1")}))
-    log(f"{spec.name}: distilling from {td.teacher} (alpha {cfg.kd_alpha}, T {cfg.kd_temperature}), {len(extra)} unlabelled texts added")
-    del teacher
+    out += [Encoded(e.input_ids, IGNORE, soft=tuple(lg)) for e, lg in zip(u_enc, mean[len(enc):])]
+    log(f"{spec.name}: distilling from {len(td.teachers)} teacher(s) (alpha {cfg.kd_alpha}, T {cfg.kd_temperature}), "
+        f"{len(extra)} unlabelled texts added")
     return out
 
 
@@ -223,12 +245,12 @@ def _load_task(td: TaskData, cfg: TrainConfig, tokenizer, log) -> _TaskState:
     if spec.kind is TaskKind.SEQUENCE:
         enc = encode_texts(tokenizer, [r.text for r in train_rows], [r.label for r in train_rows], cfg.max_length)
         weights = class_weights([r.label for r in train_rows], len(spec.labels), cfg.class_weight)
-        if td.unlabeled and td.teacher is None:
-            raise ValueError(f"{spec.name}: unlabelled texts need a teacher (TaskData.teacher)")
-        if td.teacher is not None:
+        if td.unlabeled and not td.teachers:
+            raise ValueError(f"{spec.name}: unlabelled texts need a teacher (TaskData.teachers)")
+        if td.teachers:
             enc = _add_teacher_targets(spec, train_rows, enc, td, dev, cfg, tokenizer, log)
     else:
-        if td.teacher is not None or td.unlabeled:
+        if td.teachers or td.unlabeled:
             raise ValueError(f"{spec.name}: distillation is implemented for sequence tasks only")
         enc, _ = encode_sentences(tokenizer, train_rows, spec.labels, cfg.max_length)
         weights = None

@@ -91,7 +91,7 @@ def test_distilled_training_end_to_end_on_a_tiny_fixture(tmp_path, capfd):
         '"Bank shares slide after a profit warning",y\n'
     )
     cfg = TrainConfig(
-        tasks=[TaskData(task="sentiment", train=[FIXTURES / "sentiment_small.csv"], teacher=REPO / "models" / "default",
+        tasks=[TaskData(task="sentiment", train=[FIXTURES / "sentiment_small.csv"], teachers=[REPO / "models" / "default"],
                         unlabeled=[unlabeled])],
         out=tmp_path / "student", epochs=1, batch_size=4, lora_rank=2, lora_alpha=4, val_fraction=0.3,
         kd_alpha=0.7, kd_temperature=2.0, schedule="cosine", device="cpu", precision="fp32", progress=False,
@@ -102,5 +102,21 @@ def test_distilled_training_end_to_end_on_a_tiny_fixture(tmp_path, capfd):
     assert "teacher" in log and "heldout" in log
     config = json.loads((tmp_path / "student" / "finpulse_model.json").read_text())
     assert config["training"]["kd_alpha"] == 0.7 and config["training"]["schedule"] == "cosine"
-    assert config["training"]["tasks"][0]["teacher"].endswith("default")
+    assert config["training"]["tasks"][0]["teachers"][0].endswith("default")
     assert math.isfinite(result["best_selection"])
+
+
+def test_heldout_texts_of_every_classification_task_are_known_to_the_transfer_filter(tmp_path):
+    from finpulse.models.data import read_classification_csv, stratified_split
+    from finpulse.models.tasks import SENTIMENT
+    from finpulse.models.train import TaskData, TrainConfig, _heldout_texts
+
+    rows = read_classification_csv(FIXTURES / "sentiment_small.csv", SENTIMENT)
+    _, held = stratified_split([r.label for r in rows], 0.3, 13)
+    dev = tmp_path / "dev.csv"
+    dev.write_text('text,label\n"Given  DEV text",Bullish\n')
+    cfg = TrainConfig(tasks=[TaskData(task="sentiment", train=[FIXTURES / "sentiment_small.csv"]),
+                             TaskData(task="sentiment", train=[FIXTURES / "sentiment_small.csv"], dev=[dev])],
+                      out=tmp_path, val_fraction=0.3)
+    got = _heldout_texts(cfg)
+    assert got == {" ".join(rows[i].text.lower().split()) for i in held} | {"given dev text"}
