@@ -76,15 +76,38 @@ def evaluate_artifact(artifact: Path, data_dir: Path) -> dict[str, dict]:
     return reports
 
 
+def _distillation_lines(tr: dict) -> list[str]:
+    """One paragraph per distilled task: its teachers and transfer texts (empty without distillation)."""
+    lines = []
+    for t in tr["tasks"]:
+        if t.get("teachers"):
+            lines += [
+                f"**Distillation ({t['task']})**: soft targets are the mean logits of {len(t['teachers'])} teacher artifact(s) "
+                f"({', '.join(f'`{p}`' for p in t['teachers'])}; trained on the same training rows, never on held-out ones), "
+                f"temperature {tr.get('kd_temperature')}, loss (1 - {tr.get('kd_alpha')}) x CE + {tr.get('kd_alpha')} x T^2 KL on labelled rows "
+                f"and KL only on the transfer texts ({', '.join(f'`{Path(f).name}`' for f in t.get('unlabeled', [])) or 'none'}).",
+                "",
+            ]
+    return lines
+
+
 def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str = "") -> str:
     from finpulse.models.artifact import read_config
 
     cfg = read_config(artifact)
     tr = cfg.training
     roles: dict[str, str] = {}
+    def add(f: str, role: str) -> None:
+        name = Path(f).name
+        roles[name] = f"{roles[name]}; {role}" if name in roles else role
+
     for t in tr["tasks"]:
-        roles.update({Path(f).name: f"{t['task']} training" for f in t["train"]})
-        roles.update({Path(f).name: f"{t['task']} model selection (dev)" for f in t.get("dev", [])})
+        for f in t["train"]:
+            add(f, f"{t['task']} training")
+        for f in t.get("dev", []):
+            add(f, f"{t['task']} model selection (dev)")
+        for f in t.get("unlabeled", []):
+            add(f, f"{t['task']} distillation (texts only, labelled by the teacher; held-out rows skipped)")
     roles["fin_sec_train.txt"] = "evaluation only (out-of-domain check)"
     mine = {k: v for k, v in reports.items() if k.startswith(task + "/")}
     size_kb = sum(p.stat().st_size for p in artifact.glob("*.safetensors")) / 1024
@@ -118,12 +141,14 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         "",
         "```json",
         json.dumps({k: tr[k] for k in ("epochs", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "lora_rank", "lora_alpha",
-                                         "lora_dropout", "max_length", "class_weight", "label_smoothing", "seed", "best_epoch") if k in tr}, indent=2),
+                                         "lora_dropout", "max_length", "class_weight", "label_smoothing", "schedule", "kd_alpha",
+                                         "kd_temperature", "seed", "best_epoch") if k in tr}, indent=2),
         "```",
         "",
         "Task batches are single-task and interleaved at random; " + ", ".join(f"{t['task']} repeated x{t.get('repeat', 1)}" for t in tr["tasks"]) + " per epoch. "
-        "AdamW, linear warm-up then linear decay; the checkpoint with the best mean held-out score (macro-F1 for classification, entity F1 on CoNLL dev for NER) is kept.",
+        f"AdamW, linear warm-up then {tr.get('schedule', 'linear')} decay; the checkpoint with the best mean held-out score (macro-F1 for classification, entity F1 on CoNLL dev for NER) is kept.",
         "",
+        *_distillation_lines(tr),
         "## Evaluation (held-out)",
         "",
     ]
