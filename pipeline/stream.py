@@ -11,10 +11,12 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
+from finpulse.pipeline.beam_patches import bound_fn_api_runner_metrics
 from finpulse.pipeline.enrich import FinpulseModelHandler
-from finpulse.pipeline.kafka_source import OFFSET_MASK, PartitionDesc, ReadKafkaPartitions
+from finpulse.pipeline.kafka_source import EX_TEMPFAIL, OFFSET_MASK, PartitionDesc, ReadKafkaPartitions, halt_reason
 from finpulse.pipeline.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.pipeline.lake import Lake
+from finpulse.pipeline.lake_health import require_writable
 from finpulse.pipeline.settings import StreamSettings
 from finpulse.pipeline.storage import is_remote
 from finpulse.pipeline.transforms import enrich_and_write
@@ -99,6 +101,7 @@ def pipeline_options(beam_args: list[str] | None, lake: str | None = None) -> tu
         return options, None
     from finpulse.pipeline.runner import FinpulseRunner
 
+    bound_fn_api_runner_metrics()  # else every bundle's metrics stay in memory for good (see beam_patches)
     return options, FinpulseRunner()
 
 
@@ -109,6 +112,8 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
     options, runner = pipeline_options(beam_args, settings.lake)
     if source == "xlang":
         expansion_service(xlang or XlangConfig())  # fail before taking the lock
+    if not is_remote(settings.lake):
+        require_writable(settings.lake)  # a read-only or full lake stops us before anything is consumed
     lake = Lake(settings.lake)
     writer_lock = lake.lock("stream")  # held until this process exits
     lake.recover()
@@ -128,6 +133,8 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
                          on_commit=GroupOffsetCommitter(client, settings.group))
     writer_lock.close()
+    if halt_reason():  # partitions were added: stopped cleanly, a restart reads them (see TopicWatch)
+        raise SystemExit(EX_TEMPFAIL)
 
 
 def resolve_device(name: str) -> str:
