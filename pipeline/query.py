@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from finpulse.pipeline.sql_guard import check_read_only, create_parquet_view, lock_down
 from finpulse.pipeline.storage import ObjectStorage, is_remote
 from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
@@ -63,13 +64,13 @@ def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
     for view, schema in VIEWS.items():
         folder = lake / view
         files = list(folder.rglob("*.parquet")) if folder.is_dir() else []
-        if files:
-            glob = str(folder / "**" / "*.parquet").replace("'", "''")
-            # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
-            con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{glob}', hive_partitioning=false, union_by_name=true)")
-        else:
-            con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
+        # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
+        # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
+        if not files or len(create_parquet_view(con, view, str(folder / "**" / "*.parquet"), files,
+                                                "hive_partitioning=false, union_by_name=true")) == len(files):
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_empty_select(schema)}")
     con.execute(SERIES_MACRO)
+    lock_down(con, lake)  # read-only SQL confined to the lake folder from here on
     return con
 
 
@@ -95,6 +96,7 @@ def _connect_object_store(url: str) -> duckdb.DuckDBPyConnection:
 def run_query(lake: str | Path, sql: str, params: list | None = None):
     con = connect(lake)
     try:
+        check_read_only(con, sql)
         rel = con.sql(sql, params=params) if params else con.sql(sql)
         return rel.to_arrow_table() if rel is not None else pa.table({})
     finally:
