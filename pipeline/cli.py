@@ -6,6 +6,7 @@ import click
 
 from finpulse.dashboard.serve import bench_dashboard, dashboard
 from finpulse.pipeline.cli_models import evaluate, train
+from finpulse.pipeline.cli_ops import COMMANDS as OPS_COMMANDS
 from finpulse.pipeline.cli_pipeline import alerts, backfill, broker, produce, query, stream
 from finpulse.pipeline.demo import demo
 
@@ -51,7 +52,7 @@ def simulate_alerts(days: int, tickers: int, spikes_per_day: float, alpha: float
     click.echo(json.dumps(simulate(days, tickers, spikes_per_day, seed=seed, cfg=cfg), indent=2))
 
 
-for command in (broker, produce, stream, backfill, query, alerts, train, evaluate, demo, bench, simulate_alerts, dashboard, bench_dashboard):
+for command in (broker, produce, stream, backfill, query, alerts, train, evaluate, demo, bench, simulate_alerts, dashboard, bench_dashboard, *OPS_COMMANDS):
     main.add_command(command)
 
 if __name__ == "__main__":

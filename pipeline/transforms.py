@@ -13,6 +13,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from finpulse.pipeline.enrich import EnrichError, FinpulseModelHandler, enriched_row
 from finpulse.pipeline.kafka_source import RawMessage
 from finpulse.pipeline.lake import Lake, Row
+from finpulse.pipeline.lake_health import commit_patiently
 from finpulse.pipeline.parse import dead_letter, parse_message
 from finpulse.schemas.records import DeadLetter
 
@@ -96,7 +97,7 @@ class WriteToLake(beam.DoFn):
         for source, rows in self._rows.items():
             start = min(r.position for r in rows)
             end = max(r.position for r in rows) + 1
-            written = self._lake.commit(source, start, end, rows)
+            written = commit_patiently(self._lake, source, start, end, rows)  # waits out a full or read-only lake
             log.debug("committed %s [%d, %d): %d rows", source, start, end, written)
             for r in rows:
                 self._counts[r.table] += 1

@@ -1,0 +1,642 @@
+"""Reliability harnesses: real processes, real SIGKILLs, a real broker, exact counts.
+
+Used by the fast fault tests (tests/test_faults.py) and, with bigger numbers, by the long runs:
+
+    python -m finpulse.pipeline.chaos kill --kills 20          # SIGKILL the stream at 20 moments
+    python -m finpulse.pipeline.chaos outage --seconds 60      # broker down for a minute
+    python -m finpulse.pipeline.chaos load --minutes 10        # produce faster than we enrich
+    python -m finpulse.pipeline.chaos soak --minutes 60        # steady feed; RSS/fds/throughput a minute
+
+Each prints one JSON summary (lost, duplicated, peak RSS, drain time, ...) and writes the
+per-sample series to WORKDIR/samples.jsonl. `inject` runs any finpulse command with a kill
+point installed, so a crash lands exactly mid-write, after the commit point, or between the
+lake commit and the Kafka offset commit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import click
+
+FINPULSE = [sys.executable, "-m", "finpulse.pipeline.cli"]
+INJECT = [sys.executable, "-m", "finpulse.pipeline.chaos", "inject"]
+KILL_POINTS = ("mid-write", "staged", "committed", "offset")
+ALERT_KILL_POINTS = ("alert-write", "alert-deliver")
+
+
+# -- kill points ------------------------------------------------------------------------------
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install_kill_point(point: str, after: int) -> None:
+    """Patch this process so it SIGKILLs itself at `point` on the `after`-th occurrence.
+
+    mid-write: half of a staged Parquet file is on disk; staged: all staged files written, commit
+    point not reached; committed: progress replaced (commit point), files not yet published;
+    offset: lake commit done, Kafka group offset not yet committed.
+    """
+    from finpulse.pipeline import lake as lake_mod
+    from finpulse.pipeline import storage as storage_mod
+    from finpulse.pipeline import stream as stream_mod
+
+    calls = itertools.count(1)
+
+    def due() -> bool:
+        return next(calls) == after
+
+    if point == "mid-write":
+        original_write = storage_mod.LocalStorage.write_table
+
+        def write_table(self, rel, table):
+            if due():
+                import io
+
+                import pyarrow.parquet as pq
+
+                buf = io.BytesIO()
+                pq.write_table(table, buf, compression="zstd")
+                path = self._p(rel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "wb") as fh:
+                    fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                _die()
+            return original_write(self, rel, table)
+
+        storage_mod.LocalStorage.write_table = write_table
+    elif point in ("staged", "committed"):
+        original_progress = lake_mod.Lake._write_progress
+
+        def write_progress(self, source, state):
+            if point == "staged" and due():
+                _die()
+            original_progress(self, source, state)
+            if point == "committed" and due():
+                _die()
+
+        lake_mod.Lake._write_progress = write_progress
+    elif point == "offset":
+        original_call = stream_mod.GroupOffsetCommitter.__call__
+
+        def call(self, source, end):
+            if due():
+                _die()
+            return original_call(self, source, end)
+
+        stream_mod.GroupOffsetCommitter.__call__ = call
+    elif point == "alert-write":  # the new alerts' file is written, not yet renamed into view
+        from finpulse.pipeline import alerts as alerts_mod
+
+        class _Os:
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            @staticmethod
+            def replace(src, dst):
+                if due():
+                    _die()
+                return os.replace(src, dst)
+
+        alerts_mod.os = _Os()
+    elif point == "alert-deliver":  # alerts recorded in the lake, not yet delivered
+        from finpulse.pipeline import alerts as alerts_mod
+
+        original_deliver = alerts_mod.deliver
+
+        def deliver(*args, **kwargs):
+            if due():
+                _die()
+            return original_deliver(*args, **kwargs)
+
+        alerts_mod.deliver = deliver
+    else:
+        raise ValueError(f"unknown kill point {point!r}; use one of {', '.join(KILL_POINTS + ALERT_KILL_POINTS)}")
+
+
+# -- feed -------------------------------------------------------------------------------------
+def feed(prefix: str, limit: int | None = None, seconds: float | None = None, seed: int = 11,
+         pool: int = 2000, pad_bytes: int = 0) -> Iterator[bytes]:
+    """Generated posts with ids prefix-0, prefix-1, ... until `limit` posts or `seconds` pass.
+
+    Texts cycle through a pool of generated posts (ids stay unique); `pad_bytes` adds that many
+    incompressible bytes to the url (stored, never tokenised), for tests that need volume on disk.
+    """
+    from finpulse.pipeline.generator import generate_posts
+
+    posts = list(generate_posts(pool, seed=seed))
+    rng = random.Random(seed)
+    deadline = time.monotonic() + seconds if seconds else None
+    for i in itertools.count():
+        if (limit is not None and i >= limit) or (deadline is not None and time.monotonic() >= deadline):
+            return
+        post = dict(posts[i % pool], id=f"{prefix}-{i}")
+        if pad_bytes:
+            post["url"] = "https://example.com/" + rng.randbytes(pad_bytes // 2).hex()
+        yield json.dumps(post).encode()
+
+
+class Producer(threading.Thread):
+    """Publishes a feed round-robin over a topic's partitions in the background; counts what it sent."""
+
+    def __init__(self, bootstrap: str, topic: str, messages: Iterator[bytes], rate: float | None, partitions: int = 3) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.rate, self.partitions = bootstrap, topic, rate, partitions
+        self.offered = 0  # handed to the client so far (live lag is measured against this)
+        self.sent: int | None = None  # final count once flushed
+        self.error: BaseException | None = None
+        self.finished_at: float | None = None
+        self._messages = messages
+
+    def _counted(self) -> Iterator[bytes]:
+        for m in self._messages:
+            self.offered += 1
+            yield m
+
+    def run(self) -> None:
+        from finpulse.infra.broker import create_topics
+        from finpulse.pipeline.produce import publish
+
+        try:
+            create_topics(self.bootstrap, {self.topic: self.partitions})
+            self.sent = publish({"bootstrap_servers": [self.bootstrap]}, self.topic, self._counted(), self.rate,
+                                partition_of=lambda i: i % self.partitions)
+        except BaseException as exc:  # noqa: BLE001 - reported by the harness
+            self.error = exc
+        finally:
+            self.finished_at = time.monotonic()
+
+
+# -- the stream as a process ------------------------------------------------------------------
+def stream_command(bootstrap: str, topics: list[str], lake: Path, *extra: str, kill_at: tuple[str, int] | None = None) -> list[str]:
+    args = ["stream", "--bootstrap", bootstrap, "--topics", ",".join(topics), "--lake", str(lake), "-v", *extra]
+    if kill_at:
+        return INJECT + ["--at", kill_at[0], "--after", str(kill_at[1]), "--", *args]
+    return FINPULSE + args
+
+
+def start(cmd: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def lake_position_total(lake: Path) -> int:
+    """Messages the lake has consumed (enriched + dead letters), from the progress files alone (cheap)."""
+    from finpulse.pipeline.kafka_source import OFFSET_MASK
+    from finpulse.pipeline.lake import Lake
+
+    try:
+        return sum(end & OFFSET_MASK for key, end in Lake(lake).all_committed().items() if key.startswith("kafka."))
+    except (OSError, ValueError):  # a progress file replaced under us: read again next time
+        return -1
+
+
+# -- checks -----------------------------------------------------------------------------------
+def exactly_once(lake: Path, prefix: str, expected: int) -> dict:
+    """Every id prefix-0 .. prefix-(expected-1) once: lost, duplicated and unexpected rows."""
+    from finpulse.pipeline.query import run_query
+
+    r = run_query(lake, """
+        with ours as (select id, try_cast(split_part(id, '-', -1) as bigint) i from enriched where starts_with(id, ?))
+        select count(*) as rows, count(distinct id) as ids,
+               count(distinct id) filter (where i >= 0 and i < ?) as expected_ids
+        from ours""", [prefix + "-", expected]).to_pylist()[0]
+    dead = run_query(lake, "select count(*) n from deadletter").to_pylist()[0]["n"]
+    return {"expected": expected, "rows": r["rows"], "lost": expected - r["expected_ids"],
+            "duplicated": r["rows"] - r["ids"], "unexpected": r["ids"] - r["expected_ids"], "dead_letters": dead}
+
+
+def group_matches_lake(bootstrap: str, group: str, lake: Path, topic: str, partitions: int) -> bool:
+    """Kafka group offsets equal the lake's progress (they are committed after it, for lag tools)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from finpulse.pipeline.kafka_source import OFFSET_MASK
+    from finpulse.pipeline.lake import Lake, source_key
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return all(consumer.committed(TopicPartition(topic, p)) == Lake(lake).committed(source_key(topic, p)) & OFFSET_MASK
+                   for p in range(partitions))
+    finally:
+        consumer.close()
+
+
+# -- sampling ---------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    t: float  # seconds since the run started
+    rss_mb: float
+    open_files: int
+    threads: int
+    produced: int
+    in_lake: int
+
+    @property
+    def lag(self) -> int:
+        return self.produced - self.in_lake
+
+
+@dataclass
+class Sampler:
+    """Samples a process tree's RSS, open file descriptors and threads, and the lake's progress."""
+
+    pid: int
+    lake: Path
+    produced: Callable[[], int]
+    every: float
+    out: Path
+    samples: list[Sample] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def take(self) -> Sample | None:
+        import psutil
+
+        try:
+            procs = [psutil.Process(self.pid)]
+            procs += procs[0].children(recursive=True)
+            rss = sum(p.memory_info().rss for p in procs) / 2**20
+            fds = sum(p.num_fds() for p in procs)
+            threads = sum(p.num_threads() for p in procs)
+        except psutil.Error:
+            return None
+        s = Sample(round(time.monotonic() - self._t0, 1), round(rss, 1), fds, threads, self.produced(), lake_position_total(self.lake))
+        self.samples.append(s)
+        with open(self.out, "a") as fh:
+            fh.write(json.dumps({**asdict(s), "lag": s.lag}) + "\n")
+        return s
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.take()
+
+
+def memory_summary(samples: list[Sample]) -> dict:
+    """Peak RSS and the trend: median RSS of the second quarter vs the last quarter of the run."""
+    rss = [s.rss_mb for s in samples if s.rss_mb > 0]
+    if len(rss) < 4:
+        return {"peak_rss_mb": max(rss, default=0.0)}
+    q = len(rss) // 4
+
+    def median(xs: list[float]) -> float:
+        return sorted(xs)[len(xs) // 2]
+
+    early, late = median(rss[q:2 * q]), median(rss[3 * q:])
+    fds = [s.open_files for s in samples]
+    return {"peak_rss_mb": round(max(rss)), "rss_q2_median_mb": round(early), "rss_q4_median_mb": round(late),
+            "rss_growth_q2_to_q4_pct": round(100 * (late - early) / early, 1),
+            "open_files_min": min(fds), "open_files_max": max(fds), "samples": len(samples)}
+
+
+# -- scenarios --------------------------------------------------------------------------------
+def kill_run(bootstrap: str, workdir: Path, kills: int, n: int, rate: float, seed: int = 1,
+             inject: tuple[str, ...] = KILL_POINTS, max_delay: float = 12.0, topic: str = "chaos-kill") -> dict:
+    """Produce n posts at `rate` while the stream is SIGKILLed: first once at each kill point in
+    `inject` (self-inflicted, exactly there), then `kills` times at random moments. A final run
+    drains the topic; every id must be in the lake exactly once."""
+    rng = random.Random(seed)
+    lake = workdir / "lake"
+    producer = Producer(bootstrap, topic, feed("k", limit=n, seed=seed), rate)
+    producer.start()
+    wait_for(lambda: producer.offered > 0, 60, "the producer to start")
+    log = workdir / "stream.log"
+    events = []
+    plan = [("inject", p) for p in inject] + [("random", None)] * kills
+    for kind, point in plan:
+        before = lake_position_total(lake)
+        if kind == "inject":
+            proc = start(stream_command(bootstrap, [topic], lake, "--group", "chaos", kill_at=(point, rng.randint(1, 3))), log)
+            try:
+                proc.wait(300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise RuntimeError(f"kill point {point} was never reached; see {log}") from None
+            if proc.returncode != -signal.SIGKILL:
+                raise RuntimeError(f"kill point {point}: the stream exited with {proc.returncode} instead of dying; see {log}")
+        else:
+            proc = start(stream_command(bootstrap, [topic], lake, "--group", "chaos"), log)
+            time.sleep(rng.uniform(2.0, max_delay))  # model load, first polls, mid-bundle or mid-commit
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        events.append({"kill": kind, "point": point, "lake_before": before, "lake_after": lake_position_total(lake)})
+    producer.join()
+    if producer.error:
+        raise RuntimeError(f"producer failed: {producer.error!r}")
+    final = start(stream_command(bootstrap, [topic], lake, "--group", "chaos", "--idle-exit", "5"), log)
+    if final.wait(900) != 0:
+        raise RuntimeError(f"the final stream run failed with {final.returncode}; see {log}")
+    result = exactly_once(lake, "k", producer.sent or 0)
+    result.update(kills=len(events), injected=list(inject), random_kills=kills,
+                  kills_with_progress=sum(e["lake_after"] > e["lake_before"] for e in events),
+                  group_offsets_match_lake=group_matches_lake(bootstrap, "chaos", lake, topic, 3), events=events)
+    return result
+
+
+def flow_run(bootstrap: str, workdir: Path, seconds: float, rate: float | None, sample_every: float,
+             topic: str, drain_timeout: float = 3600) -> dict:
+    """Produce at `rate` for `seconds` into a running stream, sampling it; then wait for the lag
+    to drain and check every id is in the lake once. Load: rate above capacity; soak: below."""
+    lake = workdir / "lake"
+    proc = start(stream_command(bootstrap, [topic], lake, "--group", "flow"), workdir / "stream.log")
+    producer = Producer(bootstrap, topic, feed("f", seconds=seconds, seed=5), rate)
+    sampler = Sampler(proc.pid, lake, lambda: producer.offered, sample_every, workdir / "samples.jsonl")
+    try:
+        sampler.take()
+        started = time.monotonic()
+        producer.start()
+        sampler.start()
+        producer.join()
+        if producer.error:
+            raise RuntimeError(f"producer failed: {producer.error!r}")
+        produced_at = producer.finished_at or time.monotonic()
+        lag_at_end = producer.sent - max(lake_position_total(lake), 0)
+        wait_for(lambda: lake_position_total(lake) >= producer.sent or proc.poll() is not None, drain_timeout, "the lag to drain", 1.0)
+        drained_at = time.monotonic()
+        sampler.take()
+    finally:
+        sampler.stop()
+        alive = proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if not alive:
+        raise RuntimeError(f"the stream died during the run; see {workdir / 'stream.log'}")
+    result = exactly_once(lake, "f", producer.sent)
+    samples = sampler.samples
+    lags = [s.lag for s in samples]
+    result.update(produce_seconds=round(seconds), offered_rate=rate, produced=producer.sent,
+                  produced_per_s=round(producer.sent / seconds, 1), max_lag=max(lags, default=0), lag_at_producer_end=lag_at_end,
+                  drain_seconds=round(drained_at - produced_at, 1),
+                  lake_rows_per_s=round(producer.sent / (drained_at - started), 1), **memory_summary(samples))
+    return result
+
+
+def outage_run(workdir: Path, seconds: float, n: int = 600) -> dict:
+    """Broker down for `seconds` mid-stream (Tansu is in-memory: it comes back empty). Rows produced
+    before the outage and after it must all be in the lake, once; the stream must never die."""
+    from finpulse.infra.broker import EmbeddedBroker
+
+    lake = workdir / "lake"
+    broker = EmbeddedBroker(log_file=workdir / "broker.log").start()
+    try:
+        first = Producer(broker.bootstrap, "outage", feed("o", limit=n // 2, seed=3), None)
+        first.run()
+        proc = start(stream_command(broker.bootstrap, ["outage"], lake), workdir / "stream.log")
+        wait_for(lambda: lake_position_total(lake) >= n // 2, 600, "the rows produced before the outage")
+        broker.stop()
+        down_at = time.monotonic()
+        time.sleep(seconds)
+        survived = proc.poll() is None
+        broker.start()
+        second = Producer(broker.bootstrap, "outage", itertools.islice(feed("o", limit=n, seed=3), n // 2, None), None)
+        second.run()
+        wait_for(lambda: run_query_count(lake) >= n or proc.poll() is not None, 600, "the rows produced after the outage")
+        recovered_s = time.monotonic() - down_at - seconds
+        proc.kill()
+        proc.wait()
+    finally:
+        broker.stop()
+    result = exactly_once(lake, "o", n)
+    log = (workdir / "stream.log").read_text(errors="replace")
+    result.update(outage_seconds=seconds, survived=survived, log_resets=log.count("log was reset"),
+                  waiting_lines=log.count("waiting for Kafka"), caught_up_after_restart_s=round(recovered_s, 1))
+    return result
+
+
+def alert_feed(hours: int, tickers: int, spike_hour: int = 30) -> list[list]:
+    """Per hour, the enriched rows of `tickers` tickers: 30 posts an hour, 20% negative, and
+    70% negative for ticker k in hour spike_hour + 2k (one real spike per ticker)."""
+    from datetime import datetime, timedelta, timezone
+
+    from finpulse.pipeline.lake import Row
+    from finpulse.schemas.records import EnrichedRecord
+
+    t0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    probs = {"negative": 0.8, "neutral": 0.1, "positive": 0.1}
+    out = []
+    for hour in range(hours):
+        rows = []
+        for k in range(tickers):
+            negatives = 21 if hour == spike_hour + 2 * k else 6
+            for j in range(30):
+                neg = j < negatives
+                rec = EnrichedRecord(id=f"T{k}-{hour}-{j}", kind="news", source="chaos", text="t", tickers=[f"T{k}"],
+                                     published_at=t0 + timedelta(hours=hour, minutes=2 * j), ingested_at=t0,
+                                     sentiment="negative" if neg else "neutral", sentiment_score=-0.8 if neg else 0.0,
+                                     sentiment_probs=probs, topic="Markets", topic_score=0.5, entities=[], model_version="v")
+                rows.append(Row("enriched", rec.model_dump(), "chaos", hour * 100_000 + k * 100 + j, "2026-11-02"))
+        out.append(rows)
+    return out
+
+
+def alerts_kill_run(workdir: Path, kills: int, seed: int = 1, hours: int = 44, tickers: int = 4,
+                    inject: tuple[str, ...] = ("alert-write",), bootstrap: str | None = None) -> dict:
+    """`finpulse alerts --follow` while the lake grows an hour at a time; SIGKILLed at each kill
+    point and at random moments, restarted each time. Every alert of the final lake must be
+    recorded exactly once (and, with a broker, published at least once)."""
+    from finpulse.pipeline.alerts import AlertSettings, evaluate
+    from finpulse.pipeline.lake import Lake
+    from finpulse.pipeline.query import run_query
+
+    rng = random.Random(seed)
+    lake_dir = workdir / "lake"
+    lake = Lake(lake_dir)
+    hours_of_rows = alert_feed(hours, tickers)
+    log = workdir / "alerts.log"
+    follow = ["alerts", "--lake", str(lake_dir), "--follow", "--interval", "0.3"]
+    if bootstrap:
+        follow += ["--bootstrap", bootstrap, "--kafka-topic", "chaos-alerts"]
+    plan = [("inject", p) for p in inject] + [("random", None)] * kills
+    fed = 0
+
+    def feed_hours(k: int) -> None:
+        nonlocal fed
+        for rows in hours_of_rows[fed:fed + k]:
+            lake.commit("chaos", rows[0].position, rows[-1].position + 1, rows)
+        fed = min(len(hours_of_rows), fed + k)
+
+    feed_hours(28)  # history before the first spike
+    per_run = max(1, -(-(len(hours_of_rows) - fed) // max(1, len(plan))))
+    for kind, point in plan:
+        cmd = (INJECT + ["--at", point, "--after", "1", "--"] if kind == "inject" else FINPULSE) + follow
+        proc = start(cmd, log)
+        time.sleep(1.5)  # start-up
+        feed_hours(per_run)
+        if kind == "inject":
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        else:
+            time.sleep(rng.uniform(0.0, 2.0))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    feed_hours(len(hours_of_rows))
+    final = subprocess.run(FINPULSE + follow[:3] + follow[5:], capture_output=True, timeout=300)
+    if final.returncode != 0:
+        raise RuntimeError(f"the final alerts run failed: {final.stderr.decode(errors='replace')[-2000:]}")
+    expected = {a.alert_id for a in evaluate(lake_dir, AlertSettings())}
+    rows = run_query(lake_dir, "select alert_id from alerts").to_pylist()
+    recorded = [r["alert_id"] for r in rows]
+    result = {"expected_alerts": len(expected), "recorded": len(recorded), "lost": len(expected - set(recorded)),
+              "duplicated": len(recorded) - len(set(recorded)), "unexpected": len(set(recorded) - expected),
+              "kills": len(plan), "injected": list(inject)}
+    if bootstrap:
+        published = consume_all(bootstrap, "chaos-alerts")
+        result.update(published_distinct=len(set(published)), published_lost=len(expected - set(published)),
+                      published_redelivered=len(published) - len(set(published)))
+    return result
+
+
+def consume_all(bootstrap: str, topic: str) -> list[str]:
+    """Keys of every message on a topic (alert ids)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in parts])
+        consumer.seek_to_beginning()
+        return [m.key.decode() for m in consumer]
+    finally:
+        consumer.close()
+
+
+def run_query_count(lake: Path) -> int:
+    from finpulse.pipeline.query import run_query
+
+    try:
+        return run_query(lake, "select count(*) n from enriched").to_pylist()[0]["n"]
+    except Exception:  # noqa: BLE001 - no files yet
+        return 0
+
+
+# -- command line -----------------------------------------------------------------------------
+def _workdir(path: str | None, name: str) -> Path:
+    d = Path(path) if path else Path(tempfile.mkdtemp(prefix=f"finpulse-{name}-"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _with_broker(bootstrap: str | None, workdir: Path, run: Callable[[str], dict]) -> dict:
+    if bootstrap:
+        return run(bootstrap)
+    from finpulse.infra.broker import EmbeddedBroker
+
+    with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
+        return run(broker.bootstrap)
+
+
+def _emit(result: dict, workdir: Path) -> None:
+    result["workdir"] = str(workdir)
+    (workdir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(json.dumps(result, indent=2))
+    if result.get("lost") or result.get("duplicated") or result.get("unexpected"):
+        raise SystemExit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def chaos() -> None:
+    """Reliability runs against a real broker and real stream processes (see docs/RELIABILITY.md)."""
+
+
+@chaos.command()
+@click.option("--kills", type=int, default=20, show_default=True, help="random SIGKILLs (after one at each kill point)")
+@click.option("--posts", type=int, default=12000, show_default=True)
+@click.option("--rate", type=float, default=40.0, show_default=True, help="posts/s produced while killing")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--bootstrap", default=None, help="an existing broker (default: an embedded one)")
+@click.option("--workdir", default=None)
+def kill(kills: int, posts: int, rate: float, seed: int, bootstrap: str | None, workdir: str | None) -> None:
+    """SIGKILL the stream at each kill point and at random moments while producing; check exactly-once."""
+    wd = _workdir(workdir, "kill")
+    _emit(_with_broker(bootstrap, wd, lambda b: kill_run(b, wd, kills, posts, rate, seed)), wd)
+
+
+@chaos.command()
+@click.option("--seconds", type=float, default=60.0, show_default=True)
+@click.option("--posts", type=int, default=600, show_default=True)
+@click.option("--workdir", default=None)
+def outage(seconds: float, posts: int, workdir: str | None) -> None:
+    """Stop the embedded broker for a while mid-stream, restart it, produce more; check exactly-once."""
+    wd = _workdir(workdir, "outage")
+    _emit(outage_run(wd, seconds, posts), wd)
+
+
+def _flow(name: str, minutes: float, rate: float, every: float, bootstrap: str | None, workdir: str | None) -> None:
+    wd = _workdir(workdir, name)
+    _emit(_with_broker(bootstrap, wd, lambda b: flow_run(b, wd, minutes * 60, rate, every, f"{name}-feed")), wd)
+
+
+@chaos.command()
+@click.option("--minutes", type=float, default=10.0, show_default=True)
+@click.option("--rate", type=float, default=1000.0, show_default=True, help="posts/s offered (above capacity)")
+@click.option("--every", type=float, default=10.0, show_default=True, help="seconds between samples")
+@click.option("--bootstrap", default=None)
+@click.option("--workdir", default=None)
+def load(minutes: float, rate: float, every: float, bootstrap: str | None, workdir: str | None) -> None:
+    """Produce faster than the stream can enrich; memory must stay bounded and the lag drain."""
+    _flow("load", minutes, rate, every, bootstrap, workdir)
+
+
+@chaos.command()
+@click.option("--minutes", type=float, default=60.0, show_default=True)
+@click.option("--rate", type=float, default=30.0, show_default=True, help="posts/s (below capacity)")
+@click.option("--every", type=float, default=60.0, show_default=True, help="seconds between samples")
+@click.option("--bootstrap", default=None)
+@click.option("--workdir", default=None)
+def soak(minutes: float, rate: float, every: float, bootstrap: str | None, workdir: str | None) -> None:
+    """A steady feed for a long time; RSS, open files and throughput every --every seconds."""
+    _flow("soak", minutes, rate, every, bootstrap, workdir)
+
+
+@chaos.command(context_settings={"ignore_unknown_options": True})
+@click.option("--at", "point", type=click.Choice(KILL_POINTS), required=True)
+@click.option("--after", type=int, default=1, show_default=True, help="die on this occurrence")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def inject(point: str, after: int, args: tuple[str, ...]) -> None:
+    """Run a finpulse command (after --) that SIGKILLs itself at a kill point."""
+    from finpulse.pipeline.cli import main
+
+    install_kill_point(point, after)
+    main(list(args))
+
+
+if __name__ == "__main__":
+    chaos()
