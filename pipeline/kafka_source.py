@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -69,6 +70,7 @@ class StopControl:
     idle_exit: float | None = None
     emitted: int = 0
     idle_since: float | None = None  # first empty poll since records last arrived
+    halt: str | None = None  # why every partition must stop now (the topic layout changed)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, n: int) -> int:
@@ -84,6 +86,8 @@ class StopControl:
             return allowed
 
     def should_stop(self) -> bool:
+        if self.halt is not None:
+            return True
         if self.max_records is not None and self.emitted >= self.max_records:
             return True
         return self.idle_exit is not None and self.idle_since is not None and time.monotonic() - self.idle_since > self.idle_exit
@@ -101,6 +105,70 @@ def _fingerprint(value: bytes | None) -> str:
 def stop_control(run_id: str, max_records: int | None = None, idle_exit: float | None = None) -> StopControl:
     with _CONSUMER_LOCK:
         return _STOPS.setdefault(run_id, StopControl(max_records, idle_exit))
+
+
+def halt_reason() -> str | None:
+    """Why a run in this process stopped itself (partitions added), for the exit message; None if it did not."""
+    with _CONSUMER_LOCK:
+        return next((s.halt for s in _STOPS.values() if s.halt), None)
+
+
+EX_TEMPFAIL = 75  # exit status after a halt: restart me (a supervisor's Restart=on-failure does)
+
+
+@dataclass
+class TopicWatch:
+    """Periodic metadata check of the topics a run reads (every FINPULSE_METADATA_CHECK_S, default 30 s).
+
+    A deleted topic is reported (its partitions sit idle; if it is recreated, the log-reset check
+    reads the new log from its start). Added partitions cannot join a running pipeline (its
+    restrictions are fixed at start), so the run stops cleanly and exits EX_TEMPFAIL: a restart
+    reads them from offset 0. Nothing is lost either way; without the check they were silently unread.
+    """
+
+    every: float = field(default_factory=lambda: float(os.environ.get("FINPULSE_METADATA_CHECK_S", "30")))
+    last: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)  # partitions per topic when first seen
+    missing_logged: dict[str, float] = field(default_factory=dict)
+    consumer: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, config: dict[str, Any], topic: str, stop: StopControl) -> None:
+        self.counts.setdefault(topic, 0)  # 0: seen, partition count not known yet
+        if time.monotonic() - self.last < self.every or not self.lock.acquire(blocking=False):
+            return
+        try:
+            self.last = time.monotonic()
+            if self.consumer is None:
+                from kafka import KafkaConsumer
+
+                self.consumer = KafkaConsumer(**config, group_id=None, request_timeout_ms=5000)
+            existing = self.consumer.topics()  # always a fresh metadata request
+            layout = {t: (self.consumer.partitions_for_topic(t) if t in existing else None) for t in list(self.counts)}
+        except Exception:  # noqa: BLE001 - the broker may be away; the poll path reports that
+            return
+        finally:
+            self.lock.release()
+        for t, parts in layout.items():
+            self._compare(t, parts, stop)
+
+    def _compare(self, topic: str, parts: set[int] | None, stop: StopControl) -> None:
+        if not parts:
+            now = time.monotonic()
+            if now - self.missing_logged.get(topic, -1e9) > 60:
+                self.missing_logged[topic] = now
+                log.error("topic %s no longer exists on the broker (deleted?): its partitions are idle; rows already in "
+                          "the lake are kept, and if it is recreated its new log is read from the start", topic)
+            return
+        self.missing_logged.pop(topic, None)
+        known = self.counts[topic] = self.counts[topic] or len(parts)
+        if len(parts) > known and stop.halt is None:
+            stop.halt = (f"topic {topic} now has {len(parts)} partitions, this run reads {known}; stopped cleanly "
+                         f"so that a restart reads the new ones from their start (exit {EX_TEMPFAIL})")
+            log.error("%s", stop.halt)
+
+
+_WATCHES: dict[str, TopicWatch] = {}
 
 
 class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
@@ -132,6 +200,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
 
     def setup(self) -> None:
         self._stop = stop_control(self._run_id, self._max_records, self._idle_exit)
+        with _CONSUMER_LOCK:
+            self._watch = _WATCHES.setdefault(self._run_id, TopicWatch())
 
     def _consumer(self, desc: PartitionDesc):
         from kafka import KafkaConsumer, TopicPartition
@@ -165,6 +235,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         if self._stop.should_stop():
             tracker.try_claim(restriction.stop - 1)  # finish: nothing more from this partition in this run
             return
+        self._watch.check(self._config, element.topic, self._stop)
         entry = self._consumer(element)
         consumer, tp = entry["consumer"], entry["tp"]
         epoch, expected = split_position(restriction.start)
@@ -258,5 +329,11 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             for key in [k for k in _CONSUMERS if k[0] == self._run_id]:
                 try:
                     _CONSUMERS.pop(key)["consumer"].close()
+                except Exception:  # noqa: BLE001
+                    pass
+            watch = _WATCHES.pop(self._run_id, None)
+            if watch is not None and watch.consumer is not None:
+                try:
+                    watch.consumer.close()
                 except Exception:  # noqa: BLE001
                     pass
