@@ -9,6 +9,7 @@ and/or Kafka topic) if asked.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -129,19 +130,107 @@ def existing_ids(lake: str | Path) -> set[str]:
         con.close()
 
 
-def record_new(lake: str | Path, alerts: list[AlertRecord]) -> list[AlertRecord]:
-    """Write the alerts the lake does not have yet, atomically; returns them."""
-    seen = existing_ids(lake)
-    new = [a for a in alerts if a.alert_id not in seen]
-    if not new:
-        return []
+class AlertStoreError(ValueError):
+    """The lake cannot take the alerts (read-only, disk full). A ValueError, so the CLI reports it plainly."""
+
+
+@contextlib.contextmanager
+def _writer_lock(lake: str | Path):
+    """One alerts writer at a time per lake (a second `alerts --follow` waits its turn instead of
+    recording the same new alerts twice). flock: released by the OS if the holder is killed."""
+    import fcntl
+
     folder = Path(lake) / "alerts"
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"alerts-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = folder / f".{name}.tmp"
-    write_parquet(tmp, [a.model_dump() for a in new], ALERT_SCHEMA)
-    os.replace(tmp, folder / name)
-    return new
+    with open(folder.parent / ".alerts.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield folder
+
+
+def record_new(lake: str | Path, alerts: list[AlertRecord]) -> list[AlertRecord]:
+    """Write the alerts the lake does not have yet, atomically; returns them.
+
+    Under the writer lock, so reading the existing ids and adding the new ones is one step; a
+    file left half-written by a killed run (.tmp, never visible to readers) is removed first.
+    """
+    try:
+        with _writer_lock(lake) as folder:
+            for stale in folder.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+            seen = existing_ids(lake)
+            new = [a for a in alerts if a.alert_id not in seen]
+            if not new:
+                return []
+            name = f"alerts-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+            tmp = folder / f".{name}.tmp"
+            write_parquet(tmp, [a.model_dump() for a in new], ALERT_SCHEMA)
+            os.replace(tmp, folder / name)
+            return new
+    except OSError as exc:
+        raise AlertStoreError(f"cannot record alerts in {lake}: {exc.strerror or exc} ({exc.filename or lake})") from None
+
+
+# -- delivery: an outbox per channel, so a crash between recording and sending loses nothing ----
+def _delivered_file(lake: str | Path, channel: str) -> Path:
+    return Path(lake) / "_delivery" / (hashlib.sha256(channel.encode()).hexdigest()[:16] + ".ids")
+
+
+def delivered_ids(lake: str | Path, channel: str) -> set[str] | None:
+    """Alert ids already sent on a channel (None: the channel has never been used on this lake)."""
+    f = _delivered_file(lake, channel)
+    return set(f.read_text().split()) if f.is_file() else None
+
+
+def mark_delivered(lake: str | Path, channel: str, ids: list[str]) -> None:
+    """Append ids to the channel's outbox record, durably (a line per id; a torn last line is harmless)."""
+    f = _delivered_file(lake, channel)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    with open(f, "a") as fh:
+        fh.write("".join(f"{i}\n" for i in ids))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def pending(lake: str | Path, channel: str) -> list[AlertRecord]:
+    """Recorded alerts not yet delivered on the channel, oldest first."""
+    done = delivered_ids(lake, channel) or set()
+    con = connect(lake)
+    try:
+        rows = con.sql("select * from alerts order by created_at, alert_id").to_arrow_table().to_pylist()
+    finally:
+        con.close()
+    return [AlertRecord(**r) for r in rows if r["alert_id"] not in done]
+
+
+def deliver(lake: str | Path, webhook: str | None, kafka_config: dict | None, kafka_topic: str | None) -> int:
+    """Send every recorded alert a channel has not had yet; at least once (a crash after sending
+    and before marking resends it; receivers deduplicate by alert_id, the Kafka message key)."""
+    sent = 0
+    if webhook:
+        channel = f"webhook:{webhook}"
+        for a in pending(lake, channel):
+            if not post_webhook(webhook, a):
+                log.error("could not deliver alert %s to %s; it is recorded in the lake and retried next time", a.alert_id, webhook)
+                break  # keep the order; try again on the next evaluation
+            mark_delivered(lake, channel, [a.alert_id])
+            sent += 1
+    if kafka_config and kafka_topic:
+        channel = f"kafka:{','.join(kafka_config.get('bootstrap_servers', []))}/{kafka_topic}"
+        todo = pending(lake, channel)
+        if todo:
+            publish_kafka(kafka_config, kafka_topic, todo)
+            mark_delivered(lake, channel, [a.alert_id for a in todo])
+            sent += len(todo)
+    return sent
+
+
+def _open_channels(lake: str | Path, webhook: str | None, kafka_config: dict | None, kafka_topic: str | None) -> None:
+    """A channel used for the first time starts after the alerts already recorded (no replay of history)."""
+    channels = ([f"webhook:{webhook}"] if webhook else []) + \
+        ([f"kafka:{','.join(kafka_config.get('bootstrap_servers', []))}/{kafka_topic}"] if kafka_config and kafka_topic else [])
+    for channel in channels:
+        if delivered_ids(lake, channel) is None:
+            mark_delivered(lake, channel, sorted(existing_ids(lake)))
 
 
 def post_webhook(url: str, alert: AlertRecord, retries: int = 3, timeout: float = 5.0, backoff: float = 0.5) -> bool:
@@ -173,14 +262,16 @@ def publish_kafka(client_config: dict, topic: str, alerts: list[AlertRecord]) ->
 
 def run_alerts(lake: str, settings: AlertSettings, webhook: str | None = None, kafka_config: dict | None = None,
                kafka_topic: str | None = None) -> list[AlertRecord]:
+    """Evaluate, record what is new, then deliver whatever the channels have not had yet."""
+    try:
+        _open_channels(lake, webhook, kafka_config, kafka_topic)
+    except OSError as exc:
+        raise AlertStoreError(f"cannot record deliveries in {lake}: {exc.strerror or exc}") from None
     new = record_new(lake, evaluate(lake, settings))
     for a in new:
         log.info("alert %s %s=%s %s share %.2f vs %.2f (n=%d)", a.severity, a.key_kind, a.key, a.window_start,
                  a.observed_share, a.baseline_share, a.volume)
-        if webhook and not post_webhook(webhook, a):
-            log.error("could not deliver alert %s to %s; it is recorded in the lake", a.alert_id, webhook)
-    if new and kafka_config and kafka_topic:
-        publish_kafka(kafka_config, kafka_topic, new)
+    deliver(lake, webhook, kafka_config, kafka_topic)
     return new
 
 
