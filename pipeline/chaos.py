@@ -508,7 +508,7 @@ def alerts_kill_run(workdir: Path, kills: int, seed: int = 1, hours: int = 44, t
             proc.send_signal(signal.SIGKILL)
             proc.wait()
     feed_hours(len(hours_of_rows))
-    final = subprocess.run(FINPULSE + follow[:3] + follow[5:], capture_output=True, timeout=300)
+    final = subprocess.run(FINPULSE + follow[:3] + follow[6:], capture_output=True, timeout=300)
     if final.returncode != 0:
         raise RuntimeError(f"the final alerts run failed: {final.stderr.decode(errors='replace')[-2000:]}")
     expected = {a.alert_id for a in evaluate(lake_dir, AlertSettings())}

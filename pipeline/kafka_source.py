@@ -280,7 +280,12 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         """
         now = time.monotonic()
         last = entry.get("last")
-        if last is None or now - entry["checked"] < 3.0:
+        if now - entry["checked"] < 3.0:
+            return
+        if last is None:  # e.g. just restarted: no fingerprint yet
+            if expected > 0:
+                entry["checked"] = now
+                self._probe_log(desc, entry, epoch, expected)
             return
         entry["checked"] = now
         consumer, tp = entry["consumer"], entry["tp"]
@@ -311,6 +316,38 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         entry["reset"] = (epoch + 1, begin)
         entry["last"] = None
         self._log_reset(desc, expected, begin, epoch + 1)
+
+    def _probe_log(self, desc: PartitionDesc, entry: dict, epoch: int, expected: int) -> None:
+        """Without a fingerprint (after a restart), look for the last record we consumed.
+
+        Found: remember its fingerprint, so later resets are caught by `_verify_log`. Absent while
+        an earlier offset exists, on two probes in a row: the log now ends below our position
+        (it was replaced while we were down), so read it from its start as a new epoch. Without
+        this, a restarted stream waited silently and then skipped the new log's first records.
+        """
+        consumer, tp = entry["consumer"], entry["tp"]
+        entry["next"] = None  # we move the position: re-seek on the next call
+        try:
+            consumer.seek(tp, expected - 1)
+            got = consumer.poll(timeout_ms=1000, max_records=1).get(tp, [])
+            if got and got[0].offset >= expected - 1:
+                if got[0].offset == expected - 1:
+                    entry["last"] = (expected - 1, _fingerprint(got[0].value))
+                entry["shorter"] = 0
+                return
+            consumer.seek(tp, 0)
+            first = consumer.poll(timeout_ms=1000, max_records=1).get(tp, [])
+        except Exception as exc:  # noqa: BLE001
+            self._log_waiting(desc, f"broker not reachable ({type(exc).__name__}: {exc})")
+            return
+        if not first or first[0].offset >= expected - 1:
+            entry["shorter"] = 0  # empty log or broker away: nothing conclusive
+            return
+        entry["shorter"] = entry.get("shorter", 0) + 1
+        if entry["shorter"] >= 2:
+            entry["shorter"] = 0
+            entry["reset"] = (epoch + 1, first[0].offset)
+            self._log_reset(desc, expected, first[0].offset, epoch + 1)
 
     @staticmethod
     def _log_reset(desc: PartitionDesc, expected: int, new_offset: int, epoch: int) -> None:
