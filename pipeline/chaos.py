@@ -322,10 +322,11 @@ def memory_summary(samples: list[Sample]) -> dict:
 
 # -- scenarios --------------------------------------------------------------------------------
 def kill_run(bootstrap: str, workdir: Path, kills: int, n: int, rate: float, seed: int = 1,
-             inject: tuple[str, ...] = KILL_POINTS, max_delay: float = 12.0, topic: str = "chaos-kill") -> dict:
+             inject: tuple[str, ...] = KILL_POINTS, max_delay: float = 4.0, topic: str = "chaos-kill") -> dict:
     """Produce n posts at `rate` while the stream is SIGKILLed: first once at each kill point in
-    `inject` (self-inflicted, exactly there), then `kills` times at random moments. A final run
-    drains the topic; every id must be in the lake exactly once."""
+    `inject` (self-inflicted, exactly there), then `kills` times at a random moment up to
+    `max_delay` s after the run's first commit (so mid-bundle, mid-write or mid-commit, not
+    during model loading). A final run drains the topic; every id must be in the lake once."""
     rng = random.Random(seed)
     lake = workdir / "lake"
     producer = Producer(bootstrap, topic, feed("k", limit=n, seed=seed), rate)
@@ -347,10 +348,17 @@ def kill_run(bootstrap: str, workdir: Path, kills: int, n: int, rate: float, see
                 raise RuntimeError(f"kill point {point}: the stream exited with {proc.returncode} instead of dying; see {log}")
         else:
             proc = start(stream_command(bootstrap, [topic], lake, "--group", "chaos"), log)
-            time.sleep(rng.uniform(2.0, max_delay))  # model load, first polls, mid-bundle or mid-commit
+            try:  # once this run is committing (not still loading the model), at a random moment
+                wait_for(lambda: lake_position_total(lake) > before or proc.poll() is not None
+                         or (producer.sent is not None and before >= producer.sent), 120, "a first commit")
+            except TimeoutError:
+                pass  # nothing left to read: kill it idle
+            time.sleep(rng.uniform(0.0, max_delay))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         events.append({"kill": kind, "point": point, "lake_before": before, "lake_after": lake_position_total(lake)})
+        with open(workdir / "events.jsonl", "a") as fh:
+            fh.write(json.dumps(events[-1]) + "\n")
     producer.join()
     if producer.error:
         raise RuntimeError(f"producer failed: {producer.error!r}")
@@ -574,6 +582,8 @@ def _emit(result: dict, workdir: Path) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def chaos() -> None:
     """Reliability runs against a real broker and real stream processes (see docs/RELIABILITY.md)."""
+    # SIGTERM unwinds like Ctrl-C, so the stream process and the embedded broker are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 @chaos.command()

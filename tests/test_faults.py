@@ -134,13 +134,13 @@ def test_full_disk_pauses_the_stream_and_it_resumes_when_space_returns(broker, s
     Producer(broker.bootstrap, "full-news", feed("d", limit=1500, pad_bytes=3000), None).run()
     proc = StreamProcess(broker.bootstrap, ["full-news"], lake, log=tmp_path / "run.log")
     try:
-        wait_until(lambda: "cannot be written (No space left on device)" in proc.output(), 300, "the disk-full report")
+        wait_until(lambda: "cannot be written (No space left on device)" in proc.output(), 900, "the disk-full report")
         assert proc.alive(), proc.output()[-3000:]
         visible = lake_rows(lake)
         assert 0 < visible < 1500 and all_files_readable(lake)
         assert lake_rows(lake) == run_query(lake, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
         remount(small_mount, "size=64m")
-        wait_until(lambda: lake_rows(lake) == 1500, 300, "all rows after the volume grew")
+        wait_until(lambda: lake_rows(lake) == 1500, 900, "all rows after the volume grew")
         assert "is writable again" in proc.output() and proc.alive()
     finally:
         proc.kill()
