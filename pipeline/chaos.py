@@ -591,12 +591,14 @@ def chaos() -> None:
 @click.option("--posts", type=int, default=12000, show_default=True)
 @click.option("--rate", type=float, default=40.0, show_default=True, help="posts/s produced while killing")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--points", default=",".join(KILL_POINTS), show_default=True, help="kill points to hit first ('' for none)")
 @click.option("--bootstrap", default=None, help="an existing broker (default: an embedded one)")
 @click.option("--workdir", default=None)
-def kill(kills: int, posts: int, rate: float, seed: int, bootstrap: str | None, workdir: str | None) -> None:
+def kill(kills: int, posts: int, rate: float, seed: int, points: str, bootstrap: str | None, workdir: str | None) -> None:
     """SIGKILL the stream at each kill point and at random moments while producing; check exactly-once."""
     wd = _workdir(workdir, "kill")
-    _emit(_with_broker(bootstrap, wd, lambda b: kill_run(b, wd, kills, posts, rate, seed)), wd)
+    inject = tuple(p for p in points.split(",") if p)
+    _emit(_with_broker(bootstrap, wd, lambda b: kill_run(b, wd, kills, posts, rate, seed, inject=inject)), wd)
 
 
 @chaos.command()
