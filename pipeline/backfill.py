@@ -105,7 +105,7 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
     check_models(registry)
     options, runner = pipeline_options(beam_args, lake_root)
     lake = Lake(lake_root)
-    lake.recover()
+    lake.recover("file.")  # this writer's sources only: a backfill and a stream may share a lake
     files = [ArchiveFile(p, count_rows(p)) for p in expand_inputs(pattern)]
     before = {archive_key(f.path): lake.committed(archive_key(f.path)) for f in files}
     handler = FinpulseModelHandler(registry, InferenceSettings(device=resolve_device(device), precision=precision),

@@ -43,6 +43,12 @@ TABLES = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA}
 WRITER = f"{socket.gethostname()}:{os.getpid()}"  # recorded with each commit: which worker wrote it
 STAGING = "_staging"
 PROGRESS = "_progress"
+SOURCE_PREFIXES = ("kafka.", "file.")  # stream partitions, archive files
+
+
+def _source_of(rel: str) -> str:
+    """`_progress/kafka.news.0.json` -> `kafka.news.0` (also for `.json.tmp` files)."""
+    return rel.rsplit("/", 1)[-1].split(".json", 1)[0]
 
 
 def source_key(topic: str, partition: int) -> str:
@@ -104,19 +110,30 @@ class Lake:
         """Publish whatever a committed state still has in staging; returns files moved."""
         return sum(self.storage.publish(staged, final) for staged, final in state.get("pending", []))
 
-    def recover(self) -> int:
-        """Finish committed flushes and discard uncommitted staging; returns files rolled forward.
+    def recover(self, scope: str = "") -> int:
+        """Finish committed flushes and discard uncommitted staging of the sources whose key starts
+        with `scope` ("kafka." for the stream, "file." for backfills, "" for all); returns files
+        rolled forward.
 
-        Call only while no writer is running (at start-up, under the lock): it deletes all staging.
+        Call at start-up under the writer lock of that scope. Staging is kept per source, so a
+        stream starting while a backfill is mid-commit on the same lake leaves the backfill's
+        staged files alone (deleting them used to lose rows whose progress said committed).
         """
         rolled = 0
         for rel in self.storage.list(PROGRESS, ".json"):
-            text = self.storage.read_text(rel)
-            if text:
-                rolled += self._roll_forward(json.loads(text))
+            if _source_of(rel).startswith(scope):
+                text = self.storage.read_text(rel)
+                if text:
+                    rolled += self._roll_forward(json.loads(text))
         for rel in self.storage.list(PROGRESS, ".tmp"):
-            self.storage.remove(rel)
-        self.storage.remove_tree(STAGING)
+            if _source_of(rel).startswith(scope):
+                self.storage.remove(rel)
+        for folder in {rel.split("/")[1] for rel in self.storage.list(STAGING) if rel.count("/") >= 2}:
+            # Folders are source keys; anything else is from an older layout and nobody's now.
+            if folder.startswith(scope) or not folder.startswith(SOURCE_PREFIXES):
+                self.storage.remove_tree(f"{STAGING}/{folder}")
+        if not scope:
+            self.storage.remove_tree(STAGING)
         if rolled:
             log.warning("recovered %d committed file(s) left in staging by an interrupted run", rolled)
         return rolled
@@ -138,7 +155,7 @@ class Lake:
         groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for r in keep:
             groups[(r.table, r.date)].append(r.data)
-        batch = f"{STAGING}/{uuid.uuid4().hex}"
+        batch = f"{STAGING}/{source}/{uuid.uuid4().hex}"
         pending: list[tuple[str, str]] = []
         for (table, date), data in sorted(groups.items()):
             name = f"{source}-{start:012d}-{end:012d}.parquet"

@@ -75,3 +75,27 @@ def test_a_second_writer_of_the_same_role_is_refused(tmp_path):
     Lake(tmp_path).lock("backfill").close()  # other roles are independent
     first.close()
     Lake(tmp_path).lock("stream").close()  # released with the handle
+
+
+def test_a_stream_starting_while_a_backfill_commits_leaves_the_backfill_alone(tmp_path, monkeypatch):
+    """Stream and backfill may share a lake: the stream's start-up recovery runs while the backfill
+    is between staging its files and its commit point, and must not delete those files."""
+    real_write = Lake._write_progress
+
+    def stream_starts_now(self, source, state):
+        Lake(tmp_path).recover("kafka.")  # what `finpulse stream` does at start-up
+        real_write(self, source, state)
+
+    monkeypatch.setattr(Lake, "_write_progress", stream_starts_now)
+    Lake(tmp_path).commit("file.0123abcd", 0, 3, dl_rows("file.0123abcd", [0, 1, 2]))
+    monkeypatch.undo()
+    assert count(tmp_path)["n"] == 3
+    # and a backfill's recovery leaves a stream's uncommitted staging alone, but clears its own
+    staged = tmp_path / "_staging" / "kafka.t.0" / "x" / "deadletter-2026-03-02-a.parquet"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"")
+    mine = tmp_path / "_staging" / "file.0123abcd" / "y" / "deadletter-2026-03-02-b.parquet"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"")
+    Lake(tmp_path).recover("file.")
+    assert staged.exists() and not mine.exists()
