@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install browser demo test dashboard train-models cards clean
+.PHONY: install browser demo test dashboard soak chaos train-models cards clean
 
 install: $(STAMP)
 
@@ -30,6 +30,17 @@ browser:
 
 test: install browser
 	$(PY) -m pytest -q tests
+
+# Long reliability runs (docs/RELIABILITY.md): each prints one JSON summary (lost, duplicated, RSS, drain).
+SOAK_MINUTES ?= 60
+SOAK_RATE ?= 30
+soak: install
+	$(VENV)/bin/finpulse chaos soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) --every 60 --workdir soak-$$(date +%Y%m%d-%H%M%S)
+
+chaos: install
+	$(VENV)/bin/finpulse chaos kill --kills 20
+	$(VENV)/bin/finpulse chaos outage --seconds 60
+	$(VENV)/bin/finpulse chaos load --minutes 10
 
 LAKE ?= demo-lake
 dashboard: install
