@@ -8,7 +8,6 @@ this measures the dashboard, not the encoder.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from datetime import datetime, timedelta, timezone

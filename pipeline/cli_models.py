@@ -45,11 +45,19 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--class-weight", type=click.Choice(["sqrt", "none"]), default="sqrt", show_default=True)
 @click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--schedule", type=click.Choice(["linear", "cosine"]), default="linear", show_default=True,
+              help="learning-rate decay after warm-up")
+@click.option("--teacher", "teacher", multiple=True,
+              help="distil from an artifact's head: TASK=DIR (repeatable: mean logits; sequence tasks only)")
+@click.option("--unlabeled", "unlabeled", multiple=True,
+              help="extra texts the teacher labels: TASK=CSV with a text column (held-out rows are skipped)")
+@click.option("--kd-alpha", type=float, default=0.5, show_default=True, help="weight of distillation on labelled rows")
+@click.option("--kd-temperature", type=float, default=2.0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
               help="auto: bf16 autocast on CUDA and on CPUs with native bf16")
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
-def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, device, precision, version) -> None:
+def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
     from finpulse.models.artifact import PACKAGE_BASE
     from finpulse.models.train import TaskData, TrainConfig, train as run_train
@@ -57,13 +65,23 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
     train_files = _task_files(data, task, "--data")
     dev_files = _task_files(dev, task, "--dev")
     repeats = {k: int(v) for k, _, v in (r.partition("=") for r in repeat)}
-    tasks = [TaskData(task=name, train=files, dev=dev_files.get(name, []), repeat=repeats.get(name, 1))
+    teachers: dict[str, list[Path]] = defaultdict(list)
+    for t in teacher:
+        name, sep, path = t.partition("=")
+        if not sep and task != "all":
+            name, path = task, t
+        if not sep and task == "all" or not Path(path, "finpulse_model.json").is_file():
+            raise click.BadParameter(f"--teacher {t!r}: give TASK=DIR with an artifact folder")
+        teachers[name].append(Path(path))
+    extra_texts = _task_files(unlabeled, task, "--unlabeled")
+    tasks = [TaskData(task=name, train=files, dev=dev_files.get(name, []), repeat=repeats.get(name, 1),
+                      teachers=teachers.get(name, []), unlabeled=extra_texts.get(name, []))
              for name, files in train_files.items()]
     cfg = TrainConfig(
         tasks=tasks, out=out, base=base or PACKAGE_BASE, epochs=epochs, batch_size=batch_size, lr=lr,
         head_lr=head_lr, lora_rank=lora_rank, lora_alpha=lora_alpha, max_length=max_length,
         val_fraction=val_fraction, seed=seed, class_weight=class_weight, label_smoothing=label_smoothing,
-        device=device, precision=precision, version=version,
+        schedule=schedule, kd_alpha=kd_alpha, kd_temperature=kd_temperature, device=device, precision=precision, version=version,
     )
     result = run_train(cfg)
     click.echo(json.dumps({"out": result["out"], "best_selection": result["best_selection"], "last": result["history"][-1]}))

@@ -78,7 +78,6 @@ def test_distilled_training_end_to_end_on_a_tiny_fixture(tmp_path, capfd):
     """Teacher = the committed artifact; unlabelled texts that equal a held-out row are dropped."""
     from finpulse.models.data import read_classification_csv, stratified_split
     from finpulse.models.tasks import SENTIMENT
-    from finpulse.models.train import TaskData, TrainConfig, train
 
     rows = read_classification_csv(FIXTURES / "sentiment_small.csv", SENTIMENT)
     _, held = stratified_split([r.label for r in rows], 0.3, 13)
@@ -90,20 +89,24 @@ def test_distilled_training_end_to_end_on_a_tiny_fixture(tmp_path, capfd):
         '"Company beats estimates and raises its dividend",x\n'
         '"Bank shares slide after a profit warning",y\n'
     )
-    cfg = TrainConfig(
-        tasks=[TaskData(task="sentiment", train=[FIXTURES / "sentiment_small.csv"], teachers=[REPO / "models" / "default"],
-                        unlabeled=[unlabeled])],
-        out=tmp_path / "student", epochs=1, batch_size=4, lora_rank=2, lora_alpha=4, val_fraction=0.3,
-        kd_alpha=0.7, kd_temperature=2.0, schedule="cosine", device="cpu", precision="fp32", progress=False,
-    )
-    result = train(cfg)
-    log = capfd.readouterr().err
+    from click.testing import CliRunner
+
+    from finpulse.pipeline.cli import main
+
+    # Through the CLI, so the options reach TrainConfig.
+    out = CliRunner().invoke(main, [
+        "train", "sentiment", "--data", str(FIXTURES / "sentiment_small.csv"), "--teacher", f"sentiment={REPO / 'models' / 'default'}",
+        "--unlabeled", f"sentiment={unlabeled}", "--out", str(tmp_path / "student"), "--epochs", "1", "--batch-size", "4",
+        "--lora-rank", "2", "--lora-alpha", "4", "--val-fraction", "0.3", "--kd-alpha", "0.7", "--kd-temperature", "2.0",
+        "--schedule", "cosine", "--device", "cpu", "--precision", "fp32"])
+    assert out.exit_code == 0, out.output
+    log = capfd.readouterr().err + out.output
     assert "2 unlabelled texts added" in log  # the disguised held-out row was dropped
     assert "teacher" in log and "heldout" in log
     config = json.loads((tmp_path / "student" / "finpulse_model.json").read_text())
     assert config["training"]["kd_alpha"] == 0.7 and config["training"]["schedule"] == "cosine"
     assert config["training"]["tasks"][0]["teachers"][0].endswith("default")
-    assert math.isfinite(result["best_selection"])
+    assert math.isfinite(json.loads(out.output.strip().splitlines()[-1])["best_selection"])
 
 
 def test_heldout_texts_of_every_classification_task_are_known_to_the_transfer_filter(tmp_path):
