@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import random
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,38 +35,44 @@ class TaggedSentence:
     unannotated_types: frozenset[str] = field(default_factory=frozenset)
 
 
+@contextmanager
+def _csv_rows(path: Path) -> Iterator:
+    """A csv.reader over a UTF-8 file; decoding and CSV errors become DataFormatError naming the file."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            yield csv.reader(fh)
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
+    except csv.Error as exc:
+        raise DataFormatError(f"{path}: CSV error: {exc}") from None
+
+
 def read_classification_csv(path: str | Path, task: TaskSpec) -> list[LabeledText]:
     """Read a `text,label` CSV (RFC 4180, quoted newlines allowed)."""
     path = Path(path)
     if task.kind is not TaskKind.SEQUENCE:
         raise ValueError(f"task {task.name} does not take a classification CSV")
     rows: list[LabeledText] = []
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise DataFormatError(f"{path}: file is empty; expected a header 'text,label'")
-            if [h.strip().lstrip("\ufeff") for h in header] != ["text", "label"]:
-                raise DataFormatError(f"{path}:1: header is {header!r}; expected 'text,label'")
-            for row in reader:
-                line = reader.line_num
-                if len(row) != 2:
-                    raise DataFormatError(f"{path}:{line}: expected 2 fields (text,label), got {len(row)}")
-                text, raw = row
-                if not text.strip():
-                    raise DataFormatError(f"{path}:{line}: empty text")
-                try:
-                    label = task.label_id(raw)
-                except ValueError:
-                    raise DataFormatError(
-                        f"{path}:{line}: unknown {task.name} label {raw!r}; known: {', '.join(task.labels)}"
-                    ) from None
-                rows.append(LabeledText(text, label))
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
-    except csv.Error as exc:
-        raise DataFormatError(f"{path}: CSV error: {exc}") from None
+    with _csv_rows(path) as reader:
+        header = next(reader, None)
+        if header is None:
+            raise DataFormatError(f"{path}: file is empty; expected a header 'text,label'")
+        if [h.strip().lstrip("\ufeff") for h in header] != ["text", "label"]:
+            raise DataFormatError(f"{path}:1: header is {header!r}; expected 'text,label'")
+        for row in reader:
+            line = reader.line_num
+            if len(row) != 2:
+                raise DataFormatError(f"{path}:{line}: expected 2 fields (text,label), got {len(row)}")
+            text, raw = row
+            if not text.strip():
+                raise DataFormatError(f"{path}:{line}: empty text")
+            try:
+                label = task.label_id(raw)
+            except ValueError:
+                raise DataFormatError(
+                    f"{path}:{line}: unknown {task.name} label {raw!r}; known: {', '.join(task.labels)}"
+                ) from None
+            rows.append(LabeledText(text, label))
     if not rows:
         raise DataFormatError(f"{path}: no rows after the header")
     return rows
@@ -115,18 +123,12 @@ def read_conll(path: str | Path, task: TaskSpec) -> list[TaggedSentence]:
 def read_texts(path: str | Path) -> list[str]:
     """The `text` column of a CSV with a header (labels, if any, are ignored): unlabelled transfer data."""
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
-            if "text" not in header:
-                raise DataFormatError(f"{path}:1: no 'text' column in header {header!r}")
-            col = header.index("text")
-            texts = [row[col] for row in reader if len(row) > col and row[col].strip()]
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
-    except csv.Error as exc:
-        raise DataFormatError(f"{path}: CSV error: {exc}") from None
+    with _csv_rows(path) as reader:
+        header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+        if "text" not in header:
+            raise DataFormatError(f"{path}:1: no 'text' column in header {header!r}")
+        col = header.index("text")
+        texts = [row[col] for row in reader if len(row) > col and row[col].strip()]
     if not texts:
         raise DataFormatError(f"{path}: no texts")
     return texts
