@@ -56,7 +56,7 @@ def discard_attempt(lake, source: str, end: int) -> None:
     """
     suffix = f"-{source}-"
     tail = f"-{end:012d}.parquet"
-    for rel in lake.storage.list("_staging", ".parquet"):
+    for rel in lake.storage.list(f"_staging/{source}", ".parquet"):  # staging is kept per source
         name = rel.rsplit("/", 1)[-1]
         if suffix in name and name.endswith(tail):
             lake.storage.remove_tree(rel.rsplit("/", 1)[0])
