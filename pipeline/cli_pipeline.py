@@ -89,6 +89,9 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
+    from finpulse.pipeline.memory_env import apply_memory_env
+
+    apply_memory_env()  # first: may re-execute this process once (bounded native memory, see memory_env)
     from finpulse.models.artifact import ModelLoadError
     from finpulse.pipeline.kafka_xlang import XlangConfig
     from finpulse.pipeline.stream import run_stream
