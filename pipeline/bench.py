@@ -105,10 +105,7 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
             time.sleep(0.2)
         if stream.returncode != 0:
             raise RuntimeError(f"stream failed; see {workdir / 'stream.log'}")
-    from finpulse.pipeline.query import connect
-
-    con = connect(lake)
-    rows = con.sql("select id, filename from read_parquet('" + str(lake / "enriched" / "**" / "*.parquet") + "', filename=true)").fetchall()
+    rows = _committed_ids(lake)
     visible = {f: os.stat(f).st_mtime for f in {r[1] for r in rows}}
     latencies = sorted((visible[f] - sent_at[i]) * 1000 for i, f in rows if i in sent_at)
     finished = max(visible.values())
@@ -118,6 +115,14 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
 
     return {"e2e_rows": len(rows), "e2e_posts_per_s": round(len(rows) / (finished - started), 1),
             "latency_p50_ms": pct(0.50), "latency_p99_ms": pct(0.99), "peak_rss_mb": round(peak_rss)}
+
+
+def _committed_ids(lake: Path) -> list[tuple[str, str]]:
+    """(id, file) of every committed enriched row; the file's mtime is when the row became visible."""
+    import pyarrow.parquet as pq
+
+    return [(i, str(f)) for f in sorted((lake / "enriched").rglob("*.parquet"))
+            for i in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
 
 
 def quality_delta(data_dir: Path, device: str) -> dict:
