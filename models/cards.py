@@ -178,7 +178,7 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
     if cfg.base == MPNET_BASE:
         lines.append("- About 8x the compute per token of the MiniLM artifact (12 layers x 768 against 6 x 384), and a second encoder pass "
                      "beside the shared one for topic and NER: meant for a GPU; on a small CPU it lowers stream throughput several-fold "
-                     "(figures in docs/MODELS.md).")
+                     "(figures in the README, section Models).")
     lines.append("")
     return "\n".join(lines)
 
