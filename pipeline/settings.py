@@ -39,7 +39,7 @@ class StreamSettings(BaseSettings):
     topics: list[str] = ["news", "social"]
     lake: str = "lake"
     group: str = "finpulse"  # Kafka group whose offsets mirror the lake's progress (for lag monitoring)
-    registry: str | None = None  # model registry JSON (default: models/registry.json)
+    registry: str | None = None  # model registry JSON or shipped name "default" / "accurate" (default: models/registry.json)
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 (see models/inference.py)
     max_message_bytes: int = 1024 * 1024
