@@ -19,6 +19,15 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
 
+def _validated(cls, **kwargs):
+    """A settings object; a bad value from a flag, the environment or a secrets file is a usage error, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**kwargs)
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid {cls.__name__}: " + "; ".join(e["msg"] for e in exc.errors())) from None
+
 @click.command()
 @click.option("--port", type=int, default=9092, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -52,7 +61,7 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 
     if (file_ is None) == (sample is None):
         raise click.UsageError("give exactly one of --file or --sample")
-    kafka = KafkaSettings(**({"bootstrap": bootstrap} if bootstrap else {}))
+    kafka = _validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {}))
     if partitions:
         create_topics(kafka.bootstrap, {topic: partitions})
     from finpulse.pipeline.generator import Event
@@ -100,7 +109,7 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
                  max_message_bytes=max_message_bytes).items() if v is not None}
-    settings = StreamSettings(**overrides)
+    settings = _validated(StreamSettings, **overrides)
     if bootstrap:
         settings.kafka.bootstrap = bootstrap
     try:
@@ -215,7 +224,7 @@ def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_to
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
     settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), since=_when(since),
                              until=_when(until), detector=dataclasses.replace(DetectorConfig(), **overrides))
-    kafka = KafkaSettings(**({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
+    kafka = _validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
     while True:
         try:
             new = run_alerts(lake, settings, webhook, kafka, kafka_topic)

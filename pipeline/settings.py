@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,9 +19,25 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: str | None = None
     sasl_plain_username: str | None = None
     sasl_plain_password: SecretStr | None = None  # from env or a secrets file, never logged
+    # Docker/Kubernetes secrets convention: FINPULSE_KAFKA_SASL_PLAIN_PASSWORD_FILE=/run/secrets/kafka
+    sasl_plain_password_file: Path | None = None
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> KafkaSettings:
+        """Read the password from its file, so it never has to sit in the environment or a flag."""
+        if self.sasl_plain_password_file is None:
+            return self
+        if self.sasl_plain_password is not None:
+            raise ValueError("set the Kafka password either directly or as a file (..._PASSWORD_FILE), not both")
+        try:
+            secret = self.sasl_plain_password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read the Kafka password file {self.sasl_plain_password_file}: {exc.strerror}") from None
+        self.sasl_plain_password = SecretStr(secret)
+        return self
 
     def client_config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": self.security_protocol}

@@ -131,3 +131,30 @@ def test_the_kafka_password_never_reaches_the_logs(tmp_path):
         proc.wait()
     text = log.read_text(errors="replace")
     assert secret not in text and "svc" not in text
+
+
+def test_the_kafka_password_can_come_from_a_secrets_file(monkeypatch, tmp_path):
+    from pydantic import ValidationError
+
+    from finpulse.pipeline.settings import KafkaSettings
+
+    secret = tmp_path / "kafka-password"
+    secret.write_text("s3cr3t-from-file\n")
+    monkeypatch.setenv("FINPULSE_KAFKA_SASL_PLAIN_PASSWORD_FILE", str(secret))
+    s = KafkaSettings()
+    assert s.client_config()["sasl_plain_password"] == "s3cr3t-from-file"
+    assert "s3cr3t" not in repr(s) and "s3cr3t" not in str(s.model_dump())
+    monkeypatch.setenv("FINPULSE_KAFKA_SASL_PLAIN_PASSWORD", "also-set")
+    with pytest.raises(ValidationError, match="not both"):
+        KafkaSettings()
+    monkeypatch.delenv("FINPULSE_KAFKA_SASL_PLAIN_PASSWORD")
+    monkeypatch.setenv("FINPULSE_KAFKA_SASL_PLAIN_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValidationError, match="cannot read the Kafka password file"):
+        KafkaSettings()
+
+
+def test_an_unreadable_password_file_is_a_clear_usage_error(tmp_path):
+    env = {**__import__("os").environ, "FINPULSE_KAFKA_SASL_PLAIN_PASSWORD_FILE": str(tmp_path / "nope")}
+    out = subprocess.run(FINPULSE + ["stream", "--bootstrap", "127.0.0.1:1", "--topics", "t", "--lake", str(tmp_path / "l")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "cannot read the Kafka password file" in out.stderr and "Traceback" not in out.stderr
