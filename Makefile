@@ -58,11 +58,12 @@ train-models: install
 		--version finpulse-mt-2026.11-r1 --out models/default
 
 # The "accurate" sentiment model (models/registry-accurate.json): LoRA on all-mpnet-base-v2. Meant for a
-# GPU (about 2.5 minutes on an H100; hours on a 2-core CPU).
+# GPU (about 2.5 minutes on an H100, three trainings sharing it; not tried on a CPU, where mpnet costs ~8x MiniLM per token).
 train-accurate: install
 	$(VENV)/bin/finpulse train sentiment --data $(DATA)/tfns_sentiment_train.csv --base package:all-mpnet-base-v2 \
 		--lora-rank 16 --lora-alpha 32 --epochs 5 --lr 5e-4 --head-lr 1e-3 \
 		--version finpulse-sentiment-mpnet-2026.11-a1 --out models/sentiment-mpnet
+	$(PY) -m finpulse.models.shrink models/sentiment-mpnet --rank 15  # keeps the adapter file under 5 MiB
 
 cards: install
 	$(PY) -m finpulse.models.cards models/default --data $(DATA)

@@ -222,3 +222,20 @@ def test_the_accurate_registry_serves_sentiment_from_mpnet_beside_the_shared_enc
     assert [p.sentiment for p in preds] == ["negative", "positive", "neutral", "negative"]
     assert preds[0].sentiment_score < -0.5 < 0.5 < preds[1].sentiment_score
     assert {e.text for e in preds[3].entities} >= {"Tesla"}
+
+
+def test_reduce_rank_is_exact_for_low_rank_updates_and_drops_the_smallest_singular_values():
+    import torch
+
+    from finpulse.models.lora import reduce_rank
+
+    torch.manual_seed(0)
+    a, b = torch.randn(8, 40), torch.randn(30, 8)
+    a5, b5 = reduce_rank(a, b, 5)
+    assert a5.shape == (5, 40) and b5.shape == (30, 5)
+    s = torch.linalg.svdvals(b @ a)
+    err = torch.linalg.matrix_norm(b @ a - b5 @ a5)  # Frobenius error = norm of the dropped singular values
+    assert torch.isclose(err, s[5:].norm(), rtol=1e-4)
+    a_low, b_low = a[:3], b[:, :3]  # an update of rank 3 survives a cut to rank 3 exactly
+    a3, b3 = reduce_rank(a_low, b_low, 3)
+    assert torch.allclose(b3 @ a3, b_low @ a_low, atol=1e-4)
