@@ -118,6 +118,7 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         roles["fin_sec_train.txt"] = "evaluation only (out-of-domain check)"
     licences = sorted({DATASETS.get(name, ("", "unknown"))[1] for name, role in roles.items() if "evaluation only" not in role})
     shared = len(cfg.tasks) > 1
+    restricted = any("research" in lic or "non-commercial" in lic for lic in licences)
     mine = {k: v for k, v in reports.items() if k.startswith(task + "/")}
     size_kb = sum(p.stat().st_size for p in artifact.glob("*.safetensors")) / 1024
     lines = [
@@ -133,9 +134,10 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         "",
         "## Training data and licences",
         "",
-        ("The encoder adapter is shared by the tasks, so **these weights derive from every training and dev set below**, and the most restrictive licence applies to the whole artifact"
-         + (": research and non-commercial use only (CoNLL-2003 / Reuters RCV1, FiNER-ORD CC BY-NC 4.0)." if shared else ".")
-         if shared else f"These weights derive only from the data below (licences: {', '.join(licences)}) and the base encoder's own licence."),
+        ("The encoder adapter is shared by the tasks, so **these weights derive from every training and dev set below**, and the most "
+         f"restrictive licence applies to the whole artifact: {'research and non-commercial use only' if restricted else 'see the table'} "
+         f"(licences: {', '.join(licences)})." if shared else
+         f"These weights derive only from the data below (licences: {', '.join(licences)}) and the base encoder's own licence."),
         "",
         "| file | role | data set | licence |",
         "| --- | --- | --- | --- |",
@@ -162,6 +164,7 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         f"AdamW, linear warm-up then {tr.get('schedule', 'linear')} decay; the checkpoint with the best mean held-out score (macro-F1 for classification, entity F1 on CoNLL dev for NER) is kept.",
         "",
         *_distillation_lines(tr),
+        *([f"**Size**: {tr['shrunk']}; the figures below are measured on the reduced weights.", ""] if tr.get("shrunk") else []),
         "## Evaluation (held-out)",
         "",
     ]
@@ -177,8 +180,8 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
     lines += ["## Known weaknesses", ""] + [f"- {w}" for w in WEAKNESSES[task]]
     if cfg.base == MPNET_BASE:
         lines.append("- About 8x the compute per token of the MiniLM artifact (12 layers x 768 against 6 x 384), and a second encoder pass "
-                     "beside the shared one for topic and NER: meant for a GPU; on a small CPU it lowers stream throughput several-fold "
-                     "(figures in the README, section Models).")
+                     "beside the shared one for topic and NER: meant for a GPU. On a 2-core CPU the engine ran 5-6x slower than the "
+                     "default registry (figures in the README, section Models).")
     lines.append("")
     return "\n".join(lines)
 
