@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from finpulse.dashboard import queries
 from finpulse.dashboard.filters import Filters, preset_range
 from finpulse.dashboard.store import LakeStore
-from finpulse.pipeline.generator import COMPANIES, generate_posts
+from finpulse.pipeline.devtools.generator import COMPANIES, generate_posts
 from finpulse.schemas.arrow import ALERT_SCHEMA, ENRICHED_SCHEMA
 
 TOPICS = ["Company | Product News", "Stock Commentary", "Earnings", "Analyst Update", "M&A | Investments",

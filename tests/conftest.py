@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from finpulse.infra.broker import EmbeddedBroker, create_topics
-from finpulse.pipeline.produce import publish
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.devtools.produce import publish
+from finpulse.pipeline.lake.query import run_query
 
 FINPULSE = [sys.executable, "-m", "finpulse.pipeline.cli"]
 
@@ -33,7 +33,7 @@ def send(bootstrap: str, topic: str, messages: list[bytes], partitions: int = 3)
 
 
 def posts(n: int, prefix: str, seed: int = 1) -> list[bytes]:
-    from finpulse.pipeline.generator import generate_posts
+    from finpulse.pipeline.devtools.generator import generate_posts
 
     out = []
     for i, p in enumerate(generate_posts(n, seed=seed)):
@@ -86,10 +86,10 @@ def enriched_lake(tmp_path_factory) -> Path:
     import dataclasses
     from datetime import datetime, timedelta, timezone
 
-    from finpulse.pipeline.alerts import AlertSettings, run_alerts
-    from finpulse.pipeline.backfill import run_backfill
-    from finpulse.pipeline.generator import Event, generate_posts
-    from finpulse.pipeline.spikes import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
+    from finpulse.pipeline.jobs.backfill import run_backfill
+    from finpulse.pipeline.devtools.generator import Event, generate_posts
+    from finpulse.pipeline.alerts.detector import DetectorConfig
 
     root = tmp_path_factory.mktemp("enriched-lake")
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from finpulse.pipeline.lake import write_parquet
+from finpulse.pipeline.lake.commit import write_parquet
 from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 from finpulse.schemas.records import AlertRecord, DeadLetter, EnrichedRecord
 

@@ -7,10 +7,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from click.testing import CliRunner
 
-from finpulse.pipeline.alerts import AlertSettings, alert_id, evaluate, post_webhook, run_alerts
-from finpulse.pipeline.cli import main
-from finpulse.pipeline.lake import Lake, Row
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.alerts.evaluate import AlertSettings, alert_id, evaluate, post_webhook, run_alerts
+from finpulse.pipeline.cli.main import main
+from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.query import run_query
 from finpulse.schemas.records import EnrichedRecord
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
@@ -68,8 +68,8 @@ def test_an_alert_on_the_two_bucket_window_covers_both_buckets(tmp_path):
 
 
 def test_the_count_channel_season_is_a_day_of_buckets_whatever_the_width():
-    from finpulse.pipeline.alerts import seasonal
-    from finpulse.pipeline.spikes import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import seasonal
+    from finpulse.pipeline.alerts.detector import DetectorConfig
 
     assert seasonal(DetectorConfig(), timedelta(minutes=15)).season_buckets == 96
     assert seasonal(DetectorConfig(), timedelta(hours=1)).season_buckets == 24
@@ -124,9 +124,9 @@ def test_streaming_and_backfilling_the_same_feed_give_the_same_alerts(broker, tm
     import pytest
 
     from conftest import StreamProcess, send
-    from finpulse.pipeline.backfill import run_backfill
-    from finpulse.pipeline.generator import Event, generate_posts
-    from finpulse.pipeline.spikes import DetectorConfig
+    from finpulse.pipeline.jobs.backfill import run_backfill
+    from finpulse.pipeline.devtools.generator import Event, generate_posts
+    from finpulse.pipeline.alerts.detector import DetectorConfig
 
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)
     event = Event("BA", start + timedelta(hours=20, minutes=5), posts=50, minutes=30)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from finpulse.pipeline.generator import generate_posts
+from finpulse.pipeline.devtools.generator import generate_posts
 
 pytestmark = pytest.mark.slow
 
@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 def test_baseline_models_predict_what_our_engine_predicts():
     from finpulse.models.inference import Enricher
     from finpulse.models.registry import load_registry
-    from finpulse.pipeline.baseline import export_hf_models, install_tensorflow_shim
+    from finpulse.pipeline.devtools.stock_beam import export_hf_models, install_tensorflow_shim
 
     install_tensorflow_shim()
     from transformers import pipeline
@@ -25,7 +25,7 @@ def test_baseline_models_predict_what_our_engine_predicts():
 
 
 def test_bench_baseline_runs_the_stock_beam_handler():
-    from finpulse.pipeline.baseline import run_baseline
+    from finpulse.pipeline.devtools.stock_beam import run_baseline
 
     result = run_baseline([p["text"] for p in generate_posts(6, seed=9)])
     assert result["baseline_posts_per_s"] > 0

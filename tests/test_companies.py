@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from finpulse.pipeline.companies import link_entities, load_gazetteer, normalize, parse_gazetteer
+from finpulse.pipeline.enrich.companies import link_entities, load_gazetteer, normalize, parse_gazetteer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "linking.jsonl"
 
@@ -56,8 +56,8 @@ def test_enriched_rows_carry_linked_tickers():
 
     from finpulse.models.entities import EntitySpan
     from finpulse.models.inference import Prediction
-    from finpulse.pipeline.enrich import enriched_row
-    from finpulse.pipeline.parse import Coordinates
+    from finpulse.pipeline.enrich.handler import enriched_row
+    from finpulse.pipeline.enrich.parse import Coordinates
     from finpulse.schemas.records import InputRecord
 
     text = "$TSLA up, while Apple Inc. slips"

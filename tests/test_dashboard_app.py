@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.lake.query import run_query
 from lakefixtures import post, write_dead_letters, write_posts
 
 APP = str(Path(__file__).parents[1] / "dashboard" / "app.py")

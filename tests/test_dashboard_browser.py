@@ -14,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from finpulse.dashboard.browser import chromium, dashboard_server
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.lake.query import run_query
 from lakefixtures import T0, post, write_posts
 
 

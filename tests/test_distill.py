@@ -91,7 +91,7 @@ def test_distilled_training_end_to_end_on_a_tiny_fixture(tmp_path, capfd):
     )
     from click.testing import CliRunner
 
-    from finpulse.pipeline.cli import main
+    from finpulse.pipeline.cli.main import main
 
     # Through the CLI, so the options reach TrainConfig.
     out = CliRunner().invoke(main, [

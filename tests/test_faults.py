@@ -20,8 +20,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FINPULSE, StreamProcess, lake_rows, posts, send, wait_until
-from finpulse.pipeline.chaos import Producer, alerts_kill_run, exactly_once, feed, kill_run
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.devtools.chaos import Producer, alerts_kill_run, exactly_once, feed, kill_run
+from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +55,8 @@ def test_alerts_follow_killed_records_and_publishes_every_alert_once(broker, tmp
 
 
 def test_two_alert_writers_never_record_an_alert_twice(tmp_path):
-    from finpulse.pipeline.chaos import alert_feed
-    from finpulse.pipeline.lake import Lake
+    from finpulse.pipeline.devtools.chaos import alert_feed
+    from finpulse.pipeline.lake.commit import Lake
 
     lake = Lake(tmp_path)
     for rows in alert_feed(44, 4):
@@ -122,7 +122,7 @@ def remount(mnt: Path, options: str) -> None:
 
 
 def all_files_readable(lake: Path) -> bool:
-    from finpulse.pipeline.lake_health import check_files
+    from finpulse.pipeline.lake.faults import check_files
 
     return check_files(lake) == []
 
@@ -149,7 +149,7 @@ def test_full_disk_pauses_the_stream_and_it_resumes_when_space_returns(broker, s
 
 
 def test_read_only_lake_stops_the_stream_before_consuming_and_queries_still_work(broker, small_mount, tmp_path):
-    from finpulse.pipeline.lake import Lake, source_key
+    from finpulse.pipeline.lake.commit import Lake, source_key
 
     lake = small_mount / "lake"
     send(broker.bootstrap, "ro-news", posts(60, "ro", seed=10))
@@ -170,10 +170,10 @@ def test_read_only_lake_stops_the_stream_before_consuming_and_queries_still_work
 
 
 def test_corrupt_parquet_files_are_skipped_by_queries_and_quarantined(tmp_path):
-    from finpulse.pipeline.alerts import AlertSettings, evaluate
-    from finpulse.pipeline.chaos import alert_feed
-    from finpulse.pipeline.cli import main
-    from finpulse.pipeline.lake import Lake
+    from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
+    from finpulse.pipeline.devtools.chaos import alert_feed
+    from finpulse.pipeline.cli.main import main
+    from finpulse.pipeline.lake.commit import Lake
 
     lake = Lake(tmp_path)
     for rows in alert_feed(44, 2):

@@ -2,8 +2,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from finpulse.pipeline.generator import Event, generate_posts
-from finpulse.pipeline.parse import parse_message
+from finpulse.pipeline.devtools.generator import Event, generate_posts
+from finpulse.pipeline.enrich.parse import parse_message
 from finpulse.schemas.records import InputRecord
 
 

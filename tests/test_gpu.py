@@ -18,8 +18,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from finpulse.models.device import GPU_BUDGET_CAP, GPU_BUDGET_FLOOR, to_device
 from finpulse.models.inference import Enricher, InferenceSettings
 from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
-from finpulse.pipeline.enrich import FinpulseModelHandler
-from finpulse.pipeline.generator import generate_posts
+from finpulse.pipeline.enrich.handler import FinpulseModelHandler
+from finpulse.pipeline.devtools.generator import generate_posts
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
 

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 
 from finpulse.models.entities import EntitySpan
 from finpulse.models.inference import Prediction
-from finpulse.pipeline.archive import iter_rows
-from finpulse.pipeline.enrich import enriched_row
-from finpulse.pipeline.lake import TABLES, Row, write_parquet
-from finpulse.pipeline.parse import Coordinates, parse_message
-from finpulse.pipeline.transforms import dead_row
+from finpulse.pipeline.sources.archive import iter_rows
+from finpulse.pipeline.enrich.handler import enriched_row
+from finpulse.pipeline.lake.commit import TABLES, Row, write_parquet
+from finpulse.pipeline.enrich.parse import Coordinates, parse_message
+from finpulse.pipeline.jobs.transforms import dead_row
 from finpulse.schemas.records import DeadLetter
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
@@ -162,7 +162,7 @@ def test_adversarial_texts_through_the_real_stream(broker, tmp_path):
     """One message of each kind through Kafka and the real models: exactly one row each, and the
     text is stored exactly as sent (escaping for display is the reader's job, not the lake's)."""
     from conftest import StreamProcess, send
-    from finpulse.pipeline.query import run_query
+    from finpulse.pipeline.lake.query import run_query
 
     msgs = adversarial_messages()
     send(broker.bootstrap, "adv-news", [m for _, m, _ in msgs], partitions=1)

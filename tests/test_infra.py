@@ -17,8 +17,8 @@ import click
 import pytest
 import yaml
 
-from finpulse.pipeline.cli import main
-from finpulse.pipeline.stream import pipeline_options
+from finpulse.pipeline.cli.main import main
+from finpulse.pipeline.jobs.stream import pipeline_options
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 ROOT = INFRA.parent
@@ -124,7 +124,7 @@ def test_the_cross_language_kafka_source_fails_clearly_without_an_expansion_serv
     from click.testing import CliRunner
 
     from finpulse.infra.broker import free_port
-    from finpulse.pipeline.kafka_xlang import XlangConfig, consumer_config, expansion_service
+    from finpulse.pipeline.sources.kafka_xlang import XlangConfig, consumer_config, expansion_service
 
     result = CliRunner().invoke(main, ["stream", "--lake", str(tmp_path / "lake"), "--source", "xlang"])
     assert result.exit_code != 0 and "needs Beam's Java expansion service" in str(result.exception)

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from finpulse.pipeline.lake import Lake, Row
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.query import run_query
 
 NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)
 

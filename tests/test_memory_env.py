@@ -1,4 +1,4 @@
-"""The stream's own native-memory settings (pipeline/memory_env.py): which variables it adds, and
+"""The stream's own native-memory settings (pipeline/runtime/memory_env.py): which variables it adds, and
 that a real `finpulse stream` process runs with them."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import time
 
 from conftest import FINPULSE
 from finpulse.infra.broker import free_port
-from finpulse.pipeline import memory_env
-from finpulse.pipeline.memory_env import MARKER, memory_env_to_add
+from finpulse.pipeline.runtime import memory_env
+from finpulse.pipeline.runtime.memory_env import MARKER, memory_env_to_add
 
 
 def test_a_bare_environment_gets_both_variables_and_the_marker():

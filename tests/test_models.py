@@ -14,7 +14,7 @@ from finpulse.models.artifact import ModelLoadError
 from finpulse.models.inference import Enricher, InferenceSettings
 from finpulse.models.preflight import check_models
 from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
-from finpulse.pipeline.cli import main
+from finpulse.pipeline.cli.main import main
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
 
@@ -61,7 +61,7 @@ def fp32():
 
 
 def test_fp32_batched_predictions_match_one_by_one_and_keep_order(fp32):
-    from finpulse.pipeline.generator import generate_posts
+    from finpulse.pipeline.devtools.generator import generate_posts
 
     texts = [p["text"] for p in generate_posts(40, seed=5)]
     rng = random.Random(1)
@@ -77,7 +77,7 @@ def test_fp32_batched_predictions_match_one_by_one_and_keep_order(fp32):
 def test_fast_path_matches_fp32_within_tolerance(enricher, fp32):
     """The default path (bf16 where the CPU has it) against the fp32 reference: probabilities
     within 0.05, and a label may differ only where fp32 itself was within 0.05 of a tie."""
-    from finpulse.pipeline.generator import generate_posts
+    from finpulse.pipeline.devtools.generator import generate_posts
 
     texts = [p["text"] for p in generate_posts(120, seed=6)]
     fast, ref = enricher.predict(texts), fp32.predict(texts)
@@ -158,7 +158,7 @@ def test_eval_command_names_the_bad_line(tmp_path):
 
 def test_chunked_prediction_with_tokenisation_overlap_matches_one_pass():
     """Small chunks (so several tokenise in the background) give exactly the one-pass result."""
-    from finpulse.pipeline.generator import generate_posts
+    from finpulse.pipeline.devtools.generator import generate_posts
 
     texts = [p["text"] for p in generate_posts(50, seed=12)]
     reg = load_registry(DEFAULT_REGISTRY)

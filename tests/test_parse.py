@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from finpulse.pipeline.parse import Coordinates, parse_message
+from finpulse.pipeline.enrich.parse import Coordinates, parse_message
 from finpulse.schemas.records import DeadLetter, InputRecord, derive_id
 
 COORDS = Coordinates(topic="social-posts", partition=2, offset=41, timestamp_ms=1_700_000_000_000)

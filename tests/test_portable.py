@@ -19,8 +19,8 @@ import pytest
 
 from conftest import FINPULSE, posts, send
 from finpulse.infra.broker import free_port, wait_for_port
-from finpulse.pipeline.backfill import run_backfill
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.jobs.backfill import run_backfill
+from finpulse.pipeline.lake.query import run_query
 from test_backfill import write_archives
 
 pytestmark = pytest.mark.slow

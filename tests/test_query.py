@@ -2,8 +2,8 @@ import json
 
 from click.testing import CliRunner
 
-from finpulse.pipeline.cli import main
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.cli.main import main
+from finpulse.pipeline.lake.query import run_query
 
 
 def test_views_exist_and_are_empty_on_a_missing_lake(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import StreamProcess, posts, send
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow
 

@@ -18,11 +18,11 @@ from click.testing import CliRunner
 
 from conftest import FINPULSE, posts, send
 from finpulse.infra.broker import free_port, wait_for_port
-from finpulse.pipeline.backfill import run_backfill
-from finpulse.pipeline.cli import main
-from finpulse.pipeline.lake import Lake, Row
-from finpulse.pipeline.query import run_query
-from finpulse.pipeline.storage import ObjectStorage
+from finpulse.pipeline.jobs.backfill import run_backfill
+from finpulse.pipeline.cli.main import main
+from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.query import run_query
+from finpulse.pipeline.lake.storage import ObjectStorage
 from test_backfill import write_archives
 
 NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)

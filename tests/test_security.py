@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FINPULSE
-from finpulse.pipeline.cli import main
-from finpulse.pipeline.lake import Lake, Row
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.cli.main import main
+from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.query import run_query
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_models_never_trust_remote_code_and_never_unpickle():
 
 
 def test_kafka_ssl_and_sasl_settings_pass_through_from_the_environment(monkeypatch):
-    from finpulse.pipeline.settings import KafkaSettings
+    from finpulse.pipeline.runtime.settings import KafkaSettings
 
     env = {"FINPULSE_KAFKA_BOOTSTRAP": "k1:9093,k2:9093", "FINPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
            "FINPULSE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "FINPULSE_KAFKA_SASL_PLAIN_USERNAME": "svc",
@@ -136,7 +136,7 @@ def test_the_kafka_password_never_reaches_the_logs(tmp_path):
 def test_the_kafka_password_can_come_from_a_secrets_file(monkeypatch, tmp_path):
     from pydantic import ValidationError
 
-    from finpulse.pipeline.settings import KafkaSettings
+    from finpulse.pipeline.runtime.settings import KafkaSettings
 
     secret = tmp_path / "kafka-password"
     secret.write_text("s3cr3t-from-file\n")

@@ -2,8 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
-from finpulse.pipeline.lake import Lake, Row
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.query import run_query
 from finpulse.schemas.records import EnrichedRecord
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)

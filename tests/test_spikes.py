@@ -3,7 +3,7 @@
 import math
 from datetime import datetime, timedelta, timezone
 
-from finpulse.pipeline.spikes import Bucket, DetectorConfig, binomial_tail, count_tail, detect_spikes
+from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, binomial_tail, count_tail, detect_spikes
 
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
@@ -109,7 +109,7 @@ def test_history_buckets_covers_the_baseline_windows_and_season():
 
 
 def test_the_simulation_is_seeded_labels_by_what_was_observed_and_scores_decoys_as_false_alarms():
-    from finpulse.pipeline.simulate import TARGET_POSTS, TARGET_RATIO, make_world, score, simulate
+    from finpulse.pipeline.alerts.simulate import TARGET_POSTS, TARGET_RATIO, make_world, score, simulate
 
     a, b = simulate(days=5, tickers=10, spikes_per_day=4, seed=3), simulate(days=5, tickers=10, spikes_per_day=4, seed=3)
     assert a == b

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import StreamProcess, lake_rows, posts, send, wait_until
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +146,7 @@ def test_stream_survives_a_broker_outage(tmp_path):
 def test_max_records_stops_cleanly_and_group_offsets_mirror_the_lake(broker, tmp_path):
     from kafka import KafkaConsumer, TopicPartition
 
-    from finpulse.pipeline.lake import Lake, source_key
+    from finpulse.pipeline.lake.commit import Lake, source_key
 
     send(broker.bootstrap, "mr-news", posts(300, "mr", seed=6))
     lake = tmp_path / "lake"

@@ -1,4 +1,4 @@
-from finpulse.pipeline.tickers import extract_cashtags, merge_tickers
+from finpulse.pipeline.enrich.tickers import extract_cashtags, merge_tickers
 
 
 def test_cashtags_are_tickers_and_money_is_not():

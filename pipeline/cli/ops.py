@@ -6,7 +6,7 @@ import json
 
 import click
 
-from finpulse.pipeline.chaos import chaos
+from finpulse.pipeline.devtools.chaos import chaos
 
 
 @click.command(name="lake-check")
@@ -18,7 +18,7 @@ def lake_check(lake: str, move: bool) -> None:
     Queries already skip unreadable files with a warning; quarantining removes the warning and
     keeps the file for inspection. Exits 1 if bad files remain in place.
     """
-    from finpulse.pipeline.lake_health import check_files, quarantine
+    from finpulse.pipeline.lake.faults import check_files, quarantine
 
     bad = check_files(lake)
     moved = quarantine(lake, bad) if move else []

@@ -34,7 +34,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from finpulse.pipeline.storage import is_remote, open_storage
+from finpulse.pipeline.lake.storage import is_remote, open_storage
 from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
-from finpulse.pipeline.lake import Lake, source_key
-from finpulse.pipeline.parse import Coordinates
-from finpulse.pipeline.restrictions import CheckpointOnlyTracker
+from finpulse.pipeline.lake.commit import Lake, source_key
+from finpulse.pipeline.enrich.parse import Coordinates
+from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 
 log = logging.getLogger(__name__)
 END = sys.maxsize

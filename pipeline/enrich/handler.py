@@ -12,8 +12,8 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
-from finpulse.pipeline.companies import link_entities, load_gazetteer
-from finpulse.pipeline.tickers import extract_cashtags, merge_tickers
+from finpulse.pipeline.enrich.companies import link_entities, load_gazetteer
+from finpulse.pipeline.enrich.tickers import extract_cashtags, merge_tickers
 from finpulse.schemas.records import EnrichedRecord, InputRecord
 
 log = logging.getLogger(__name__)

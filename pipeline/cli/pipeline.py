@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from finpulse.pipeline.settings import KafkaSettings, StreamSettings
+from finpulse.pipeline.runtime.settings import KafkaSettings, StreamSettings
 
 
 def _logging(verbose: bool) -> None:
@@ -56,15 +56,15 @@ def broker(port: int, host: str) -> None:
 def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, span_hours) -> None:
     """Publish archive lines or generated posts to a topic."""
     from finpulse.infra.broker import create_topics
-    from finpulse.pipeline.generator import generate_posts
-    from finpulse.pipeline.produce import file_messages, post_messages, publish
+    from finpulse.pipeline.devtools.generator import generate_posts
+    from finpulse.pipeline.devtools.produce import file_messages, post_messages, publish
 
     if (file_ is None) == (sample is None):
         raise click.UsageError("give exactly one of --file or --sample")
     kafka = _validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {}))
     if partitions:
         create_topics(kafka.bootstrap, {topic: partitions})
-    from finpulse.pipeline.generator import Event
+    from finpulse.pipeline.devtools.generator import Event
 
     try:
         events = tuple(Event.parse(e) for e in inject)
@@ -98,12 +98,12 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
-    from finpulse.pipeline.memory_env import apply_memory_env
+    from finpulse.pipeline.runtime.memory_env import apply_memory_env
 
     apply_memory_env()  # first: may re-execute this process once (bounded native memory, see memory_env)
     from finpulse.models.artifact import ModelLoadError
-    from finpulse.pipeline.kafka_xlang import XlangConfig
-    from finpulse.pipeline.stream import run_stream
+    from finpulse.pipeline.sources.kafka_xlang import XlangConfig
+    from finpulse.pipeline.jobs.stream import run_stream
 
     _logging(verbose)
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
@@ -134,7 +134,7 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, v
 
     --lake may be a directory or an object-store URL; arguments after `--` go to Beam."""
     from finpulse.models.artifact import ModelLoadError
-    from finpulse.pipeline.backfill import run_backfill
+    from finpulse.pipeline.jobs.backfill import run_backfill
 
     _logging(verbose)
     try:
@@ -153,7 +153,7 @@ def query(lake, fmt, sql) -> None:
     """Run read-only SQL over the views enriched, deadletter and alerts."""
     import duckdb
 
-    from finpulse.pipeline.query import run_query
+    from finpulse.pipeline.lake.query import run_query
 
     try:
         table = run_query(lake, sql)
@@ -217,8 +217,8 @@ def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_to
     import dataclasses
     import time
 
-    from finpulse.pipeline.alerts import AlertSettings, run_alerts, summary
-    from finpulse.pipeline.spikes import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts, summary
+    from finpulse.pipeline.alerts.detector import DetectorConfig
 
     _logging(False)
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from finpulse.pipeline.lake import write_parquet
-from finpulse.pipeline.query import connect
-from finpulse.pipeline.spikes import Bucket, DetectorConfig, detect_spikes
+from finpulse.pipeline.lake.commit import write_parquet
+from finpulse.pipeline.lake.query import connect
+from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
 from finpulse.schemas.arrow import ALERT_SCHEMA
 from finpulse.schemas.records import AlertRecord
 

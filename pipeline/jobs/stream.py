@@ -11,15 +11,15 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
-from finpulse.pipeline.beam_patches import bound_fn_api_runner_metrics
-from finpulse.pipeline.enrich import FinpulseModelHandler
-from finpulse.pipeline.kafka_source import EX_TEMPFAIL, OFFSET_MASK, PartitionDesc, ReadKafkaPartitions, halt_reason
-from finpulse.pipeline.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
-from finpulse.pipeline.lake import Lake
-from finpulse.pipeline.lake_health import require_writable
-from finpulse.pipeline.settings import StreamSettings
-from finpulse.pipeline.storage import is_remote
-from finpulse.pipeline.transforms import enrich_and_write
+from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
+from finpulse.pipeline.enrich.handler import FinpulseModelHandler
+from finpulse.pipeline.sources.kafka import EX_TEMPFAIL, OFFSET_MASK, PartitionDesc, ReadKafkaPartitions, halt_reason
+from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
+from finpulse.pipeline.lake.commit import Lake
+from finpulse.pipeline.lake.faults import require_writable
+from finpulse.pipeline.runtime.settings import StreamSettings
+from finpulse.pipeline.lake.storage import is_remote
+from finpulse.pipeline.jobs.transforms import enrich_and_write
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def pipeline_options(beam_args: list[str] | None, lake: str | None = None) -> tu
             raise SystemExit(f"--runner={name}: its workers cannot write the local lake {lake}; "
                              f"use an object-store lake (s3://bucket/path or gs://bucket/path)")
         return options, None
-    from finpulse.pipeline.runner import FinpulseRunner
+    from finpulse.pipeline.runtime.runner import FinpulseRunner
 
     bound_fn_api_runner_metrics()  # else every bundle's metrics stay in memory for good (see beam_patches)
     return options, FinpulseRunner()

@@ -27,7 +27,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from finpulse.pipeline.spikes import Bucket, DetectorConfig, binomial_tail, detect_spikes
+from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, binomial_tail, detect_spikes
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 TARGET_RATIO, TARGET_POSTS = 2.0, 20  # the issue's criterion: share at least doubled, >= 20 posts
@@ -178,7 +178,7 @@ def tradeoff(worlds: list[World], alphas: list[float], cfg: DetectorConfig = Det
 
 
 def main() -> None:
-    """python -m finpulse.pipeline.simulate --seeds 2 3 4 --alphas 1e-5 1e-4 3e-4 1e-3 [--no-count-channel ...]"""
+    """python -m finpulse.pipeline.alerts.simulate --seeds 2 3 4 --alphas 1e-5 1e-4 3e-4 1e-3 [--no-count-channel ...]"""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--tickers", type=int, default=50)

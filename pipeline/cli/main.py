@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from finpulse.dashboard.serve import bench_dashboard, dashboard
-from finpulse.pipeline.cli_models import evaluate, train
-from finpulse.pipeline.cli_ops import COMMANDS as OPS_COMMANDS
-from finpulse.pipeline.cli_pipeline import alerts, backfill, broker, produce, query, stream
-from finpulse.pipeline.demo import demo
+from finpulse.pipeline.cli.models import evaluate, train
+from finpulse.pipeline.cli.ops import COMMANDS as OPS_COMMANDS
+from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, stream
+from finpulse.pipeline.devtools.demo import demo
 
 
 @click.command()
@@ -23,7 +23,7 @@ def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data, as_j
     """Measure throughput and latency; prints one JSON object."""
     import json
 
-    from finpulse.pipeline.bench import run_bench
+    from finpulse.pipeline.devtools.bench import run_bench
 
     result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
     click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
@@ -45,8 +45,8 @@ def simulate_alerts(days: int, tickers: int, spikes_per_day: float, alpha: float
     import dataclasses
     import json
 
-    from finpulse.pipeline.simulate import simulate
-    from finpulse.pipeline.spikes import DetectorConfig
+    from finpulse.pipeline.alerts.simulate import simulate
+    from finpulse.pipeline.alerts.detector import DetectorConfig
 
     cfg = DetectorConfig() if alpha is None else dataclasses.replace(DetectorConfig(), alpha=alpha)
     click.echo(json.dumps(simulate(days, tickers, spikes_per_day, seed=seed, cfg=cfg), indent=2))

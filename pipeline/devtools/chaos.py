@@ -2,10 +2,10 @@
 
 Used by the fast fault tests (tests/test_faults.py) and, with bigger numbers, by the long runs:
 
-    python -m finpulse.pipeline.chaos kill --kills 20          # SIGKILL the stream at 20 moments
-    python -m finpulse.pipeline.chaos outage --seconds 60      # broker down for a minute
-    python -m finpulse.pipeline.chaos load --minutes 10        # produce faster than we enrich
-    python -m finpulse.pipeline.chaos soak --minutes 60        # steady feed; RSS/fds/throughput a minute
+    python -m finpulse.pipeline.devtools.chaos kill --kills 20          # SIGKILL the stream at 20 moments
+    python -m finpulse.pipeline.devtools.chaos outage --seconds 60      # broker down for a minute
+    python -m finpulse.pipeline.devtools.chaos load --minutes 10        # produce faster than we enrich
+    python -m finpulse.pipeline.devtools.chaos soak --minutes 60        # steady feed; RSS/fds/throughput a minute
 
 Each prints one JSON summary (lost, duplicated, peak RSS, drain time, ...) and writes the
 per-sample series to WORKDIR/samples.jsonl. `inject` runs any finpulse command with a kill
@@ -32,7 +32,7 @@ from pathlib import Path
 import click
 
 FINPULSE = [sys.executable, "-m", "finpulse.pipeline.cli"]
-INJECT = [sys.executable, "-m", "finpulse.pipeline.chaos", "inject"]
+INJECT = [sys.executable, "-m", "finpulse.pipeline.devtools.chaos", "inject"]
 KILL_POINTS = ("mid-write", "staged", "committed", "offset")
 ALERT_KILL_POINTS = ("alert-write", "alert-deliver")
 
@@ -49,9 +49,9 @@ def install_kill_point(point: str, after: int) -> None:
     point not reached; committed: progress replaced (commit point), files not yet published;
     offset: lake commit done, Kafka group offset not yet committed.
     """
-    from finpulse.pipeline import lake as lake_mod
-    from finpulse.pipeline import storage as storage_mod
-    from finpulse.pipeline import stream as stream_mod
+    from finpulse.pipeline.lake.commit import commit as lake_mod
+    from finpulse.pipeline.lake.commit import storage as storage_mod
+    from finpulse.pipeline.jobs import stream as stream_mod
 
     calls = itertools.count(1)
 
@@ -100,7 +100,7 @@ def install_kill_point(point: str, after: int) -> None:
 
         stream_mod.GroupOffsetCommitter.__call__ = call
     elif point == "alert-write":  # the new alerts' file is written, not yet renamed into view
-        from finpulse.pipeline import alerts as alerts_mod
+        from finpulse.pipeline.alerts.evaluate import evaluate as alerts_mod
 
         class _Os:
             def __getattr__(self, name):
@@ -114,7 +114,7 @@ def install_kill_point(point: str, after: int) -> None:
 
         alerts_mod.os = _Os()
     elif point == "alert-deliver":  # alerts recorded in the lake, not yet delivered
-        from finpulse.pipeline import alerts as alerts_mod
+        from finpulse.pipeline.alerts.evaluate import evaluate as alerts_mod
 
         original_deliver = alerts_mod.deliver
 
@@ -136,7 +136,7 @@ def feed(prefix: str, limit: int | None = None, seconds: float | None = None, se
     Texts cycle through a pool of generated posts (ids stay unique); `pad_bytes` adds that many
     incompressible bytes to the url (stored, never tokenised), for tests that need volume on disk.
     """
-    from finpulse.pipeline.generator import generate_posts
+    from finpulse.pipeline.devtools.generator import generate_posts
 
     posts = list(generate_posts(pool, seed=seed))
     rng = random.Random(seed)
@@ -169,7 +169,7 @@ class Producer(threading.Thread):
 
     def run(self) -> None:
         from finpulse.infra.broker import create_topics
-        from finpulse.pipeline.produce import publish
+        from finpulse.pipeline.devtools.produce import publish
 
         try:
             create_topics(self.bootstrap, {self.topic: self.partitions})
@@ -203,8 +203,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
 
 def lake_position_total(lake: Path) -> int:
     """Messages the lake has consumed (enriched + dead letters), from the progress files alone (cheap)."""
-    from finpulse.pipeline.kafka_source import OFFSET_MASK
-    from finpulse.pipeline.lake import Lake
+    from finpulse.pipeline.sources.kafka import OFFSET_MASK
+    from finpulse.pipeline.lake.commit import Lake
 
     try:
         return sum(end & OFFSET_MASK for key, end in Lake(lake).all_committed().items() if key.startswith("kafka."))
@@ -215,7 +215,7 @@ def lake_position_total(lake: Path) -> int:
 # -- checks -----------------------------------------------------------------------------------
 def exactly_once(lake: Path, prefix: str, expected: int) -> dict:
     """Every id prefix-0 .. prefix-(expected-1) once: lost, duplicated and unexpected rows."""
-    from finpulse.pipeline.query import run_query
+    from finpulse.pipeline.lake.query import run_query
 
     r = run_query(lake, """
         with ours as (select id, try_cast(split_part(id, '-', -1) as bigint) i from enriched where starts_with(id, ?))
@@ -231,8 +231,8 @@ def group_matches_lake(bootstrap: str, group: str, lake: Path, topic: str, parti
     """Kafka group offsets equal the lake's progress (they are committed after it, for lag tools)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from finpulse.pipeline.kafka_source import OFFSET_MASK
-    from finpulse.pipeline.lake import Lake, source_key
+    from finpulse.pipeline.sources.kafka import OFFSET_MASK
+    from finpulse.pipeline.lake.commit import Lake, source_key
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
@@ -451,7 +451,7 @@ def alert_feed(hours: int, tickers: int, spike_hour: int = 30) -> list[list]:
     70% negative for ticker k in hour spike_hour + 2k (one real spike per ticker)."""
     from datetime import datetime, timedelta, timezone
 
-    from finpulse.pipeline.lake import Row
+    from finpulse.pipeline.lake.commit import Row
     from finpulse.schemas.records import EnrichedRecord
 
     t0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
@@ -477,9 +477,9 @@ def alerts_kill_run(workdir: Path, kills: int, seed: int = 1, hours: int = 44, t
     """`finpulse alerts --follow` while the lake grows an hour at a time; SIGKILLed at each kill
     point and at random moments, restarted each time. Every alert of the final lake must be
     recorded exactly once (and, with a broker, published at least once)."""
-    from finpulse.pipeline.alerts import AlertSettings, evaluate
-    from finpulse.pipeline.lake import Lake
-    from finpulse.pipeline.query import run_query
+    from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
+    from finpulse.pipeline.lake.commit import Lake
+    from finpulse.pipeline.lake.query import run_query
 
     rng = random.Random(seed)
     lake_dir = workdir / "lake"
@@ -547,7 +547,7 @@ def consume_all(bootstrap: str, topic: str) -> list[str]:
 
 
 def run_query_count(lake: Path) -> int:
-    from finpulse.pipeline.query import run_query
+    from finpulse.pipeline.lake.query import run_query
 
     try:
         return run_query(lake, "select count(*) n from enriched").to_pylist()[0]["n"]
@@ -644,7 +644,7 @@ def soak(minutes: float, rate: float, every: float, bootstrap: str | None, workd
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def inject(point: str, after: int, args: tuple[str, ...]) -> None:
     """Run a finpulse command (after --) that SIGKILLs itself at a kill point."""
-    from finpulse.pipeline.cli import main
+    from finpulse.pipeline.cli.main import main
 
     install_kill_point(point, after)
     main(list(args))

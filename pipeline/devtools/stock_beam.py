@@ -142,7 +142,7 @@ def run_ours_in_beam(texts: list[str], device: str, run_id: str = "ours", precis
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     from finpulse.models.inference import InferenceSettings
-    from finpulse.pipeline.enrich import FinpulseModelHandler
+    from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 
     log = _new_log("finpulse-ours-")
     with beam.Pipeline(runner=FnApiRunner()) as p:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import apache_beam as beam
 
-from finpulse.pipeline.kafka_source import RawMessage
-from finpulse.pipeline.lake import source_key
-from finpulse.pipeline.parse import Coordinates
+from finpulse.pipeline.sources.kafka import RawMessage
+from finpulse.pipeline.lake.commit import source_key
+from finpulse.pipeline.enrich.parse import Coordinates
 
 SOURCES = ("sdf", "xlang")
 HOW_TO = ("The cross-language Kafka source (--source xlang) needs Beam's Java expansion service. Either start it "

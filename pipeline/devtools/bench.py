@@ -28,7 +28,7 @@ import psutil
 
 
 def _posts(n: int, seed: int) -> list[dict]:
-    from finpulse.pipeline.generator import generate_posts
+    from finpulse.pipeline.devtools.generator import generate_posts
 
     posts = list(generate_posts(n, seed=seed))
     for i, p in enumerate(posts):
@@ -65,7 +65,7 @@ def inference_throughput(texts: list[str], registry: str | None, device: str, pr
 def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None = None) -> dict:
     """Produce `posts` (as fast as possible, or paced at `rate` posts/s) and stream them to the lake."""
     from finpulse.infra.broker import EmbeddedBroker, create_topics
-    from finpulse.pipeline.produce import publish
+    from finpulse.pipeline.devtools.produce import publish
 
     workdir.mkdir(parents=True, exist_ok=True)
     lake = workdir / "lake"
@@ -158,8 +158,8 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
 
     from finpulse.models.inference import use_bf16
     from finpulse.models.registry import load_registry
-    from finpulse.pipeline.baseline import run_baseline, run_ours_in_beam
-    from finpulse.pipeline.stream import resolve_device
+    from finpulse.pipeline.devtools.stock_beam import run_baseline, run_ours_in_beam
+    from finpulse.pipeline.jobs.stream import resolve_device
 
     device = resolve_device(device)
     posts = _posts(n, seed)

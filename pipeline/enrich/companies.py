@@ -1,6 +1,6 @@
 """Linking ORG entities to tickers through a gazetteer of company names and aliases. Pure.
 
-The gazetteer is `pipeline/reference/companies.csv` (columns ticker,name,aliases with aliases
+The gazetteer is `pipeline/enrich/reference/companies.csv` (columns ticker,name,aliases with aliases
 separated by `;`); edit it or point FINPULSE_COMPANIES at your own file of the same shape.
 
 Matching is tolerant of case, punctuation, possessives and corporate suffixes ("Apple Inc.",

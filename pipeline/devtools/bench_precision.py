@@ -1,6 +1,6 @@
 """Engine throughput by precision path and batch cap, with label agreement against fp32 on the CPU.
 
-    python -m finpulse.pipeline.bench_precision cuda 40000 > docs/gpu-engine-h100.txt
+    python -m finpulse.pipeline.devtools.bench_precision cuda 40000 > docs/gpu-engine-h100.txt
 
 Kept beside `finpulse bench` because it answers one question that bench does not: on a given
 GPU, do bf16 weights, bf16 autocast, fp32 or larger batches win (docs/gpu-engine-h100.txt).
@@ -17,7 +17,7 @@ import torch
 
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
-from finpulse.pipeline.generator import generate_posts
+from finpulse.pipeline.devtools.generator import generate_posts
 
 
 def _autocast_batch256(e: Enricher) -> None:

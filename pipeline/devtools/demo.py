@@ -16,10 +16,10 @@ from pathlib import Path
 import click
 
 from finpulse.infra.broker import EmbeddedBroker, create_topics
-from finpulse.pipeline.alerts import AlertSettings, run_alerts
-from finpulse.pipeline.generator import Event, generate_posts
-from finpulse.pipeline.produce import post_messages, publish
-from finpulse.pipeline.query import run_query
+from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
+from finpulse.pipeline.devtools.generator import Event, generate_posts
+from finpulse.pipeline.devtools.produce import post_messages, publish
+from finpulse.pipeline.lake.query import run_query
 
 SUMMARY_SQL = {
     "rows by kind and sentiment": """
@@ -46,7 +46,7 @@ def start_dashboard(lake: Path, port: int) -> subprocess.Popen:
 
 
 def run_demo(lake: Path, posts: int, rate: float, port: int | None, dashboard_port: int | None = 8501) -> None:
-    from finpulse.pipeline.cli_pipeline import format_table
+    from finpulse.pipeline.cli.pipeline import format_table
 
     dashboard = start_dashboard(lake, dashboard_port) if dashboard_port else None
     try:

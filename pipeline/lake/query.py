@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from finpulse.pipeline.sql_guard import check_read_only, create_parquet_view, lock_down
-from finpulse.pipeline.storage import ObjectStorage, is_remote
+from finpulse.pipeline.lake.sql_guard import check_read_only, create_parquet_view, lock_down
+from finpulse.pipeline.lake.storage import ObjectStorage, is_remote
 from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
 VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}

@@ -19,14 +19,14 @@ from apache_beam.transforms.core import RestrictionProvider
 
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
-from finpulse.pipeline.archive import archive_format, archive_key, count_rows, read_slice
-from finpulse.pipeline.enrich import FinpulseModelHandler
-from finpulse.pipeline.kafka_source import RawMessage
-from finpulse.pipeline.lake import Lake
-from finpulse.pipeline.parse import Coordinates
-from finpulse.pipeline.restrictions import CheckpointOnlyTracker
-from finpulse.pipeline.stream import pipeline_options, resolve_device
-from finpulse.pipeline.transforms import enrich_and_write
+from finpulse.pipeline.sources.archive import archive_format, archive_key, count_rows, read_slice
+from finpulse.pipeline.enrich.handler import FinpulseModelHandler
+from finpulse.pipeline.sources.kafka import RawMessage
+from finpulse.pipeline.lake.commit import Lake
+from finpulse.pipeline.enrich.parse import Coordinates
+from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
+from finpulse.pipeline.jobs.stream import pipeline_options, resolve_device
+from finpulse.pipeline.jobs.transforms import enrich_and_write
 
 log = logging.getLogger(__name__)
 

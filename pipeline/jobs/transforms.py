@@ -10,11 +10,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from finpulse.pipeline.enrich import EnrichError, FinpulseModelHandler, enriched_row
-from finpulse.pipeline.kafka_source import RawMessage
-from finpulse.pipeline.lake import Lake, Row
-from finpulse.pipeline.lake_health import commit_patiently
-from finpulse.pipeline.parse import dead_letter, parse_message
+from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler, enriched_row
+from finpulse.pipeline.sources.kafka import RawMessage
+from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.faults import commit_patiently
+from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.schemas.records import DeadLetter
 
 log = logging.getLogger(__name__)
