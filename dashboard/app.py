@@ -157,12 +157,24 @@ def post_cards(posts: pd.DataFrame, limit: int = 50) -> None:
     for row in posts.head(limit).itertuples():
         meta = (f"{SENTIMENT_ICON.get(row.sentiment, '')} {row.sentiment} ({row.sentiment_score:+.2f}) · {row.topic} · "
                 f"{row.kind}/{row.source} · {row.published_at:%Y-%m-%d %H:%M} · {' '.join(row.tickers)}")
+        per_company = company_labels(getattr(row, "entity_sentiment", None))
+        if per_company:
+            meta += f" · per company: {per_company}"
         entities = list(row.entities) if row.entities is not None else []
         cards.append(f'<div class="fp-post" style="border-left:3px solid #ccc;padding:4px 10px;margin:6px 0">'
                      f'<div style="font-size:0.8em;color:#666">{_escape(meta)}</div>{highlight_html(row.text, entities)}</div>')
     if len(posts) > limit:
         cards.append(f"<p><em>{len(posts) - limit} more not shown.</em></p>")
     st.html("".join(cards) or "<p>No posts.</p>")
+
+
+def company_labels(entity_sentiment) -> str:
+    """'AAPL negative (-0.81), MSFT positive (+0.64)': each company's own label in a post card
+    (empty for rows without per-company sentiment)."""
+    if entity_sentiment is None:
+        return ""
+    items = list(entity_sentiment)
+    return ", ".join(f"{e['ticker']} {e['sentiment']} ({e['score']:+.2f})" for e in items)
 
 
 def _escape(text: str) -> str:

@@ -12,9 +12,10 @@ import pandas as pd
 
 from finpulse.dashboard.filters import Filters, where
 from finpulse.dashboard.store import LakeStore
+from finpulse.pipeline.lake.query import company_rows
 
 SENTIMENTS = ("negative", "neutral", "positive")
-POST_COLUMNS = "id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, url"
+POST_COLUMNS = "id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, entity_sentiment, url"
 
 
 def options(store: LakeStore) -> dict[str, list[str]]:
@@ -46,12 +47,14 @@ def overview(store: LakeStore, f: Filters) -> dict[str, float | int | None]:
 
 
 def top_companies(store: LakeStore, f: Filters, limit: int = 10) -> pd.DataFrame:
+    """Most-discussed companies with their own sentiment: per-company labels where the text mentions
+    the company (mean score weighted by relevance), the post's where it does not."""
     clause, params = where(f)
     return store.query(f"""
         SELECT ticker, count(*) AS posts,
                count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
-               avg(sentiment_score) AS mean_score
-        FROM (SELECT unnest(tickers) AS ticker, sentiment, sentiment_score FROM posts WHERE {clause})
+               sum(sentiment_score * relevance) / sum(relevance) AS mean_score
+        FROM {company_rows(f"(SELECT * FROM posts WHERE {clause})")}
         {"WHERE ticker = ANY(?::VARCHAR[])" if f.tickers else ""}
         GROUP BY ticker ORDER BY posts DESC, ticker LIMIT {int(limit)}""",
         params + ([list(f.tickers)] if f.tickers else []))
@@ -71,8 +74,8 @@ def mean_by_bucket(store: LakeStore, f: Filters) -> pd.DataFrame:
     if f.tickers and len(f.tickers) <= 6:
         return store.query(f"""
             SELECT time_bucket(CAST(? AS INTERVAL), published_at) AS bucket, ticker AS series,
-                   avg(sentiment_score) AS mean_score, count(*) AS volume
-            FROM (SELECT *, unnest(tickers) AS ticker FROM posts WHERE {clause})
+                   sum(sentiment_score * relevance) / sum(relevance) AS mean_score, count(*) AS volume
+            FROM {company_rows(f"(SELECT * FROM posts WHERE {clause})")}
             WHERE ticker = ANY(?::VARCHAR[]) GROUP BY ALL ORDER BY bucket""",
             [f.bucket] + params + [list(f.tickers)])
     return store.query(f"""
@@ -122,19 +125,20 @@ def alert_posts(store: LakeStore, key_kind: str, key: str, start: datetime, end:
 
 def movers(store: LakeStore, f: Filters, min_posts: int = 5, limit: int = 10) -> pd.DataFrame:
     """Companies whose mean sentiment in the last quarter of the range moved most against the
-    rest of the range (their own baseline). Needs `min_posts` in both parts."""
+    rest of the range (their own baseline). Needs `min_posts` in both parts. Per-company sentiment,
+    relevance-weighted means (see top_companies)."""
     split = f.end - f.span / 4
     clause, params = where(f, tickers=False)
     return store.query(f"""
         WITH per AS (
-            SELECT unnest(tickers) AS ticker, published_at >= ? AS recent, sentiment, sentiment_score
-            FROM posts WHERE {clause}
+            SELECT ticker, published_at >= ? AS recent, sentiment, sentiment_score, relevance
+            FROM {company_rows(f"(SELECT * FROM posts WHERE {clause})")}
         ), agg AS (
             SELECT ticker,
                    count(*) FILTER (WHERE recent) AS recent_posts,
                    count(*) FILTER (WHERE NOT recent) AS baseline_posts,
-                   avg(sentiment_score) FILTER (WHERE recent) AS recent_score,
-                   avg(sentiment_score) FILTER (WHERE NOT recent) AS baseline_score,
+                   sum(sentiment_score * relevance) FILTER (WHERE recent) / sum(relevance) FILTER (WHERE recent) AS recent_score,
+                   sum(sentiment_score * relevance) FILTER (WHERE NOT recent) / sum(relevance) FILTER (WHERE NOT recent) AS baseline_score,
                    avg((sentiment = 'negative')::INT) FILTER (WHERE recent) AS recent_negative_share,
                    avg((sentiment = 'negative')::INT) FILTER (WHERE NOT recent) AS baseline_negative_share
             FROM per GROUP BY ticker
@@ -175,6 +179,7 @@ def export_csv(store: LakeStore, f: Filters) -> bytes:
     """The whole current selection as CSV (entities as JSON text), built only when downloaded."""
     clause, params = where(f)
     df = store.query(f"""SELECT id, published_at, kind, source, array_to_string(tickers, ' ') AS tickers,
-                                    sentiment, sentiment_score, topic, title, text, to_json(entities) AS entities, url
+                                    sentiment, sentiment_score, topic, title, text, to_json(entities) AS entities,
+                                    to_json(entity_sentiment) AS entity_sentiment, url
                              FROM posts WHERE {clause} ORDER BY published_at, id""", params, cache=False)
     return df.to_csv(index=False).encode("utf-8")

@@ -6,13 +6,18 @@ mode. Long texts are split into overlapping windows (`max_length` tokens, `strid
 classification averages window probabilities weighted by window length; NER keeps each token's
 prediction from the window where it sits most centrally. Only the first `max_chars` characters
 are analysed (default 20,000, about 40 windows), so a huge text costs bounded time.
+
+Per-company sentiment (a span head, models/spans.py) reads the same pass's token states: in each
+batch, every ORG run the NER head finds in a window and every span the caller asks for (cashtags,
+gazetteer names: `mention_finder`, or explicit `spans`) is scored from that window, and a mention
+takes the score of the window where it sits most centrally. No second encoder pass.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +45,19 @@ class InferenceSettings:
     precision: str = "auto"  # "auto": bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32
 
 
+@dataclass(frozen=True)
+class MentionSentiment:
+    """Sentiment toward one mention (an ORG entity or a span the caller asked for) of a text."""
+
+    text: str
+    start: int
+    end: int
+    sentiment: str
+    score: float  # P(positive) - P(negative)
+    probs: dict[str, float]
+    origin: str  # "ner" (an ORG entity), "given" (a caller's span) or "post" (not scorable: the post's sentiment)
+
+
 @dataclass
 class Prediction:
     sentiment: str
@@ -48,6 +66,7 @@ class Prediction:
     topic: str
     topic_score: float
     entities: list[EntitySpan] = field(default_factory=list)
+    mentions: list[MentionSentiment] | None = None  # None: the registry has no entity_sentiment head
 
 
 @dataclass
@@ -56,6 +75,10 @@ class _Window:
     input_ids: list[int]
     offsets: list[tuple[int, int]]
     words: list[int | None]
+
+
+# One scored candidate: (start, end, probs, centrality, fully inside the window)
+_SpanScore = tuple[int, int, np.ndarray, int, bool]
 
 
 class _EncoderGroup:
@@ -69,7 +92,11 @@ class _EncoderGroup:
 
 
 class Enricher:
-    def __init__(self, registry: ModelRegistry, settings: InferenceSettings = InferenceSettings()) -> None:
+    def __init__(self, registry: ModelRegistry, settings: InferenceSettings = InferenceSettings(),
+                 mention_finder: Callable[[str], Sequence[tuple[int, int]]] | None = None) -> None:
+        """`mention_finder(text)` gives extra character spans to score per-company sentiment for (e.g.
+        cashtags); ORG entities are always scored when the registry has an entity_sentiment head."""
+        self.mention_finder = mention_finder
         if settings.threads:
             torch.set_num_threads(settings.threads)
         self.settings = settings
@@ -119,11 +146,17 @@ class Enricher:
 
     # -- forward ------------------------------------------------------------------------------
     @torch.inference_mode()
-    def _run_group(self, group: _EncoderGroup, windows: list[_Window]) -> dict[str, list[np.ndarray]]:
+    def _run_group(self, group: _EncoderGroup, windows: list[_Window], spans: Sequence[Sequence[tuple[int, int]]] | None = None
+                   ) -> tuple[dict[str, list[np.ndarray]], list[list[_SpanScore]]]:
+        """Per-window probabilities per task and, with a span head in the group, per-window span scores."""
         model = group.loaded.model
         pad = group.loaded.tokenizer.pad_token_id
         device = torch.device(self.settings.device)
-        out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in group.tasks}
+        span_task = next((t for t in group.tasks if model.tasks[t].kind is TaskKind.SPAN), None)
+        dense = [t for t in group.tasks if t != span_task]
+        ner_labels = model.tasks["ner"].labels if "ner" in dense else ()
+        span_out: list[list[_SpanScore]] = [[] for _ in windows]
+        out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in dense}
         for idx in plan_batches([len(w.input_ids) for w in windows], group.token_budget, self.settings.max_batch):
             width = max(len(windows[i].input_ids) for i in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
@@ -132,24 +165,71 @@ class Enricher:
                 n = len(windows[i].input_ids)
                 ids[row, :n] = torch.tensor(windows[i].input_ids)
                 mask[row, :n] = 1
+            ids, mask = to_device(ids, device), to_device(mask, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = model(to_device(ids, device), to_device(mask, device), group.tasks)
+                hidden = model.encode(ids, mask)
+                logits = {t: model.head_logits(hidden, mask, t) for t in dense}
             for task, lg in logits.items():
                 probs = torch.softmax(lg.float(), -1).cpu().numpy()
                 for row, i in enumerate(idx):
                     out[task][i] = probs[row] if probs.ndim == 2 else probs[row, : len(windows[i].input_ids)]
-        return out  # type: ignore[return-value]
+            if span_task is not None:
+                self._score_spans(model, span_task, hidden, mask, idx, windows, out.get("ner"), ner_labels, spans, span_out)
+        return out, span_out  # type: ignore[return-value]
+
+    def _score_spans(self, model, task: str, hidden: torch.Tensor, mask: torch.Tensor, idx: list[int], windows: list[_Window],
+                     ner_probs: list | None, ner_labels: Sequence[str], spans, span_out: list[list[_SpanScore]]) -> None:
+        """Score every candidate mention of this batch's windows with the span head, in one call."""
+        rows: list[int] = []
+        masks: list[np.ndarray] = []
+        meta: list[tuple[int, int, int, int, bool]] = []  # window, start, end, centrality, inside
+        for row, i in enumerate(idx):
+            w = windows[i]
+            cands = _org_runs(w, ner_probs[i], ner_labels) if ner_probs is not None else []
+            if spans is not None:
+                cands += [(s, e) for s, e in spans[w.text_index] if s < w.offsets[-2][1] and e > w.offsets[1][0]] if len(w.offsets) > 2 else []
+            for s, e in cands:
+                m = np.array([b > a and a < e and b > s for a, b in w.offsets], dtype=bool)
+                pos = np.flatnonzero(m)
+                if not len(pos):
+                    continue
+                n = len(w.offsets)
+                inside = w.offsets[pos[0]][0] <= s and w.offsets[pos[-1]][1] >= e
+                rows.append(row)
+                masks.append(m)
+                meta.append((i, s, e, min(int(pos[0]) - 1, n - 2 - int(pos[-1])), inside))
+        if not rows:
+            return
+        width = hidden.shape[1]
+        span = torch.zeros((len(rows), width), dtype=torch.bool)
+        for r, m in enumerate(masks):
+            span[r, : len(m)] = torch.from_numpy(m)
+        sel = torch.tensor(rows, device=hidden.device)
+        with torch.autocast(hidden.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            lg = model.span_logits(task, hidden[sel], mask[sel], span.to(hidden.device))
+        probs = torch.softmax(lg.float(), -1).cpu().numpy()
+        for (i, s, e, c, inside), p in zip(meta, probs):
+            span_out[i].append((s, e, p, c, inside))
 
     # -- aggregation --------------------------------------------------------------------------
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Prediction]:
         """Predictions in input order. Works through `chunk_texts` texts at a time, tokenising the
         next chunk in a background thread while the current one runs through the model (the fast
-        tokenizer releases the GIL), so memory stays flat and the model never waits on tokenising."""
+        tokenizer releases the GIL), so memory stays flat and the model never waits on tokenising.
+
+        `spans`: per text, character spans whose per-company sentiment is wanted (besides the ORG
+        entities and the `mention_finder`'s spans); each comes back in `Prediction.mentions`."""
         texts = list(texts)
         if not texts:
             return []
+        if spans is not None and len(spans) != len(texts):
+            raise ValueError("spans needs one list per text")
+        if self.mention_finder is not None and self.has_span_head:
+            found = [list(self.mention_finder(t[: self.settings.max_chars])) for t in texts]
+            spans = found if spans is None else [list(a) + [x for x in b if x not in a] for a, b in zip(spans, found)]
         size = self.settings.chunk_texts
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+        span_chunks = [spans[i : i + size] if spans is not None else None for i in range(0, len(texts), size)]
         results: list[Prediction] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
             pending = pool.submit(self._tokenize, chunks[0])
@@ -157,19 +237,29 @@ class Enricher:
                 windows = pending.result()
                 if k + 1 < len(chunks):
                     pending = pool.submit(self._tokenize, chunks[k + 1])
-                results.extend(self._predict_chunk(chunk, windows))
+                results.extend(self._predict_chunk(chunk, windows, span_chunks[k]))
         return results
+
+    @property
+    def has_span_head(self) -> bool:
+        return any(g.loaded.model.tasks[t].kind is TaskKind.SPAN for g in self.groups for t in g.tasks)
 
     def _tokenize(self, texts: list[str]) -> list[list[_Window]]:
         return [self._windows(group, texts) for group in self.groups]
 
-    def _predict_chunk(self, texts: list[str], windows_per_group: list[list[_Window]]) -> list[Prediction]:
+    def _predict_chunk(self, texts: list[str], windows_per_group: list[list[_Window]],
+                       spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Prediction]:
         seq: dict[str, list[np.ndarray]] = {}
         ner_tokens: list[list[list[TokenPrediction]]] = [[] for _ in texts]
+        span_scores: list[list[_SpanScore]] = [[] for _ in texts]
         for group, windows in zip(self.groups, windows_per_group):
-            probs = self._run_group(group, windows)
+            probs, scored = self._run_group(group, windows, spans)
+            for w, sc in zip(windows, scored):
+                span_scores[w.text_index].extend(sc)
             for task in group.tasks:
                 labels = group.loaded.model.tasks[task].labels
+                if group.loaded.model.tasks[task].kind is TaskKind.SPAN:
+                    continue
                 if group.loaded.model.tasks[task].kind is TaskKind.SEQUENCE:
                     seq[task] = _average_windows(windows, probs[task], len(texts))
                 else:
@@ -184,17 +274,64 @@ class Enricher:
             tp = seq["topic"][i]
             k = int(tp.argmax())
             entities = decode_entities(text, merge_windows(ner_tokens[i])) if ner_tokens[i] else []
-            results.append(
-                Prediction(
-                    sentiment=sent_labels[int(sp.argmax())],
-                    sentiment_score=round(max(-1.0, min(1.0, probs["positive"] - probs["negative"])), 6),
-                    sentiment_probs=probs,
-                    topic=topic_labels[k],
-                    topic_score=round(float(tp[k]), 6),
-                    entities=entities,
-                )
+            pred = Prediction(
+                sentiment=sent_labels[int(sp.argmax())],
+                sentiment_score=_score(probs),
+                sentiment_probs=probs,
+                topic=topic_labels[k],
+                topic_score=round(float(tp[k]), 6),
+                entities=entities,
             )
+            if self.has_span_head:
+                targets = [(e.start, e.end, "ner") for e in entities if e.type == "ORG"]
+                targets += [(s, e, "given") for s, e in (spans[i] if spans is not None else [])]
+                pred.mentions = [_mention(text, s, e, origin, span_scores[i], sent_labels, pred) for s, e, origin in targets]
+            results.append(pred)
         return results
+
+
+def _score(probs: dict[str, float]) -> float:
+    return round(max(-1.0, min(1.0, probs["positive"] - probs["negative"])), 6)
+
+
+def _org_runs(w: _Window, probs: np.ndarray, labels: Sequence[str]) -> list[tuple[int, int]]:
+    """Character spans of the ORG runs the NER head tags in one window (B-ORG opens, I-ORG or a later
+    piece of the same word continues): the window-level twin of decode_entities, for span scoring."""
+    best = probs.argmax(-1)
+    runs: list[tuple[int, int]] = []
+    cur: list[int] | None = None
+    prev_word = None
+    for j, (s, e) in enumerate(w.offsets):
+        word = w.words[j]
+        if word is None or e <= s:
+            prev_word = None
+            continue
+        tag = labels[int(best[j])]
+        if cur is not None and (word == prev_word or tag == "I-ORG"):
+            cur[1] = e
+        elif tag in ("B-ORG", "I-ORG"):
+            if cur is not None:
+                runs.append((cur[0], cur[1]))
+            cur = [s, e]
+        elif cur is not None:
+            runs.append((cur[0], cur[1]))
+            cur = None
+        prev_word = word
+    if cur is not None:
+        runs.append((cur[0], cur[1]))
+    return runs
+
+
+def _mention(text: str, start: int, end: int, origin: str, scored: list[_SpanScore], labels: Sequence[str], post: Prediction) -> MentionSentiment:
+    """The mention's score from the window where a candidate overlapping it sits most centrally
+    (whole candidates first); the post's sentiment if no window scored it (beyond max_chars)."""
+    over = [c for c in scored if c[0] < end and c[1] > start]
+    if not over:
+        return MentionSentiment(text[start:end], start, end, post.sentiment, post.sentiment_score, dict(post.sentiment_probs), "post")
+    exact = [c for c in over if (c[0], c[1]) == (start, end)] or over
+    best = max(exact, key=lambda c: (c[4], c[3]))
+    probs = {label: round(float(best[2][j]), 6) for j, label in enumerate(labels)}
+    return MentionSentiment(text[start:end], start, end, labels[int(best[2].argmax())], _score(probs), probs, origin)
 
 
 def cpu_has_native_bf16() -> bool:

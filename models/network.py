@@ -1,4 +1,7 @@
-"""One shared encoder with one head per task: a single forward pass serves all three tasks."""
+"""One shared encoder with one head per task: a single forward pass serves every task.
+
+Span tasks (per-company sentiment) read the same pass's token states for given mentions, so they are
+not part of `forward`: the caller passes the hidden states and the mentions' token masks to `span_logits`."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ class MultiTaskModel(nn.Module):
         hidden = encoder.config.hidden_size
         self.tasks = {t.name: t for t in tasks}
         self.dropout = nn.Dropout(dropout)
-        self.heads = nn.ModuleDict({t.name: nn.Linear(hidden, len(t.labels)) for t in tasks})
+        self.heads = nn.ModuleDict({t.name: _head(t, hidden) for t in tasks})
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -35,5 +38,17 @@ class MultiTaskModel(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, tasks: Iterable[str] | None = None
     ) -> dict[str, torch.Tensor]:
         hidden = self.encode(input_ids, attention_mask)
-        names = list(tasks) if tasks is not None else list(self.tasks)
+        names = list(tasks) if tasks is not None else [n for n, t in self.tasks.items() if t.kind is not TaskKind.SPAN]
         return {name: self.head_logits(hidden, attention_mask, name) for name in names}
+
+    def span_logits(self, task: str, hidden: torch.Tensor, attention_mask: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+        """Logits per mention: row i of hidden/attention_mask is the window holding mention i."""
+        return self.heads[task](hidden, attention_mask, span)
+
+
+def _head(task: TaskSpec, hidden: int) -> nn.Module:
+    if task.kind is TaskKind.SPAN:
+        from finpulse.models.spans import SpanSentimentHead
+
+        return SpanSentimentHead(hidden, len(task.labels))
+    return nn.Linear(hidden, len(task.labels))

@@ -36,13 +36,22 @@ class ModelRegistry(BaseModel):
     sentiment: TaskModel
     topic: TaskModel
     ner: TaskModel
+    # Per-company sentiment (a span head). Optional so registries written before it still load;
+    # it must sit in the same artifact as `ner`, whose ORG spans it scores in the same pass.
+    entity_sentiment: TaskModel | None = None
 
     def task(self, name: str) -> TaskModel:
-        return getattr(self, name)
+        found = getattr(self, name, None)
+        if found is None:
+            raise ModelLoadError(f"the registry has no {name!r} model")
+        return found
 
     @property
     def tasks(self) -> dict[str, TaskModel]:
-        return {"sentiment": self.sentiment, "topic": self.topic, "ner": self.ner}
+        out = {"sentiment": self.sentiment, "topic": self.topic, "ner": self.ner}
+        if self.entity_sentiment is not None:
+            out["entity_sentiment"] = self.entity_sentiment
+        return out
 
     @property
     def model_version(self) -> str:
@@ -66,4 +75,20 @@ def load_registry(path: str | Path | None = None) -> ModelRegistry:
     for t in reg.tasks.values():
         p = Path(t.artifact)
         t.artifact_path = p if p.is_absolute() else (path.parent / p).resolve()
+    if reg.entity_sentiment is not None and reg.entity_sentiment.artifact_path != reg.ner.artifact_path:
+        raise ModelLoadError(f"model registry {path}: entity_sentiment must use the ner artifact (it scores the ORG spans of the same pass)")
     return reg
+
+
+def registry_for_artifact(path: str | Path) -> ModelRegistry:
+    """A registry serving every task of one artifact folder (`finpulse eval --model DIR`)."""
+    from finpulse.models.artifact import read_config
+
+    path = Path(path).resolve()
+    cfg = read_config(path)
+    tasks = {t.name: TaskModel(artifact=str(path), labels=list(t.labels), max_length=cfg.max_length, version=cfg.version,
+                               artifact_path=path) for t in cfg.tasks}
+    missing = {"sentiment", "topic", "ner"} - set(tasks)
+    if missing:
+        raise ModelLoadError(f"artifact {path} lacks the {', '.join(sorted(missing))} head(s) the engine needs")
+    return ModelRegistry(**tasks)

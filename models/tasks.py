@@ -9,6 +9,7 @@ from enum import Enum
 class TaskKind(str, Enum):
     SEQUENCE = "sequence"  # one label per text (mean-pooled encoder output)
     TOKEN = "token"  # one IOB2 tag per sub-word token
+    SPAN = "span"  # one label per mention (character span) of a text: per-company sentiment
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ NER = TaskSpec(
     kind=TaskKind.TOKEN,
     labels=("O",) + tuple(f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I")),
 )
+
+# Per-company sentiment: one label per company mention, read from the shared encoder's token states.
+ENTITY_SENTIMENT = TaskSpec(name="entity_sentiment", kind=TaskKind.SPAN, labels=SENTIMENT.labels, aliases=SENTIMENT.aliases)
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in (SENTIMENT, TOPIC, NER)}
 

@@ -93,6 +93,22 @@ class Entity(BaseModel):
     score: float
 
 
+class EntitySentiment(BaseModel):
+    """Sentiment toward one company a post mentions (a linked ORG span, a $CASHTAG, a gazetteer name).
+
+    One element per company: several mentions of the same company share one element (probabilities
+    averaged over its mentions; text/start/end are its first mention)."""
+
+    ticker: str
+    text: str  # the first mention as written in the text
+    start: int  # character offsets of that mention into the record's `text`, end exclusive
+    end: int
+    sentiment: SentimentLabel
+    score: float = Field(ge=-1.0, le=1.0)  # P(positive) - P(negative)
+    probs: SentimentProbs
+    relevance: float = Field(ge=0.0, le=1.0)  # 1 = the post's main subject; see models/spans.relevance
+
+
 class EnrichedRecord(BaseModel):
     """One row of LAKE/enriched: the input plus the three models' outputs and provenance."""
 
@@ -113,6 +129,9 @@ class EnrichedRecord(BaseModel):
     topic: str
     topic_score: float
     entities: list[Entity]
+    # Per-company sentiment. Null in rows written before it existed (old lake files read as null,
+    # never rewritten); an empty list when the text names no company.
+    entity_sentiment: list[EntitySentiment] | None = None
     model_version: str
     kafka_topic: str | None = None
     kafka_partition: int | None = None

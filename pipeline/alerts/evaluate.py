@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from finpulse.pipeline.lake.commit import write_parquet
-from finpulse.pipeline.lake.query import connect
+from finpulse.pipeline.lake.query import company_rows, connect
 from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
 from finpulse.schemas.arrow import ALERT_SCHEMA
 from finpulse.schemas.records import AlertRecord
@@ -115,8 +115,11 @@ def _with_gaps(buckets: list[Bucket], width: timedelta) -> list[Bucket]:
 
 
 def _examples(con, kind: str, key: str, start: datetime, end: datetime, limit: int = 5) -> list[str]:
-    match = {"ticker": "list_contains(tickers, ?)", "topic": "topic = ?", "source": "source = ?", "kind": "kind = ?", "all": "? = 'all'"}[kind]
-    rows = con.execute(f"""select distinct on (id) id, sentiment_score from enriched
+    """The most negative posts behind an alert; for a ticker, by that company's own sentiment
+    (the one the series counted), so a post negative about another company is not an example."""
+    match = {"ticker": "ticker = ?", "topic": "topic = ?", "source": "source = ?", "kind": "kind = ?", "all": "? = 'all'"}[kind]
+    source = company_rows("enriched") if kind == "ticker" else "enriched"
+    rows = con.execute(f"""select distinct on (id) id, sentiment_score from {source}
                            where {match} and published_at >= ? and published_at < ? and sentiment = 'negative'
                            order by id""", [key, start, end]).fetchall()
     return [r[0] for r in sorted(rows, key=lambda r: r[1])[:limit]]

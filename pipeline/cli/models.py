@@ -88,7 +88,7 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 
 
 @click.command(name="eval")
-@click.argument("task", type=click.Choice(["sentiment", "topic", "ner"]))
+@click.argument("task", type=click.Choice(["sentiment", "topic", "ner", "entity-sentiment"]))
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="artifact folder (default: the registry's)")
 @click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
@@ -97,7 +97,13 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--dtype", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: autocast on CPU too (what the CPU fast path computes)")
 def evaluate(task, data, model_dir, holdout, device, quantize, dtype) -> None:
-    """Score a model on a labelled file; prints one JSON object."""
+    """Score a model on a labelled file; prints one JSON object.
+
+    entity-sentiment reads the entity-level JSONL of ../shared/data and scores every entity through
+    the enrichment engine (per-company sentiment, entity-level accuracy and macro-F1)."""
+    if task == "entity-sentiment":
+        _evaluate_entities(data, model_dir, holdout, device, quantize, dtype)
+        return
     from finpulse.models.artifact import ModelLoadError, load_artifact
     from finpulse.models.data import DataFormatError, read_task_file, stratified_split
     from finpulse.models.evaluate import evaluate as run_eval
@@ -125,5 +131,35 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype) -> None:
     report = run_eval(loaded.model, loaded.tokenizer, rows, spec, dev, bf16=dtype == "bf16")
     report = {"task": task, "data": str(data), "model": str(path), "model_version": loaded.config.version,
               "quantize": quantize, "dtype": dtype, **report}
+    json.dump(report, sys.stdout)
+    sys.stdout.write("\n")
+
+
+def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str, quantize: str, dtype: str) -> None:
+    from finpulse.models.artifact import ModelLoadError, read_config
+    from finpulse.models.data import DataFormatError
+    from finpulse.models.evaluate import evaluate_entity_sentiment
+    from finpulse.models.inference import Enricher, InferenceSettings
+    from finpulse.models.registry import load_registry, registry_for_artifact
+    from finpulse.models.spans import read_entity_jsonl, split_docs
+    from finpulse.models.train import pick_device
+
+    try:
+        docs = read_entity_jsonl(data)
+        registry = registry_for_artifact(model_dir) if model_dir else load_registry()
+        if registry.entity_sentiment is None:
+            raise ModelLoadError("the registry has no entity_sentiment model; use the default registry or --model with a span head")
+        path = registry.entity_sentiment.artifact_path
+        training = read_config(path).training.get("entity_sentiment", {})
+        if holdout:
+            _, held = split_docs(docs, training.get("holdout_fraction", 0.1), training.get("seed", 13))
+            docs = [docs[i] for i in held]
+        settings = InferenceSettings(device=str(pick_device(device)), quantize=quantize, precision=dtype if dtype == "fp32" else "bf16")
+        enricher = Enricher(registry, settings)
+    except (DataFormatError, ModelLoadError) as exc:
+        raise click.ClickException(str(exc)) from None
+    report = evaluate_entity_sentiment(enricher, docs)
+    report = {"task": "entity-sentiment", "data": str(data), "model": str(path), "model_version": registry.entity_sentiment.version,
+              "quantize": quantize, "dtype": dtype, "holdout": holdout, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

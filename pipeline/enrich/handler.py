@@ -13,7 +13,8 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
 from finpulse.pipeline.enrich.companies import link_entities, load_gazetteer
-from finpulse.pipeline.enrich.tickers import extract_cashtags, merge_tickers
+from finpulse.pipeline.enrich.per_company import company_sentiment
+from finpulse.pipeline.enrich.tickers import cashtag_spans, extract_cashtags, merge_tickers
 from finpulse.schemas.records import EnrichedRecord, InputRecord
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
         self._version: str | None = None
 
     def load_model(self) -> Enricher:
-        return Enricher(load_registry(self._registry_path), self._settings)
+        # cashtags are scored by the span head beside the ORG entities the NER head finds
+        return Enricher(load_registry(self._registry_path), self._settings, mention_finder=cashtag_spans)
 
     def run_inference(self, batch: Sequence[str], model: Enricher, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
         items = list(batch)  # Beam may hand us a tuple
@@ -86,6 +88,7 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
 
 def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coords, now: datetime | None = None) -> dict:
     """Build and validate one enriched row (the pydantic model guards the lake schema)."""
+    gazetteer = load_gazetteer()
     row = EnrichedRecord(
         id=record.id,
         kind=record.kind or "news",
@@ -98,13 +101,14 @@ def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coor
         author=record.author,
         lang=record.lang,
         # the input's own tickers, then cashtags, then ORG entities linked through the gazetteer
-        tickers=merge_tickers(record.tickers, extract_cashtags(record.text), link_entities(pred.entities, load_gazetteer())),
+        tickers=merge_tickers(record.tickers, extract_cashtags(record.text), link_entities(pred.entities, gazetteer)),
         sentiment=pred.sentiment,  # type: ignore[arg-type]
         sentiment_score=pred.sentiment_score,
         sentiment_probs=pred.sentiment_probs,  # type: ignore[arg-type]
         topic=pred.topic,
         topic_score=pred.topic_score,
         entities=[{"text": e.text, "type": e.type, "start": e.start, "end": e.end, "score": e.score} for e in pred.entities],  # type: ignore[misc]
+        entity_sentiment=None if pred.mentions is None else company_sentiment(record.text, pred.mentions, gazetteer),  # type: ignore[arg-type]
         model_version=model_version,
         kafka_topic=coords.topic,
         kafka_partition=coords.partition,

@@ -22,3 +22,14 @@ def merge_tickers(*groups: Iterable[str]) -> list[str]:
             if t:
                 seen.setdefault(t, None)
     return list(seen)
+
+
+def cashtag_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the cashtags ("$AAPL" whole), for per-company sentiment."""
+    return [(m.start(), m.end()) for m in CASHTAG.finditer(text)]
+
+
+def cashtag_ticker(mention: str) -> str | None:
+    """The ticker of a mention that is exactly one cashtag, else None."""
+    m = CASHTAG.fullmatch(mention.strip())
+    return m.group(1).upper() if m else None

@@ -22,27 +22,65 @@ from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCH
 VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
 
 
-def _empty_select(schema: pa.Schema) -> str:
+def _duck_columns(schema: pa.Schema) -> list[tuple[str, str]]:
     con = duckdb.connect()
     con.register("t", pa.Table.from_pylist([], schema=schema))
     cols = con.execute("DESCRIBE t").fetchall()
     con.close()
-    return "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ, *_ in cols) + " WHERE false"
+    return [(name, typ) for name, typ, *_ in cols]
+
+
+def _empty_select(schema: pa.Schema) -> str:
+    return "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_columns(schema)) + " WHERE false"
+
+
+def _conform(con: duckdb.DuckDBPyConnection, view: str, raw: str, schema: pa.Schema) -> None:
+    """`view` over the `raw` view with every schema column present: a column no file has yet (a lake
+    written before the column existed) reads as typed NULL, so queries and macros that name it work
+    on old lakes without a rewrite. union_by_name already fills it where only some files lack it."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
+    extra = "".join(f", CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_columns(schema) if name not in have)
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT *{extra} FROM {raw}")
+
+
+def company_rows(source: str) -> str:
+    """SQL: one row per (post, ticker) of `source` (rows of the enriched shape), with the company's own
+    sentiment where the text mentions it (`entity_sentiment`) and the post's where it does not (a ticker
+    given only in the input record, or a row written before per-company sentiment).
+
+    `sentiment`, `sentiment_score` become the company's; `relevance` is the mention's (1.0 for the
+    fallback); `post_sentiment`, `post_sentiment_score` keep the post's; `sentiment_origin` says which
+    ('mention' or 'post'). Every other column of `source` passes through."""
+    return f"""(
+    SELECT * EXCLUDE (_m, sentiment, sentiment_score),
+           coalesce(_m.sentiment, sentiment) AS sentiment,
+           coalesce(_m.score, sentiment_score) AS sentiment_score,
+           coalesce(_m.relevance, 1.0) AS relevance,
+           CASE WHEN _m IS NULL THEN 'post' ELSE 'mention' END AS sentiment_origin,
+           sentiment AS post_sentiment, sentiment_score AS post_sentiment_score
+    FROM (SELECT *, (list_filter(entity_sentiment, lambda x: x.ticker = ticker))[1] AS _m
+          FROM (SELECT *, unnest(tickers) AS ticker FROM {source})))"""
 
 
 # Sentiment series: one row per (time bucket, key) with volume, counts per sentiment, negative
-# share and mean score. `key_kind` is 'ticker' (a post counts once for each of its tickers),
-# 'topic', 'source', 'kind' or 'all'. Rows are deduplicated by id first, so an id that was
-# ingested twice (say by a stream and a backfill) counts once.
-SERIES_MACRO = """
+# share and mean score. `key_kind` is 'ticker' (a post counts once for each of its tickers, with
+# that company's own sentiment where the text mentions it: see company_rows), 'topic', 'source',
+# 'kind' or 'all' (the post's sentiment). Counts stay whole posts (the alert test is binomial over
+# them); `mean_score` is relevance-weighted for tickers (a passing mention moves a company's mean
+# less than a post about it) and a plain mean otherwise (weight 1). Rows are deduplicated by id
+# first, so an id that was ingested twice (say by a stream and a backfill) counts once.
+SERIES_MACRO = f"""
 CREATE OR REPLACE MACRO sentiment_series(bucket_width, key_kind) AS TABLE
 WITH posts AS (
     SELECT * FROM enriched QUALIFY row_number() OVER (PARTITION BY id ORDER BY ingested_at) = 1
 ), keyed AS (
-    SELECT published_at, sentiment, sentiment_score,
-           unnest(CASE key_kind WHEN 'ticker' THEN tickers WHEN 'topic' THEN [topic]
-                                WHEN 'source' THEN [source] WHEN 'kind' THEN [kind] ELSE ['all'] END) AS key
+    SELECT published_at, sentiment, sentiment_score, 1.0 AS weight,
+           unnest(CASE key_kind WHEN 'topic' THEN [topic] WHEN 'source' THEN [source]
+                                WHEN 'kind' THEN [kind] WHEN 'ticker' THEN [] ELSE ['all'] END) AS key
     FROM posts
+    UNION ALL
+    SELECT published_at, sentiment, sentiment_score, relevance AS weight, ticker AS key
+    FROM {company_rows("(SELECT * FROM posts WHERE key_kind = 'ticker')")}
 )
 SELECT time_bucket(CAST(bucket_width AS INTERVAL), published_at) AS bucket, key,
        count(*) AS volume,
@@ -50,7 +88,7 @@ SELECT time_bucket(CAST(bucket_width AS INTERVAL), published_at) AS bucket, key,
        count(*) FILTER (WHERE sentiment = 'neutral') AS neutrals,
        count(*) FILTER (WHERE sentiment = 'positive') AS positives,
        count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
-       avg(sentiment_score) AS mean_score
+       sum(sentiment_score * weight) / sum(weight) AS mean_score
 FROM keyed GROUP BY ALL
 """
 
@@ -66,9 +104,12 @@ def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
         files = list(folder.rglob("*.parquet")) if folder.is_dir() else []
         # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
         # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
-        if not files or len(create_parquet_view(con, view, str(folder / "**" / "*.parquet"), files,
+        raw = f"_{view}_files"
+        if not files or len(create_parquet_view(con, raw, str(folder / "**" / "*.parquet"), files,
                                                 "hive_partitioning=false, union_by_name=true")) == len(files):
             con.execute(f"CREATE OR REPLACE VIEW {view} AS {_empty_select(schema)}")
+        else:
+            _conform(con, view, raw, schema)
     con.execute(SERIES_MACRO)
     lock_down(con, lake)  # read-only SQL confined to the lake folder from here on
     return con

@@ -1,0 +1,129 @@
+"""Per-company sentiment in the lake: rows carry `entity_sentiment`, the series, alerts and dashboard
+read it (relevance-weighted, post sentiment as fallback), and a lake written before it still loads."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from finpulse.dashboard import queries
+from finpulse.dashboard.app import company_labels
+from finpulse.dashboard.filters import Filters
+from finpulse.dashboard.store import LakeStore
+from finpulse.models.inference import MentionSentiment
+from finpulse.pipeline.enrich.companies import parse_gazetteer
+from finpulse.pipeline.enrich.per_company import company_sentiment
+from finpulse.pipeline.lake.query import connect
+from finpulse.schemas.arrow import ENRICHED_SCHEMA
+from lakefixtures import T0, post, write_posts
+
+DAY = timedelta(days=1)
+
+
+def company(ticker: str, sentiment: str, score: float, relevance: float = 1.0, text: str | None = None) -> dict:
+    probs = {"negative": 0.05, "neutral": 0.05, "positive": 0.05} | {sentiment: 0.9}
+    return {"ticker": ticker, "text": text or ticker, "start": 0, "end": len(text or ticker), "sentiment": sentiment,
+            "score": score, "probs": probs, "relevance": relevance}
+
+
+def with_companies(row: dict, *companies: dict) -> dict:
+    return row | {"entity_sentiment": list(companies)}
+
+
+def write_old_posts(lake, rows: list[dict]) -> None:
+    """A file as written before per-company sentiment: the schema without the column."""
+    old = pa.schema([f for f in ENRICHED_SCHEMA if f.name != "entity_sentiment"])
+    path = lake / "enriched" / "date=2026-03-01" / "old.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "entity_sentiment"} for r in rows], schema=old), path)
+
+
+@pytest.fixture
+def lake(tmp_path):
+    # "Apple beats, Microsoft slumps": the post is positive, MSFT negative, AAPL positive; TSLA is only
+    # in the input record's tickers (no mention), so it takes the post's sentiment.
+    rows = [
+        with_companies(post("mixed", 0, "positive", ("AAPL", "MSFT", "TSLA")),
+                       company("AAPL", "positive", 0.85, 1.0), company("MSFT", "negative", -0.85, 0.5)),
+        with_companies(post("msft2", 1, "neutral", ("MSFT",)), company("MSFT", "negative", -0.85, 1.0)),
+        with_companies(post("plain", 2, "negative", ())),
+    ]
+    write_posts(tmp_path, rows)
+    write_old_posts(tmp_path, [post("old", -30, "positive", ("MSFT",))])
+    return tmp_path
+
+
+def test_old_files_load_with_null_entity_sentiment_and_are_not_rewritten(lake):
+    old = lake / "enriched" / "date=2026-03-01" / "old.parquet"
+    before = old.stat().st_mtime_ns
+    con = connect(lake)
+    got = dict(con.execute("select id, entity_sentiment is null from enriched").fetchall())
+    assert got == {"old": True, "mixed": False, "msft2": False, "plain": False}
+    assert old.stat().st_mtime_ns == before
+
+
+def test_a_lake_with_only_old_files_still_answers_the_series(tmp_path):
+    write_old_posts(tmp_path, [post("old1", 0, "negative", ("MSFT",)), post("old2", 1, "positive", ("MSFT",))])
+    con = connect(tmp_path)
+    rows = con.execute("select key, volume, negatives from sentiment_series('1 day', 'ticker')").fetchall()
+    assert rows == [("MSFT", 2, 1)]  # the post sentiment, as before the change
+
+
+def test_ticker_series_use_each_company_own_sentiment_and_fall_back_to_the_post(lake):
+    con = connect(lake)
+    got = {k: (v, n, round(s, 4)) for k, v, n, s in con.execute(
+        "select key, volume, negatives, mean_score from sentiment_series('1 day', 'ticker')").fetchall()}
+    # MSFT: mixed (company negative, relevance 0.5), msft2 (negative, 1.0), old (no column: post positive +0.6, weight 1)
+    assert got["MSFT"][:2] == (3, 2)
+    assert got["MSFT"][2] == pytest.approx((-0.85 * 0.5 - 0.85 * 1.0 + 0.6 * 1.0) / 2.5, abs=1e-4)
+    assert got["AAPL"] == (1, 0, 0.85)
+    assert got["TSLA"] == (1, 0, 0.6)  # no mention in the text: the post's positive
+    topic = dict(con.execute("select key, negatives from sentiment_series('1 day', 'all')").fetchall())
+    assert topic == {"all": 1}  # post-level series keep the post's sentiment
+
+
+def test_alert_examples_for_a_ticker_follow_its_own_sentiment(lake):
+    from finpulse.pipeline.alerts.evaluate import _examples
+
+    con = connect(lake)
+    ids = _examples(con, "ticker", "MSFT", T0 - DAY, T0 + DAY)
+    assert sorted(ids) == ["mixed", "msft2"]  # "mixed" is a positive post, negative about MSFT
+    assert _examples(con, "ticker", "AAPL", T0 - DAY, T0 + DAY) == []
+
+
+def test_dashboard_reads_entity_sentiment(lake):
+    store = LakeStore(lake, min_refresh_s=0)
+    store.refresh()
+    f = Filters(start=T0 - DAY, end=T0 + DAY)
+    top = queries.top_companies(store, f).set_index("ticker")
+    assert top.loc["MSFT", "posts"] == 3
+    assert top.loc["MSFT", "negative_share"] == pytest.approx(2 / 3)
+    assert top.loc["AAPL", "negative_share"] == 0
+    assert top.loc["MSFT", "mean_score"] == pytest.approx((-0.85 * 1.5 + 0.6) / 2.5)  # relevance-weighted
+    series = queries.mean_by_bucket(store, Filters(start=T0, end=T0 + DAY, tickers=("AAPL",)))
+    assert series["mean_score"].tolist() == [0.85]  # the company's own score, not the post's +0.6
+    page = queries.posts(store, f).set_index("id")
+    assert company_labels(page.loc["mixed", "entity_sentiment"]) == "AAPL positive (+0.85), MSFT negative (-0.85)"
+    assert company_labels(page.loc["old", "entity_sentiment"]) == ""
+
+
+GAZ = parse_gazetteer(["ticker,name,aliases", "AAPL,Apple Inc.,Apple", "MSFT,Microsoft Corp,Microsoft"])
+
+
+def mention(text: str, start: int, word: str, sentiment: str, origin: str = "ner") -> MentionSentiment:
+    probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1} | {sentiment: 0.8}
+    return MentionSentiment(word, start, start + len(word), sentiment, probs["positive"] - probs["negative"], probs, origin)
+
+
+def test_mentions_become_one_element_per_company_with_relevance():
+    text = "Apple beats; Apple raises guidance while $AAPL rallies, and Microsoft slips on cloud."
+    ms = [mention(text, 0, "Apple", "positive"), mention(text, 13, "Apple", "positive"),
+          mention(text, 41, "$AAPL", "positive", "given"), mention(text, 42, "AAPL", "neutral"),  # same mention twice
+          mention(text, 60, "Microsoft", "negative"), mention(text, 70, "cloud", "neutral")]  # "cloud" links to nothing
+    got = company_sentiment(text, ms, GAZ)
+    assert [(c["ticker"], c["sentiment"], c["start"]) for c in got] == [("AAPL", "positive", 0), ("MSFT", "negative", 60)]
+    assert got[0]["relevance"] == 1.0
+    assert 0 < got[1]["relevance"] < 0.25  # named once, late, beside a company named three times first
