@@ -148,8 +148,7 @@ def report(head: SpanSentimentHead, store: FeatureStore, examples: Sequence[Span
 
 
 def train_head(store: FeatureStore, train: list[SpanExample], select: list[SpanExample], hidden: int, epochs: int = 12,
-               lr: float = 1e-3, batch_size: int = 32, seed: int = 13, repeat: dict[str, int] | None = None, log=print
-               ) -> tuple[SpanSentimentHead, list[dict]]:
+               lr: float = 1e-3, batch_size: int = 32, seed: int = 13, repeat: dict[str, int] | None = None, log=print) -> tuple[SpanSentimentHead, list[dict]]:
     """AdamW with sqrt inverse-frequency class weights (macro-F1); keeps the epoch with the best
     selection-set macro-F1."""
     torch.manual_seed(seed)
@@ -176,7 +175,7 @@ def train_head(store: FeatureStore, train: list[SpanExample], select: list[SpanE
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(y)
+            total += float(loss.detach()) * len(y)
         sel = report(head, store, select)
         history.append({"epoch": epoch, "loss": round(total / len(pool), 4), "select_accuracy": sel["accuracy"],
                         "select_macro_f1": sel["macro_f1"], "seconds": round(time.time() - t0, 1)})
@@ -201,12 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--holdout-fraction", type=float, default=0.1)
     ap.add_argument("--save", action="store_true", help="write the head into the artifact (heads + config)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a small head on a shared machine is fastest single-threaded)")
     ap.add_argument("--cache", default=None, help="a .pt file to keep the encoded windows in between runs (same model and data)")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    torch.set_num_threads(args.threads)
     started = time.time()
     loaded = load_artifact(args.model, "cpu")
     bf16 = use_bf16("auto", "cpu")

@@ -22,6 +22,13 @@ def check_models(registry_path: str | None = None) -> ModelRegistry:
                                  f"fix models/registry.json or retrain")
         hidden = _base_hidden_size(config.base)
         heads = _shapes(tm.artifact_path / HEADS_FILE)
+        if task.kind.value == "span":  # the span head's tensor names and shapes come from its module
+            want_span = _span_head_shapes(hidden, len(task.labels)) if hidden else {}
+            for key, shape in want_span.items():
+                if heads.get(f"{name}.{key}") != shape:
+                    raise ModelLoadError(f"{tm.artifact_path / HEADS_FILE}: {name}.{key} is {heads.get(f'{name}.{key}')}, expected {shape}; "
+                                         f"retrain the entity_sentiment head or restore the artifact")
+            continue
         want = {f"{name}.weight": [len(task.labels), hidden] if hidden else None, f"{name}.bias": [len(task.labels)]}
         for key, shape in want.items():
             if key not in heads:
@@ -37,6 +44,12 @@ def check_models(registry_path: str | None = None) -> ModelRegistry:
                 raise ModelLoadError(f"{tm.artifact_path / ADAPTER_FILE} does not match LoRA rank {config.lora.rank} in "
                                      f"{CONFIG_FILE} ({len(wrong)} tensor(s) of another rank, {len(adapter)} in all)")
     return registry
+
+
+def _span_head_shapes(hidden: int, n_labels: int) -> dict[str, list[int]]:
+    from finpulse.models.spans import SpanSentimentHead
+
+    return {k: list(v.shape) for k, v in SpanSentimentHead(hidden, n_labels).state_dict().items()}
 
 
 def _shapes(path: Path) -> dict[str, list[int]]:

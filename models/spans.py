@@ -182,7 +182,8 @@ class SpanSentimentHead(nn.Module):
         q = self.query(torch.cat([s, g], -1)).view(n, self.heads, self.key_dim)
         k = self.key(hidden).view(n, t, self.heads, self.key_dim)
         scores = torch.einsum("nhd,nthd->nht", q, k) / self.key_dim**0.5
-        scores = scores + self.dist_bias(distance_buckets(span)).permute(0, 2, 1)
+        buckets = distance_buckets(span)
+        scores = scores + self.dist_bias(buckets).permute(0, 2, 1)
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
         att = torch.softmax(scores, -1)
         ctx = torch.einsum("nkt,ntd->nkd", att, hidden).reshape(n, self.heads * h)

@@ -127,3 +127,10 @@ def test_mentions_become_one_element_per_company_with_relevance():
     assert [(c["ticker"], c["sentiment"], c["start"]) for c in got] == [("AAPL", "positive", 0), ("MSFT", "negative", 60)]
     assert got[0]["relevance"] == 1.0
     assert 0 < got[1]["relevance"] < 0.25  # named once, late, beside a company named three times first
+
+
+def test_gazetteer_names_in_the_text_are_mention_spans_with_the_linking_case_rules():
+    from finpulse.pipeline.enrich.companies import name_spans
+
+    text = "Apple beats while Microsoft Corp. slips; apple pie is cheaper, $AAPL flat"
+    assert [text[s:e] for s, e in name_spans(text, GAZ)] == ["Apple", "Microsoft"]  # "apple pie" is not a company

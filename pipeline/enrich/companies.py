@@ -104,3 +104,35 @@ def link_entities(entities, gazetteer: Gazetteer) -> list[str]:
             if t and t not in out:
                 out.append(t)
     return out
+
+
+_PATTERNS: dict[int, tuple[Gazetteer, re.Pattern[str] | None]] = {}
+
+
+def _name_pattern(gazetteer: Gazetteer) -> re.Pattern[str] | None:
+    """One compiled alternation of the gazetteer's names, built once per gazetteer object."""
+    cached = _PATTERNS.get(id(gazetteer))
+    if cached is not None and cached[0] is gazetteer:
+        return cached[1]
+    if len(_PATTERNS) > 8:
+        _PATTERNS.clear()
+    _PATTERNS[id(gazetteer)] = (gazetteer, _compile_names(gazetteer))
+    return _PATTERNS[id(gazetteer)][1]
+
+
+def _compile_names(gazetteer: Gazetteer) -> re.Pattern[str] | None:
+    keys = sorted((k for k in gazetteer.by_alias if len(k) > 2), key=len, reverse=True)  # longest first
+    if not keys:
+        return None
+    parts = [r"[\W_]+".join(re.escape(w) for w in k.split(" ")) for k in keys]
+    return re.compile(r"(?<![\w$])(?:" + "|".join(parts) + r")(?:'s|’s)?(?!\w)", re.IGNORECASE)
+
+
+def name_spans(text: str, gazetteer: Gazetteer) -> list[tuple[int, int]]:
+    """Character spans of gazetteer names written in the text that link to a ticker (the same case
+    rules as `Gazetteer.link`), so per-company sentiment also covers companies the NER head missed.
+    Additive helper for per-company sentiment; `link_entities` is unchanged."""
+    pattern = _name_pattern(gazetteer)
+    if pattern is None:
+        return []
+    return [(m.start(), m.end()) for m in pattern.finditer(text) if gazetteer.link(m.group(0))]

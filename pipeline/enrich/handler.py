@@ -12,7 +12,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
-from finpulse.pipeline.enrich.companies import link_entities, load_gazetteer
+from finpulse.pipeline.enrich.companies import link_entities, load_gazetteer, name_spans
 from finpulse.pipeline.enrich.per_company import company_sentiment
 from finpulse.pipeline.enrich.tickers import cashtag_spans, extract_cashtags, merge_tickers
 from finpulse.schemas.records import EnrichedRecord, InputRecord
@@ -43,8 +43,8 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
         self._version: str | None = None
 
     def load_model(self) -> Enricher:
-        # cashtags are scored by the span head beside the ORG entities the NER head finds
-        return Enricher(load_registry(self._registry_path), self._settings, mention_finder=cashtag_spans)
+        # cashtags and gazetteer names are scored by the span head beside the ORG entities the NER head finds
+        return Enricher(load_registry(self._registry_path), self._settings, mention_finder=company_spans)
 
     def run_inference(self, batch: Sequence[str], model: Enricher, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
         items = list(batch)  # Beam may hand us a tuple
@@ -84,6 +84,11 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
 
     def get_metrics_namespace(self) -> str:
         return "finpulse"
+
+
+def company_spans(text: str) -> list[tuple[int, int]]:
+    """The spans per-company sentiment scores besides ORG entities: cashtags, then gazetteer names."""
+    return cashtag_spans(text) + name_spans(text, load_gazetteer())
 
 
 def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coords, now: datetime | None = None) -> dict:

@@ -1,0 +1,82 @@
+"""The committed per-company sentiment head, measured on real held-out rows of the entity-level files.
+
+Rows come from the document-level held-out split (models/spans.split_docs, seed 13, 10%) that the
+head never saw in training or model selection. Thresholds sit a little under the rates measured
+when the head was committed (see models/cards/entity_sentiment.md), so a regression fails them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from finpulse.models.evaluate import entity_predictions
+from finpulse.models.inference import Enricher, InferenceSettings
+from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
+from finpulse.models.spans import SPAN_LABELS, find_by_name, read_entity_jsonl, split_docs
+from finpulse.pipeline.cli.main import main
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FILES = ("sentfin_entity_train.jsonl", "finentity_train.jsonl")
+NEG, POS = SPAN_LABELS.index("negative"), SPAN_LABELS.index("positive")
+
+pytestmark = pytest.mark.skipif(not (DATA / FILES[0]).is_file(), reason="needs ../shared/data")
+
+
+def heldout(name: str):
+    docs = read_entity_jsonl(DATA / name)
+    _, held = split_docs(docs, 0.1, 13)
+    return [docs[i] for i in held]
+
+
+@pytest.fixture(scope="module")
+def enricher():
+    return Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings())
+
+
+def test_companies_with_opposite_labels_in_one_text_get_opposite_labels(enricher):
+    docs = [d for name in FILES for d in heldout(name)
+            if {NEG, POS} <= {e.label for e in d.entities if e.start is not None}]
+    assert len(docs) >= 10  # real multi-company rows with a positive and a negative company
+    preds = entity_predictions(enricher, docs)
+    pairs = hits = 0
+    for d, p in zip(docs, preds):
+        pos = [pi for e, pi in zip(d.entities, p) if e.label == POS]
+        neg = [pi for e, pi in zip(d.entities, p) if e.label == NEG]
+        for a in pos:
+            for b in neg:
+                pairs += 1
+                hits += a == POS and b == NEG
+    rate = hits / pairs
+    assert rate >= OPPOSITE_MIN, f"{hits}/{pairs} positive/negative company pairs labelled opposite ({rate:.2f})"
+
+
+def test_a_single_company_post_gets_the_post_direction(enricher):
+    docs = [d for d in heldout(FILES[0]) if len(d.entities) == 1][:150]
+    preds = enricher.predict([d.text for d in docs], spans=[[(d.entities[0].start, d.entities[0].end)] for d in docs])
+    same = sum(p.mentions[-1].sentiment == p.sentiment for p in preds)
+    assert same / len(docs) >= SINGLE_MIN, f"{same}/{len(docs)} single-company posts agree with the post label"
+
+
+def test_eval_command_scores_entities_and_looks_up_missing_offsets(tmp_path):
+    rows = [{"id": "a", "text": "Gold shines on seasonal demand; Silver dull", "entities": [
+                {"text": "Gold", "start": 0, "end": 4, "sentiment": "positive"},
+                {"text": "silver", "start": None, "end": None, "sentiment": "negative"}]},
+            {"id": "b", "text": "Infosys shares crash 10% after weak guidance", "entities": [
+                {"text": "Infosys", "start": 0, "end": 7, "sentiment": "negative"}]}]
+    path = tmp_path / "e.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert find_by_name(rows[0]["text"], "silver") == (32, 38)  # case-insensitive whole word
+    out = CliRunner().invoke(main, ["eval", "entity-sentiment", "--data", str(path)])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["task"] == "entity-sentiment" and report["n"] == 3 and report["documents"] == 2
+    assert 0.0 <= report["accuracy"] <= 1.0 and "macro_f1" in report
+
+
+# Measured on the committed head (see the card); a little under, to catch regressions, not noise.
+OPPOSITE_MIN = 0.5
+SINGLE_MIN = 0.6
