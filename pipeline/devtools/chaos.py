@@ -49,8 +49,8 @@ def install_kill_point(point: str, after: int) -> None:
     point not reached; committed: progress replaced (commit point), files not yet published;
     offset: lake commit done, Kafka group offset not yet committed.
     """
-    from finpulse.pipeline.lake.commit import commit as lake_mod
-    from finpulse.pipeline.lake.commit import storage as storage_mod
+    from finpulse.pipeline.lake import commit as lake_mod
+    from finpulse.pipeline.lake import storage as storage_mod
     from finpulse.pipeline.jobs import stream as stream_mod
 
     calls = itertools.count(1)
@@ -100,7 +100,7 @@ def install_kill_point(point: str, after: int) -> None:
 
         stream_mod.GroupOffsetCommitter.__call__ = call
     elif point == "alert-write":  # the new alerts' file is written, not yet renamed into view
-        from finpulse.pipeline.alerts.evaluate import evaluate as alerts_mod
+        from finpulse.pipeline.alerts import evaluate as alerts_mod
 
         class _Os:
             def __getattr__(self, name):
@@ -114,7 +114,7 @@ def install_kill_point(point: str, after: int) -> None:
 
         alerts_mod.os = _Os()
     elif point == "alert-deliver":  # alerts recorded in the lake, not yet delivered
-        from finpulse.pipeline.alerts.evaluate import evaluate as alerts_mod
+        from finpulse.pipeline.alerts import evaluate as alerts_mod
 
         original_deliver = alerts_mod.deliver
 
