@@ -263,4 +263,4 @@ def save_head(artifact: Path, head: SpanSentimentHead, training: dict, heldout: 
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
