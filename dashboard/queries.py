@@ -15,7 +15,8 @@ from finpulse.dashboard.store import LakeStore
 from finpulse.pipeline.lake.query import company_rows
 
 SENTIMENTS = ("negative", "neutral", "positive")
-POST_COLUMNS = "id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, entity_sentiment, url"
+POST_COLUMNS = ("id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, "
+                "entity_sentiment, url")
 
 
 def options(store: LakeStore) -> dict[str, list[str]]:
@@ -137,8 +138,10 @@ def movers(store: LakeStore, f: Filters, min_posts: int = 5, limit: int = 10) ->
             SELECT ticker,
                    count(*) FILTER (WHERE recent) AS recent_posts,
                    count(*) FILTER (WHERE NOT recent) AS baseline_posts,
-                   sum(sentiment_score * relevance) FILTER (WHERE recent) / sum(relevance) FILTER (WHERE recent) AS recent_score,
-                   sum(sentiment_score * relevance) FILTER (WHERE NOT recent) / sum(relevance) FILTER (WHERE NOT recent) AS baseline_score,
+                   sum(sentiment_score * relevance) FILTER (WHERE recent)
+                     / sum(relevance) FILTER (WHERE recent) AS recent_score,
+                   sum(sentiment_score * relevance) FILTER (WHERE NOT recent)
+                     / sum(relevance) FILTER (WHERE NOT recent) AS baseline_score,
                    avg((sentiment = 'negative')::INT) FILTER (WHERE recent) AS recent_negative_share,
                    avg((sentiment = 'negative')::INT) FILTER (WHERE NOT recent) AS baseline_negative_share
             FROM per GROUP BY ticker

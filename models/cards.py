@@ -189,13 +189,68 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
 
 
 ENTITY_FILES = {
-    "sentfin_entity_train.jsonl": ("SEntFiN 1.0 (Sinha et al., JASIST 2022): financial news headlines, one label per entity", "MIT"),
-    "finentity_train.jsonl": ("FinEntity (Tang et al., EMNLP 2023): Reuters-style news paragraphs, entity spans with labels", "ODC-BY 1.0 (text: research use)"),
+    "sentfin_entity_train.jsonl": ("SEntFiN 1.0 (Sinha et al., JASIST 2022): financial news headlines, "
+                                   "one label per entity", "MIT"),
+    "finentity_train.jsonl": ("FinEntity (Tang et al., EMNLP 2023): Reuters-style news paragraphs, entity spans "
+                              "with labels", "ODC-BY 1.0 (text: research use)"),
 }
+
+ENTITY_CARD_HEAD = """# Model card: entity_sentiment (per-company sentiment)
+
+- **Version**: `{version}`; head inside `{artifact}/heads.safetensors` (the whole heads file is {size_kb:,.0f} KiB)
+- **Encoder**: the shared `{artifact}` encoder ({base}, LoRA merged), **frozen**: the head reads the final token
+  states of the same pass that serves sentiment, topic and NER, so training it could not change those tasks.
+- **Architecture** (`models/spans.py`, `SpanSentimentHead`): for each mention, the mean of its own token states, the
+  mean of the window, and a 2-head attention read of the window whose query comes from those two vectors plus a
+  learned bias per signed token distance to the mention; an MLP (256 hidden) gives negative / neutral / positive.
+- **Mentions scored in the pipeline**: every ORG entity the NER head finds, every `$CASHTAG` and every gazetteer
+  name in the text; mentions that link to a ticker become `entity_sentiment` elements, one per company
+  (probabilities averaged over its mentions).
+- **Cost**: no extra encoder pass; one head evaluation per mention (engine throughput in `docs/ANALYTICS.md`).
+
+## Training data and licences
+
+| file | role | data set | licence |
+| --- | --- | --- | --- |
+{rows}
+
+The frozen encoder itself derives from the shared model's data (see `sentiment.md`), so its licence terms apply too.
+
+## Split
+
+Each file is split by document: a document is held out when a hash of its normalised text (seed {seed}) falls
+under {fraction:.0%}; repeated headlines therefore land on one side only. Held-out documents are never used for
+training or model selection. The best epoch is chosen on a second document split of the training part
+({selection}): epoch {best_epoch} of {epochs} (selection macro-F1 {best_f1}). Oversampling: {repeat}.
+`finpulse eval entity-sentiment --data ../shared/data/FILE --holdout` reproduces the figures below.
+
+## Evaluation (held-out, through the enrichment engine)
+"""
+
+ENTITY_CARD_TAIL = """Published anchors (other splits, so not directly comparable): SEntFiN's best encoder about
+94% accuracy / 93 macro-F1 (a fine-tuned full model, one pass per entity); FinEntity's FinBERT-CRF about
+0.84 micro-F1 (joint span + sentiment tagging).
+
+## What it can and cannot do
+
+- It can give two companies in one sentence opposite labels ("Gold shines; Silver dull") from a single encoder
+  pass: the distance bias and the attention read look at the words around each mention.
+- It scores the mentions the pipeline finds: ORG entities and gazetteer names that link to a ticker, and
+  cashtags. A company the NER head misses and the gazetteer does not know gets no element; a ticker given only
+  in the input record falls back to the post's sentiment in the series and the dashboard.
+- The encoder is frozen and small (MiniLM, uncased): comparisons, negation scope and hedged language are the main
+  errors, and it stays well under the published full-model figures.
+- Training data is headlines (mostly Indian markets) and Reuters-style paragraphs; many SEntFiN "entities" are
+  indices, commodities or sectors, not companies. Expect lower accuracy on social posts.
+- `relevance` is not learned: no labelled relevance data exists here. It is count x exp(-2 x position share) of
+  the company's mentions, normalised to 1 for the most relevant company of the post (`models/spans.relevance`).
+- Windows: a mention takes the score of the 128-token window where it sits most centrally; mentions beyond the
+  first 20,000 characters get the post's sentiment.
+"""
 
 
 def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
-    """Held-out entity-level scores through the enrichment engine, as `finpulse eval entity-sentiment --holdout` computes them."""
+    """Held-out entity-level scores through the enrichment engine (as `finpulse eval entity-sentiment --holdout`)."""
     from finpulse.models.artifact import read_config
     from finpulse.models.evaluate import evaluate_entity_sentiment
     from finpulse.models.inference import Enricher, InferenceSettings
@@ -208,7 +263,8 @@ def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
     for name in tr.get("data", []):
         docs = read_entity_jsonl(data_dir / name)
         _, held = split_docs(docs, tr.get("holdout_fraction", 0.1), tr.get("seed", 13))
-        out[f"entity_sentiment/{Path(name).stem}_heldout"] = evaluate_entity_sentiment(enricher, [docs[i] for i in held])
+        report = evaluate_entity_sentiment(enricher, [docs[i] for i in held])
+        out[f"entity_sentiment/{Path(name).stem}_heldout"] = report
     return out
 
 
@@ -219,67 +275,22 @@ def render_entity_card(artifact: Path, reports: dict[str, dict]) -> str:
     cfg = read_config(artifact)
     tr = cfg.training.get("entity_sentiment", {})
     best = max(tr.get("history", [{}]), key=lambda h: h.get("select_macro_f1", 0))
-    size_kb = (artifact / "heads.safetensors").stat().st_size / 1024
-    lines = [
-        "# Model card: entity_sentiment (per-company sentiment)",
-        "",
-        f"- **Version**: `{cfg.version}`; head inside `{artifact.name}/heads.safetensors` (the whole heads file is {size_kb:,.0f} KiB)",
-        f"- **Encoder**: the shared `{artifact.name}` encoder ({cfg.base}, LoRA merged), **frozen**: the head reads the final token "
-        "states of the same pass that serves sentiment, topic and NER, so training it could not change those tasks.",
-        "- **Architecture** (`models/spans.py`, `SpanSentimentHead`): for each mention, the mean of its own token states, the mean of "
-        "the window, and a 2-head attention read of the window whose query comes from those two vectors plus a learned bias per "
-        "signed token distance to the mention; an MLP (256 hidden) gives negative / neutral / positive.",
-        "- **Mentions scored in the pipeline**: every ORG entity the NER head finds and every `$CASHTAG`; mentions that link to a "
-        "ticker become `entity_sentiment` elements, one per company (probabilities averaged over its mentions).",
-        "- **Cost**: no extra encoder pass; a head evaluation per mention (measured engine throughput in `docs/ANALYTICS.md`).",
-        "",
-        "## Training data and licences",
-        "",
-        "| file | role | data set | licence |",
-        "| --- | --- | --- | --- |",
-        *[f"| `{f}` | entity_sentiment training (held-out documents excluded) | {ENTITY_FILES.get(f, (f, '?'))[0]} | {ENTITY_FILES.get(f, (f, '?'))[1]} |"
-          for f in tr.get("data", [])],
-        "",
-        "The frozen encoder itself derives from the shared model's data (see `sentiment.md`), so its licence terms apply too.",
-        "",
-        "## Split",
-        "",
-        f"Each file is split by document: a document is held out when a hash of its normalised text (seed {tr.get('seed')}) falls under "
-        f"{tr.get('holdout_fraction', 0.1):.0%}; repeated headlines therefore land on one side only. Held-out documents are never used "
-        "for training or model selection. The best epoch is chosen on a second document split of the training part "
-        f"({tr.get('selection')}); best epoch {best.get('epoch')} of {tr.get('epochs')} (selection macro-F1 {best.get('select_macro_f1')}). "
-        f"Oversampling: {json.dumps(tr.get('repeat', {}))}. `finpulse eval entity-sentiment --data ../shared/data/FILE --holdout` "
-        "reproduces the figures below.",
-        "",
-        "## Evaluation (held-out, through the enrichment engine)",
-        "",
-    ]
+    described = {f: ENTITY_FILES.get(f, (f, "?")) for f in tr.get("data", [])}
+    rows = "\n".join(f"| `{f}` | entity_sentiment training (held-out documents excluded) | {d} | {lic} |"
+                     for f, (d, lic) in described.items())
+    lines = [ENTITY_CARD_HEAD.format(
+        version=cfg.version, artifact=artifact.name, size_kb=(artifact / "heads.safetensors").stat().st_size / 1024,
+        base=cfg.base, rows=rows, seed=tr.get("seed"), fraction=tr.get("holdout_fraction", 0.1),
+        selection=tr.get("selection"), best_epoch=best.get("epoch"), epochs=tr.get("epochs"),
+        best_f1=best.get("select_macro_f1"), repeat=json.dumps(tr.get("repeat", {})))]
     for name, rep in reports.items():
-        lines += [f"### {name}", "", "```json", json.dumps({k: rep[k] for k in ("documents", "n", "accuracy", "macro_f1")}), "```", ""]
+        headline = {k: rep[k] for k in ("documents", "n", "accuracy", "macro_f1")}
+        lines += [f"### {name}", "", "```json", json.dumps(headline), "```", ""]
         lines += ["| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for c, v in rep["per_class"].items()]
+        lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                  for c, v in rep["per_class"].items()]
         lines.append("")
-    lines += [
-        "Published anchors (different splits, so not directly comparable): SEntFiN's best encoder about 94% accuracy / 93 macro-F1 "
-        "(a fine-tuned full model, one pass per entity); FinEntity's FinBERT-CRF about 0.84 micro-F1 (joint span + sentiment tagging).",
-        "",
-        "## What it can and cannot do",
-        "",
-        "- It can give two companies in one sentence opposite labels (\"Gold shines; Silver dull\") from a single encoder pass: the "
-        "distance bias and the attention read look at the words around each mention.",
-        "- It scores the mentions the pipeline finds: ORG entities that link to a ticker and cashtags. A company the NER head misses, "
-        "or whose name the gazetteer does not know, gets no element; a ticker given only in the input record falls back to the "
-        "post's sentiment in the series and dashboard.",
-        "- The encoder is frozen and small (MiniLM, uncased): comparisons, negation scope and hedged language are the main errors, and "
-        "it stays well under the published full-model figures.",
-        "- Training data is headlines (mostly Indian markets) and Reuters-style paragraphs; many SEntFiN 'entities' are indices, "
-        "commodities or sectors, not companies. Expect lower accuracy on social posts.",
-        "- `relevance` is not learned: no labelled relevance data exists here. It is count x exp(-2 x position share) of the company's "
-        "mentions, normalised to 1 for the most relevant company of the post (`models/spans.relevance`).",
-        "- Windows: a mention takes the score of the 128-token window where it sits most centrally; mentions beyond the first "
-        "20,000 characters get the post's sentiment.",
-        "",
-    ]
+    lines.append(ENTITY_CARD_TAIL)
     return "\n".join(lines)
 
 
@@ -294,7 +305,9 @@ def main(argv: list[str]) -> None:
     for task in tasks:
         name = task if artifact.name == "default" else (artifact.name if len(tasks) == 1 else f"{artifact.name}-{task}")
         (out / f"{name}.md").write_text(render_card(task, artifact, reports))
-    if any(t.kind.value == "span" for t in load_artifact(artifact).config.tasks):
+    from finpulse.models.artifact import read_config
+
+    if any(t.kind.value == "span" for t in read_config(artifact).tasks):
         entity_reports = evaluate_entities(artifact, data_dir)
         reports |= entity_reports
         (artifact / "eval.json").write_text(json.dumps(reports, indent=2) + "\n")

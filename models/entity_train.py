@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from finpulse.models.metrics import classification_report
-from finpulse.models.spans import SPAN_LABELS, EntityDoc, SpanSentimentHead, best_window, read_entity_jsonl, span_token_mask, split_docs
+from finpulse.models.spans import (
+    SPAN_LABELS,
+    EntityDoc,
+    SpanSentimentHead,
+    best_window,
+    read_entity_jsonl,
+    span_token_mask,
+    split_docs,
+)
 
 HEAD_NAME = "entity_sentiment"
 
@@ -57,7 +65,8 @@ def windows_of(tokenizer, texts: Sequence[str], max_length: int, stride: int = 3
     enc = tokenizer([t[:max_chars] for t in texts], truncation=True, max_length=max_length, stride=stride,
                     return_overflowing_tokens=True, return_offsets_mapping=True)
     mapping = enc["overflow_to_sample_mapping"]
-    return [(int(mapping[i]), enc["input_ids"][i], [tuple(o) for o in enc["offset_mapping"][i]]) for i in range(len(enc["input_ids"]))]
+    return [(int(mapping[i]), enc["input_ids"][i], [tuple(o) for o in enc["offset_mapping"][i]])
+            for i in range(len(enc["input_ids"]))]
 
 
 @torch.inference_mode()
@@ -113,11 +122,13 @@ def build_store(model, tokenizer, files: dict[str, list[EntityDoc]], max_length:
                     continue
                 w = cand[k]
                 examples.append(SpanExample(base + w, span_token_mask(wins[w][2], e.start, e.end), e.label, di, source))
-        log(f"{source}: {len(docs)} docs, {len(wins)} windows encoded in {time.time() - t0:.0f}s, {skipped} mentions skipped (no offsets / beyond max_chars)")
+        log(f"{source}: {len(docs)} docs, {len(wins)} windows encoded in {time.time() - t0:.0f}s, "
+            f"{skipped} mentions skipped (no offsets / beyond max_chars)")
     return FeatureStore(states, examples)
 
 
-def collate_spans(store: FeatureStore, batch: Sequence[SpanExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def collate_spans(store: FeatureStore, batch: Sequence[SpanExample]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(store.states[e.window].shape[0] for e in batch)
     hid = store.states[batch[0].window].shape[1]
     h = torch.zeros((len(batch), width, hid))
@@ -133,7 +144,8 @@ def collate_spans(store: FeatureStore, batch: Sequence[SpanExample]) -> tuple[to
 
 
 @torch.inference_mode()
-def predict_spans(head: SpanSentimentHead, store: FeatureStore, examples: Sequence[SpanExample], batch_size: int = 256) -> torch.Tensor:
+def predict_spans(head: SpanSentimentHead, store: FeatureStore, examples: Sequence[SpanExample],
+                  batch_size: int = 256) -> torch.Tensor:
     head.eval()
     out = []
     for i in range(0, len(examples), batch_size):
@@ -148,7 +160,8 @@ def report(head: SpanSentimentHead, store: FeatureStore, examples: Sequence[Span
 
 
 def train_head(store: FeatureStore, train: list[SpanExample], select: list[SpanExample], hidden: int, epochs: int = 12,
-               lr: float = 1e-3, batch_size: int = 32, seed: int = 13, repeat: dict[str, int] | None = None, log=print) -> tuple[SpanSentimentHead, list[dict]]:
+               lr: float = 1e-3, batch_size: int = 32, seed: int = 13, repeat: dict[str, int] | None = None,
+               log=print) -> tuple[SpanSentimentHead, list[dict]]:
     """AdamW with sqrt inverse-frequency class weights (macro-F1); keeps the epoch with the best
     selection-set macro-F1."""
     torch.manual_seed(seed)
@@ -200,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--holdout-fraction", type=float, default=0.1)
     ap.add_argument("--save", action="store_true", help="write the head into the artifact (heads + config)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a small head on a shared machine is fastest single-threaded)")
-    ap.add_argument("--cache", default=None, help="a .pt file to keep the encoded windows in between runs (same model and data)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a shared machine)")
+    ap.add_argument("--cache", default=None, help="a .pt file keeping the encoded windows between runs")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -234,10 +247,12 @@ def main(argv: list[str] | None = None) -> int:
                                seed=args.seed, repeat=repeat, log=log)
     result = {"train_seconds_total": round(time.time() - started), "history": history,
               "heldout": {src: report(head, store, [e for e in held if e.source == src]) for src in files}}
-    print(json.dumps({k: v for k, v in result.items() if k != "history"} | {"best": max(history, key=lambda h: h["select_macro_f1"])}))
+    best = max(history, key=lambda h: h["select_macro_f1"])
+    print(json.dumps({k: v for k, v in result.items() if k != "history"} | {"best": best}))
     if args.save:
-        save_head(Path(args.model), head, {"data": [Path(f).name for f in args.data], "repeat": repeat, "epochs": args.epochs,
-                                             "lr": args.lr, "seed": args.seed, "holdout_fraction": args.holdout_fraction,
+        save_head(Path(args.model), head, {"data": [Path(f).name for f in args.data], "repeat": repeat,
+                                             "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+                                             "holdout_fraction": args.holdout_fraction,
                                              "selection": "document split of the training part, seed+1, 10%",
                                              "history": history}, result["heldout"])
     return 0
@@ -255,7 +270,8 @@ def save_head(artifact: Path, head: SpanSentimentHead, training: dict, heldout: 
     tensors |= {f"{HEAD_NAME}.{k}": v.detach().float().contiguous() for k, v in head.state_dict().items()}
     save_file(tensors, str(artifact / HEADS_FILE))
     cfg = read_config(artifact)
-    cfg.tasks = [t for t in cfg.tasks if t.name != HEAD_NAME] + [TaskConfig(name=HEAD_NAME, kind=TaskKind.SPAN, labels=list(SPAN_LABELS))]
+    span_task = TaskConfig(name=HEAD_NAME, kind=TaskKind.SPAN, labels=list(SPAN_LABELS))
+    cfg.tasks = [t for t in cfg.tasks if t.name != HEAD_NAME] + [span_task]
     cfg.training[HEAD_NAME] = training
     cfg.metrics = {k: v for k, v in cfg.metrics.items() if not k.startswith(HEAD_NAME + "/")}
     cfg.metrics |= {f"{HEAD_NAME}/{src}_heldout": rep for src, rep in heldout.items()}

@@ -81,12 +81,13 @@ def entity_predictions(enricher, docs) -> list[list[int]]:
     spans = [[(e.start, e.end) for e in d.entities if e.start is not None] for d in docs]
     preds = enricher.predict([d.text for d in docs], spans=spans)
     out: list[list[int]] = []
-    for d, p, sp in zip(docs, preds, spans):
+    for d, p, sp in zip(docs, preds, spans, strict=True):
         if p.mentions is None:
             raise ValueError("the model has no entity_sentiment head")
         given = p.mentions[len(p.mentions) - len(sp):] if sp else []
         by_span = {(m.start, m.end): m.sentiment for m in given}
-        out.append([SPAN_LABELS.index(by_span[(e.start, e.end)] if e.start is not None else p.sentiment) for e in d.entities])
+        out.append([SPAN_LABELS.index(by_span[(e.start, e.end)] if e.start is not None else p.sentiment)
+                    for e in d.entities])
     return out
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/default")
-    ap.add_argument("--data", default="../shared/data", help="folder with tfns_sentiment_train.csv and the entity-level files")
+    ap.add_argument("--data", default="../shared/data", help="folder of tfns_sentiment_train.csv and the entity files")
     ap.add_argument("--save", action="store_true", help="replace the artifact's sentiment head")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -116,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             after = classification_report(y.tolist(), head(x).argmax(-1).tolist(), SENTIMENT.labels)
             report[name] = {"n": len(y), "before": {k: before[k] for k in ("accuracy", "macro_f1")},
                             "after": {k: after[k] for k in ("accuracy", "macro_f1")}}
-    result = {"train_rows": int(sum(len(y) for y in ys)), "seconds": round(time.time() - started), "window_level": report}
+    result = {"train_rows": int(sum(len(y) for y in ys)), "seconds": round(time.time() - started),
+              "window_level": report}
     print(json.dumps(result))
     if args.save:
         from safetensors.torch import load_file, save_file
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             "what": "linear sentiment head refitted on the frozen shared encoder (models/head_refit.py)",
             "data": ["tfns_sentiment_train.csv (minus the seed-13 10% hold-out)",
                      *[f"{n} (unanimous documents, minus the entity hold-out)" for n in NEWS_FILES]],
-            "init": "the jointly trained head", "epochs": 15, "lr": 1e-3, "batch_size": 64, "seed": 13, "window_level": report,
+            "init": "the jointly trained head", "epochs": 15, "lr": 1e-3, "batch_size": 64, "seed": 13,
+            "window_level": report,
         }
         (path / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2) + "\n")
     return 0

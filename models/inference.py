@@ -146,7 +146,8 @@ class Enricher:
 
     # -- forward ------------------------------------------------------------------------------
     @torch.inference_mode()
-    def _run_group(self, group: _EncoderGroup, windows: list[_Window], spans: Sequence[Sequence[tuple[int, int]]] | None = None
+    def _run_group(self, group: _EncoderGroup, windows: list[_Window],
+                   spans: Sequence[Sequence[tuple[int, int]]] | None = None
                    ) -> tuple[dict[str, list[np.ndarray]], list[list[_SpanScore]]]:
         """Per-window probabilities per task and, with a span head in the group, per-window span scores."""
         model = group.loaded.model
@@ -174,11 +175,13 @@ class Enricher:
                 for row, i in enumerate(idx):
                     out[task][i] = probs[row] if probs.ndim == 2 else probs[row, : len(windows[i].input_ids)]
             if span_task is not None:
-                self._score_spans(model, span_task, hidden, mask, idx, windows, out.get("ner"), ner_labels, spans, span_out)
+                self._score_spans(model, span_task, hidden, mask, idx, windows, out.get("ner"), ner_labels, spans,
+                                  span_out)
         return out, span_out  # type: ignore[return-value]
 
-    def _score_spans(self, model, task: str, hidden: torch.Tensor, mask: torch.Tensor, idx: list[int], windows: list[_Window],
-                     ner_probs: list | None, ner_labels: Sequence[str], spans, span_out: list[list[_SpanScore]]) -> None:
+    def _score_spans(self, model, task: str, hidden: torch.Tensor, mask: torch.Tensor, idx: list[int],
+                     windows: list[_Window], ner_probs: list | None, ner_labels: Sequence[str], spans,
+                     span_out: list[list[_SpanScore]]) -> None:
         """Score every candidate mention of this batch's windows with the span head, in one call."""
         rows: list[int] = []
         masks: list[np.ndarray] = []
@@ -186,8 +189,9 @@ class Enricher:
         for row, i in enumerate(idx):
             w = windows[i]
             cands = _org_runs(w, ner_probs[i], ner_labels) if ner_probs is not None else []
-            if spans is not None:
-                cands += [(s, e) for s, e in spans[w.text_index] if s < w.offsets[-2][1] and e > w.offsets[1][0]] if len(w.offsets) > 2 else []
+            if spans is not None and len(w.offsets) > 2:  # [CLS] ... [SEP]: given spans overlapping the window
+                first, last = w.offsets[1][0], w.offsets[-2][1]
+                cands += [(s, e) for s, e in spans[w.text_index] if s < last and e > first]
             for s, e in cands:
                 m = np.array([b > a and a < e and b > s for a, b in w.offsets], dtype=bool)
                 pos = np.flatnonzero(m)
@@ -208,11 +212,12 @@ class Enricher:
         with torch.autocast(hidden.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             lg = model.span_logits(task, hidden[sel], mask[sel], span.to(hidden.device))
         probs = torch.softmax(lg.float(), -1).cpu().numpy()
-        for (i, s, e, c, inside), p in zip(meta, probs):
+        for (i, s, e, c, inside), p in zip(meta, probs, strict=True):
             span_out[i].append((s, e, p, c, inside))
 
     # -- aggregation --------------------------------------------------------------------------
-    def predict(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Prediction]:
+    def predict(self, texts: Sequence[str],
+                spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Prediction]:
         """Predictions in input order. Works through `chunk_texts` texts at a time, tokenising the
         next chunk in a background thread while the current one runs through the model (the fast
         tokenizer releases the GIL), so memory stays flat and the model never waits on tokenising.
@@ -226,7 +231,8 @@ class Enricher:
             raise ValueError("spans needs one list per text")
         if self.mention_finder is not None and self.has_span_head:
             found = [list(self.mention_finder(t[: self.settings.max_chars])) for t in texts]
-            spans = found if spans is None else [list(a) + [x for x in b if x not in a] for a, b in zip(spans, found)]
+            spans = found if spans is None else [list(a) + [x for x in b if x not in a]
+                                                 for a, b in zip(spans, found, strict=True)]
         size = self.settings.chunk_texts
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
         span_chunks = [spans[i : i + size] if spans is not None else None for i in range(0, len(texts), size)]
@@ -254,7 +260,7 @@ class Enricher:
         span_scores: list[list[_SpanScore]] = [[] for _ in texts]
         for group, windows in zip(self.groups, windows_per_group):
             probs, scored = self._run_group(group, windows, spans)
-            for w, sc in zip(windows, scored):
+            for w, sc in zip(windows, scored, strict=True):
                 span_scores[w.text_index].extend(sc)
             for task in group.tasks:
                 labels = group.loaded.model.tasks[task].labels
@@ -285,7 +291,8 @@ class Enricher:
             if self.has_span_head:
                 targets = [(e.start, e.end, "ner") for e in entities if e.type == "ORG"]
                 targets += [(s, e, "given") for s, e in (spans[i] if spans is not None else [])]
-                pred.mentions = [_mention(text, s, e, origin, span_scores[i], sent_labels, pred) for s, e, origin in targets]
+                pred.mentions = [_mention(text, s, e, origin, span_scores[i], sent_labels, pred)
+                                 for s, e, origin in targets]
             results.append(pred)
         return results
 
@@ -322,12 +329,14 @@ def _org_runs(w: _Window, probs: np.ndarray, labels: Sequence[str]) -> list[tupl
     return runs
 
 
-def _mention(text: str, start: int, end: int, origin: str, scored: list[_SpanScore], labels: Sequence[str], post: Prediction) -> MentionSentiment:
+def _mention(text: str, start: int, end: int, origin: str, scored: list[_SpanScore], labels: Sequence[str],
+             post: Prediction) -> MentionSentiment:
     """The mention's score from the window where a candidate overlapping it sits most centrally
     (whole candidates first); the post's sentiment if no window scored it (beyond max_chars)."""
     over = [c for c in scored if c[0] < end and c[1] > start]
     if not over:
-        return MentionSentiment(text[start:end], start, end, post.sentiment, post.sentiment_score, dict(post.sentiment_probs), "post")
+        return MentionSentiment(text[start:end], start, end, post.sentiment, post.sentiment_score,
+                                dict(post.sentiment_probs), "post")
     exact = [c for c in over if (c[0], c[1]) == (start, end)] or over
     best = max(exact, key=lambda c: (c[4], c[3]))
     probs = {label: round(float(best[2][j]), 6) for j, label in enumerate(labels)}

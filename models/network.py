@@ -41,7 +41,8 @@ class MultiTaskModel(nn.Module):
         names = list(tasks) if tasks is not None else [n for n, t in self.tasks.items() if t.kind is not TaskKind.SPAN]
         return {name: self.head_logits(hidden, attention_mask, name) for name in names}
 
-    def span_logits(self, task: str, hidden: torch.Tensor, attention_mask: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+    def span_logits(self, task: str, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                    span: torch.Tensor) -> torch.Tensor:
         """Logits per mention: row i of hidden/attention_mask is the window holding mention i."""
         return self.heads[task](hidden, attention_mask, span)
 

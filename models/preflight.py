@@ -26,7 +26,8 @@ def check_models(registry_path: str | None = None) -> ModelRegistry:
             want_span = _span_head_shapes(hidden, len(task.labels)) if hidden else {}
             for key, shape in want_span.items():
                 if heads.get(f"{name}.{key}") != shape:
-                    raise ModelLoadError(f"{tm.artifact_path / HEADS_FILE}: {name}.{key} is {heads.get(f'{name}.{key}')}, expected {shape}; "
+                    found = heads.get(f"{name}.{key}")
+                    raise ModelLoadError(f"{tm.artifact_path / HEADS_FILE}: {name}.{key} is {found}, expected {shape}; "
                                          f"retrain the entity_sentiment head or restore the artifact")
             continue
         want = {f"{name}.weight": [len(task.labels), hidden] if hidden else None, f"{name}.bias": [len(task.labels)]}

@@ -76,7 +76,8 @@ def load_registry(path: str | Path | None = None) -> ModelRegistry:
         p = Path(t.artifact)
         t.artifact_path = p if p.is_absolute() else (path.parent / p).resolve()
     if reg.entity_sentiment is not None and reg.entity_sentiment.artifact_path != reg.ner.artifact_path:
-        raise ModelLoadError(f"model registry {path}: entity_sentiment must use the ner artifact (it scores the ORG spans of the same pass)")
+        raise ModelLoadError(f"model registry {path}: entity_sentiment must use the ner artifact "
+                             "(it scores the ORG spans of the same pass)")
     return reg
 
 
@@ -86,8 +87,8 @@ def registry_for_artifact(path: str | Path) -> ModelRegistry:
 
     path = Path(path).resolve()
     cfg = read_config(path)
-    tasks = {t.name: TaskModel(artifact=str(path), labels=list(t.labels), max_length=cfg.max_length, version=cfg.version,
-                               artifact_path=path) for t in cfg.tasks}
+    tasks = {t.name: TaskModel(artifact=str(path), labels=list(t.labels), max_length=cfg.max_length,
+                               version=cfg.version, artifact_path=path) for t in cfg.tasks}
     missing = {"sentiment", "topic", "ner"} - set(tasks)
     if missing:
         raise ModelLoadError(f"artifact {path} lacks the {', '.join(sorted(missing))} head(s) the engine needs")

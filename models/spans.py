@@ -167,7 +167,8 @@ class SpanSentimentHead(nn.Module):
         self.dist_bias = nn.Embedding(N_DIST_BUCKETS, heads)
         nn.init.zeros_(self.dist_bias.weight)
         self.dropout = nn.Dropout(dropout)
-        self.mlp = nn.Sequential(nn.Linear((2 + heads) * hidden, mlp), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp, n_labels))
+        self.mlp = nn.Sequential(nn.Linear((2 + heads) * hidden, mlp), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(mlp, n_labels))
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
         """hidden (N, T, H): each row the window of one mention; attention_mask (N, T); span (N, T) bool."""

@@ -75,7 +75,8 @@ NER = TaskSpec(
 )
 
 # Per-company sentiment: one label per company mention, read from the shared encoder's token states.
-ENTITY_SENTIMENT = TaskSpec(name="entity_sentiment", kind=TaskKind.SPAN, labels=SENTIMENT.labels, aliases=SENTIMENT.aliases)
+ENTITY_SENTIMENT = TaskSpec(name="entity_sentiment", kind=TaskKind.SPAN, labels=SENTIMENT.labels,
+                            aliases=SENTIMENT.aliases)
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in (SENTIMENT, TOPIC, NER)}
 

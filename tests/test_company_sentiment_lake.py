@@ -8,6 +8,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lakefixtures import T0, post, write_posts
 
 from finpulse.dashboard import queries
 from finpulse.dashboard.app import company_labels
@@ -18,7 +19,6 @@ from finpulse.pipeline.enrich.companies import parse_gazetteer
 from finpulse.pipeline.enrich.per_company import company_sentiment
 from finpulse.pipeline.lake.query import connect
 from finpulse.schemas.arrow import ENRICHED_SCHEMA
-from lakefixtures import T0, post, write_posts
 
 DAY = timedelta(days=1)
 
@@ -38,7 +38,8 @@ def write_old_posts(lake, rows: list[dict]) -> None:
     old = pa.schema([f for f in ENRICHED_SCHEMA if f.name != "entity_sentiment"])
     path = lake / "enriched" / "date=2026-03-01" / "old.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "entity_sentiment"} for r in rows], schema=old), path)
+    old_rows = [{k: v for k, v in r.items() if k != "entity_sentiment"} for r in rows]
+    pq.write_table(pa.Table.from_pylist(old_rows, schema=old), path)
 
 
 @pytest.fixture
@@ -76,7 +77,8 @@ def test_ticker_series_use_each_company_own_sentiment_and_fall_back_to_the_post(
     con = connect(lake)
     got = {k: (v, n, round(s, 4)) for k, v, n, s in con.execute(
         "select key, volume, negatives, mean_score from sentiment_series('1 day', 'ticker')").fetchall()}
-    # MSFT: mixed (company negative, relevance 0.5), msft2 (negative, 1.0), old (no column: post positive +0.6, weight 1)
+    # MSFT: mixed (company negative, relevance 0.5), msft2 (negative, 1.0),
+    # old (no column: the post's positive +0.6, weight 1)
     assert got["MSFT"][:2] == (3, 2)
     assert got["MSFT"][2] == pytest.approx((-0.85 * 0.5 - 0.85 * 1.0 + 0.6 * 1.0) / 2.5, abs=1e-4)
     assert got["AAPL"] == (1, 0, 0.85)
@@ -115,7 +117,8 @@ GAZ = parse_gazetteer(["ticker,name,aliases", "AAPL,Apple Inc.,Apple", "MSFT,Mic
 
 def mention(text: str, start: int, word: str, sentiment: str, origin: str = "ner") -> MentionSentiment:
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1} | {sentiment: 0.8}
-    return MentionSentiment(word, start, start + len(word), sentiment, probs["positive"] - probs["negative"], probs, origin)
+    score = probs["positive"] - probs["negative"]
+    return MentionSentiment(word, start, start + len(word), sentiment, score, probs, origin)
 
 
 def test_mentions_become_one_element_per_company_with_relevance():
@@ -124,7 +127,8 @@ def test_mentions_become_one_element_per_company_with_relevance():
           mention(text, 41, "$AAPL", "positive", "given"), mention(text, 42, "AAPL", "neutral"),  # same mention twice
           mention(text, 60, "Microsoft", "negative"), mention(text, 70, "cloud", "neutral")]  # "cloud" links to nothing
     got = company_sentiment(text, ms, GAZ)
-    assert [(c["ticker"], c["sentiment"], c["start"]) for c in got] == [("AAPL", "positive", 0), ("MSFT", "negative", 60)]
+    got_rows = [(c["ticker"], c["sentiment"], c["start"]) for c in got]
+    assert got_rows == [("AAPL", "positive", 0), ("MSFT", "negative", 60)]
     assert got[0]["relevance"] == 1.0
     assert 0 < got[1]["relevance"] < 0.25  # named once, late, beside a company named three times first
 

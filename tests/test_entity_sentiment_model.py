@@ -43,9 +43,9 @@ def test_companies_with_opposite_labels_in_one_text_get_opposite_labels(enricher
     assert len(docs) >= 10  # real multi-company rows with a positive and a negative company
     preds = entity_predictions(enricher, docs)
     pairs = hits = 0
-    for d, p in zip(docs, preds):
-        pos = [pi for e, pi in zip(d.entities, p) if e.label == POS]
-        neg = [pi for e, pi in zip(d.entities, p) if e.label == NEG]
+    for d, p in zip(docs, preds, strict=True):
+        pos = [pi for e, pi in zip(d.entities, p, strict=True) if e.label == POS]
+        neg = [pi for e, pi in zip(d.entities, p, strict=True) if e.label == NEG]
         for a in pos:
             for b in neg:
                 pairs += 1

@@ -118,7 +118,8 @@ def _with_gaps(buckets: list[Bucket], width: timedelta) -> list[Bucket]:
 def _examples(con, kind: str, key: str, start: datetime, end: datetime, limit: int = 5) -> list[str]:
     """The most negative posts behind an alert; for a ticker, by that company's own sentiment
     (the one the series counted), so a post negative about another company is not an example."""
-    match = {"ticker": "ticker = ?", "topic": "topic = ?", "source": "source = ?", "kind": "kind = ?", "all": "? = 'all'"}[kind]
+    match = {"ticker": "ticker = ?", "topic": "topic = ?", "source": "source = ?", "kind": "kind = ?",
+             "all": "? = 'all'"}[kind]
     source = company_rows("enriched") if kind == "ticker" else "enriched"
     rows = con.execute(f"""select distinct on (id) id, sentiment_score from {source}
                            where {match} and published_at >= ? and published_at < ? and sentiment = 'negative'

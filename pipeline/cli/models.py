@@ -130,7 +130,8 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype) -> None:
     sys.stdout.write("\n")
 
 
-def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str, quantize: str, dtype: str) -> None:
+def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str, quantize: str,
+                       dtype: str) -> None:
     from finpulse.models.artifact import ModelLoadError, read_config
     from finpulse.models.evaluate import evaluate_entity_sentiment
     from finpulse.models.inference import Enricher, InferenceSettings
@@ -141,16 +142,19 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
     docs = read_entity_jsonl(data)
     registry = registry_for_artifact(model_dir) if model_dir else load_registry()
     if registry.entity_sentiment is None:
-        raise ModelLoadError("the registry has no entity_sentiment model; use the default registry or --model with a span head")
+        raise ModelLoadError("the registry has no entity_sentiment model; "
+                             "use the default registry or --model with a span head")
     path = registry.entity_sentiment.artifact_path
     training = read_config(path).training.get("entity_sentiment", {})
     if holdout:
         _, held = split_docs(docs, training.get("holdout_fraction", 0.1), training.get("seed", 13))
         docs = [docs[i] for i in held]
-    settings = InferenceSettings(device=str(pick_device(device)), quantize=quantize, precision=dtype if dtype == "fp32" else "bf16")
+    settings = InferenceSettings(device=str(pick_device(device)), quantize=quantize,
+                                 precision=dtype if dtype == "fp32" else "bf16")
     enricher = Enricher(registry, settings)
     report = evaluate_entity_sentiment(enricher, docs)
-    report = {"task": "entity-sentiment", "data": str(data), "model": str(path), "model_version": registry.entity_sentiment.version,
+    report = {"task": "entity-sentiment", "data": str(data), "model": str(path),
+              "model_version": registry.entity_sentiment.version,
               "quantize": quantize, "dtype": dtype, "holdout": holdout, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

@@ -54,11 +54,11 @@ def _separate_registry(tmp: Path) -> Path:
 def inference_throughput(texts: list[str], registry: str | None, device: str, precision: str = "auto") -> float:
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
-
     from finpulse.pipeline.enrich.handler import company_spans
 
     # as the pipeline runs it: cashtags and gazetteer names scored by the per-company head beside the ORG entities
-    enricher = Enricher(load_registry(registry), InferenceSettings(device=device, precision=precision), mention_finder=company_spans)
+    enricher = Enricher(load_registry(registry), InferenceSettings(device=device, precision=precision),
+                        mention_finder=company_spans)
     enricher.predict(texts[:64])  # warm-up
     t = time.perf_counter()
     enricher.predict(texts)

@@ -39,7 +39,7 @@ def company_sentiment(text: str, mentions: Sequence[MentionSentiment], gazetteer
         by_ticker.setdefault(ticker, []).append(m)
     rel = relevance([(len(ms), ms[0].start, ms[0].end) for ms in by_ticker.values()], len(text))
     out = []
-    for (ticker, ms), r in zip(by_ticker.items(), rel):
+    for (ticker, ms), r in zip(by_ticker.items(), rel, strict=True):
         probs = {k: round(sum(m.probs[k] for m in ms) / len(ms), 6) for k in LABELS}
         first = ms[0]
         out.append({

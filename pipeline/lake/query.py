@@ -31,7 +31,8 @@ def _duck_columns(schema: pa.Schema) -> list[tuple[str, str]]:
 
 
 def _empty_select(schema: pa.Schema) -> str:
-    return "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_columns(schema)) + " WHERE false"
+    cols = ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_columns(schema))
+    return f"SELECT {cols} WHERE false"
 
 
 def _conform(con: duckdb.DuckDBPyConnection, view: str, raw: str, schema: pa.Schema) -> None:
