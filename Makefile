@@ -66,7 +66,12 @@ train-models: install
 		--data ner=$(DATA)/conll2003_train.txt --data ner=$(DATA)/finer_ord_train.txt \
 		--dev ner=$(DATA)/conll2003_dev.txt --dev ner=$(DATA)/finer_ord_dev.txt \
 		--epochs 3 --lora-rank 32 --lora-alpha 64 --lr 1e-3 --precision fp32 \
-		--version finpulse-mt-2026.11-r1 --out models/default
+		--version finpulse-mt-2026.11-r2 --out models/default
+	# r2 adds two head-only steps on the frozen encoder (neither can change topic or NER): the news-aware
+	# sentiment head refit (warm start from the head above) and the per-company sentiment span head.
+	$(PY) -m finpulse.models.head_refit --model models/default --data $(DATA) --save
+	$(PY) -m finpulse.models.entity_train --model models/default --data $(DATA)/sentfin_entity_train.jsonl \
+		--data $(DATA)/finentity_train.jsonl --repeat finentity_train=3 --epochs 10 --save
 
 # The "accurate" sentiment model (models/registry-accurate.json): LoRA on all-mpnet-base-v2. Meant for a
 # GPU (about 2.5 minutes on an H100, three trainings sharing it; not tried on a CPU, where mpnet costs ~8x MiniLM per token).

@@ -61,6 +61,23 @@ def test_a_single_company_post_gets_the_post_direction(enricher):
     assert same / len(docs) >= SINGLE_MIN, f"{same}/{len(docs)} single-company posts agree with the post label"
 
 
+def test_rows_carry_one_element_per_company_with_offsets_into_the_text(enricher):
+    from types import SimpleNamespace
+
+    from finpulse.pipeline.enrich.handler import company_spans, enriched_row
+    from finpulse.schemas.records import InputRecord
+
+    text = "Apple shares jump after record iPhone sales, while $MSFT slides as Microsoft cuts its cloud outlook."
+    finder = Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(), mention_finder=company_spans)
+    pred = finder.predict([text])[0]
+    row = enriched_row(InputRecord(id="x", text=text), pred, "v", SimpleNamespace(topic=None, partition=None, offset=None))
+    got = {c["ticker"]: c for c in row["entity_sentiment"]}
+    assert set(got) == {"AAPL", "MSFT"}  # "$MSFT" and "Microsoft" are one company, one element
+    for c in got.values():
+        assert text[c["start"]:c["end"]] == c["text"] and abs(sum(c["probs"].values()) - 1) < 1e-3
+    assert got["AAPL"]["relevance"] == 1.0 and 0 < got["MSFT"]["relevance"] < 1
+
+
 def test_eval_command_scores_entities_and_looks_up_missing_offsets(tmp_path):
     rows = [{"id": "a", "text": "Gold shines on seasonal demand; Silver dull", "entities": [
                 {"text": "Gold", "start": 0, "end": 4, "sentiment": "positive"},

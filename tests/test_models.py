@@ -208,10 +208,10 @@ def test_the_accurate_registry_serves_sentiment_from_mpnet_beside_the_shared_enc
 
     reg = load_registry("accurate")
     assert reg == load_registry(ACCURATE_REGISTRY)
-    assert reg.model_version == ("sentiment=finpulse-sentiment-mpnet-2026.11-a1,"
-                                 "topic=finpulse-mt-2026.11-r1,ner=finpulse-mt-2026.11-r1")
+    assert reg.model_version == ("sentiment=finpulse-sentiment-mpnet-2026.11-a1,topic=finpulse-mt-2026.11-r2,"
+                                 "ner=finpulse-mt-2026.11-r2,entity_sentiment=finpulse-mt-2026.11-r2")
     enricher = Enricher(reg, InferenceSettings())
-    assert sorted(sorted(g.tasks) for g in enricher.groups) == [["ner", "topic"], ["sentiment"]]
+    assert sorted(sorted(g.tasks) for g in enricher.groups) == [["entity_sentiment", "ner", "topic"], ["sentiment"]]
     assert enricher.groups[[g.tasks for g in enricher.groups].index(["sentiment"])].loaded.model.encoder.config.model_type == "mpnet"
     preds = enricher.predict([
         "Shares plunge 25% after the company slashes guidance and warns of a large loss",
