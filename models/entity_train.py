@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -113,7 +114,7 @@ def build_store(model, tokenizer, files: dict[str, list[EntityDoc]], max_length:
         for di, d in enumerate(docs):
             cand = by_doc.get(di, [])
             for e in d.entities:
-                if e.start is None:
+                if e.start is None or e.end is None:
                     skipped += 1
                     continue
                 k = best_window([wins[w][2] for w in cand], e.start, e.end)
@@ -208,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="models/default", help="artifact whose encoder the head reads (frozen)")
     ap.add_argument("--data", action="append", required=True, help="entity-level JSONL (repeatable)")
     ap.add_argument("--repeat", action="append", default=[], help="FILE_STEM=N: oversample a file")
+    ap.add_argument("--mixed-repeat", type=int, default=1,
+                    help="oversample mentions of documents whose entities carry different labels (target-dependence)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=13)
@@ -243,15 +246,22 @@ def main(argv: list[str] | None = None) -> int:
     train = [e for e in store.examples if e.doc not in held_docs[e.source] and e.doc not in sel_docs[e.source]]
     log(f"mentions: train {len(train)}, selection {len(select)}, held-out {len(held)}")
     repeat = {k: int(v) for k, _, v in (r.partition("=") for r in args.repeat)}
-    head, history = train_head(store, train, select, loaded.model.encoder.config.hidden_size, args.epochs, args.lr,
+    mixed = {(src, i) for src, docs in files.items() for i, d in enumerate(docs)
+             if len({e.label for e in d.entities}) > 1}
+    train = [e for e in train for _ in range(args.mixed_repeat if (e.source, e.doc) in mixed else 1)]
+    log(f"mentions of mixed-label documents repeated x{args.mixed_repeat}: {len(train)} training mentions per epoch "
+        "(before file oversampling)")
+    hidden = int(getattr(loaded.model.encoder.config, "hidden_size"))  # noqa: B009 - typed Module attribute
+    head, history = train_head(store, train, select, hidden, args.epochs, args.lr,
                                seed=args.seed, repeat=repeat, log=log)
-    result = {"train_seconds_total": round(time.time() - started), "history": history,
+    result: dict[str, Any] = {"train_seconds_total": round(time.time() - started), "history": history,
               "heldout": {src: report(head, store, [e for e in held if e.source == src]) for src in files}}
     best = max(history, key=lambda h: h["select_macro_f1"])
     print(json.dumps({k: v for k, v in result.items() if k != "history"} | {"best": best}))
     if args.save:
         save_head(Path(args.model), head, {"data": [Path(f).name for f in args.data], "repeat": repeat,
                                              "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+                                             "mixed_repeat": args.mixed_repeat,
                                              "holdout_fraction": args.holdout_fraction,
                                              "selection": "document split of the training part, seed+1, 10%",
                                              "history": history}, result["heldout"])

@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         ys.append(y[~h])
         evals[f"{Path(name).stem}/heldout_unanimous"] = (x[h], y[h])
     old = loaded.model.heads["sentiment"]
+    assert isinstance(old, torch.nn.Linear)  # the sentiment head of the artifact format
     head = fit_linear(torch.cat(xs), torch.cat(ys), old)
     report: dict[str, dict] = {}
     with torch.no_grad():

@@ -259,7 +259,7 @@ class Enricher:
         ner_tokens: list[list[list[TokenPrediction]]] = [[] for _ in texts]
         span_scores: list[list[_SpanScore]] = [[] for _ in texts]
         for group, windows in zip(self.groups, windows_per_group):
-            probs, scored = self._run_group(group, windows, spans)
+            window_probs, scored = self._run_group(group, windows, spans)
             for w, sc in zip(windows, scored, strict=True):
                 span_scores[w.text_index].extend(sc)
             for task in group.tasks:
@@ -267,9 +267,9 @@ class Enricher:
                 if group.loaded.model.tasks[task].kind is TaskKind.SPAN:
                     continue
                 if group.loaded.model.tasks[task].kind is TaskKind.SEQUENCE:
-                    seq[task] = _average_windows(windows, probs[task], len(texts))
+                    seq[task] = _average_windows(windows, window_probs[task], len(texts))
                 else:
-                    for w, p in zip(windows, probs[task]):
+                    for w, p in zip(windows, window_probs[task]):
                         ner_tokens[w.text_index].append(_token_predictions(w, p, labels))
         sent_labels = self.registry.sentiment.labels
         topic_labels = self.registry.topic.labels

@@ -24,10 +24,10 @@ def check_models(registry_path: str | None = None) -> ModelRegistry:
         heads = _shapes(tm.artifact_path / HEADS_FILE)
         if task.kind.value == "span":  # the span head's tensor names and shapes come from its module
             want_span = _span_head_shapes(hidden, len(task.labels)) if hidden else {}
-            for key, shape in want_span.items():
-                if heads.get(f"{name}.{key}") != shape:
+            for key, span_shape in want_span.items():
+                if heads.get(f"{name}.{key}") != span_shape:
                     found = heads.get(f"{name}.{key}")
-                    raise ModelLoadError(f"{tm.artifact_path / HEADS_FILE}: {name}.{key} is {found}, expected {shape}; "
+                    raise ModelLoadError(f"{tm.artifact_path / HEADS_FILE}: {name}.{key} is {found}, expected {span_shape}; "
                                          f"retrain the entity_sentiment head or restore the artifact")
             continue
         want = {f"{name}.weight": [len(task.labels), hidden] if hidden else None, f"{name}.bias": [len(task.labels)]}

@@ -4,10 +4,11 @@ Why a span head and not one pass per target: the enrichment engine already runs 
 once per window for sentiment, topic and NER. The span head reads that pass's final token states,
 so a post with five companies costs one encoder pass plus five tiny head evaluations, not six passes.
 For each mention it pools the mention's own token states (the span vector), the whole window (the
-sentence vector) and a target-conditioned attention read of the window: the query is built from the
-span and sentence vectors, and a learned bias per signed token distance to the mention lets the
-head look at the words around its company ("Gold shines; Silver dull"). An MLP turns the three
-pooled vectors into negative/neutral/positive. The encoder is frozen while training it, so it
+sentence vector), the 5 tokens on each side of the mention (left and right context) and a
+target-conditioned attention read of the window: the query is built from the span and sentence
+vectors, and a learned bias per signed token distance to the mention lets the head look at the words
+around its company ("Gold shines; Silver dull"). An MLP turns these pooled vectors into
+negative/neutral/positive. The encoder is frozen while training it, so it
 cannot change the other tasks' outputs.
 
 The data format is the entity-level JSONL of ../shared/data (see its README): one document per line,
@@ -32,6 +33,7 @@ SPAN_LABELS = ("negative", "neutral", "positive")
 # Signed token distance buckets (mention tokens are distance 0): the bias per bucket is learned.
 _DIST_EDGES = (1, 2, 3, 4, 6, 9, 14, 21, 32)
 N_DIST_BUCKETS = 2 * (len(_DIST_EDGES) + 1) + 1
+LOCAL_TOKENS = 5  # left/right context width of the span head
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def split_docs(docs: Sequence[EntityDoc], fraction: float = 0.1, seed: int = 13)
     """Seeded document-level split (train, held-out). Deterministic per text, not per file order: a
     document is held out when a keyed hash of its normalised text falls below `fraction`, so the
     same headline (the file repeats 9) never lands on both sides and adding rows moves no others."""
-    train, held = [], []
+    train: list[int] = []
+    held: list[int] = []
     for i, d in enumerate(docs):
         h = hashlib.sha256(f"{seed}\x1f{_doc_key(d.text)}".encode()).digest()
         (held if int.from_bytes(h[:8], "big") / 2**64 < fraction else train).append(i)
@@ -155,6 +158,19 @@ def distance_buckets(span: torch.Tensor) -> torch.Tensor:
     return torch.where(span, torch.zeros_like(pos), out)
 
 
+def local_masks(span: torch.Tensor, k: int = LOCAL_TOKENS) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k tokens just before and just after each mention (left and right context, TD-LSTM style):
+    the words that most often carry a target's own sentiment ("Gold shines", "Silver dull")."""
+    n, t = span.shape
+    pos = torch.arange(t, device=span.device).expand(n, t)
+    big = t + 64
+    first = torch.where(span, pos, torch.full_like(pos, big)).min(1, keepdim=True).values
+    last = torch.where(span, pos, torch.full_like(pos, -big)).max(1, keepdim=True).values
+    left = (pos < first) & (pos >= first - k)
+    right = (pos > last) & (pos <= last + k)
+    return left, right
+
+
 class SpanSentimentHead(nn.Module):
     """Target-dependent sentiment from one encoder pass's token states (see the module docstring)."""
 
@@ -167,7 +183,7 @@ class SpanSentimentHead(nn.Module):
         self.dist_bias = nn.Embedding(N_DIST_BUCKETS, heads)
         nn.init.zeros_(self.dist_bias.weight)
         self.dropout = nn.Dropout(dropout)
-        self.mlp = nn.Sequential(nn.Linear((2 + heads) * hidden, mlp), nn.GELU(), nn.Dropout(dropout),
+        self.mlp = nn.Sequential(nn.Linear((4 + heads) * hidden, mlp), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(mlp, n_labels))
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
@@ -188,7 +204,11 @@ class SpanSentimentHead(nn.Module):
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
         att = torch.softmax(scores, -1)
         ctx = torch.einsum("nkt,ntd->nkd", att, hidden).reshape(n, self.heads * h)
-        return self.mlp(torch.cat([s, g, ctx], -1))
+        left, right = local_masks(span & mask)
+        lm, rm = left.unsqueeze(-1).float(), right.unsqueeze(-1).float()
+        lc = (hidden * lm).sum(1) / lm.sum(1).clamp(min=1.0)
+        rc = (hidden * rm).sum(1) / rm.sum(1).clamp(min=1.0)
+        return self.mlp(torch.cat([s, g, ctx, lc, rc], -1))
 
 
 def relevance(mentions: Sequence[tuple[int, int, int]], text_length: int) -> list[float]:

@@ -70,7 +70,8 @@ def test_rows_carry_one_element_per_company_with_offsets_into_the_text(enricher)
     text = "Apple shares jump after record iPhone sales, while $MSFT slides as Microsoft cuts its cloud outlook."
     finder = Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(), mention_finder=company_spans)
     pred = finder.predict([text])[0]
-    row = enriched_row(InputRecord(id="x", text=text), pred, "v", SimpleNamespace(topic=None, partition=None, offset=None))
+    coords = SimpleNamespace(topic=None, partition=None, offset=None)
+    row = enriched_row(InputRecord(id="x", text=text), pred, "v", coords)
     got = {c["ticker"]: c for c in row["entity_sentiment"]}
     assert set(got) == {"AAPL", "MSFT"}  # "$MSFT" and "Microsoft" are one company, one element
     for c in got.values():
