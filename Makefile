@@ -71,7 +71,7 @@ train-models: install
 	# sentiment head refit (warm start from the head above) and the per-company sentiment span head.
 	$(PY) -m finpulse.models.head_refit --model models/default --data $(DATA) --save
 	$(PY) -m finpulse.models.entity_train --model models/default --data $(DATA)/sentfin_entity_train.jsonl \
-		--data $(DATA)/finentity_train.jsonl --repeat finentity_train=3 --epochs 10 --save
+		--data $(DATA)/finentity_train.jsonl --repeat finentity_train=3 --mixed-repeat 5 --epochs 8 --save
 
 # The "accurate" sentiment model (models/registry-accurate.json): LoRA on all-mpnet-base-v2. Meant for a
 # GPU (about 2.5 minutes on an H100, three trainings sharing it; not tried on a CPU, where mpnet costs ~8x MiniLM per token).

@@ -200,9 +200,10 @@ ENTITY_CARD_HEAD = """# Model card: entity_sentiment (per-company sentiment)
 - **Version**: `{version}`; head inside `{artifact}/heads.safetensors` (the whole heads file is {size_kb:,.0f} KiB)
 - **Encoder**: the shared `{artifact}` encoder ({base}, LoRA merged), **frozen**: the head reads the final token
   states of the same pass that serves sentiment, topic and NER, so training it could not change those tasks.
-- **Architecture** (`models/spans.py`, `SpanSentimentHead`): for each mention, the mean of its own token states, the
-  mean of the window, and a 2-head attention read of the window whose query comes from those two vectors plus a
-  learned bias per signed token distance to the mention; an MLP (256 hidden) gives negative / neutral / positive.
+- **Architecture** (`models/spans.py`, `SpanSentimentHead`): for each mention, the mean of its own token states,
+  the means of the 5 tokens left and right of it, and a 2-head attention read of the window (query from the
+  mention and the window mean, plus a learned bias per signed token distance to the mention); an MLP (256
+  hidden) gives negative / neutral / positive. {choice}
 - **Mentions scored in the pipeline**: every ORG entity the NER head finds, every `$CASHTAG` and every gazetteer
   name in the text; mentions that link to a ticker become `entity_sentiment` elements, one per company
   (probabilities averaged over its mentions).
@@ -282,7 +283,9 @@ def render_entity_card(artifact: Path, reports: dict[str, dict]) -> str:
         version=cfg.version, artifact=artifact.name, size_kb=(artifact / "heads.safetensors").stat().st_size / 1024,
         base=cfg.base, rows=rows, seed=tr.get("seed"), fraction=tr.get("holdout_fraction", 0.1),
         selection=tr.get("selection"), best_epoch=best.get("epoch"), epochs=tr.get("epochs"),
-        best_f1=best.get("select_macro_f1"), repeat=json.dumps(tr.get("repeat", {})))]
+        best_f1=best.get("select_macro_f1"), repeat=json.dumps(tr.get("repeat", {}) | {"mixed-label documents":
+                                                                                     tr.get("mixed_repeat", 1)}),
+        choice=("Variants compared: " + tr["architecture_choice"] + ".") if tr.get("architecture_choice") else "")]
     for name, rep in reports.items():
         headline = {k: rep[k] for k in ("documents", "n", "accuracy", "macro_f1")}
         lines += [f"### {name}", "", "```json", json.dumps(headline), "```", ""]
