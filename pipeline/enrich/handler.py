@@ -12,8 +12,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
-from finpulse.pipeline.enrich.companies import link_entities, load_gazetteer
-from finpulse.pipeline.enrich.tickers import extract_cashtags, merge_tickers
+from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer
 from finpulse.schemas.records import EnrichedRecord, InputRecord
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,12 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
 
 
 def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coords, now: datetime | None = None) -> dict:
-    """Build and validate one enriched row (the pydantic model guards the lake schema)."""
+    """Build and validate one enriched row (the pydantic model guards the lake schema).
+
+    `story_id`, `copies_seen` and `novelty` stay null here: they depend on the posts seen before
+    this one, so they are set downstream by one stateful step (jobs/transforms.py AssignStories)."""
+    # the input's own tickers, then cashtags and Reuters codes, then names linked through the gazetteer
+    tickers, companies = company_mentions(record.text, pred.entities, load_gazetteer(), record.tickers)
     row = EnrichedRecord(
         id=record.id,
         kind=record.kind or "news",
@@ -97,8 +101,8 @@ def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coor
         url=record.url,
         author=record.author,
         lang=record.lang,
-        # the input's own tickers, then cashtags, then ORG entities linked through the gazetteer
-        tickers=merge_tickers(record.tickers, extract_cashtags(record.text), link_entities(pred.entities, load_gazetteer())),
+        tickers=tickers,
+        companies=companies,
         sentiment=pred.sentiment,  # type: ignore[arg-type]
         sentiment_score=pred.sentiment_score,
         sentiment_probs=pred.sentiment_probs,  # type: ignore[arg-type]

@@ -1,10 +1,11 @@
-"""The shared Beam transforms: parse -> enrich -> lake, used by both `stream` and `backfill`."""
+"""The shared Beam transforms: parse -> enrich -> stories -> lake, used by both `stream` and `backfill`."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import apache_beam as beam
@@ -15,6 +16,7 @@ from finpulse.pipeline.sources.kafka import RawMessage
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.faults import commit_patiently
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message
+from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex
 from finpulse.schemas.records import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,58 @@ class ToRow(beam.DoFn):
         yield Row("enriched", row, source, position, _date(record.published_at or now))
 
 
+class AssignStories(beam.DoFn):
+    """Sets story_id / copies_seen / novelty on enriched rows, in the order they arrive (pure logic
+    in enrich/stories.py; this is the glue).
+
+    The index is the lake: on start-up it is rebuilt from the committed rows of the last
+    `window` (story ids travel with each row), so a restart resumes with the state of its last
+    commit and replays the uncommitted rest to the same ids; a replayed id gets its first answer.
+    One index per worker process, shared by its bundles under a lock. Several worker processes
+    each see only their own rows: see docs/ALERTS.md ("Stories") for what that means.
+    """
+
+    _shared: dict[tuple[str, StoryConfig], StoryIndex] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, lake: str, config: StoryConfig | None = None) -> None:
+        self._lake_root = lake
+        self._config = config or StoryConfig()
+
+    def setup(self) -> None:
+        key = (self._lake_root, self._config)
+        with AssignStories._lock:
+            index = AssignStories._shared.get(key)
+            if index is None:
+                index = AssignStories._shared[key] = StoryIndex(self._config)
+                loaded = index.restore(committed_story_rows(self._lake_root, self._config.window))
+                log.info("story index: %d committed rows of the last %s restored from %s", loaded, self._config.window,
+                         self._lake_root)
+        self._index = index
+
+    def process(self, row: Row):
+        if row.table == "enriched":
+            r = row.data
+            with AssignStories._lock:
+                a = self._index.assign(r["id"], r["text"], r["published_at"])
+            r["story_id"], r["copies_seen"], r["novelty"] = a.story_id, a.copies_seen, a.novelty
+        yield row
+
+
+def committed_story_rows(lake: str, window: timedelta) -> list[tuple]:
+    """(id, published_at, text, story_id, copies_seen) of the committed rows within `window` of the newest."""
+    from finpulse.pipeline.lake.query import connect
+
+    con = connect(lake)
+    try:
+        return con.execute("""
+            SELECT id, published_at, text, story_id, copies_seen FROM enriched
+            WHERE published_at >= (SELECT max(published_at) FROM enriched) - to_seconds(?)""",
+                           [window.total_seconds()]).fetchall()
+    finally:
+        con.close()
+
+
 class WriteToLake(beam.DoFn):
     """Buffers a bundle's rows and commits them per source at the end of the bundle (see lake.py).
 
@@ -119,12 +173,13 @@ class WriteToLake(beam.DoFn):
 
 
 def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int,
-                     fallback_kind: str = "news", on_commit=None):
+                     fallback_kind: str = "news", on_commit=None, stories: StoryConfig | None = None):
     """RawMessages -> parsed -> enriched -> lake, one linear fused chain. Every message ends as one row."""
     return (
         messages
         | "Parse" >> beam.ParDo(Parse(max_message_bytes, fallback_kind))
         | "Enrich" >> RunInference(KeyedModelHandler(handler))
         | "ToRow" >> beam.ParDo(ToRow())
+        | "Stories" >> beam.ParDo(AssignStories(lake, stories))
         | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit))
     )
