@@ -139,10 +139,18 @@ _TOKEN = re.compile(r"[A-Za-z0-9][\w&'’.-]*[\w&]|[A-Za-z0-9]")
 MAX_ALIAS_WORDS = 4
 
 
+_FUNCTION_WORDS = frozenset(
+    "a an the why how what when where who which is are was were will would can could should may might must does do did "
+    "has have had after before as at in on for with from by and but or if while since until of to into over under "
+    "about against between during without than this that these those it its our their his her my your".split())
+
+
 def _capital_neighbour(text: str, tokens: list, j: int, edge: int) -> bool:
     """Whether token j is a capitalised word right next to `edge` (only spaces between)."""
     if not 0 <= j < len(tokens) or not tokens[j].group()[:1].isupper():
         return False
+    if tokens[j].end() <= edge and tokens[j].group().casefold() in _FUNCTION_WORDS:
+        return False  # "Why Marriott ...", "The Boeing ...": a capital on a function word says nothing
     gap = text[edge:tokens[j].start()] if tokens[j].start() >= edge else text[tokens[j].end():edge]
     return gap.strip() == ""
 
