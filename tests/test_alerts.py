@@ -138,9 +138,7 @@ def test_streaming_and_backfilling_the_same_feed_give_the_same_alerts(broker, tm
     proc = StreamProcess(broker.bootstrap, ["same-feed"], streamed, "--idle-exit", "5", log=tmp_path / "run.log")
     assert proc.wait(300) == 0, proc.output()[-3000:]
     run_backfill(str(archive), str(backfilled), progress=False)
-    # the generator writes posts from a few dozen templates, so its event is ~50 posts but far fewer
-    # distinct stories; this test is about stream == backfill, so it counts posts (docs/ALERTS.md)
-    settings = AlertSettings(detector=dataclasses.replace(DetectorConfig(), min_history_posts=10), unit="post")
+    settings = AlertSettings(detector=dataclasses.replace(DetectorConfig(), min_history_posts=10))
     a = sorted((x.alert_id, x.volume, x.negatives, x.severity) for x in run_alerts(str(streamed), settings))
     b = sorted((x.alert_id, x.volume, x.negatives, x.severity) for x in run_alerts(str(backfilled), settings))
     assert a == b

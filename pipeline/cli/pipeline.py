@@ -202,7 +202,9 @@ def _when(value: str | None):
 @click.command()
 @click.option("--lake", required=True)
 @click.option("--bucket", default="1 hour", show_default=True, help="bucket width: N second|minute|hour|day[s]")
-@click.option("--keys", default="ticker", show_default=True, help="comma-separated key kinds: ticker,topic,source,kind,all")
+@click.option("--keys", default="company", show_default=True, help="comma-separated key kinds: company,ticker,topic,source,kind,all")
+@click.option("--unit", type=click.Choice(["story", "post"]), default="story", show_default=True,
+              help="count distinct near-duplicate stories (copies are buzz, not evidence) or every post")
 @click.option("--since", default=None, help="backtest from this ISO time (history before it feeds the baseline)")
 @click.option("--until", default=None, help="backtest until this ISO time")
 @click.option("--follow", is_flag=True, help="keep evaluating every --interval seconds")
@@ -212,7 +214,7 @@ def _when(value: str | None):
 @click.option("--bootstrap", default=None, help="Kafka bootstrap for --kafka-topic (env FINPULSE_KAFKA_BOOTSTRAP)")
 @click.option("--min-volume", type=int, default=None, help="detector: minimum posts in a bucket")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
-def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha) -> None:
+def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha) -> None:
     """Evaluate negative-spike rules over the lake and record new alerts (never twice)."""
     import dataclasses
     import time
@@ -222,7 +224,7 @@ def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_to
 
     _logging(False)
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
-    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), since=_when(since),
+    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), unit=unit, since=_when(since),
                              until=_when(until), detector=dataclasses.replace(DetectorConfig(), **overrides))
     kafka = _validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
     while True:

@@ -99,7 +99,7 @@ def _run(lake: Path, posts: int, rate: float, port: int | None, format_table) ->
         producer.join(timeout=1)
     for title, sql in SUMMARY_SQL.items():
         click.echo(f"\n== {title}\n{format_table(run_query(lake, sql))}")
-    run_alerts(str(lake), AlertSettings(bucket="1 hour", key_kinds=("ticker",)))
+    run_alerts(str(lake), AlertSettings(bucket="1 hour", key_kinds=("company",)))
     click.echo("\n== alerts (finpulse alerts --lake " + str(lake) + ")\n" + format_table(run_query(lake, """
         select severity, key, window_start, volume, round(observed_share, 2) observed, round(baseline_share, 2) baseline
         from alerts order by window_start""")))
