@@ -146,9 +146,27 @@ def alerts_view(store: LakeStore, f: Filters) -> None:
     chosen = st.selectbox("Show the posts behind", list(labels), format_func=labels.get, key="alert")
     alert = alerts.set_index("alert_id").loc[chosen]
     behind = queries.alert_posts(store, alert["key_kind"], alert["key"], alert["window_start"], alert["window_end"])
-    st.markdown(f"**{alert['key']}**: {alert['negatives']} of {alert['volume']} posts negative "
+    st.markdown(f"**{alert['key']}**: {alert['negatives']} of {alert['volume']} negative "
                 f"({alert['observed_share']:.0%} against a baseline of {alert['baseline_share']:.0%}, p = {alert['p_value']:.1e}).")
+    story_chains(store, behind)
     post_cards(behind)
+
+
+def story_chains(store: LakeStore, behind: pd.DataFrame) -> None:
+    """The distinct stories behind an alert, and one story's chain: first report, copies, sources, spread."""
+    stories = queries.alert_stories(behind)
+    if stories.empty:
+        return
+    st.caption(f"{len(stories)} distinct stories in {len(behind)} posts (copies add to buzz, not to evidence)")
+    st.dataframe(stories.head(20), hide_index=True, width="stretch")
+    chosen = st.selectbox("Story chain", list(stories["story"].head(20)), key="story")
+    chain = queries.story_chain(store, chosen)
+    summary = queries.chain_summary(chain)
+    if summary:
+        st.markdown(f"First report `{summary['first_id']}` from **{summary['first_source']}** at "
+                    f"{summary['first_at']:%Y-%m-%d %H:%M}; {summary['copies']} copies from {summary['sources']} sources "
+                    f"over {summary['spread_hours']} h.")
+        st.dataframe(chain[["published_at", "source", "copies_seen", "id", "text"]], hide_index=True, width="stretch")
 
 
 def post_cards(posts: pd.DataFrame, limit: int = 50) -> None:

@@ -80,7 +80,7 @@ def test_alerts_command_prints_new_alerts(tmp_path):
     lake = spiky_lake(tmp_path)
     out = CliRunner().invoke(main, ["alerts", "--lake", str(lake)])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout.strip().splitlines()[-1])[0]["key"] == "ticker:AAPL"
+    assert json.loads(out.stdout.strip().splitlines()[-1])[0]["key"] == "company:AAPL"
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -190,3 +190,20 @@ def test_follow_mode_records_a_new_spike_once(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_an_escalation_updates_the_same_alert_and_is_delivered_again(tmp_path):
+    """Hour 30 reads medium, hour 31 critical: one event, so one alert (same id) at revision 1,
+    not a second alert; the alerts view shows the latest revision and channels get the update."""
+    from finpulse.pipeline.alerts.evaluate import delivery_key, mark_delivered, pending
+
+    lake = spiky_lake(tmp_path, spike={30: 15, 31: 29})
+    [first] = run_alerts(str(lake), AlertSettings(until=T0 + timedelta(hours=31)))
+    assert (first.severity, first.revision, first.window_start) == ("medium", 0, T0 + timedelta(hours=30))
+    mark_delivered(str(lake), "hook", [delivery_key(first)])
+    [update] = run_alerts(str(lake), AlertSettings())
+    assert (update.alert_id, update.severity, update.revision) == (first.alert_id, "critical", 1)
+    rows = run_query(lake, "select alert_id, severity, revision from alerts").to_pylist()
+    assert rows == [{"alert_id": first.alert_id, "severity": "critical", "revision": 1}]
+    assert [delivery_key(a) for a in pending(str(lake), "hook")] == [f"{first.alert_id}#1"]
+    assert run_alerts(str(lake), AlertSettings()) == []  # nothing new on a rerun

@@ -212,7 +212,8 @@ def _when(value: str | None):
 @click.option("--webhook", default=None, help="POST each new alert as JSON to this URL (retries with backoff)")
 @click.option("--kafka-topic", default=None, help="publish each new alert as JSON to this topic")
 @click.option("--bootstrap", default=None, help="Kafka bootstrap for --kafka-topic (env FINPULSE_KAFKA_BOOTSTRAP)")
-@click.option("--min-volume", type=int, default=None, help="detector: minimum posts in a bucket")
+@click.option("--min-volume", type=int, default=None,
+              help="detector: minimum stories (--unit story, default 12) or posts (--unit post, default 20) in the window")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
 def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha) -> None:
     """Evaluate negative-spike rules over the lake and record new alerts (never twice)."""
@@ -224,7 +225,8 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
 
     _logging(False)
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
-    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), unit=unit, since=_when(since),
+    stories = {"min_stories": min_volume} if min_volume is not None else {}
+    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), unit=unit, **stories, since=_when(since),
                              until=_when(until), detector=dataclasses.replace(DetectorConfig(), **overrides))
     kafka = _validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
     while True:

@@ -147,24 +147,9 @@ class Event:
         return cls(ticker.upper(), at if at.tzinfo else at.replace(tzinfo=timezone.utc), posts, minutes)
 
 
-# Event posts are separate reports, not copies of a dozen templates: each adds its own take.
-# (Story de-duplication, pipeline/enrich/stories.py, counts near-identical posts once; before
-# these takes, an 80-post event was only ~15 distinct stories.)
-TAKES = [
-    "Worst quarter I have seen from them since {year}.", "Management dodged every question about {product} on the call.",
-    "Suppliers in {place} are already cutting orders.", "{bank} says the margin hit lasts into {year}.",
-    "Short interest just hit a {pct}-month high.", "Options market is pricing a {pct}% move by {weekday}.",
-    "Dealers in {place} report {product} inventory piling up.", "Two board members sold stock last month, now this.",
-    "Credit spreads on their bonds widened {pct} basis points.", "{person} called it a temporary setback, nobody buys that.",
-    "The {product} unit was supposed to carry the year.", "Guidance was already cut once in {month}.",
-    "Employees on forums say the {product} launch is delayed again.", "This is the third miss in a row.",
-    "Analysts at {bank} pulled their buy rating an hour ago.", "Pension funds were big holders, watch the selling.",
-    "Volume is {pct}x the daily average and still climbing.", "Insurance claims tied to {product} keep coming in.",
-    "Their biggest customer in {place} walked away.", "Cash burn doubled versus last quarter.",
-    "The dividend looks unsafe after this.", "Competitors in {place} are undercutting them on {product}.",
-    "Auditors flagged the {product} accounting in {month}.", "Union talks in {place} broke down this morning.",
-]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+# Event posts are separate reports, not copies of a few templates: each joins a headline and a
+# social take, both negative. (Story de-duplication, pipeline/enrich/stories.py, counts near-
+# identical posts once; with one template per post an 80-post event was only ~15 distinct stories.)
 
 
 def event_posts(event: Event, seed: int = 7) -> Iterator[dict]:
@@ -174,10 +159,8 @@ def event_posts(event: Event, seed: int = 7) -> Iterator[dict]:
     for i in range(event.posts):
         ts = event.at + timedelta(seconds=rng.uniform(0, event.minutes * 60))
         social = rng.random() < 0.6
-        takes = " ".join(t.format(year=rng.randint(2008, 2025), month=rng.choice(MONTHS), product=company[2],
-                                  place=rng.choice(PLACES), bank=rng.choice(BANKS), pct=rng.randint(2, 40),
-                                  weekday=rng.choice(WEEKDAYS), person=rng.choice(PEOPLE)) for t in rng.sample(TAKES, 2))
-        text = _fill(rng.choice(SOCIAL["negative"] if social else NEWS["negative"]), rng, company) + " " + takes
+        parts = [_fill(rng.choice(NEWS["negative"]), rng, company), _fill(rng.choice(SOCIAL["negative"]), rng, company)]
+        text = " ".join(parts if not social else parts[::-1])
         yield {
             "id": f"event-{event.ticker}-{event.at:%Y%m%d%H%M}-{i}",
             "kind": "social" if social else "news",
