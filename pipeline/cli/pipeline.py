@@ -28,6 +28,14 @@ def _validated(cls, **kwargs):
     except ValidationError as exc:
         raise click.UsageError(f"invalid {cls.__name__}: " + "; ".join(e["msg"] for e in exc.errors())) from None
 
+def metrics_options(fn):
+    """--metrics-port / --metrics-host, shared by stream, backfill and alerts (see runtime/metrics.py)."""
+    fn = click.option("--metrics-host", default=None,
+                      help="address for the metrics server (default 127.0.0.1; 0.0.0.0 exposes it)")(fn)
+    return click.option("--metrics-port", type=int, default=None,
+                        help="serve Prometheus /metrics, /healthz and /readyz on this port (off by default)")(fn)
+
+
 @click.command()
 @click.option("--port", type=int, default=9092, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -87,14 +95,17 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
               help="auto (default): bf16 on CUDA and on CPUs with native bf16, else fp32")
 @click.option("--max-message-bytes", type=int, default=None, help="larger messages are dead-lettered (default 1 MiB)")
+@click.option("--bundle-records", type=int, default=None,
+              help="most records one bundle reads over all partitions before it commits (default 256)")
+@metrics_options
 @click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
 @click.option("--expansion-service", default=None, help="with --source xlang: host:port of Beam's Java expansion service")
 @click.option("--expansion-jar", default=None, help="with --source xlang: a local beam-sdks-java-io-expansion-service jar")
 @click.option("-v", "--verbose", is_flag=True)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes, source,
-           expansion_service, expansion_jar, verbose, beam_args) -> None:
+def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
+           bundle_records, metrics_port, metrics_host, source, expansion_service, expansion_jar, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
@@ -108,7 +119,8 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     _logging(verbose)
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
-                 max_message_bytes=max_message_bytes).items() if v is not None}
+                 max_message_bytes=max_message_bytes, bundle_records=bundle_records, metrics_port=metrics_port,
+                 metrics_host=metrics_host).items() if v is not None}
     settings = _validated(StreamSettings, **overrides)
     if bootstrap:
         settings.kafka.bootstrap = bootstrap

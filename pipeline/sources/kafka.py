@@ -5,6 +5,12 @@ consumer (one per partition per worker, never reopened per poll), claims and emi
 then defers the remainder: on FnApiRunner that ends the bundle, so downstream writes and commits
 every poll. Restrictions are never split except for that checkpoint, which keeps each partition's
 commits in order. `--max-records` / `--idle-exit` finish restrictions by claiming their end.
+
+A bundle holds one poll of every partition, so without a bound its size grew with the partition
+count (6 partitions x 500 records: 3,000 records enriched before the first commit on a backlog).
+`BundleBudget` caps the records of one bundle across all partitions and the time it waits on
+empty partitions, so a stream starting on a backlog commits within seconds and keeps committing
+while it catches up.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import logging
 import os
 import sys
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +31,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
 from finpulse.pipeline.lake.commit import Lake, source_key
+from finpulse.pipeline.runtime import metrics
 from finpulse.pipeline.enrich.parse import Coordinates
 from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 
@@ -91,6 +99,49 @@ class StopControl:
         if self.max_records is not None and self.emitted >= self.max_records:
             return True
         return self.idle_exit is not None and self.idle_since is not None and time.monotonic() - self.idle_since > self.idle_exit
+
+
+@dataclass
+class BundleBudget:
+    """What one bundle may read: at most `records` records over all partitions, and no waiting on
+    empty partitions once `seconds` have passed since the bundle started.
+
+    Each partition's call gets a fair share (`records` / the partitions that had records in the
+    previous bundle), never more than what is left, so the bound holds whatever the number of
+    partitions while one busy partition still gets the whole budget. Partitions the budget could
+    not serve count as wanting, so the next bundle shares fairly again: nobody starves.
+    """
+
+    records: int
+    seconds: float
+    partitions: int
+    left: int = 0
+    deadline: float = 0.0
+    share: int = 0
+    wanting: int = -1  # partitions that had records (or got none of the budget) in this bundle; -1: none yet
+    largest: int = 0  # most records read by one bundle so far (for tests and the log)
+
+    def start(self, now: float) -> None:
+        previous = self.wanting if self.wanting > 0 else self.partitions
+        self.share = max(1, math.ceil(self.records / max(1, min(previous, self.partitions))))
+        self.left, self.deadline, self.wanting = self.records, now + self.seconds, 0
+
+    def grant(self) -> int:
+        """Records the next partition may read in this bundle (0: defer it to the next bundle)."""
+        granted = min(self.share, self.left)
+        if granted == 0:
+            self.wanting += 1
+        return granted
+
+    def poll_timeout_ms(self, now: float, idle_ms: int = 250) -> int:
+        """How long a poll may wait for records: nothing once the bundle's time is up."""
+        return max(0, min(idle_ms, int((self.deadline - now) * 1000)))
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if n:
+            self.wanting += 1
+        self.largest = max(self.largest, self.records - self.left)
 
 
 _STOPS: dict[str, StopControl] = {}
@@ -188,7 +239,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         yield restriction
 
     def __init__(self, client_config: dict[str, Any], lake: str, run_id: str, poll_records: int, max_message_bytes: int,
-                 max_records: int | None, idle_exit: float | None) -> None:
+                 max_records: int | None, idle_exit: float | None, bundle_records: int = 256, bundle_seconds: float = 1.0,
+                 partitions: int = 1) -> None:
         self._config = client_config
         self._lake = lake
         self._run_id = run_id
@@ -197,11 +249,18 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         self._max_records = max_records
         self._idle_exit = idle_exit
         self._last_wait_log = 0.0
+        self._bundle_records = bundle_records
+        self._bundle_seconds = bundle_seconds
+        self._partitions = partitions
 
     def setup(self) -> None:
         self._stop = stop_control(self._run_id, self._max_records, self._idle_exit)
+        self._budget = BundleBudget(self._bundle_records, self._bundle_seconds, self._partitions)
         with _CONSUMER_LOCK:
             self._watch = _WATCHES.setdefault(self._run_id, TopicWatch())
+
+    def start_bundle(self) -> None:
+        self._budget.start(time.monotonic())
 
     def _consumer(self, desc: PartitionDesc):
         from kafka import KafkaConsumer, TopicPartition
@@ -236,6 +295,10 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             tracker.try_claim(restriction.stop - 1)  # finish: nothing more from this partition in this run
             return
         self._watch.check(self._config, element.topic, self._stop)
+        granted = self._budget.grant()
+        if granted == 0:  # this bundle has read its share: the partition is read first thing next bundle
+            tracker.defer_remainder(Duration.of(0))
+            return
         entry = self._consumer(element)
         consumer, tp = entry["consumer"], entry["tp"]
         epoch, expected = split_position(restriction.start)
@@ -245,7 +308,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             consumer.seek(tp, expected)
             entry["next"] = to_position(epoch, expected)
         try:
-            batch = consumer.poll(timeout_ms=250, max_records=self._poll_records).get(tp, [])
+            batch = consumer.poll(timeout_ms=self._budget.poll_timeout_ms(time.monotonic()),
+                                  max_records=min(self._poll_records, granted)).get(tp, [])
         except Exception as exc:  # noqa: BLE001 - the broker may be away; keep retrying with backoff
             self._log_waiting(element, f"poll failed: {exc}")
             batch = []
@@ -253,6 +317,9 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             epoch += 1
             self._log_reset(element, expected, batch[0].offset, epoch)
         allowed = self._stop.take(len(batch))
+        self._budget.spend(allowed)
+        if batch:
+            metrics.observe_highwater(element.topic, element.partition, consumer.highwater(tp))
         source = source_key(element.topic, element.partition)
         for rec in batch[:allowed]:
             position = to_position(epoch, rec.offset)
