@@ -224,22 +224,35 @@ def _when(value: str | None):
 @click.option("--bootstrap", default=None, help="Kafka bootstrap for --kafka-topic (env FINPULSE_KAFKA_BOOTSTRAP)")
 @click.option("--min-volume", type=int, default=None, help="detector: minimum posts in a bucket")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
-def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha) -> None:
+@click.option("--routes", "routes_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); see docs/ALERTS.md")
+@metrics_options
+def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha,
+           routes_file, metrics_port, metrics_host) -> None:
     """Evaluate negative-spike rules over the lake and record new alerts (never twice)."""
     import dataclasses
     import time
 
     from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts, summary
     from finpulse.pipeline.alerts.detector import DetectorConfig
+    from finpulse.pipeline.alerts.routes import RoutesError, load_routes
+    from finpulse.pipeline.runtime import metrics
 
     _logging(False)
+    try:
+        routes = load_routes(routes_file) if routes_file else None
+    except RoutesError as exc:
+        raise click.UsageError(str(exc)) from None
+    if metrics_port is not None:  # readiness: the lake takes writes and an evaluation ran recently
+        metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False),
+                      metrics_host or "127.0.0.1")
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
     settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), since=_when(since),
                              until=_when(until), detector=dataclasses.replace(DetectorConfig(), **overrides))
     kafka = _validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
     while True:
         try:
-            new = run_alerts(lake, settings, webhook, kafka, kafka_topic)
+            new = run_alerts(lake, settings, webhook, kafka, kafka_topic, routes=routes)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(summary(new))

@@ -196,8 +196,7 @@ class Readiness:
 
         try:
             if self._consumer is None:
-                self._consumer = KafkaConsumer(**self.kafka_config, request_timeout_ms=3000,
-                                               api_version_auto_timeout_ms=3000, reconnect_backoff_max_ms=1000)
+                self._consumer = KafkaConsumer(**self.kafka_config, request_timeout_ms=3000, reconnect_backoff_max_ms=1000)
             self._consumer.topics()  # a fresh metadata request
             return True, "metadata answered"
         except Exception as exc:  # noqa: BLE001 - any failure means not reachable

@@ -135,7 +135,7 @@ class BundleBudget:
 
     def poll_timeout_ms(self, now: float, idle_ms: int = 250) -> int:
         """How long a poll may wait for records: nothing once the bundle's time is up."""
-        return max(0, min(idle_ms, int((self.deadline - now) * 1000)))
+        return max(0, min(idle_ms, round((self.deadline - now) * 1000)))
 
     def spend(self, n: int) -> None:
         self.left -= n
