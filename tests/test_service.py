@@ -11,6 +11,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -166,3 +167,31 @@ def test_a_stream_on_a_10000_record_backlog_commits_in_bounded_bundles_while_cat
     assert len(bundles) >= 6, bundles
     per_partition = run_query(lake, "select kafka_partition p, count(*) n from enriched group by 1 order by 1").to_pylist()
     assert [r["p"] for r in per_partition] == list(range(6)), per_partition
+
+
+def test_status_shows_lag_per_partition_rows_and_dead_letters_today_and_the_latest_alerts(broker, tmp_path):
+    """30 messages on 3 partitions; the lake has committed 4 of partition 0 (3 rows, 1 dead
+    letter) plus the alert lake of test_alerts: lag 6/10/10, today's counts, the AAPL alert."""
+    from click.testing import CliRunner
+
+    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
+    from finpulse.pipeline.cli.main import main
+    from finpulse.pipeline.cli.status import collect
+    from finpulse.pipeline.lake.commit import Lake, Row, source_key
+    from test_alerts import T0, post, spiky_lake
+
+    send(broker.bootstrap, "st-news", [b"x"] * 30, partitions=3)
+    lake = spiky_lake(tmp_path)
+    run_alerts(str(lake), AlertSettings())
+    source = source_key("st-news", 0)
+    dead = {"raw": b"x", "raw_size": 1, "error": "not valid JSON", "stage": "parse", "ingested_at": T0}
+    rows = [Row("enriched", post(700_000 + i, 1, False).data, source, i, "2026-11-02") for i in range(3)]
+    Lake(lake).commit(source, 0, 4, rows + [Row("deadletter", dead, source, 3, "2026-11-02")])
+    s = collect(str(lake), {"bootstrap_servers": [broker.bootstrap]}, ["st-news"], now=T0 + timedelta(hours=12))
+    assert [(p["partition"], p["end"], p["committed"], p["lag"]) for p in s["lag"]] == [(0, 10, 4, 6), (1, 10, 0, 10), (2, 10, 0, 10)]
+    assert (s["rows_today"], s["dead_letters_today"]) == (2 * 36 * 30 + 3, 1)  # the spiky lake's rows: ingested that day too
+    assert [a["key"] for a in s["latest_alerts"]] == ["ticker:AAPL"]
+    assert s["last_commit_age_s"] is not None
+    out = CliRunner().invoke(main, ["status", "--lake", str(lake), "--bootstrap", broker.bootstrap, "--topics", "st-news"])
+    assert out.exit_code == 0, out.output
+    assert "lag per partition (total 26)" in out.output and "ticker:AAPL" in out.output

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from finpulse.pipeline.cli.status import status
 from finpulse.pipeline.devtools.chaos import chaos
 
 
@@ -28,4 +29,4 @@ def lake_check(lake: str, move: bool) -> None:
         raise SystemExit(1)
 
 
-COMMANDS = (lake_check, chaos)
+COMMANDS = (lake_check, chaos, status)

@@ -139,16 +139,22 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
 @click.option("--chunk", type=int, default=2000, show_default=True, help="rows per committed chunk")
 @click.option("--kind", "fallback_kind", type=click.Choice(["news", "social"]), default="news", show_default=True,
               help="kind for rows that do not say")
+@metrics_options
 @click.option("-v", "--verbose", is_flag=True)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, verbose, beam_args) -> None:
+def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, verbose,
+             beam_args) -> None:
     """Enrich archived files into the lake; re-running skips what is already there.
 
     --lake may be a directory or an object-store URL; arguments after `--` go to Beam."""
     from finpulse.models.artifact import ModelLoadError
     from finpulse.pipeline.jobs.backfill import run_backfill
+    from finpulse.pipeline.runtime import metrics
 
     _logging(verbose)
+    if metrics_port is not None:  # readiness: the lake takes writes and a chunk committed in the last 10 minutes
+        metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=600.0, needs_lag=False),
+                      metrics_host or "127.0.0.1")
     try:
         result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
                               fallback_kind=fallback_kind, beam_args=list(beam_args))
