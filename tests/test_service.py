@@ -195,3 +195,35 @@ def test_status_shows_lag_per_partition_rows_and_dead_letters_today_and_the_late
     out = CliRunner().invoke(main, ["status", "--lake", str(lake), "--bootstrap", broker.bootstrap, "--topics", "st-news"])
     assert out.exit_code == 0, out.output
     assert "lag per partition (total 26)" in out.output and "ticker:AAPL" in out.output
+
+
+def test_dashboard_and_alert_rules_use_only_exported_metrics_and_compose_scrapes_the_served_ports():
+    """The Grafana panels and Prometheus rules name metrics the code exports (a renamed metric
+    fails here, not on a dark dashboard); the scrape targets are the ports compose serves on."""
+    from pathlib import Path
+
+    import yaml
+    from prometheus_client import REGISTRY
+
+    from finpulse.pipeline.runtime import metrics
+
+    metrics._build()
+    exported = set()
+    for family in REGISTRY.collect():
+        if family.name.startswith("finpulse_"):
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
+            exported |= {family.name + s for s in suffixes}
+    infra = Path(__file__).resolve().parent.parent / "infra"
+    dashboard = json.loads((infra / "grafana/dashboards/finpulse.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((infra / "prometheus/alerts.yml").read_text())["groups"][0]["rules"]
+    exprs += [r["expr"] for r in rules]
+    used = {name for e in exprs for name in re.findall(r"finpulse_\w+", e)}
+    assert used and used <= exported, used - exported
+    assert {"finpulse_consumer_lag", "finpulse_last_commit_age_seconds", "finpulse_dead_letters_total"} <= used
+    compose = yaml.safe_load((infra / "docker-compose.yml").read_text())["services"]
+    targets = {t for job in yaml.safe_load((infra / "prometheus/prometheus.yml").read_text())["scrape_configs"]
+               for c in job["static_configs"] for t in c["targets"]}
+    for service in ("stream", "alerts"):
+        command = compose[service]["command"]
+        assert f"{service}:{command[command.index('--metrics-port') + 1]}" in targets
