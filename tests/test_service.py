@@ -28,8 +28,9 @@ def _bundle(budget: BundleBudget, backlog: list[int]) -> list[int]:
     budget.start(0.0)
     got = []
     for i, left in enumerate(backlog):
-        n = min(budget.grant(), left, 500)  # a poll returns what is there, up to the grant
-        budget.spend(n)
+        granted = budget.grant()
+        n = min(granted, left, 500)  # a poll returns what is there, up to the grant
+        budget.spend(n, granted)
         backlog[i] -= n
         got.append(n)
     return got
@@ -45,13 +46,29 @@ def test_the_bundle_budget_bounds_a_bundle_whatever_the_number_of_partitions():
 
 
 def test_one_busy_partition_gets_the_whole_budget_and_nobody_starves():
-    budget = BundleBudget(records=240, seconds=1.0, partitions=6)
+    budget = BundleBudget(records=240, seconds=1.0, partitions=6, initial=240)
     backlog = [5000, 0, 0, 0, 0, 0]
     _bundle(budget, backlog)  # the first bundle shares over all 6 partitions
     assert _bundle(budget, backlog)[0] == 240  # then the only partition with records gets all of it
     backlog[1:] = [5000] * 5  # the others wake up: one bundle of catching up, then fair shares
     _bundle(budget, backlog)
     assert _bundle(budget, backlog) == [40] * 6
+
+
+def test_the_bundle_limit_starts_small_shrinks_when_bundles_run_long_and_grows_to_the_cap():
+    budget = BundleBudget(records=256, seconds=1.0, partitions=1)
+    limits = []
+    for now, read_all in [(0.0, True), (4.0, True), (4.5, True), (4.51, True), (4.52, True), (4.53, True), (4.54, False),
+                          (9.0, True), (13.0, True)]:
+        budget.start(now)
+        limits.append(budget.limit)
+        granted = budget.grant()
+        budget.spend(granted if read_all else granted // 2, granted)
+    # 32 first; 32 records took 4 s -> 16 (the floor); 16 in 0.5 s -> 32; then at most doubling to
+    # the cap; a bundle its partitions did not fill says nothing about capacity (kept); 256 records
+    # in 4 s -> 64, what one second holds
+    assert limits == [32, 16, 32, 64, 128, 256, 256, 256, 64]
+    assert budget.largest <= 256
 
 
 def test_a_bundle_stops_waiting_on_empty_partitions_when_its_time_is_up():

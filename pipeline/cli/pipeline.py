@@ -97,6 +97,8 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--max-message-bytes", type=int, default=None, help="larger messages are dead-lettered (default 1 MiB)")
 @click.option("--bundle-records", type=int, default=None,
               help="most records one bundle reads over all partitions before it commits (default 256)")
+@click.option("--bundle-seconds", type=float, default=None,
+              help="time a bundle aims for: its record limit follows the measured pace (default 1.0; raise it for throughput)")
 @metrics_options
 @click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
@@ -105,7 +107,7 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("-v", "--verbose", is_flag=True)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
-           bundle_records, metrics_port, metrics_host, source, expansion_service, expansion_jar, verbose, beam_args) -> None:
+           bundle_records, bundle_seconds, metrics_port, metrics_host, source, expansion_service, expansion_jar, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
@@ -119,7 +121,7 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     _logging(verbose)
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
-                 max_message_bytes=max_message_bytes, bundle_records=bundle_records, metrics_port=metrics_port,
+                 max_message_bytes=max_message_bytes, bundle_records=bundle_records, bundle_seconds=bundle_seconds, metrics_port=metrics_port,
                  metrics_host=metrics_host).items() if v is not None}
     settings = _validated(StreamSettings, **overrides)
     if bootstrap:

@@ -2,8 +2,8 @@
 
 * `first_commit_s` / `first_commit_unbounded_s`: from starting `finpulse stream` on a backlog
   (10,000 records on 6 partitions by default) to its first committed row, with the bundle bound
-  (default --bundle-records) and with `--bundle-records 3000`, which reads what the stream read
-  before the bound existed (500 records per partition per bundle, 6 partitions);
+  (the defaults) and with a first bundle of 3,000 records, which is what the stream read before
+  the bound existed (500 records per partition per bundle, 6 partitions);
 * `steady_*`: at a steady rate (posts/s, below capacity), producer send -> row visible in the
   lake (the commit of its Parquet file), p50/p99; and the stream's own histogram of Kafka
   record timestamp -> committed row from /metrics;
@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def _now_posts(posts: list[dict]) -> None:
 
 
 def first_commit(workdir: Path, n: int = 10_000, partitions: int = 6, extra: tuple[str, ...] = (),
-                 device: str = "cpu", limit: float = 900.0) -> float | None:
+                 device: str = "cpu", limit: float = 900.0, env: dict | None = None) -> float | None:
     """Seconds from starting the stream on an n-record backlog to its first committed row."""
     from finpulse.infra.broker import EmbeddedBroker, create_topics
     from finpulse.pipeline.devtools.generator import generate_posts
@@ -48,7 +49,8 @@ def first_commit(workdir: Path, n: int = 10_000, partitions: int = 6, extra: tup
         publish({"bootstrap_servers": [broker.bootstrap]}, "backlog", msgs, partition_of=lambda i: i % partitions)
         started = time.monotonic()
         proc = subprocess.Popen([*CLI, "stream", "--bootstrap", broker.bootstrap, "--topics", "backlog", "--lake", str(lake),
-                                 "--device", device, *extra], stdout=open(workdir / "stream.log", "wb"), stderr=subprocess.STDOUT)
+                                 "--device", device, *extra], stdout=open(workdir / "stream.log", "wb"), stderr=subprocess.STDOUT,
+                                env=None if env is None else {**os.environ, **env})
         try:
             while time.monotonic() - started < limit and proc.poll() is None:
                 if any((lake / "_progress").glob("*.json")):
@@ -161,8 +163,6 @@ def steady_and_alert(workdir: Path, rate: float = 50.0, seconds: float = 60.0, d
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
     rows = _committed_ids(lake)
-    import os
-
     visible = {f: os.stat(f).st_mtime for f in {r[1] for r in rows}}
     lat = sorted(visible[f] - sent_at[i] for i, f in rows if i in sent_at and i.startswith("s-"))
 
@@ -214,8 +214,9 @@ def run_service_bench(device: str = "cpu", rate: float = 50.0, seconds: float = 
         root = Path(workdir or tmp)
         out: dict = {"device": device, "backlog_records": backlog, "backlog_partitions": 6}
         out["first_commit_s"] = first_commit(root / "bounded", backlog, device=device)
+        # 3,000 from the first bundle: 500 per partition on 6 partitions, what the stream read before the bound
         out["first_commit_unbounded_s"] = first_commit(root / "unbounded", backlog, extra=("--bundle-records", "3000"),
-                                                       device=device)
+                                                       device=device, env={"FINPULSE_BUNDLE_INITIAL": "3000"})
         out.update(steady_and_alert(root / "steady", rate, seconds, device))
         out["metrics_hook_us_per_row"] = hook_cost_us_per_row()
         return out

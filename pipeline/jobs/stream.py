@@ -133,7 +133,8 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
         else:
             reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
                                          settings.max_message_bytes, settings.max_records, settings.idle_exit,
-                                         settings.bundle_records, settings.bundle_seconds, len(partitions))
+                                         settings.bundle_records, settings.bundle_seconds, len(partitions),
+                                         settings.bundle_initial)
             messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
                          on_commit=GroupOffsetCommitter(client, settings.group))

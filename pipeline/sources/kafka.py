@@ -8,9 +8,9 @@ commits in order. `--max-records` / `--idle-exit` finish restrictions by claimin
 
 A bundle holds one poll of every partition, so without a bound its size grew with the partition
 count (6 partitions x 500 records: 3,000 records enriched before the first commit on a backlog).
-`BundleBudget` caps the records of one bundle across all partitions and the time it waits on
-empty partitions, so a stream starting on a backlog commits within seconds and keeps committing
-while it catches up.
+`BundleBudget` caps the records of one bundle across all partitions, adapts that cap to the time
+a bundle takes, and stops waiting on empty partitions, so a stream starting on a backlog commits
+within seconds and keeps committing while it catches up.
 """
 
 from __future__ import annotations
@@ -103,45 +103,67 @@ class StopControl:
 
 @dataclass
 class BundleBudget:
-    """What one bundle may read: at most `records` records over all partitions, and no waiting on
+    """What one bundle may read: at most `limit` records over all partitions, and no waiting on
     empty partitions once `seconds` have passed since the bundle started.
 
-    Each partition's call gets a fair share (`records` / the partitions that had records in the
+    The limit is bounded by rows and adapted to time: it starts at `initial` records, and after
+    each bundle whose demand filled it, it moves to what the last bundle cycle processed per
+    second x `seconds` (at most doubling per bundle, never above `records`). So a stream starting
+    on a backlog commits a small first bundle within seconds on any machine, and bundles grow to
+    `records` where the hardware keeps them within about `seconds`: the latency bound holds on a
+    slow or busy CPU too, and a fast one gets full model batches.
+
+    Each partition's call gets a fair share (the limit / the partitions that had records in the
     previous bundle), never more than what is left, so the bound holds whatever the number of
     partitions while one busy partition still gets the whole budget. Partitions the budget could
     not serve count as wanting, so the next bundle shares fairly again: nobody starves.
     """
 
-    records: int
+    records: int  # the cap on any bundle
     seconds: float
     partitions: int
+    initial: int = 32
+    limit: int = 0
     left: int = 0
+    began: float | None = None
     deadline: float = 0.0
     share: int = 0
     wanting: int = -1  # partitions that had records (or got none of the budget) in this bundle; -1: none yet
+    saturated: bool = False  # demand filled this bundle's limit (a partition used its whole grant or got none)
     largest: int = 0  # most records read by one bundle so far (for tests and the log)
 
     def start(self, now: float) -> None:
+        if self.began is None:
+            self.limit = max(1, min(self.records, self.initial))
+        elif self.saturated:
+            used, cycle = self.limit - self.left, now - self.began
+            paced = self.limit * 2 if cycle <= 0 else int(used * self.seconds / cycle)
+            self.limit = max(1, min(self.records, self.limit * 2, max(paced, min(self.records, 16))))
         previous = self.wanting if self.wanting > 0 else self.partitions
-        self.share = max(1, math.ceil(self.records / max(1, min(previous, self.partitions))))
-        self.left, self.deadline, self.wanting = self.records, now + self.seconds, 0
+        self.share = max(1, math.ceil(self.limit / max(1, min(previous, self.partitions))))
+        self.left, self.began, self.deadline = self.limit, now, now + self.seconds
+        self.wanting, self.saturated = 0, False
 
     def grant(self) -> int:
         """Records the next partition may read in this bundle (0: defer it to the next bundle)."""
         granted = min(self.share, self.left)
         if granted == 0:
             self.wanting += 1
+            self.saturated = True
         return granted
 
     def poll_timeout_ms(self, now: float, idle_ms: int = 250) -> int:
         """How long a poll may wait for records: nothing once the bundle's time is up."""
         return max(0, min(idle_ms, round((self.deadline - now) * 1000)))
 
-    def spend(self, n: int) -> None:
+    def spend(self, n: int, granted: int | None = None) -> None:
+        """`n` records read after a grant of `granted` (a full grant means the partition had more)."""
         self.left -= n
         if n:
             self.wanting += 1
-        self.largest = max(self.largest, self.records - self.left)
+        if granted is not None and n >= granted:
+            self.saturated = True
+        self.largest = max(self.largest, self.limit - self.left)
 
 
 _STOPS: dict[str, StopControl] = {}
@@ -240,7 +262,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
 
     def __init__(self, client_config: dict[str, Any], lake: str, run_id: str, poll_records: int, max_message_bytes: int,
                  max_records: int | None, idle_exit: float | None, bundle_records: int = 256, bundle_seconds: float = 1.0,
-                 partitions: int = 1) -> None:
+                 partitions: int = 1, bundle_initial: int = 32) -> None:
         self._config = client_config
         self._lake = lake
         self._run_id = run_id
@@ -252,10 +274,12 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         self._bundle_records = bundle_records
         self._bundle_seconds = bundle_seconds
         self._partitions = partitions
+        self._bundle_initial = bundle_initial
 
     def setup(self) -> None:
         self._stop = stop_control(self._run_id, self._max_records, self._idle_exit)
-        self._budget = BundleBudget(self._bundle_records, self._bundle_seconds, self._partitions)
+        self._budget = BundleBudget(self._bundle_records, self._bundle_seconds, self._partitions,
+                                    initial=self._bundle_initial)
         with _CONSUMER_LOCK:
             self._watch = _WATCHES.setdefault(self._run_id, TopicWatch())
 
@@ -317,7 +341,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             epoch += 1
             self._log_reset(element, expected, batch[0].offset, epoch)
         allowed = self._stop.take(len(batch))
-        self._budget.spend(allowed)
+        self._budget.spend(allowed, granted if len(batch) >= granted else None)
         if batch:
             metrics.observe_highwater(element.topic, element.partition, consumer.highwater(tp))
         source = source_key(element.topic, element.partition)
