@@ -192,15 +192,20 @@ def mark_delivered(lake: str | Path, channel: str, ids: list[str]) -> None:
         os.fsync(fh.fileno())
 
 
-def pending(lake: str | Path, channel: str) -> list[AlertRecord]:
-    """Recorded alerts not yet delivered on the channel, oldest first."""
-    done = delivered_ids(lake, channel) or set()
+def recorded_alerts(lake: str | Path) -> list[AlertRecord]:
+    """Every recorded alert, oldest first."""
     con = connect(lake)
     try:
         rows = con.sql("select * from alerts order by created_at, alert_id").to_arrow_table().to_pylist()
     finally:
         con.close()
-    return [AlertRecord(**r) for r in rows if r["alert_id"] not in done]
+    return [AlertRecord(**r) for r in rows]
+
+
+def pending(lake: str | Path, channel: str) -> list[AlertRecord]:
+    """Recorded alerts not yet delivered on the channel, oldest first."""
+    done = delivered_ids(lake, channel) or set()
+    return [a for a in recorded_alerts(lake) if a.alert_id not in done]
 
 
 def deliver(lake: str | Path, webhook: str | None, kafka_config: dict | None, kafka_topic: str | None) -> int:
@@ -262,17 +267,29 @@ def publish_kafka(client_config: dict, topic: str, alerts: list[AlertRecord]) ->
 
 
 def run_alerts(lake: str, settings: AlertSettings, webhook: str | None = None, kafka_config: dict | None = None,
-               kafka_topic: str | None = None) -> list[AlertRecord]:
-    """Evaluate, record what is new, then deliver whatever the channels have not had yet."""
+               kafka_topic: str | None = None, routes=None) -> list[AlertRecord]:
+    """Evaluate, record what is new, then deliver whatever the channels have not had yet.
+
+    `routes` (alerts/routes.py): also route notices (new, escalated, resolved) through apprise,
+    with the outbox of alerts/notify.py."""
+    from finpulse.pipeline.alerts import notify
+    from finpulse.pipeline.runtime import metrics
+
     try:
         _open_channels(lake, webhook, kafka_config, kafka_topic)
+        if routes is not None:
+            notify.open_outbox(lake, routes, existing_ids(lake))
     except OSError as exc:
         raise AlertStoreError(f"cannot record deliveries in {lake}: {exc.strerror or exc}") from None
     new = record_new(lake, evaluate(lake, settings))
+    metrics.observe_alerts(a.severity for a in new)
     for a in new:
         log.info("alert %s %s=%s %s share %.2f vs %.2f (n=%d)", a.severity, a.key_kind, a.key, a.window_start,
                  a.observed_share, a.baseline_share, a.volume)
     deliver(lake, webhook, kafka_config, kafka_topic)
+    if routes is not None:
+        notify.pass_after_record(lake, routes, settings.bucket, settings.detector.min_volume)
+    metrics.heartbeat()
     return new
 
 
