@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, time, timezone
+from datetime import date, datetime, time, timezone
 
 import duckdb
 import pandas as pd
@@ -246,8 +246,24 @@ def main_area(store: LakeStore, had_posts: bool) -> None:
         st.error(f"A query failed: {str(exc).splitlines()[0]}. Try a wider filter; if it persists, report it with this message.")
 
 
+def apply_link(params, state) -> None:
+    """Seed the filters once from a link (alert messages link here: ?ticker=AAPL&from=...&to=...)."""
+    if state.get("_linked"):
+        return
+    state["_linked"] = True
+    for param, key in (("ticker", "tickers"), ("topic", "topics"), ("source", "sources"), ("kind", "kinds")):
+        if params.get(param):
+            state[key] = [params[param]]
+    try:
+        if params.get("from") and params.get("to"):
+            state["range"], state["custom"] = "Custom", (date.fromisoformat(params["from"]), date.fromisoformat(params["to"]))
+    except ValueError:
+        pass  # a mangled link opens the default view
+
+
 def main() -> None:
     st.set_page_config(page_title="finpulse", page_icon="📉", layout="wide")
+    apply_link(st.query_params, st.session_state)
     path = lake_path()
     st.title("finpulse · financial opinion monitor")
     if not os.path.isdir(path):

@@ -31,6 +31,7 @@ from finpulse.pipeline.lake.query import connect
 from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
 from finpulse.schemas.arrow import ALERT_SCHEMA
 from finpulse.schemas.records import AlertRecord
+from finpulse.schemas.errors import FinpulseError
 
 log = logging.getLogger(__name__)
 KEY_KINDS = ("company", "ticker", "topic", "source", "kind", "all")
@@ -162,7 +163,7 @@ def delivery_key(alert: AlertRecord) -> str:
     return alert.alert_id if not alert.revision else f"{alert.alert_id}#{alert.revision}"
 
 
-class AlertStoreError(ValueError):
+class AlertStoreError(FinpulseError, ValueError):
     """The lake cannot take the alerts (read-only, disk full). A ValueError, so the CLI reports it plainly."""
 
 
@@ -224,15 +225,21 @@ def mark_delivered(lake: str | Path, channel: str, ids: list[str]) -> None:
         os.fsync(fh.fileno())
 
 
-def pending(lake: str | Path, channel: str) -> list[AlertRecord]:
-    """Recorded alerts not yet delivered on the channel, oldest first."""
-    done = delivered_ids(lake, channel) or set()
+def recorded_alerts(lake: str | Path) -> list[AlertRecord]:
+    """Every recorded alert, oldest first."""
     con = connect(lake)
     try:
         rows = con.sql("select * from alerts order by created_at, alert_id").to_arrow_table().to_pylist()
     finally:
         con.close()
-    return [a for a in (AlertRecord(**r) for r in rows) if delivery_key(a) not in done]
+    return [AlertRecord(**r) for r in rows]
+
+
+def pending(lake: str | Path, channel: str) -> list[AlertRecord]:
+    """Recorded alerts (latest revision each) not yet delivered on the channel, oldest first;
+    an escalation is pending again under `alert_id#revision`."""
+    done = delivered_ids(lake, channel) or set()
+    return [a for a in recorded_alerts(lake) if delivery_key(a) not in done]
 
 
 def deliver(lake: str | Path, webhook: str | None, kafka_config: dict | None, kafka_topic: str | None) -> int:
@@ -294,16 +301,29 @@ def publish_kafka(client_config: dict, topic: str, alerts: list[AlertRecord]) ->
 
 
 def run_alerts(lake: str, settings: AlertSettings, webhook: str | None = None, kafka_config: dict | None = None,
-               kafka_topic: str | None = None) -> list[AlertRecord]:
-    """Evaluate, record what is new, then deliver whatever the channels have not had yet."""
+               kafka_topic: str | None = None, routes=None) -> list[AlertRecord]:
+    """Evaluate, record what is new, then deliver whatever the channels have not had yet.
+
+    `routes` (alerts/routes.py): also route notices (new, escalated, resolved) through apprise,
+    with the outbox of alerts/notify.py."""
+    from finpulse.pipeline.alerts import notify
+    from finpulse.pipeline.runtime import metrics
+
     try:
         _open_channels(lake, webhook, kafka_config, kafka_topic)
+        if routes is not None:
+            notify.open_outbox(lake, routes, existing_ids(lake))
     except OSError as exc:
         raise AlertStoreError(f"cannot record deliveries in {lake}: {exc.strerror or exc}") from None
     new = record_new(lake, evaluate(lake, settings))
+    metrics.observe_alerts(a.severity for a in new)
     for a in new:
         log.info("%s", message(a))
     deliver(lake, webhook, kafka_config, kafka_topic)
+    if routes is not None:
+        floor = settings.min_stories if settings.unit == "story" and settings.min_stories is not None else settings.detector.min_volume
+        notify.pass_after_record(lake, routes, settings.bucket, floor)
+    metrics.heartbeat()
     return new
 
 

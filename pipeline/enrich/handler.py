@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -13,6 +14,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
 from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer
+from finpulse.pipeline.runtime import metrics
 from finpulse.schemas.records import EnrichedRecord, InputRecord
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
     def run_inference(self, batch: Sequence[str], model: Enricher, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
         items = list(batch)  # Beam may hand us a tuple
         texts = [t for t in items if t is not None]
+        began = time.perf_counter()
         try:
             preds: list[Prediction | EnrichError] = list(model.predict(texts))
         except Exception:  # noqa: BLE001 - isolate the culprit instead of failing the bundle
@@ -56,6 +59,8 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
                     preds.append(model.predict([t])[0])
                 except Exception as exc:  # noqa: BLE001
                     preds.append(EnrichError(f"{type(exc).__name__}: {exc}"))
+        if texts:
+            metrics.observe_batch(len(texts), time.perf_counter() - began)
         it = iter(preds)
         version = self.model_version()
         return [PredictionResult(t, None if t is None else next(it), version) for t in items]

@@ -11,15 +11,18 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
+from finpulse.pipeline.runtime import metrics
 from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
-from finpulse.pipeline.sources.kafka import EX_TEMPFAIL, OFFSET_MASK, PartitionDesc, ReadKafkaPartitions, halt_reason
+from finpulse.pipeline.messages import PartitionDesc
+from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, halt_reason
 from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.faults import require_writable
 from finpulse.pipeline.runtime.settings import StreamSettings
 from finpulse.pipeline.lake.storage import is_remote
 from finpulse.pipeline.jobs.transforms import enrich_and_write
+from finpulse.schemas.errors import EX_TEMPFAIL, BrokerUnavailable, PartitionsChanged, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def discover_partitions(client_config: dict, topics: list[str], timeout: float =
         except KafkaError as exc:
             problem = f"no broker reachable ({type(exc).__name__})"
         if time.monotonic() > deadline:
-            raise SystemExit(f"finpulse stream: {problem} at {client_config['bootstrap_servers']} (gave up after {timeout:.0f}s)")
+            raise BrokerUnavailable(f"finpulse stream: {problem} at {client_config['bootstrap_servers']} (gave up after {timeout:.0f}s)")
         log.warning("waiting for Kafka at %s: %s", client_config["bootstrap_servers"], problem)
         time.sleep(2)
 
@@ -96,7 +99,7 @@ def pipeline_options(beam_args: list[str] | None, lake: str | None = None) -> tu
     if runner:
         name = runner if isinstance(runner, str) else type(runner).__name__
         if lake is not None and not is_remote(lake) and name.split(".")[-1] in REMOTE_WORKERS:
-            raise SystemExit(f"--runner={name}: its workers cannot write the local lake {lake}; "
+            raise UsageError(f"--runner={name}: its workers cannot write the local lake {lake}; "
                              f"use an object-store lake (s3://bucket/path or gs://bucket/path)")
         return options, None
     from finpulse.pipeline.runtime.runner import FinpulseRunner
@@ -118,6 +121,9 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
     writer_lock = lake.lock("stream")  # held until this process exits
     lake.recover("kafka.")  # this writer's sources only: a backfill and a stream may share a lake
     client = settings.kafka.client_config()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, metrics.Readiness(settings.lake, client, settings.stalled_after),
+                      settings.metrics_host)
     partitions = discover_partitions(client, settings.topics)
     log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),
              settings.lake, registry.model_version)
@@ -128,13 +134,16 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
             messages = p | "ReadKafkaXlang" >> ReadKafkaXlang(client, settings.topics, settings.group, xlang or XlangConfig())
         else:
             reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
-                                         settings.max_message_bytes, settings.max_records, settings.idle_exit)
+                                         settings.max_message_bytes, settings.max_records, settings.idle_exit,
+                                         settings.bundle_records, settings.bundle_seconds, len(partitions),
+                                         settings.bundle_initial)
             messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
                          on_commit=GroupOffsetCommitter(client, settings.group))
     writer_lock.close()
     if halt_reason():  # partitions were added: stopped cleanly, a restart reads them (see TopicWatch)
-        raise SystemExit(EX_TEMPFAIL)
+        raise PartitionsChanged(f"partitions were added to {', '.join(settings.topics)}: stopped cleanly; "
+                                f"restart finpulse stream to read them (exit {EX_TEMPFAIL})")
 
 
 def resolve_device(name: str) -> str:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler, enriched_row
-from finpulse.pipeline.sources.kafka import RawMessage
+from finpulse.pipeline.messages import RawMessage
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.faults import commit_patiently
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex
+from finpulse.pipeline.runtime import metrics
 from finpulse.schemas.records import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -26,8 +30,15 @@ def _date(ts: datetime) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%d")
 
 
-def dead_row(d: DeadLetter, source: str, position: int) -> Row:
-    return Row("deadletter", d.model_dump(), source, position, _date(d.ingested_at))
+@dataclass
+class TimedRow(Row):
+    """A Row with its Kafka record timestamp, for the end-to-end latency metric (not stored)."""
+
+    event_ms: int | None = None
+
+
+def dead_row(d: DeadLetter, source: str, position: int, event_ms: int | None = None) -> Row:
+    return TimedRow("deadletter", d.model_dump(), source, position, _date(d.ingested_at), event_ms)
 
 
 class Parse(beam.DoFn):
@@ -52,22 +63,27 @@ class ToRow(beam.DoFn):
 
     def process(self, keyed: tuple[Any, Any]):
         (record, coords, source, position), result = keyed
+        ts = coords.timestamp_ms
         if isinstance(record, DeadLetter):
-            yield dead_row(record, source, position)
+            yield dead_row(record, source, position, ts)
             return
         now = datetime.now(timezone.utc)
         pred = result.inference
         if isinstance(pred, EnrichError):
             raw = record.model_dump_json().encode()
-            yield dead_row(dead_letter(raw, f"enrichment failed: {pred.error}", "enrich", coords, now), source, position)
+            yield dead_row(dead_letter(raw, f"enrichment failed: {pred.error}", "enrich", coords, now), source, position, ts)
             return
         try:
             row = enriched_row(record, pred, result.model_id, coords, now)
         except Exception as exc:  # noqa: BLE001 - a schema violation must not stop the stream
             raw = record.model_dump_json().encode()
-            yield dead_row(dead_letter(raw, f"output validation failed: {exc}", "enrich", coords, now), source, position)
+            yield dead_row(dead_letter(raw, f"output validation failed: {exc}", "enrich", coords, now), source, position, ts)
             return
-        yield Row("enriched", row, source, position, _date(record.published_at or now))
+        yield TimedRow("enriched", row, source, position, _date(record.published_at or now), ts)
+
+
+# Beam's own metrics (exported by Dataflow/Flink, where our Prometheus endpoint cannot see workers).
+_BEAM_ROWS = {"enriched": Metrics.counter("finpulse", "rows_enriched"), "deadletter": Metrics.counter("finpulse", "rows_deadletter")}
 
 
 class AssignStories(beam.DoFn):
@@ -148,15 +164,25 @@ class WriteToLake(beam.DoFn):
         self._rows[row.source].append(row)
 
     def finish_bundle(self):
+        bundle = 0
         for source, rows in self._rows.items():
             start = min(r.position for r in rows)
             end = max(r.position for r in rows) + 1
+            began = time.perf_counter()
             written = commit_patiently(self._lake, source, start, end, rows)  # waits out a full or read-only lake
             log.debug("committed %s [%d, %d): %d rows", source, start, end, written)
-            for r in rows:
+            kept = sorted(rows, key=lambda r: r.position)[len(rows) - written:] if written else []  # a replay drops the head
+            for r in kept:
                 self._counts[r.table] += 1
+                _BEAM_ROWS[r.table].inc()
+            bundle += len(rows)
+            metrics.observe_commit(source, end if source.startswith("kafka.") else None, time.perf_counter() - began,
+                                   kept, [ms for r in kept if (ms := getattr(r, "event_ms", None)) is not None])
             if self._on_commit is not None:
                 self._on_commit(source, end)
+        if bundle:
+            log.debug("bundle committed %d records from %d sources", bundle, len(self._rows))
+            metrics.observe_bundle(bundle)
         self._rows = defaultdict(list)
         self._report()
 
