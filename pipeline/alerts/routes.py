@@ -11,7 +11,7 @@ it wants, quiet hours, and a rate limit:
     urls = ["slack://T000/B000/XXXX", "mailto://alerts:pw@example.com"]
     severities = ["high", "critical"]        # default: all
     keys = ["AAPL", "BA"]                    # companies (ticker keys) or topics; default: all
-    key_kinds = ["ticker"]                   # default: all
+    key_kinds = ["company"]                  # default: all ("ticker" routes also take company alerts)
     quiet_hours = "22:00-07:00"              # held until they end, except `quiet_override` and above
     timezone = "Europe/London"               # of the quiet hours (default UTC)
     quiet_override = "critical"
@@ -92,6 +92,8 @@ class Notice:
     window_end: datetime
     stories: int = 0  # distinct stories (posts until story ids exist) behind the alert
     examples: tuple[Example, ...] = ()
+    sources: int | None = None  # distinct sources of the negative posts behind it (None: not recorded)
+    posts: int | None = None  # negative posts behind it, copies included
     created_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -169,7 +171,9 @@ def matches(route: Route, notice: Notice) -> bool:
         return False
     if notice.severity not in route.severities:
         return False
-    if route.key_kinds and notice.key_kind not in route.key_kinds:
+    # a company key is a ticker (the company's main one), so routes written for tickers take company alerts
+    kinds = set(route.key_kinds) | ({"company"} if "ticker" in route.key_kinds else set())
+    if route.key_kinds and notice.key_kind not in kinds:
         return False
     return not route.keys or notice.key in route.keys
 
@@ -246,7 +250,8 @@ def notice_for_alert(alert: Any, kind: str, stories: int = 0, examples: tuple[Ex
     return Notice(notice_id=f"{kind}:{alert.alert_id}", kind=kind, key_kind=alert.key_kind, key=alert.key,
                   severity=alert.severity, alert_id=alert.alert_id, observed_share=alert.observed_share,
                   baseline_share=alert.baseline_share, volume=alert.volume, window_start=alert.window_start,
-                  window_end=alert.window_end, stories=stories, examples=examples, created_at=alert.created_at)
+                  window_end=alert.window_end, stories=stories, examples=examples, created_at=alert.created_at,
+                  sources=getattr(alert, "sources", None), posts=getattr(alert, "posts", None))
 
 
 def notice_for_resolution(episode: Episode, key_kind: str, key: str, latest: Latest, now: datetime,
@@ -262,7 +267,7 @@ def dashboard_link(base: str | None, notice: Notice) -> str | None:
     """The dashboard filtered to this key and the alert's days (dashboard/app.py reads these)."""
     if not base:
         return None
-    param = {"ticker": "ticker", "topic": "topic", "source": "source", "kind": "kind"}.get(notice.key_kind)
+    param = {"company": "ticker", "ticker": "ticker", "topic": "topic", "source": "source", "kind": "kind"}.get(notice.key_kind)
     query = {param: notice.key} if param else {}
     query.update({"from": f"{notice.window_start:%Y-%m-%d}", "to": f"{notice.window_end - timedelta(seconds=1):%Y-%m-%d}"})
     return f"{base.rstrip('/')}/?{urlencode(query)}"
@@ -270,7 +275,7 @@ def dashboard_link(base: str | None, notice: Notice) -> str | None:
 
 def message(notice: Notice, dashboard_url: str | None = None) -> tuple[str, str]:
     """(title, body) in plain text, readable in Slack, Teams, email and a pager alike."""
-    what = f"{notice.key_kind} {notice.key}" if notice.key_kind != "ticker" else notice.key
+    what = f"{notice.key_kind} {notice.key}" if notice.key_kind not in ("ticker", "company") else notice.key
     sev = notice.severity.upper()
     title = {"alert": f"[{sev}] negative spike on {what}", "escalation": f"[{sev}] escalated: negative spike on {what}",
              "ongoing": f"[{sev}] still negative: {what}", "resolved": f"[RESOLVED] {what} back near baseline"}[notice.kind]
@@ -281,8 +286,10 @@ def message(notice: Notice, dashboard_url: str | None = None) -> tuple[str, str]
     else:
         ratio = notice.observed_share / notice.baseline_share if notice.baseline_share else float("inf")
         lines = [f"Negative share {notice.observed_share:.0%} vs baseline {notice.baseline_share:.0%} ({ratio:.1f}x) "
-                 f"over {notice.volume} posts, {window}.",
-                 f"{notice.stories} distinct {'story' if notice.stories == 1 else 'stories'} behind it."]
+                 f"over {notice.volume} {'stories' if notice.sources is not None else 'posts'}, {window}.",
+                 f"{notice.stories} distinct {'story' if notice.stories == 1 else 'stories'} behind it"
+                 + (f", from {notice.sources} source{'s' if notice.sources != 1 else ''} ({notice.posts} posts with copies)."
+                    if notice.sources is not None else ".")]
         if notice.examples:
             lines.append("Top examples:")
             lines += [f"- {_short(e.text)}" + (f" ({e.source})" if e.source else "") + (f" {e.url}" if e.url else "")

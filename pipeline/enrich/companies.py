@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from finpulse.schemas.errors import ConfigError
+
 REFERENCE = Path(__file__).resolve().parent / "reference"
 DEFAULT_GAZETTEER = REFERENCE / "companies.csv"
 OVERRIDES = REFERENCE / "overrides.csv"
@@ -188,6 +190,10 @@ def scan_text(text: str, gazetteer: Gazetteer) -> list[tuple[int, str]]:
     return found
 
 
+class GazetteerError(ConfigError, ValueError):
+    """A gazetteer file (FINPULSE_COMPANIES) is malformed; the message names the file and line."""
+
+
 def parse_gazetteer(lines: list[str], source: str = "gazetteer") -> Gazetteer:
     """Read the generated CSV (key,cik,name,tickers,aliases); `#` lines are comments."""
     by_alias: dict[str, tuple[str, str]] = {}
@@ -196,11 +202,11 @@ def parse_gazetteer(lines: list[str], source: str = "gazetteer") -> Gazetteer:
     companies: dict[str, Company] = {}
     reader = csv.DictReader(line for line in lines if not line.startswith("#"))
     if reader.fieldnames is None or {"key", "tickers", "aliases"} - set(reader.fieldnames):
-        raise ValueError(f"{source}: header must have key,cik,name,tickers,aliases")
+        raise GazetteerError(f"{source}: header must have key,cik,name,tickers,aliases")
     for lineno, row in enumerate(reader, start=2):
         key = (row.get("key") or "").strip().upper()
         if not key:
-            raise ValueError(f"{source}:{lineno}: key is required")
+            raise GazetteerError(f"{source}:{lineno}: key is required")
         companies[key] = Company(key, (row.get("cik") or "").strip(), (row.get("name") or "").strip(),
                                  (row.get("sp500") or "").strip() == "1")
         for t in [key, *(row.get("tickers") or "").split(";")]:

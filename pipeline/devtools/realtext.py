@@ -1,6 +1,6 @@
 """A labelled alert evaluation on real text: real headlines and tweets on a timeline, with copies and spam.
 
-    python -m finpulse.pipeline.alerts.realtext --data ../shared/data
+    python -m finpulse.pipeline.devtools.realtext --data ../shared/data
 
 The earlier simulation (simulate.py) draws counts, and the generator writes posts from a few
 dozen templates: neither has copies, so neither could show what real traffic did (alerts resting
