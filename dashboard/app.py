@@ -147,7 +147,8 @@ def alerts_view(store: LakeStore, f: Filters) -> None:
     alert = alerts.set_index("alert_id").loc[chosen]
     behind = queries.alert_posts(store, alert["key_kind"], alert["key"], alert["window_start"], alert["window_end"])
     st.markdown(f"**{alert['key']}**: {alert['negatives']} of {alert['volume']} negative "
-                f"({alert['observed_share']:.0%} against a baseline of {alert['baseline_share']:.0%}, p = {alert['p_value']:.1e}).")
+                f"({alert['observed_share']:.0%} against a baseline of {alert['baseline_share']:.0%}, "
+                f"p = {alert['p_value']:.1e}).")
     story_chains(store, behind)
     post_cards(behind)
 
@@ -164,7 +165,8 @@ def story_chains(store: LakeStore, behind: pd.DataFrame) -> None:
     summary = queries.chain_summary(chain)
     if summary:
         st.markdown(f"First report `{summary['first_id']}` from **{summary['first_source']}** at "
-                    f"{summary['first_at']:%Y-%m-%d %H:%M}; {summary['copies']} copies from {summary['sources']} sources "
+                    f"{summary['first_at']:%Y-%m-%d %H:%M}; {summary['copies']} copies from "
+                    f"{summary['sources']} sources "
                     f"over {summary['spread_hours']} h.")
         st.dataframe(chain[["published_at", "source", "copies_seen", "id", "text"]], hide_index=True, width="stretch")
 

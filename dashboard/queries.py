@@ -14,8 +14,8 @@ from finpulse.dashboard.filters import Filters, where
 from finpulse.dashboard.store import LakeStore
 
 SENTIMENTS = ("negative", "neutral", "positive")
-POST_COLUMNS = ("id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, url, "
-                "story_id, copies_seen")
+POST_COLUMNS = ("id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, "
+                "url, story_id, copies_seen")
 
 
 def options(store: LakeStore) -> dict[str, list[str]]:
@@ -135,7 +135,8 @@ def chain_summary(chain: pd.DataFrame) -> dict:
     first = chain.iloc[0]
     spread = chain["published_at"].max() - chain["published_at"].min()
     return {"first_id": first["id"], "first_source": first["source"], "first_at": first["published_at"],
-            "copies": len(chain) - 1, "sources": int(chain["source"].nunique()), "spread_hours": round(spread.total_seconds() / 3600, 1),
+            "copies": len(chain) - 1, "sources": int(chain["source"].nunique()),
+            "spread_hours": round(spread.total_seconds() / 3600, 1),
             "per_source": chain.groupby("source").size().sort_values(ascending=False).to_dict()}
 
 
@@ -144,7 +145,8 @@ def alert_stories(behind: pd.DataFrame) -> pd.DataFrame:
     if behind.empty:
         return pd.DataFrame(columns=["story", "posts", "sources", "first_seen"])
     df = behind.assign(story=behind["story_id"].fillna(behind["id"]))
-    out = df.groupby("story").agg(posts=("id", "size"), sources=("source", "nunique"), first_seen=("published_at", "min"))
+    out = df.groupby("story").agg(posts=("id", "size"), sources=("source", "nunique"),
+                                  first_seen=("published_at", "min"))
     return out.reset_index().sort_values(["posts", "first_seen"], ascending=[False, True])
 
 

@@ -125,11 +125,14 @@ class LakeStore:
         self._con.execute("""
             CREATE OR REPLACE TEMP TABLE _new_alerts AS
             SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)
-            QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY coalesce(revision, 0) DESC, created_at DESC) = 1""", [files])
+            QUALIFY row_number() OVER (PARTITION BY alert_id
+                                       ORDER BY coalesce(revision, 0) DESC, created_at DESC) = 1""",
+            [files])
         self._con.execute("""DELETE FROM alerts WHERE alert_id IN (
                                SELECT n.alert_id FROM _new_alerts n JOIN alerts a USING (alert_id)
                                WHERE coalesce(n.revision, 0) > coalesce(a.revision, 0))""")
-        self._con.execute("INSERT INTO alerts BY NAME SELECT n.* FROM _new_alerts n ANTI JOIN alerts a ON n.alert_id = a.alert_id")
+        self._con.execute("INSERT INTO alerts BY NAME SELECT n.* FROM _new_alerts n "
+                          "ANTI JOIN alerts a ON n.alert_id = a.alert_id")
         self._con.execute("DROP TABLE _new_alerts")
 
     # -- reading ------------------------------------------------------------------------------

@@ -1,25 +1,58 @@
 """Company linking: ~10,000 SEC companies, one key per company, no accidental links, measured precision/recall."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from finpulse.pipeline.enrich.companies import company_mentions, link_entities, load_gazetteer, normalize, parse_gazetteer, scan_text
+from finpulse.pipeline.enrich.companies import (
+    company_mentions,
+    link_entities,
+    load_gazetteer,
+    normalize,
+    parse_gazetteer,
+    scan_text,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.mark.parametrize("name, key", [
-    ("Apple", "AAPL"), ("Apple Inc.", "AAPL"), ("$AAPL", "AAPL"), ("AAPL", "AAPL"), ("Apple's", "AAPL"), ("APPLE", "AAPL"),
-    ("Facebook", "META"), ("$FB", "META"), ("$META", "META"), ("Meta Platforms, Inc.", "META"),
-    ("GOOG", "GOOGL"), ("Alphabet’s", "GOOGL"), ("Google", "GOOGL"), ("BRK.A", "BRK.B"), ("Berkshire Hathaway Inc. Class B", "BRK.B"),
-    ("JPMorgan Chase & Co.", "JPM"), ("AT&T", "T"), ("The Home Depot", "HD"), ("GM", "GM"), ("Dominion Energy", "D"),
-    ("Infosys", "INFY"), ("Marriott", "MAR"), ("Nasdaq Inc", "NDAQ"),
-    ("apple", None), ("target", None), ("gm", None), ("Samsung", None), ("the Nasdaq", None), ("Dow", None),
-    ("ALL", None), ("SBI", None),  # everyday word / an acronym far more often than a ticker: only as $ALL
-])
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("Apple", "AAPL"),
+        ("Apple Inc.", "AAPL"),
+        ("$AAPL", "AAPL"),
+        ("AAPL", "AAPL"),
+        ("Apple's", "AAPL"),
+        ("APPLE", "AAPL"),
+        ("Facebook", "META"),
+        ("$FB", "META"),
+        ("$META", "META"),
+        ("Meta Platforms, Inc.", "META"),
+        ("GOOG", "GOOGL"),
+        ("Alphabet’s", "GOOGL"),
+        ("Google", "GOOGL"),
+        ("BRK.A", "BRK.B"),
+        ("Berkshire Hathaway Inc. Class B", "BRK.B"),
+        ("JPMorgan Chase & Co.", "JPM"),
+        ("AT&T", "T"),
+        ("The Home Depot", "HD"),
+        ("GM", "GM"),
+        ("Dominion Energy", "D"),
+        ("Infosys", "INFY"),
+        ("Marriott", "MAR"),
+        ("Nasdaq Inc", "NDAQ"),
+        ("apple", None),
+        ("target", None),
+        ("gm", None),
+        ("Samsung", None),
+        ("the Nasdaq", None),
+        ("Dow", None),
+        ("ALL", None),
+        ("SBI", None),  # everyday word / an acronym far more often than a ticker: only as $ALL
+    ],
+)
 def test_gazetteer_links_names_tickers_and_share_classes_to_one_company_key(name, key):
     assert load_gazetteer().link(name) == key
 
@@ -36,18 +69,31 @@ def test_gazetteer_covers_thousands_of_companies():
     assert sum(c.sp500 for c in gaz.companies.values()) >= 490
 
 
-@pytest.mark.parametrize("text", ["I baked an apple pie for the weekend", "Apple pie recipes for the holidays",
-                                  "Target practice at the range this morning", "A$AP Rocky - L$D (Official Video)",
-                                  "RT @fan: A$AP Rocky - L$D is a banger", "the Dow fell 300 points and the Nasdaq slid"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I baked an apple pie for the weekend",
+        "Apple pie recipes for the holidays",
+        "Target practice at the range this morning",
+        "A$AP Rocky - L$D (Official Video)",
+        "RT @fan: A$AP Rocky - L$D is a banger",
+        "the Dow fell 300 points and the Nasdaq slid",
+    ],
+)
 def test_everyday_words_and_stylised_names_do_not_link(text):
     tickers, companies = company_mentions(text, [], load_gazetteer())
     assert companies == [], (text, companies)
 
 
-@pytest.mark.parametrize("text, key", [
-    ("Target shares fell 5% after earnings", "TGT"), ("Shares of Apple rose after the launch", "AAPL"),
-    ("Why Marriott is still cheap after the quarter", "MAR"), ("Facebook owner Meta cuts outlook", "META"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("Target shares fell 5% after earnings", "TGT"),
+        ("Shares of Apple rose after the launch", "AAPL"),
+        ("Why Marriott is still cheap after the quarter", "MAR"),
+        ("Facebook owner Meta cuts outlook", "META"),
+    ],
+)
 def test_everyday_words_link_with_financial_evidence(text, key):
     assert key in company_mentions(text, [], load_gazetteer())[1]
 
@@ -103,7 +149,7 @@ def test_hand_written_linking_set_still_links():
     preds = Enricher(load_registry()).predict([r["text"] for r in rows])
     gaz = load_gazetteer()
     tp = fp = fn = 0
-    for row, pred in zip(rows, preds):
+    for row, pred in zip(rows, preds, strict=True):
         got = set(company_mentions(row["text"], pred.entities, gaz)[1])
         want = set(gaz.company_keys(row["tickers"]))
         tp, fp, fn = tp + len(got & want), fp + len(got - want), fn + len(want - got)
@@ -120,8 +166,14 @@ def test_enriched_rows_carry_tickers_and_company_keys():
     from finpulse.schemas.records import InputRecord
 
     text = "$TSLA up, $FB down, while Apple Inc. slips"
-    pred = Prediction("neutral", 0.0, {"negative": 0.3, "neutral": 0.4, "positive": 0.3}, "Markets", 0.5,
-                      [EntitySpan("Apple Inc.", "ORG", 26, 36, 0.9)])
+    pred = Prediction(
+        "neutral",
+        0.0,
+        {"negative": 0.3, "neutral": 0.4, "positive": 0.3},
+        "Markets",
+        0.5,
+        [EntitySpan("Apple Inc.", "ORG", 26, 36, 0.9)],
+    )
     record = InputRecord(text=text, tickers=["msft"], published_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
     row = enriched_row(record, pred, "v", Coordinates())
     assert row["tickers"] == ["MSFT", "TSLA", "FB", "AAPL"]
@@ -132,5 +184,9 @@ def test_enriched_rows_carry_tickers_and_company_keys():
 def test_link_entities_keeps_first_mention_order():
     from finpulse.models.entities import EntitySpan
 
-    ents = [EntitySpan("Microsoft", "ORG", 0, 9, 0.9), EntitySpan("Apple", "ORG", 14, 19, 0.9), EntitySpan("Microsoft", "ORG", 20, 29, 0.9)]
+    ents = [
+        EntitySpan("Microsoft", "ORG", 0, 9, 0.9),
+        EntitySpan("Apple", "ORG", 14, 19, 0.9),
+        EntitySpan("Microsoft", "ORG", 20, 29, 0.9),
+    ]
     assert link_entities(ents, load_gazetteer(), "Microsoft and Apple Microsoft shares") == ["MSFT", "AAPL"]

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from lakefixtures import post, write_posts
 
 from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
 from finpulse.pipeline.devtools.copies import copy_of, measure_dedup, retweet, spam, syndicate
 from finpulse.pipeline.enrich.companies import load_gazetteer
 from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex, normalise
-from lakefixtures import post, write_posts
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HEADLINES = [json.loads(line) for line in (FIXTURES / "headlines_real.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -29,8 +29,9 @@ T = datetime(2024, 3, 1, tzinfo=timezone.utc)
 
 
 def test_normalise_drops_retweet_prefix_links_mentions_outlet_and_case():
-    assert normalise("RT @trader: BREAKING: Dominion Energy CUTS outlook https://t.co/x @ceo - Reuters #stocks") == \
-        normalise("Dominion Energy cuts outlook")
+    assert normalise(
+        "RT @trader: BREAKING: Dominion Energy CUTS outlook https://t.co/x @ceo - Reuters #stocks"
+    ) == normalise("Dominion Energy cuts outlook")
 
 
 def test_copies_join_the_first_report_and_novelty_falls():
@@ -71,7 +72,10 @@ def _feed(n_originals: int, seed: int) -> list[tuple[str, str, datetime]]:
     for i, text in enumerate((NEGATIVE + OTHER)[:n_originals]):
         t = T + timedelta(minutes=7 * i)
         feed.append((f"o{i}", text, t))
-        feed += [(f"o{i}c{j}", copy_of(text, rng), t + timedelta(minutes=rng.randrange(1, 300))) for j in range(rng.randrange(4))]
+        feed += [
+            (f"o{i}c{j}", copy_of(text, rng), t + timedelta(minutes=rng.randrange(1, 300)))
+            for j in range(rng.randrange(4))
+        ]
     return sorted(feed, key=lambda r: (r[2], r[0]))
 
 
@@ -84,7 +88,9 @@ def test_a_restart_that_restores_committed_rows_and_replays_the_rest_gives_the_s
     crashed = StoryIndex()
     for rid, text, t in feed[:340]:
         crashed.assign(rid, text, t)  # rows 300..339 were assigned, then the process died uncommitted
-    committed = [(rid, t, text, a.story_id, a.copies_seen) for (rid, text, t), a in zip(feed[:300], expected)]
+    committed = [
+        (rid, t, text, a.story_id, a.copies_seen) for (rid, text, t), a in zip(feed[:300], expected, strict=True)
+    ]
     restarted = StoryIndex()
     restarted.restore(reversed(committed))
     replayed = [restarted.assign(rid, text, t) for rid, text, t in feed[300:]]
@@ -113,17 +119,34 @@ def _lake(tmp_path: Path, burst: list[tuple[str, str]], company_tickers=("D",)) 
             negative = j == 0
             text = next(negatives) if negative else next(others)
             tickers = (company_tickers[(hour + j) % len(company_tickers)],)
-            rows.append(post(f"bg-{hour}-{j}", hour * 60 + j * 9 + 1, "negative" if negative else "neutral", tickers,
-                             source=rng.choice(["reuters", "twitter", "stocktwits"]), text=f"{text} (#{hour}-{j})"))
+            rows.append(
+                post(
+                    f"bg-{hour}-{j}",
+                    hour * 60 + j * 9 + 1,
+                    "negative" if negative else "neutral",
+                    tickers,
+                    source=rng.choice(["reuters", "twitter", "stocktwits"]),
+                    text=f"{text} (#{hour}-{j})",
+                )
+            )
     for k, (text, sentiment) in enumerate(burst):
-        rows.append(post(f"burst-{k}", 48 * 60 + 1 + k * 50 / max(1, len(burst)), sentiment,
-                         (company_tickers[k % len(company_tickers)],), source=rng.choice(["twitter", "stocktwits", "reuters"]),
-                         text=text))
+        rows.append(
+            post(
+                f"burst-{k}",
+                48 * 60 + 1 + k * 50 / max(1, len(burst)),
+                sentiment,
+                (company_tickers[k % len(company_tickers)],),
+                source=rng.choice(["twitter", "stocktwits", "reuters"]),
+                text=text,
+            )
+        )
     rows.sort(key=lambda r: (r["published_at"], r["id"]))
     index = StoryIndex()
     for r in rows:
         a = index.assign(r["id"], r["text"], r["published_at"])
-        r.update(story_id=a.story_id, copies_seen=a.copies_seen, novelty=a.novelty, companies=gaz.company_keys(r["tickers"]))
+        r.update(
+            story_id=a.story_id, copies_seen=a.copies_seen, novelty=a.novelty, companies=gaz.company_keys(r["tickers"])
+        )
     write_posts(tmp_path, rows)
     return tmp_path
 

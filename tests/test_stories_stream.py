@@ -14,14 +14,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from conftest import StreamProcess, lake_rows, send, wait_until
+
 from finpulse.pipeline.devtools.copies import copy_of
 from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow
-HEADLINES = [json.loads(line)["text"] for line in (Path(__file__).parent / "fixtures" / "headlines_real.jsonl").read_text().splitlines()]
+HEADLINES = [
+    json.loads(line)["text"]
+    for line in (Path(__file__).parent / "fixtures" / "headlines_real.jsonl").read_text().splitlines()
+]
 
 
 def feed(n: int = 60, seed: int = 9) -> list[dict]:
@@ -33,8 +36,15 @@ def feed(n: int = 60, seed: int = 9) -> list[dict]:
         t = start + timedelta(minutes=20 * i)
         posts.append({"id": f"o{i}", "text": text, "published_at": t.isoformat(), "source": "reuters", "kind": "news"})
         for j in range(rng.randrange(3)):
-            posts.append({"id": f"o{i}c{j}", "text": copy_of(text, rng), "source": "twitter", "kind": "social",
-                          "published_at": (t + timedelta(minutes=rng.randrange(30, 600))).isoformat()})
+            posts.append(
+                {
+                    "id": f"o{i}c{j}",
+                    "text": copy_of(text, rng),
+                    "source": "twitter",
+                    "kind": "social",
+                    "published_at": (t + timedelta(minutes=rng.randrange(30, 600))).isoformat(),
+                }
+            )
     return sorted(posts, key=lambda p: (p["published_at"], p["id"]))
 
 

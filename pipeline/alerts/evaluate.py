@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
 from finpulse.pipeline.lake.commit import write_parquet
 from finpulse.pipeline.lake.query import connect
-from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
 from finpulse.schemas.arrow import ALERT_SCHEMA
-from finpulse.schemas.records import AlertRecord
 from finpulse.schemas.errors import FinpulseError
+from finpulse.schemas.records import AlertRecord
 
 log = logging.getLogger(__name__)
 KEY_KINDS = ("company", "ticker", "topic", "source", "kind", "all")
@@ -88,7 +88,8 @@ def evaluate(lake: str | Path, settings: AlertSettings, now: datetime | None = N
             if settings.until:
                 where.append("bucket < ?")
                 params.append(settings.until)
-            rows = con.execute(f"select bucket, key, volume, negatives from sentiment_series(?, ?, unit := ?) where {' and '.join(where)} order by key, bucket", params).fetchall()
+            rows = con.execute(f"select bucket, key, volume, negatives from sentiment_series(?, ?, unit := ?) "
+                               f"where {' and '.join(where)} order by key, bucket", params).fetchall()
             total = sum(r[2] for r in rows)
             global_share = sum(r[3] for r in rows) / total if total else 0.0
             series: dict[str, list[Bucket]] = defaultdict(list)
@@ -134,7 +135,8 @@ _MATCH = {"company": "list_contains(coalesce(companies, tickers), ?)", "ticker":
 def _evidence(con, kind: str, key: str, start: datetime, end: datetime, limit: int = 5) -> dict:
     """What stands behind an alert: distinct negative stories and their sources, all negative posts
     (copies included), and up to `limit` example ids, the most negative first report of each story."""
-    rows = con.execute(f"""select distinct on (id) id, coalesce(story_id, id) story, source, sentiment_score, published_at
+    rows = con.execute(f"""select distinct on (id) id, coalesce(story_id, id) story, source, sentiment_score,
+                                  published_at
                            from enriched
                            where {_MATCH[kind]} and published_at >= ? and published_at < ? and sentiment = 'negative'
                            order by id""", [key, start, end]).fetchall()
@@ -321,7 +323,9 @@ def run_alerts(lake: str, settings: AlertSettings, webhook: str | None = None, k
         log.info("%s", message(a))
     deliver(lake, webhook, kafka_config, kafka_topic)
     if routes is not None:
-        floor = settings.min_stories if settings.unit == "story" and settings.min_stories is not None else settings.detector.min_volume
+        floor = settings.detector.min_volume
+        if settings.unit == "story" and settings.min_stories is not None:
+            floor = settings.min_stories
         notify.pass_after_record(lake, routes, settings.bucket, floor)
     metrics.heartbeat()
     return new

@@ -116,7 +116,8 @@ def story_count(con: Any, key_kind: str, key: str, start: datetime, end: datetim
                            and published_at < ? and sentiment = 'negative'""", [key, start, end]).fetchone()[0]
 
 
-_MATCH = {"company": "list_contains(coalesce(companies, tickers), ?)", "ticker": "list_contains(tickers, ?)", "topic": "topic = ?", "source": "source = ?", "kind": "kind = ?",
+_MATCH = {"company": "list_contains(coalesce(companies, tickers), ?)",
+          "ticker": "list_contains(tickers, ?)", "topic": "topic = ?", "source": "source = ?", "kind": "kind = ?",
           "all": "? = 'all'"}
 
 
@@ -138,9 +139,7 @@ def latest_bucket(con: Any, bucket: str, key_kind: str, key: str, since: datetim
 def plan(lake: str | Path, historic: set[str], logged: list[Notice], alerts: list[Any], bucket: str,
          min_volume: int, now: datetime) -> list[Notice]:
     """The notices the alert store and the latest buckets call for that the log lacks (in order)."""
-    from finpulse.pipeline.alerts.evaluate import _interval
-
-    from finpulse.pipeline.alerts.evaluate import delivery_key
+    from finpulse.pipeline.alerts.evaluate import _interval, delivery_key
 
     # an escalation rewrites its alert with a higher revision (one event, one alert): it is a new
     # notice under `alert_id#revision`

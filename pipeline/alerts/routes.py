@@ -27,7 +27,6 @@ the tests exercise these rules directly.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta, timezone
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
+
+import tomllib
 
 SEVERITIES = ("medium", "high", "critical")
 RANK = {s: i for i, s in enumerate(SEVERITIES, 1)}
@@ -267,7 +268,8 @@ def dashboard_link(base: str | None, notice: Notice) -> str | None:
     """The dashboard filtered to this key and the alert's days (dashboard/app.py reads these)."""
     if not base:
         return None
-    param = {"company": "ticker", "ticker": "ticker", "topic": "topic", "source": "source", "kind": "kind"}.get(notice.key_kind)
+    params = {"company": "ticker", "ticker": "ticker", "topic": "topic", "source": "source", "kind": "kind"}
+    param = params.get(notice.key_kind)
     query = {param: notice.key} if param else {}
     query.update({"from": f"{notice.window_start:%Y-%m-%d}", "to": f"{notice.window_end - timedelta(seconds=1):%Y-%m-%d}"})
     return f"{base.rstrip('/')}/?{urlencode(query)}"
@@ -288,7 +290,8 @@ def message(notice: Notice, dashboard_url: str | None = None) -> tuple[str, str]
         lines = [f"Negative share {notice.observed_share:.0%} vs baseline {notice.baseline_share:.0%} ({ratio:.1f}x) "
                  f"over {notice.volume} {'stories' if notice.sources is not None else 'posts'}, {window}.",
                  f"{notice.stories} distinct {'story' if notice.stories == 1 else 'stories'} behind it"
-                 + (f", from {notice.sources} source{'s' if notice.sources != 1 else ''} ({notice.posts} posts with copies)."
+                 + (f", from {notice.sources} source{'s' if notice.sources != 1 else ''} "
+                    f"({notice.posts} posts with copies)."
                     if notice.sources is not None else ".")]
         if notice.examples:
             lines.append("Top examples:")

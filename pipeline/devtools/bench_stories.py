@@ -31,7 +31,10 @@ def real_texts(data: Path, limit: int | None = None) -> list[str]:
     """Real tweets (TFNS) and headlines (SEntFiN), shuffled with a fixed seed."""
     with open(data / "tfns_sentiment_train.csv", encoding="utf-8", newline="") as fh:
         texts = [r["text"] for r in csv.DictReader(fh)]
-    texts += [json.loads(line)["text"] for line in (data / "sentfin_entity_train.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts += [
+        json.loads(line)["text"]
+        for line in (data / "sentfin_entity_train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     random.Random(0).shuffle(texts)
     return texts[:limit] if limit else texts
 
@@ -50,7 +53,7 @@ def cost(texts: list[str], device: str = "cpu") -> dict:
     model_s, model_cpu = time.perf_counter() - t0, time.process_time() - c0
     gaz = load_gazetteer()
     t0, c0 = time.perf_counter(), time.process_time()
-    for text, pred in zip(texts, preds):
+    for text, pred in zip(texts, preds, strict=True):
         company_mentions(text, pred.entities, gaz)
     link_s, link_cpu = time.perf_counter() - t0, time.process_time() - c0
     index = StoryIndex()
@@ -62,12 +65,17 @@ def cost(texts: list[str], device: str = "cpu") -> dict:
     n = len(texts)
     # CPU seconds (all threads of this process) as well as wall time: on a shared machine wall time
     # swings with the neighbours' load, CPU time is what the work costs
-    return {"n": n, "models_posts_per_s": round(n / model_s, 1), "linking_posts_per_s": round(n / link_s, 1),
-            "dedup_posts_per_s": round(n / dedup_s, 1),
-            "models_cpu_ms_per_post": round(1000 * model_cpu / n, 3), "linking_cpu_ms_per_post": round(1000 * link_cpu / n, 3),
-            "dedup_cpu_ms_per_post": round(1000 * dedup_cpu / n, 3),
-            "linking_dedup_share_of_model_time": round((link_s + dedup_s) / model_s, 4),
-            "linking_dedup_share_of_model_cpu": round((link_cpu + dedup_cpu) / model_cpu, 4)}
+    return {
+        "n": n,
+        "models_posts_per_s": round(n / model_s, 1),
+        "linking_posts_per_s": round(n / link_s, 1),
+        "dedup_posts_per_s": round(n / dedup_s, 1),
+        "models_cpu_ms_per_post": round(1000 * model_cpu / n, 3),
+        "linking_cpu_ms_per_post": round(1000 * link_cpu / n, 3),
+        "dedup_cpu_ms_per_post": round(1000 * dedup_cpu / n, 3),
+        "linking_dedup_share_of_model_time": round((link_s + dedup_s) / model_s, 4),
+        "linking_dedup_share_of_model_cpu": round((link_cpu + dedup_cpu) / model_cpu, 4),
+    }
 
 
 def week(texts: list[str], per_day: int = 20000, copy_share: float = 0.3, seed: int = 1) -> dict:
@@ -97,9 +105,16 @@ def week(texts: list[str], per_day: int = 20000, copy_share: float = 0.3, seed: 
     elapsed = time.perf_counter() - t0
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"posts": total, "per_day": per_day, "window_days": index.config.window.days, "live_entries": len(index),
-            "index_mib": round(current / 2**20, 1), "peak_mib": round(peak / 2**20, 1),
-            "bytes_per_live_entry": round(current / max(1, len(index))), "posts_per_s_traced": round(total / elapsed, 1)}
+    return {
+        "posts": total,
+        "per_day": per_day,
+        "window_days": index.config.window.days,
+        "live_entries": len(index),
+        "index_mib": round(current / 2**20, 1),
+        "peak_mib": round(peak / 2**20, 1),
+        "bytes_per_live_entry": round(current / max(1, len(index))),
+        "posts_per_s_traced": round(total / elapsed, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,9 +127,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     texts = real_texts(args.data)
-    headlines = [json.loads(line)["text"] for line in (args.data / "sentfin_entity_train.jsonl").read_text(encoding="utf-8").splitlines()]
-    out = {"cost": cost(texts[:args.n], args.device), "week": week(texts, args.per_day),
-           "dedup": {"sentfin_3000x2": measure_dedup(headlines[:3000], 2), "tweets_and_headlines_3000x2": measure_dedup(texts[:3000], 2)}}
+    headlines = [
+        json.loads(line)["text"]
+        for line in (args.data / "sentfin_entity_train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    out = {
+        "cost": cost(texts[: args.n], args.device),
+        "week": week(texts, args.per_day),
+        "dedup": {
+            "sentfin_3000x2": measure_dedup(headlines[:3000], 2),
+            "tweets_and_headlines_3000x2": measure_dedup(texts[:3000], 2),
+        },
+    }
     print(json.dumps(out, indent=2))
 
 

@@ -10,11 +10,32 @@ from __future__ import annotations
 
 import random
 
-_USERS = ["marketwatcher", "stockguru88", "wallstreetbets_fan", "newsbot", "fin_alerts", "traderjoe", "bullbear", "tickertape"]
+_USERS = [
+    "marketwatcher",
+    "stockguru88",
+    "wallstreetbets_fan",
+    "newsbot",
+    "fin_alerts",
+    "traderjoe",
+    "bullbear",
+    "tickertape",
+]
 _SUFFIXES = [" - Reuters", " | Markets Insider", " (Bloomberg)", " - MarketWatch", " #stocks", " via @newsbot"]
 _PREFIXES = ["BREAKING: ", "JUST IN: ", "UPDATE: ", "", "WATCH: "]
-_SYNONYMS = {"shares": "stock", "rises": "gains", "falls": "drops", "cuts": "lowers", "says": "said", "profit": "earnings",
-             "up": "higher", "down": "lower", "to": "will", "stock": "shares", "drops": "falls", "gains": "rises"}
+_SYNONYMS = {
+    "shares": "stock",
+    "rises": "gains",
+    "falls": "drops",
+    "cuts": "lowers",
+    "says": "said",
+    "profit": "earnings",
+    "up": "higher",
+    "down": "lower",
+    "to": "will",
+    "stock": "shares",
+    "drops": "falls",
+    "gains": "rises",
+}
 
 
 def retweet(text: str, rng: random.Random) -> str:
@@ -61,10 +82,14 @@ def spam(ticker: str, rng: random.Random) -> str:
     """Templated promotion carrying a ticker: the template stays, the numbers and emoji vary."""
     n = rng.randrange(2, 40) * 1000
     pct = rng.randrange(50, 900)
-    return rng.choice([
-        f"🚀🚀 ${ticker} is about to EXPLODE {pct}%!! Join {n:,} traders in our free Discord https://discord.gg/{rng.getrandbits(24):06x} #stocks #${ticker}",
-        f"${ticker} alert 🚨 our members are up {pct}% this week. {n:,} traders already inside, link in bio! #${ticker} #daytrading",
-    ])
+    return rng.choice(
+        [
+            f"🚀🚀 ${ticker} is about to EXPLODE {pct}%!! Join {n:,} traders in our free Discord "
+            f"https://discord.gg/{rng.getrandbits(24):06x} #stocks #${ticker}",
+            f"${ticker} alert 🚨 our members are up {pct}% this week. {n:,} traders already inside, "
+            f"link in bio! #${ticker} #daytrading",
+        ]
+    )
 
 
 def measure_dedup(texts: list[str], copies_per_text: int = 2, seed: int = 7, config=None) -> dict:
@@ -98,5 +123,10 @@ def measure_dedup(texts: list[str], copies_per_text: int = 2, seed: int = 7, con
             joined += 1
             correct_joins += got == truth
         found += is_copy and got == truth
-    return {"originals": len(texts), "copies": copies, "recall": round(found / copies, 4) if copies else None,
-            "precision": round(correct_joins / joined, 4) if joined else None, "false_merges": joined - correct_joins}
+    return {
+        "originals": len(texts),
+        "copies": copies,
+        "recall": round(found / copies, 4) if copies else None,
+        "precision": round(correct_joins / joined, 4) if joined else None,
+        "false_merges": joined - correct_joins,
+    }

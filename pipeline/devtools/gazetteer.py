@@ -43,8 +43,10 @@ COMMON_MIN = 3
 _STATE_TAG = re.compile(r"\s*/[A-Z]{2,3}/?\s*$|\s*\\[A-Z]{2}\\?\s*$")  # "HUMANA INC /DE/"
 _PARENS = re.compile(r"\s*\((?:the|class [a-z]|[^)]*shares?)\)\s*", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'&-]*")
-HEADER = "# Derived from SEC EDGAR company_tickers_exchange (public domain) and the S&P 500 constituents list (PDDL) " \
-         "by pipeline/devtools/gazetteer.py with reference/overrides.csv; do not edit, edit the overrides and rebuild.\n"
+HEADER = (
+    "# Derived from SEC EDGAR company_tickers_exchange (public domain) and the S&P 500 constituents list (PDDL) "
+    "by pipeline/devtools/gazetteer.py with reference/overrides.csv; do not edit, edit the overrides and rebuild.\n"
+)
 
 
 def everyday_words(data: Path) -> set[str]:
@@ -69,6 +71,12 @@ def everyday_words(data: Path) -> set[str]:
     return {w for w, n in counts.items() if n >= COMMON_MIN}
 
 
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV file; lines starting with `#` are comments."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
 def clean_name(name: str) -> str:
     """'Coca-Cola Company (The)' -> 'Coca-Cola Company'; 'HUMANA INC /DE/' -> 'HUMANA INC'."""
     return _STATE_TAG.sub("", _PARENS.sub(" ", name)).strip(" ,")
@@ -81,7 +89,11 @@ def alias_forms(name: str) -> set[str]:
     parts = [base, *(p for p in base.split(" - ") if " - " in base)]
     forms = set()
     for part in parts:
-        forms |= {normalize(part), normalize(part.replace("&", " and ")), normalize(re.sub(r"(?i)\.?\bcom\b", "", part))}
+        forms |= {
+            normalize(part),
+            normalize(part.replace("&", " and ")),
+            normalize(re.sub(r"(?i)\.?\bcom\b", "", part)),
+        }
     return {f for f in forms if f and not f.isdigit()}
 
 
@@ -96,16 +108,38 @@ def first_word(alias: str, common: set[str]) -> str | None:
 def build(data: Path, overrides: Path = OVERRIDES) -> list[dict]:
     common = everyday_words(data)
     companies: dict[str, dict] = {}
-    for row in csv.DictReader(open(data / "sp500_constituents.csv", encoding="utf-8")):
+    sp500 = _read_csv(data / "sp500_constituents.csv")
+    sec = _read_csv(data / "sec_company_tickers.csv")
+    for row in sp500:
         cik = str(int(row["cik"]))
-        c = companies.setdefault(cik, {"cik": cik, "key": row["ticker"], "name": clean_name(row["name"]), "tickers": [],
-                                       "names": [], "sp500": True, "major": True})
+        c = companies.setdefault(
+            cik,
+            {
+                "cik": cik,
+                "key": row["ticker"],
+                "name": clean_name(row["name"]),
+                "tickers": [],
+                "names": [],
+                "sp500": True,
+                "major": True,
+            },
+        )
         c["tickers"].append(row["ticker"])
         c["names"].append(row["name"])
-    for row in csv.DictReader(open(data / "sec_company_tickers.csv", encoding="utf-8")):
+    for row in sec:
         cik, ticker = str(int(row["cik"])), row["ticker"].replace("-", ".").upper()
-        c = companies.setdefault(cik, {"cik": cik, "key": ticker, "name": row["name"], "tickers": [], "names": [],
-                                       "sp500": False, "major": False})
+        c = companies.setdefault(
+            cik,
+            {
+                "cik": cik,
+                "key": ticker,
+                "name": row["name"],
+                "tickers": [],
+                "names": [],
+                "sp500": False,
+                "major": False,
+            },
+        )
         if ticker not in c["tickers"]:
             c["tickers"].append(ticker)
         c["names"].append(row["name"])
@@ -142,31 +176,41 @@ def build(data: Path, overrides: Path = OVERRIDES) -> list[dict]:
 
     # curated overrides last: they win over anything derived
     rules = {"alias": "", "evidence": "~", "capitals": "^", "suffix": "="}
-    for row in csv.DictReader(line for line in open(overrides, encoding="utf-8") if not line.startswith("#")):
+    for row in _read_csv(overrides):
         ticker, alias, rule = row["ticker"].strip().upper(), row["alias"].strip(), row["rule"].strip()
         if rule == "block":
             for table in aliases.values():
                 table.pop(normalize(alias), None)
             continue
-        c = by_ticker.get(ticker)
-        if c is None:
+        owner = by_ticker.get(ticker)
+        if owner is None:
             raise ValueError(f"{overrides}: ticker {ticker} is not in the SEC list")
         if rule == "ticker":  # an old or foreign ticker of the company (FB -> META)
-            if alias.upper() not in c["tickers"]:
-                c["tickers"].append(alias.upper())
+            if alias.upper() not in owner["tickers"]:
+                owner["tickers"].append(alias.upper())
             continue
         for table in aliases.values():
             table.pop(normalize(alias), None)
-        aliases[c["cik"]][normalize(alias)] = rules[rule]
+        aliases[owner["cik"]][normalize(alias)] = rules[rule]
 
     out = []
     for cik, c in companies.items():
         # a bare ticker ("AAPL" without $) links only for S&P members or when it is also a name
         # ("IBM", "KKR"): "SBI", "AGM", "CSR" in running text are acronyms far more often than tickers
         names = aliases[cik]
-        tickers = [("~" if t.lower() in common or not (c["sp500"] or t.lower() in names) else "") + t for t in c["tickers"]]
-        out.append({"key": c["key"], "cik": cik, "name": c["name"], "sp500": int(c["sp500"]), "tickers": ";".join(tickers),
-                    "aliases": ";".join(mark + a for a, mark in sorted(aliases[cik].items()))})
+        tickers = [
+            ("~" if t.lower() in common or not (c["sp500"] or t.lower() in names) else "") + t for t in c["tickers"]
+        ]
+        out.append(
+            {
+                "key": c["key"],
+                "cik": cik,
+                "name": c["name"],
+                "sp500": int(c["sp500"]),
+                "tickers": ";".join(tickers),
+                "aliases": ";".join(mark + a for a, mark in sorted(aliases[cik].items())),
+            }
+        )
     return out
 
 
@@ -180,13 +224,22 @@ def write(rows: list[dict], path: Path = DEFAULT_GAZETTEER) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/data", help="folder with sec_company_tickers.csv and sp500_constituents.csv")
+    ap.add_argument(
+        "--data", default="../shared/data", help="folder with sec_company_tickers.csv and sp500_constituents.csv"
+    )
     ap.add_argument("--out", default=str(DEFAULT_GAZETTEER))
     args = ap.parse_args(argv)
     rows = build(Path(args.data))
     write(rows, Path(args.out))
-    print(json.dumps({"companies": len(rows), "aliases": sum(len(r["aliases"].split(";")) for r in rows if r["aliases"]),
-                      "bytes": Path(args.out).stat().st_size}))
+    print(
+        json.dumps(
+            {
+                "companies": len(rows),
+                "aliases": sum(len(r["aliases"].split(";")) for r in rows if r["aliases"]),
+                "bytes": Path(args.out).stat().st_size,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def evaluate_linking(fixture: str | Path, predictions=None, gazetteer=None) -> d
     false_pos: list[tuple[str, str]] = []
     false_neg: list[tuple[str, str]] = []
     unknown: list[tuple[str, str]] = []  # tickers outside the gazetteer (delisted, crypto): kept as their own key
-    for row, pred in zip(rows, predictions):
+    for row, pred in zip(rows, predictions, strict=True):
         keys = company_mentions(row["text"], pred.entities, gaz)[1]
         got = {k for k in keys if k in gaz.companies}  # the labels cover gazetteer companies only
         unknown += [(row["id"], k) for k in keys if k not in gaz.companies]
@@ -33,5 +33,12 @@ def evaluate_linking(fixture: str | Path, predictions=None, gazetteer=None) -> d
         tp, fp, fn = tp + len(got & want), fp + len(got - want), fn + len(want - got)
         false_pos += [(row["id"], k) for k in sorted(got - want)]
         false_neg += [(row["id"], k) for k in sorted(want - got)]
-    return {"texts": len(rows), "labelled_mentions": tp + fn, "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-            "recall": round(tp / (tp + fn), 4) if tp + fn else None, "false_positives": false_pos, "false_negatives": false_neg, "unknown_tickers": unknown}
+    return {
+        "texts": len(rows),
+        "labelled_mentions": tp + fn,
+        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+        "false_positives": false_pos,
+        "false_negatives": false_neg,
+        "unknown_tickers": unknown,
+    }

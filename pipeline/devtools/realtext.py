@@ -40,13 +40,34 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 T0 = datetime(2025, 1, 6, tzinfo=timezone.utc)
-COMPANIES = ["AAPL", "MSFT", "NVDA", "AMZN", "META", "TSLA", "JPM", "XOM", "D", "BA", "INTC", "PFE", "DIS", "NKE", "KO",
-             "WMT", "GS", "F", "T", "NFLX"]
+COMPANIES = [
+    "AAPL",
+    "MSFT",
+    "NVDA",
+    "AMZN",
+    "META",
+    "TSLA",
+    "JPM",
+    "XOM",
+    "D",
+    "BA",
+    "INTC",
+    "PFE",
+    "DIS",
+    "NKE",
+    "KO",
+    "WMT",
+    "GS",
+    "F",
+    "T",
+    "NFLX",
+]
 
 
 def real_pool(data: Path) -> tuple[list[str], list[str]]:
     """(negative texts, other texts) from TFNS tweets and SEntFiN headlines, by their human labels."""
-    neg, other = [], []
+    neg: list[str] = []
+    other: list[str] = []
     with open(data / "tfns_sentiment_train.csv", encoding="utf-8", newline="") as fh:
         for r in csv.DictReader(fh):
             (neg if r["label"] == "Bearish" else other).append(r["text"])
@@ -98,7 +119,9 @@ def build_feed(data: Path, days: int = 60, rate: float = 2.0, seed: int = 3) -> 
                 posts.append(_post(company, h, rng, text, sentiment))
         # events, at least 5 days apart, after a week of history
         slots = rng.sample(range(7, days - 1, 5), 6)
-        for kind, day in zip(["genuine", "genuine", "diluted", "copy_storm", "copy_storm", "spam_storm"], slots):
+        for kind, day in zip(
+            ["genuine", "genuine", "diluted", "copy_storm", "copy_storm", "spam_storm"], slots, strict=True
+        ):
             start = day * 24 + rng.randrange(8, 20)
             length = rng.choice([1, 2])
             injected.append(Injected(kind, company, start, length))
@@ -112,11 +135,24 @@ def build_feed(data: Path, days: int = 60, rate: float = 2.0, seed: int = 3) -> 
                         posts.append(_post(company, h, rng, copy_of(text, rng), "negative"))
             if kind in ("diluted", "spam_storm"):
                 for _ in range(60):
-                    posts.append(_post(company, start + rng.randrange(length), rng, spam(company, rng), "neutral", source="twitter"))
+                    posts.append(
+                        _post(
+                            company, start + rng.randrange(length), rng, spam(company, rng), "neutral", source="twitter"
+                        )
+                    )
             if kind == "copy_storm":
                 text = next(neg_it)
                 for _ in range(rng.randrange(40, 81)):
-                    posts.append(_post(company, start + rng.randrange(length), rng, copy_of(text, rng), "negative", source="twitter"))
+                    posts.append(
+                        _post(
+                            company,
+                            start + rng.randrange(length),
+                            rng,
+                            copy_of(text, rng),
+                            "negative",
+                            source="twitter",
+                        )
+                    )
     posts.sort(key=lambda p: (p["published_at"], p["id"]))
     for i, p in enumerate(posts):
         p["id"] = f"p{i:07d}"
@@ -138,9 +174,14 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 
 def _post(company: str, hour: int, rng: random.Random, text: str, sentiment: str, source: str | None = None) -> dict:
-    return {"id": "", "company": company, "text": text, "sentiment": sentiment,
-            "source": source or rng.choice(["twitter", "stocktwits", "reuters", "bloomberg", "reddit"]),
-            "published_at": T0 + timedelta(hours=hour, seconds=rng.randrange(3600))}
+    return {
+        "id": "",
+        "company": company,
+        "text": text,
+        "sentiment": sentiment,
+        "source": source or rng.choice(["twitter", "stocktwits", "reuters", "bloomberg", "reddit"]),
+        "published_at": T0 + timedelta(hours=hour, seconds=rng.randrange(3600)),
+    }
 
 
 def write_lake(posts: list[dict], lake: Path) -> dict:
@@ -157,11 +198,28 @@ def write_lake(posts: list[dict], lake: Path) -> dict:
     for p in posts:
         a = index.assign(p["id"], p["text"], p["published_at"])
         probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1} | {p["sentiment"]: 0.8}
-        by_day[p["published_at"].strftime("%Y-%m-%d")].append({
-            "id": p["id"], "kind": "social", "source": p["source"], "published_at": p["published_at"], "ingested_at": p["published_at"],
-            "text": p["text"], "tickers": [p["company"]], "companies": [p["company"]], "sentiment": p["sentiment"],
-            "sentiment_score": score[p["sentiment"]], "sentiment_probs": probs, "topic": "Stock Commentary", "topic_score": 0.5,
-            "entities": [], "model_version": "labels", "story_id": a.story_id, "copies_seen": a.copies_seen, "novelty": a.novelty})
+        by_day[p["published_at"].strftime("%Y-%m-%d")].append(
+            {
+                "id": p["id"],
+                "kind": "social",
+                "source": p["source"],
+                "published_at": p["published_at"],
+                "ingested_at": p["published_at"],
+                "text": p["text"],
+                "tickers": [p["company"]],
+                "companies": [p["company"]],
+                "sentiment": p["sentiment"],
+                "sentiment_score": score[p["sentiment"]],
+                "sentiment_probs": probs,
+                "topic": "Stock Commentary",
+                "topic_score": 0.5,
+                "entities": [],
+                "model_version": "labels",
+                "story_id": a.story_id,
+                "copies_seen": a.copies_seen,
+                "novelty": a.novelty,
+            }
+        )
     for day, rows in by_day.items():
         path = lake / "enriched" / f"date={day}" / "part-0.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,9 +244,14 @@ def score(alerts, injected: list[Injected], days: int) -> dict:
             false_alarms += 1
     n = {k: sum(1 for i in injected if i.kind == k) for k in ("genuine", "diluted")}
     company_years = len(COMPANIES) * days / 365
-    return {"alerts": len(alerts), "alerts_per_company_year": round(len(alerts) / company_years, 1),
-            "recall_genuine": round(found["genuine"] / n["genuine"], 3), "recall_diluted": round(found["diluted"] / n["diluted"], 3),
-            "alerts_on_copies": on_copies, "background_false_alarms_per_company_year": round(false_alarms / company_years, 1)}
+    return {
+        "alerts": len(alerts),
+        "alerts_per_company_year": round(len(alerts) / company_years, 1),
+        "recall_genuine": round(found["genuine"] / n["genuine"], 3),
+        "recall_diluted": round(found["diluted"] / n["diluted"], 3),
+        "alerts_on_copies": on_copies,
+        "background_false_alarms_per_company_year": round(false_alarms / company_years, 1),
+    }
 
 
 def _overlaps(alert, inj: Injected) -> bool:
@@ -202,14 +265,20 @@ def run(data: Path, days: int = 60, rate: float = 2.0, seed: int = 3, min_volume
     from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
 
     posts, injected = build_feed(data, days, rate, seed)
-    out: dict = {"companies": len(COMPANIES), "days": days, "rate_per_hour": rate,
-                 "injected": {k: sum(1 for i in injected if i.kind == k) for k in ("genuine", "diluted", "copy_storm", "spam_storm")}}
+    out: dict = {
+        "companies": len(COMPANIES),
+        "days": days,
+        "rate_per_hour": rate,
+        "injected": {
+            k: sum(1 for i in injected if i.kind == k) for k in ("genuine", "diluted", "copy_storm", "spam_storm")
+        },
+    }
     with tempfile.TemporaryDirectory(prefix="finpulse-realtext-") as tmp:
         out.update(write_lake(posts, Path(tmp)))
         for unit in ("post", "story"):
             for mv in min_volumes:
                 cfg = dataclasses.replace(DetectorConfig(), min_volume=mv)
-                alerts = evaluate(tmp, AlertSettings(unit=unit, detector=cfg))
+                alerts = evaluate(tmp, AlertSettings(unit=unit, detector=cfg, min_stories=mv))
                 out[f"{unit}_min_volume_{mv}"] = score(alerts, injected, days)
     return out
 

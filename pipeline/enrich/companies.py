@@ -35,17 +35,58 @@ REFERENCE = Path(__file__).resolve().parent / "reference"
 DEFAULT_GAZETTEER = REFERENCE / "companies.csv"
 OVERRIDES = REFERENCE / "overrides.csv"
 
-_SUFFIXES = ("incorporated", "inc", "corporation", "corp", "company", "companies", "co", "ltd", "limited", "plc",
-             "llc", "lp", "l p", "holdings", "holding", "group", "sa", "ag", "nv", "n v", "se", "adr", "ads",
-             "class a", "class b", "class c", "cl a", "cl b", "cl c", "the", "sab de cv", "de cv", "s a", "spa", "asa", "ab", "oyj", "bhd", "public", "aktiengesellschaft")
+_SUFFIXES = (
+    "incorporated",
+    "inc",
+    "corporation",
+    "corp",
+    "company",
+    "companies",
+    "co",
+    "ltd",
+    "limited",
+    "plc",
+    "llc",
+    "lp",
+    "l p",
+    "holdings",
+    "holding",
+    "group",
+    "sa",
+    "ag",
+    "nv",
+    "n v",
+    "se",
+    "adr",
+    "ads",
+    "class a",
+    "class b",
+    "class c",
+    "cl a",
+    "cl b",
+    "cl c",
+    "the",
+    "sab de cv",
+    "de cv",
+    "s a",
+    "spa",
+    "asa",
+    "ab",
+    "oyj",
+    "bhd",
+    "public",
+    "aktiengesellschaft",
+)
 _TAIL = re.compile(r"(?:\s+(?:&|and))?\s+(?:" + "|".join(re.escape(s) for s in _SUFFIXES) + r")$")
 # words that make a sentence about money: evidence that a capitalised everyday word is a company
 FINANCIAL = re.compile(
     r"\b(?:shares?|stocks?|earnings|revenues?|profits?|sales|quarter(?:ly)?|Q[1-4]|fiscal|guidance|outlook|dividends?|"
     r"CEO|CFO|analysts?|investors?|upgrades?|downgrades?|price target|NYSE|Nasdaq|IPO|merger|acquisition|acquires?|"
     r"buyback|market cap|valuation|rall(?:y|ies|ied)|slump(?:s|ed)?|plunge[sd]?|surge[sd]?|tumble[sd]?|"
-    r"layoffs?|lawsuit|recall|bln|billion|million|percent|stake|bonds?|rating|forecast|results|EPS|chief executive)\b|%",
-    re.IGNORECASE)
+    r"layoffs?|lawsuit|recall|bln|billion|million|percent|stake|bonds?|rating|forecast|results|EPS|"
+    r"chief executive)\b|%",
+    re.IGNORECASE,
+)
 
 
 def _basic(name: str) -> str:
@@ -141,10 +182,13 @@ _TOKEN = re.compile(r"[A-Za-z0-9][\w&'’.-]*[\w&]|[A-Za-z0-9]")
 MAX_ALIAS_WORDS = 4
 
 
-_FUNCTION_WORDS = frozenset(
-    "a an the why how what when where who which is are was were will would can could should may might must does do did "
-    "has have had after before as at in on for with from by and but or if while since until of to into over under "
-    "about against between during without than this that these those it its our their his her my your".split())
+_FUNCTION_WORD_TEXT = (
+    "a an the why how what when where who which is are was were will would can could should may might "
+    "must does do did has have had after before as at in on for with from by and but or if while since "
+    "until of to into over under about against between during without than this that these those it its "
+    "our their his her my your "
+)
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORD_TEXT.split())
 
 
 def _capital_neighbour(text: str, tokens: list, j: int, edge: int) -> bool:
@@ -153,7 +197,7 @@ def _capital_neighbour(text: str, tokens: list, j: int, edge: int) -> bool:
         return False
     if tokens[j].end() <= edge and tokens[j].group().casefold() in _FUNCTION_WORDS:
         return False  # "Why Marriott ...", "The Boeing ...": a capital on a function word says nothing
-    gap = text[edge:tokens[j].start()] if tokens[j].start() >= edge else text[tokens[j].end():edge]
+    gap = text[edge : tokens[j].start()] if tokens[j].start() >= edge else text[tokens[j].end() : edge]
     return gap.strip() == ""
 
 
@@ -178,7 +222,9 @@ def scan_text(text: str, gazetteer: Gazetteer) -> list[tuple[int, str]]:
             mention = text[start:end]
             hit = gazetteer.by_alias.get(normalize(mention))
             if hit is not None and gazetteer.companies[hit[0]].sp500:
-                if n == 1 and (_capital_neighbour(text, tokens, i + 1, end) or _capital_neighbour(text, tokens, i - 1, start)):
+                if n == 1 and (
+                    _capital_neighbour(text, tokens, i + 1, end) or _capital_neighbour(text, tokens, i - 1, start)
+                ):
                     continue  # "Henry Harteveldt"; "Morgan Stanley" was matched by its longer alias above
                 key = gazetteer.link(mention, text, start)
                 if key is not None:
@@ -207,8 +253,12 @@ def parse_gazetteer(lines: list[str], source: str = "gazetteer") -> Gazetteer:
         key = (row.get("key") or "").strip().upper()
         if not key:
             raise GazetteerError(f"{source}:{lineno}: key is required")
-        companies[key] = Company(key, (row.get("cik") or "").strip(), (row.get("name") or "").strip(),
-                                 (row.get("sp500") or "").strip() == "1")
+        companies[key] = Company(
+            key,
+            (row.get("cik") or "").strip(),
+            (row.get("name") or "").strip(),
+            (row.get("sp500") or "").strip() == "1",
+        )
         for t in [key, *(row.get("tickers") or "").split(";")]:
             t = t.strip()
             if t.startswith("~"):
@@ -219,7 +269,7 @@ def parse_gazetteer(lines: list[str], source: str = "gazetteer") -> Gazetteer:
         for alias in (row.get("aliases") or "").split(";"):
             alias = alias.strip()
             mark = alias[:1] if alias[:1] in "~^=" else ""
-            alias = alias[len(mark):]
+            alias = alias[len(mark) :]
             if alias:
                 by_alias.setdefault(alias, (key, mark))
     return Gazetteer(by_alias, by_ticker, frozenset(word_tickers), companies)
@@ -242,11 +292,15 @@ def link_entities(entities, gazetteer: Gazetteer, text: str | None = None) -> li
     return out
 
 
-def company_mentions(text: str, entities, gazetteer: Gazetteer, given: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+def company_mentions(
+    text: str, entities, gazetteer: Gazetteer, given: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
     """(tickers, companies) of a post: the input's tickers, cashtags, Reuters codes and linked ORG
     entities, in first-mention order; `companies` maps them to company keys (FB -> META)."""
     from finpulse.pipeline.enrich.tickers import extract_cashtags, extract_rics, merge_tickers
 
     named = [key for _, key in sorted(scan_text(text, gazetteer))]
-    tickers = merge_tickers(given, extract_cashtags(text), extract_rics(text), link_entities(entities, gazetteer, text), named)
+    tickers = merge_tickers(
+        given, extract_cashtags(text), extract_rics(text), link_entities(entities, gazetteer, text), named
+    )
     return tickers, gazetteer.company_keys(tickers)

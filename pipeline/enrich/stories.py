@@ -11,11 +11,11 @@ retweeted rap lyric raise a critical alert. Each post therefore gets
 How: the text is normalised (retweet prefixes, URLs, @mentions, HTML entities, case and
 punctuation dropped), cut into character 5-gram shingles and summarised by a 64-permutation
 MinHash (`datasketch`); an LSH index over 16 bands (our 20 lines: each band key is computed once
-per post, where MinHashLSH computes them for the query and again for the insert) proposes candidates, which are kept when their estimated
-Jaccard similarity reaches `threshold` and they were published within `window` of the post. An
-exact-text table catches identical copies before the LSH. Among matching candidates the story
-whose first report is earliest (then smallest story id) wins, so the choice does not depend on
-the order of the LSH's sets.
+per post, where MinHashLSH computes them for the query and again for the insert) proposes
+candidates, which are kept when their estimated Jaccard similarity reaches `threshold` and they
+were published within `window` of the post. An exact-text table catches identical copies before
+the LSH. Among matching candidates the story whose first report is earliest (then smallest story
+id) wins, so the choice does not depend on the order of the LSH's sets.
 
 Determinism and durability. Assignment depends only on the sequence of posts offered, so the
 same feed in the same order gives the same ids whether streamed or backfilled. An id offered a
@@ -61,7 +61,9 @@ class StoryConfig:
     window: timedelta = timedelta(days=3)  # a copy must be published within this of a post it matches
     threshold: float = 0.6  # estimated Jaccard of the 5-gram shingle sets
     num_perm: int = 64  # MinHash permutations: 64 keeps hashing cheap; the estimate's sd is <= 0.0625
-    bands: int = 16  # LSH bands of num_perm / bands rows: a pair at Jaccard 0.6 is a candidate with p 0.9, at 0.3 with p 0.12
+    bands: int = (
+        16  # LSH bands of num_perm / bands rows: a pair at Jaccard 0.6 is a candidate with p 0.9, at 0.3 with p 0.12
+    )
     shingle: int = 5  # characters per shingle: robust to single-word edits in short posts
     seed: int = 1
 
@@ -88,7 +90,7 @@ def normalise(text: str) -> str:
 def shingles(norm: str, k: int) -> list[bytes]:
     if len(norm) <= k:
         return [norm.encode("utf-8")]
-    return list({norm[i:i + k].encode("utf-8") for i in range(len(norm) - k + 1)})
+    return list({norm[i : i + k].encode("utf-8") for i in range(len(norm) - k + 1)})
 
 
 @dataclass
@@ -208,12 +210,12 @@ class StoryIndex:
     def _band_keys(self, hashvalues: np.ndarray) -> list[bytes]:
         raw = hashvalues.tobytes()
         width = len(raw) // self.config.bands
-        return [raw[i:i + width] for i in range(0, len(raw), width)]
+        return [raw[i : i + width] for i in range(0, len(raw), width)]
 
     def _candidates(self, hashvalues: np.ndarray) -> set[str]:
         """Ids sharing at least one band with the signature (the LSH step: each band key computed once)."""
         out: set[str] = set()
-        for table, key in zip(self._tables, self._band_keys(hashvalues)):
+        for table, key in zip(self._tables, self._band_keys(hashvalues), strict=True):
             ids = table.get(key)
             if ids:
                 out.update(ids)
@@ -222,7 +224,7 @@ class StoryIndex:
     def _add(self, record_id: str, entry: _Entry, minhash: MinHash) -> None:
         self._entries[record_id] = entry
         self._exact.setdefault(entry.digest, []).append(record_id)
-        for table, key in zip(self._tables, self._band_keys(entry.hashvalues)):
+        for table, key in zip(self._tables, self._band_keys(entry.hashvalues), strict=True):
             table.setdefault(key, []).append(record_id)
         self._stories[entry.story_id].members += 1
         heapq.heappush(self._heap, (entry.ts, record_id))
@@ -240,7 +242,7 @@ class StoryIndex:
             ids.remove(rid)
             if not ids:
                 del self._exact[entry.digest]
-            for table, key in zip(self._tables, self._band_keys(entry.hashvalues)):
+            for table, key in zip(self._tables, self._band_keys(entry.hashvalues), strict=True):
                 bucket = table[key]
                 bucket.remove(rid)
                 if not bucket:

@@ -15,11 +15,11 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler, enriched_row
-from finpulse.pipeline.messages import RawMessage
-from finpulse.pipeline.lake.commit import Lake, Row
-from finpulse.pipeline.lake.faults import commit_patiently
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex
+from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.faults import commit_patiently
+from finpulse.pipeline.messages import RawMessage
 from finpulse.pipeline.runtime import metrics
 from finpulse.schemas.records import DeadLetter
 

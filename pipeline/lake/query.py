@@ -34,7 +34,8 @@ def _duck_types(schema: pa.Schema) -> tuple[tuple[str, str], ...]:
 
 
 def _empty_select(schema: pa.Schema) -> str:
-    return "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_types(schema)) + " WHERE false"
+    cols = ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_types(schema))
+    return f"SELECT {cols} WHERE false"
 
 
 def _complete_view(con: duckdb.DuckDBPyConnection, view: str, raw: str, schema: pa.Schema) -> None:
@@ -46,7 +47,8 @@ def _complete_view(con: duckdb.DuckDBPyConnection, view: str, raw: str, schema: 
     cols += [f'"{n}"' for n in sorted(present - {n for n, _ in wanted})]  # columns newer than this code
     select = f"SELECT {', '.join(cols)} FROM {raw}"
     if view == "alerts":  # one row per alert: an escalation rewrites the alert with a higher revision
-        select += " QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY coalesce(revision, 0) DESC, created_at DESC) = 1"
+        select += (" QUALIFY row_number() OVER (PARTITION BY alert_id "
+                   "ORDER BY coalesce(revision, 0) DESC, created_at DESC) = 1")
     con.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
 
 
@@ -80,7 +82,8 @@ SELECT time_bucket(CAST(bucket_width AS INTERVAL), published_at) AS bucket, key,
        count(*) FILTER (WHERE counts AND sentiment = 'negative') AS negatives,
        count(*) FILTER (WHERE counts AND sentiment = 'neutral') AS neutrals,
        count(*) FILTER (WHERE counts AND sentiment = 'positive') AS positives,
-       count(*) FILTER (WHERE counts AND sentiment = 'negative') / greatest(count(*) FILTER (WHERE counts), 1) AS negative_share,
+       count(*) FILTER (WHERE counts AND sentiment = 'negative')
+           / greatest(count(*) FILTER (WHERE counts), 1) AS negative_share,
        avg(sentiment_score) FILTER (WHERE counts) AS mean_score,
        count(*) AS posts
 FROM counted GROUP BY ALL
