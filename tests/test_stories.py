@@ -89,7 +89,7 @@ def test_a_restart_that_restores_committed_rows_and_replays_the_rest_gives_the_s
     for rid, text, t in feed[:340]:
         crashed.assign(rid, text, t)  # rows 300..339 were assigned, then the process died uncommitted
     committed = [
-        (rid, t, text, a.story_id, a.copies_seen) for (rid, text, t), a in zip(feed[:300], expected, strict=True)
+        (rid, t, text, a.story_id, a.copies_seen) for (rid, text, t), a in zip(feed[:300], expected[:300], strict=True)
     ]
     restarted = StoryIndex()
     restarted.restore(reversed(committed))
