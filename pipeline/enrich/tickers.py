@@ -1,10 +1,13 @@
 """Cashtag extraction by rule: `$AAPL`, `$BRK.B` -> tickers; `$5`, `$1.2bn`, `L$D`, `A$AP` are not tickers.
 
 A `$` inside a word is a stylised letter (rapper names "A$AP", song titles "L$D", "Ke$ha"), not a
-cashtag: on real traffic, retweets of "A$AP Rocky - L$D" were read as $D (Dominion Energy) and
-raised a critical alert. So a cashtag must stand at a word start (not after a letter, digit, `$`,
-or a letter plus hyphen/apostrophe), the text is NFKC-normalised first (a full-width `＄` is a
-`$`), and one- or two-letter cashtags must be written in capitals (`$d` is noise, `$D` is not).
+cashtag: on real traffic, retweets of a rap song "L$D" became a critical alert on $D (Dominion
+Energy). The previous rule already refused `L$D` written exactly so; it still took `L-$D`,
+`L'$D` and lower-case `$d`. Now a cashtag must stand at a word start (not
+after a letter, digit, `$`, or a letter plus hyphen/apostrophe), the text is NFKC-normalised
+first (`＄` is `$`), and one- or two-letter cashtags must be written in capitals. `L $D` (with a
+space) still reads as $D: no rule on the characters can tell it from a real cashtag; story
+de-duplication is what keeps a retweet storm of it from alerting.
 Reuters instrument codes of US listings (`<JNJ.N>`, `<META.O>`) are read as tickers too.
 """
 
