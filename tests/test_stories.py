@@ -206,3 +206,31 @@ def test_spam_with_rotating_numbers_is_one_story(threshold):
     rng = random.Random(4)
     ids = {index.assign(f"s{i}", spam("D", rng), T + timedelta(minutes=i)).story_id for i in range(60)}
     assert len(ids) <= 4  # two templates; changed numbers split a few (4 stories measured, not 60)
+
+
+def test_lake_files_written_before_stories_and_company_keys_still_load_and_count(tmp_path):
+    """Old files lack companies/story_id/copies_seen/novelty (and old alert files lack stories,
+    revision): the views fill NULL, each old row is its own story, company falls back to tickers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from finpulse.pipeline.lake.query import run_query
+    from finpulse.schemas.arrow import ALERT_SCHEMA, ENRICHED_SCHEMA
+    from lakefixtures import write_alert
+
+    new_cols = {"companies", "story_id", "copies_seen", "novelty"}
+    old_schema = pa.schema([f for f in ENRICHED_SCHEMA if f.name not in new_cols])
+    rows = [post(f"old-{i}", i, "negative" if i < 3 else "neutral", ("FB",), text="same text") for i in range(10)]
+    path = tmp_path / "enriched" / "date=2026-03-02" / "old.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{k: r[k] for k in old_schema.names} for r in rows], schema=old_schema), path)
+    alert = write_alert(tmp_path, "AAPL", 0)
+    old_alerts = pq.read_table(alert).select([f.name for f in ALERT_SCHEMA if f.name not in {"stories", "sources", "posts",
+                                                                                              "unit", "revision"}])
+    pq.write_table(old_alerts, alert)
+    got = run_query(tmp_path, "select count(*) n, count(story_id) s, count(companies) c from enriched").to_pylist()
+    assert got == [{"n": 10, "s": 0, "c": 0}]
+    series = run_query(tmp_path, "select key, sum(volume) v, sum(negatives) neg from sentiment_series('1 hour', 'company') "
+                                 "group by key").to_pylist()
+    assert series == [{"key": "FB", "v": 10, "neg": 3}]  # no story ids: every old row counts, under its ticker
+    assert run_query(tmp_path, "select revision, stories from alerts").to_pylist() == [{"revision": None, "stories": None}]
