@@ -213,10 +213,10 @@ def test_lake_files_written_before_stories_and_company_keys_still_load_and_count
     revision): the views fill NULL, each old row is its own story, company falls back to tickers."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from lakefixtures import write_alert
 
     from finpulse.pipeline.lake.query import run_query
     from finpulse.schemas.arrow import ALERT_SCHEMA, ENRICHED_SCHEMA
-    from lakefixtures import write_alert
 
     new_cols = {"companies", "story_id", "copies_seen", "novelty"}
     old_schema = pa.schema([f for f in ENRICHED_SCHEMA if f.name not in new_cols])
