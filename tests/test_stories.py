@@ -225,12 +225,17 @@ def test_lake_files_written_before_stories_and_company_keys_still_load_and_count
     path.parent.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist([{k: r[k] for k in old_schema.names} for r in rows], schema=old_schema), path)
     alert = write_alert(tmp_path, "AAPL", 0)
-    old_alerts = pq.read_table(alert).select([f.name for f in ALERT_SCHEMA if f.name not in {"stories", "sources", "posts",
-                                                                                              "unit", "revision"}])
+    old_alerts = pq.read_table(alert).select(
+        [f.name for f in ALERT_SCHEMA if f.name not in {"stories", "sources", "posts", "unit", "revision"}]
+    )
     pq.write_table(old_alerts, alert)
     got = run_query(tmp_path, "select count(*) n, count(story_id) s, count(companies) c from enriched").to_pylist()
     assert got == [{"n": 10, "s": 0, "c": 0}]
-    series = run_query(tmp_path, "select key, sum(volume) v, sum(negatives) neg from sentiment_series('1 hour', 'company') "
-                                 "group by key").to_pylist()
+    series = run_query(
+        tmp_path,
+        "select key, sum(volume) v, sum(negatives) neg from sentiment_series('1 hour', 'company') group by key",
+    ).to_pylist()
     assert series == [{"key": "FB", "v": 10, "neg": 3}]  # no story ids: every old row counts, under its ticker
-    assert run_query(tmp_path, "select revision, stories from alerts").to_pylist() == [{"revision": None, "stories": None}]
+    assert run_query(tmp_path, "select revision, stories from alerts").to_pylist() == [
+        {"revision": None, "stories": None}
+    ]
