@@ -239,3 +239,19 @@ def test_lake_files_written_before_stories_and_company_keys_still_load_and_count
     assert run_query(tmp_path, "select revision, stories from alerts").to_pylist() == [
         {"revision": None, "stories": None}
     ]
+
+
+def test_a_backfill_restores_only_backfilled_rows_so_old_archives_are_not_evicted(tmp_path):
+    """A lake with today's stream rows and an earlier backfill: the backfill's index starts from the
+    backfill's rows (kafka_topic null), the stream's from the stream's."""
+    from finpulse.pipeline.jobs.transforms import committed_story_rows
+
+    old = [post(f"old-{i}", i, text=f"archive {i}") for i in range(3)]
+    new = [post(f"new-{i}", 60 * 24 * 400 + i, text=f"stream {i}") for i in range(3)]
+    for r in new:
+        r.update(kafka_topic="news", kafka_partition=0, kafka_offset=int(r["id"][-1]))
+    write_posts(tmp_path, old + new)
+    window = StoryConfig().window
+    assert sorted(r[0] for r in committed_story_rows(str(tmp_path), window, "file")) == ["old-0", "old-1", "old-2"]
+    assert sorted(r[0] for r in committed_story_rows(str(tmp_path), window, "kafka")) == ["new-0", "new-1", "new-2"]
+    assert sorted(r[0] for r in committed_story_rows(str(tmp_path), window)) == ["new-0", "new-1", "new-2"]

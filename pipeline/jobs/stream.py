@@ -139,7 +139,7 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
                                          settings.bundle_initial)
             messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
-                         on_commit=GroupOffsetCommitter(client, settings.group))
+                         on_commit=GroupOffsetCommitter(client, settings.group), story_scope="kafka")
     writer_lock.close()
     if halt_reason():  # partitions were added: stopped cleanly, a restart reads them (see TopicWatch)
         raise PartitionsChanged(f"partitions were added to {', '.join(settings.topics)}: stopped cleanly; "

@@ -97,20 +97,21 @@ class AssignStories(beam.DoFn):
     each see only their own rows: see docs/ALERTS.md ("Stories") for what that means.
     """
 
-    _shared: dict[tuple[str, StoryConfig], StoryIndex] = {}
+    _shared: dict[tuple[str, StoryConfig, str | None], StoryIndex] = {}
     _lock = threading.Lock()
 
-    def __init__(self, lake: str, config: StoryConfig | None = None) -> None:
+    def __init__(self, lake: str, config: StoryConfig | None = None, scope: str | None = None) -> None:
         self._lake_root = lake
         self._config = config or StoryConfig()
+        self._scope = scope  # "kafka" or "file": restore only this writer's rows (see committed_story_rows)
 
     def setup(self) -> None:
-        key = (self._lake_root, self._config)
+        key = (self._lake_root, self._config, self._scope)
         with AssignStories._lock:
             index = AssignStories._shared.get(key)
             if index is None:
                 index = AssignStories._shared[key] = StoryIndex(self._config)
-                loaded = index.restore(committed_story_rows(self._lake_root, self._config.window))
+                loaded = index.restore(committed_story_rows(self._lake_root, self._config.window, self._scope))
                 log.info("story index: %d committed rows of the last %s restored from %s", loaded, self._config.window,
                          self._lake_root)
         self._index = index
@@ -124,15 +125,20 @@ class AssignStories(beam.DoFn):
         yield row
 
 
-def committed_story_rows(lake: str, window: timedelta) -> list[tuple]:
-    """(id, published_at, text, story_id, copies_seen) of the committed rows within `window` of the newest."""
+def committed_story_rows(lake: str, window: timedelta, scope: str | None = None) -> list[tuple]:
+    """(id, published_at, text, story_id, copies_seen) of the committed rows within `window` of the newest.
+
+    `scope` "kafka" takes the stream's rows only and "file" the backfill's: a backfill of 2022
+    archives into a lake that also holds today's stream must not start from today's rows (its
+    index would evict every 2022 post as older than the window)."""
     from finpulse.pipeline.lake.query import connect
 
+    where = {"kafka": "kafka_topic IS NOT NULL", "file": "kafka_topic IS NULL", None: "true"}[scope]
     con = connect(lake)
     try:
-        return con.execute("""
-            SELECT id, published_at, text, story_id, copies_seen FROM enriched
-            WHERE published_at >= (SELECT max(published_at) FROM enriched) - to_seconds(?)""",
+        return con.execute(f"""
+            WITH scoped AS (SELECT id, published_at, text, story_id, copies_seen FROM enriched WHERE {where})
+            SELECT * FROM scoped WHERE published_at >= (SELECT max(published_at) FROM scoped) - to_seconds(?)""",
                            [window.total_seconds()]).fetchall()
     finally:
         con.close()
@@ -199,13 +205,14 @@ class WriteToLake(beam.DoFn):
 
 
 def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int,
-                     fallback_kind: str = "news", on_commit=None, stories: StoryConfig | None = None):
+                     fallback_kind: str = "news", on_commit=None, stories: StoryConfig | None = None,
+                     story_scope: str | None = None):
     """RawMessages -> parsed -> enriched -> lake, one linear fused chain. Every message ends as one row."""
     return (
         messages
         | "Parse" >> beam.ParDo(Parse(max_message_bytes, fallback_kind))
         | "Enrich" >> RunInference(KeyedModelHandler(handler))
         | "ToRow" >> beam.ParDo(ToRow())
-        | "Stories" >> beam.ParDo(AssignStories(lake, stories))
+        | "Stories" >> beam.ParDo(AssignStories(lake, stories, story_scope))
         | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit))
     )
