@@ -49,10 +49,11 @@ def overview(store: LakeStore, f: Filters) -> dict[str, float | int | None]:
 def top_companies(store: LakeStore, f: Filters, limit: int = 10) -> pd.DataFrame:
     clause, params = where(f)
     return store.query(f"""
-        SELECT ticker, count(*) AS posts,
+        SELECT ticker, count(*) AS posts, count(DISTINCT story) AS stories,
                count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
                avg(sentiment_score) AS mean_score
-        FROM (SELECT unnest(tickers) AS ticker, sentiment, sentiment_score FROM posts WHERE {clause})
+        FROM (SELECT unnest(tickers) AS ticker, sentiment, sentiment_score, coalesce(story_id, id) AS story
+              FROM posts WHERE {clause})
         {"WHERE ticker = ANY(?::VARCHAR[])" if f.tickers else ""}
         GROUP BY ticker ORDER BY posts DESC, ticker LIMIT {int(limit)}""",
         params + ([list(f.tickers)] if f.tickers else []))
