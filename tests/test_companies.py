@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from realdata import real_fixture
 
 from finpulse.pipeline.enrich.companies import (
     company_mentions,
@@ -134,7 +135,7 @@ def test_linking_precision_and_recall_on_350_labelled_real_texts():
     Measured: precision 0.978, recall 0.895 on 247 labelled mentions (docs/ALERTS.md)."""
     from finpulse.pipeline.devtools.linking_eval import evaluate_linking
 
-    got = evaluate_linking(FIXTURES / "linking_real.jsonl")
+    got = evaluate_linking(real_fixture("linking_real.jsonl"))  # built from ../shared/data
     print({k: got[k] for k in ("texts", "labelled_mentions", "precision", "recall")}, got["false_positives"])
     assert got["texts"] == 350 and got["labelled_mentions"] >= 240
     assert got["precision"] >= 0.96 and got["recall"] >= 0.87

@@ -1,6 +1,6 @@
 """Story de-duplication and novelty on real text, and what it does to alerts.
 
-The feeds here are real headlines (tests/fixtures/headlines_real.jsonl, SEntFiN) with copies made
+The feeds here are real headlines (SEntFiN, selected by tests/fixtures/make_headlines_real.py) with copies made
 the way real traffic makes them (pipeline/devtools/copies.py): retweets, quotes, syndicated edits,
 templated spam. Rows get their stories from the same pure index the pipeline uses, then alerts
 are evaluated over a real lake.
@@ -8,13 +8,13 @@ are evaluated over a real lake.
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from lakefixtures import post, write_posts
+from realdata import real_rows
 
 from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
 from finpulse.pipeline.devtools.copies import copy_of, measure_dedup, retweet, spam, syndicate
@@ -22,7 +22,7 @@ from finpulse.pipeline.enrich.companies import load_gazetteer
 from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex, normalise
 
 FIXTURES = Path(__file__).parent / "fixtures"
-HEADLINES = [json.loads(line) for line in (FIXTURES / "headlines_real.jsonl").read_text(encoding="utf-8").splitlines()]
+HEADLINES = real_rows("headlines_real.jsonl")  # built from ../shared/data (tests/realdata.py)
 NEGATIVE = [h["text"] for h in HEADLINES if h["label"] == "negative"]
 OTHER = [h["text"] for h in HEADLINES if h["label"] == "other"]
 T = datetime(2024, 3, 1, tzinfo=timezone.utc)

@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 from conftest import StreamProcess, lake_rows, send, wait_until
+from realdata import real_rows
 
 from finpulse.pipeline.devtools.copies import copy_of
 from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow
-HEADLINES = [
-    json.loads(line)["text"]
-    for line in (Path(__file__).parent / "fixtures" / "headlines_real.jsonl").read_text().splitlines()
-]
+HEADLINES = [h["text"] for h in real_rows("headlines_real.jsonl")]  # built from ../shared/data
 
 
 def feed(n: int = 60, seed: int = 9) -> list[dict]:

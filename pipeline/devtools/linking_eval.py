@@ -1,4 +1,4 @@
-"""Precision and recall of company linking on a labelled set of real texts (tests/fixtures/linking_real.jsonl).
+"""Precision and recall of company linking on a labelled set of real texts (built by tests/fixtures/make_linking_real.py from ../shared/data).
 
 Runs the registry's NER model once over the texts, then the production linking path
 (`company_mentions`: cashtags, Reuters codes, ORG entities through the gazetteer) and compares
