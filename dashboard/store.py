@@ -84,7 +84,7 @@ class LakeStore:
                     self._dead_letters += self._con.execute(
                         "SELECT count(*) FROM read_parquet(?, union_by_name=true)", [good]).fetchone()[0]
                 else:
-                    self._insert("alerts", "alert_id", "created_at", good)
+                    self._upsert_alerts(good)
                 for f in good:
                     stat = Path(f).stat()
                     self._seen[f] = (stat.st_size, stat.st_mtime_ns)
@@ -119,6 +119,21 @@ class LakeStore:
                     SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)
                     QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {first_by}) = 1
                 ) n ANTI JOIN {table} t ON n.{key} = t.{key}""", [files])
+
+    def _upsert_alerts(self, files: list[str]) -> None:
+        """Alerts are rewritten with a higher `revision` when their event escalates: keep the latest."""
+        self._con.execute("""
+            CREATE OR REPLACE TEMP TABLE _new_alerts AS
+            SELECT * FROM read_parquet(?, union_by_name=true, hive_partitioning=false)
+            QUALIFY row_number() OVER (PARTITION BY alert_id
+                                       ORDER BY coalesce(revision, 0) DESC, created_at DESC) = 1""",
+            [files])
+        self._con.execute("""DELETE FROM alerts WHERE alert_id IN (
+                               SELECT n.alert_id FROM _new_alerts n JOIN alerts a USING (alert_id)
+                               WHERE coalesce(n.revision, 0) > coalesce(a.revision, 0))""")
+        self._con.execute("INSERT INTO alerts BY NAME SELECT n.* FROM _new_alerts n "
+                          "ANTI JOIN alerts a ON n.alert_id = a.alert_id")
+        self._con.execute("DROP TABLE _new_alerts")
 
     # -- reading ------------------------------------------------------------------------------
     def query(self, sql: str, params: list | None = None, cache: bool = True) -> pd.DataFrame:

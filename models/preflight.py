@@ -27,7 +27,8 @@ def check_models(registry_path: str | None = None) -> ModelRegistry:
             for key, span_shape in want_span.items():
                 if heads.get(f"{name}.{key}") != span_shape:
                     found = heads.get(f"{name}.{key}")
-                    raise ModelLoadError(f"{tm.artifact_path / HEADS_FILE}: {name}.{key} is {found}, expected {span_shape}; "
+                    raise ModelLoadError(f"{tm.artifact_path / HEADS_FILE}: {name}.{key} is {found}, "
+                                         f"expected {span_shape}; "
                                          f"retrain the entity_sentiment head or restore the artifact")
             continue
         want = {f"{name}.weight": [len(task.labels), hidden] if hidden else None, f"{name}.bias": [len(task.labels)]}

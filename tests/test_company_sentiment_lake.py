@@ -87,13 +87,16 @@ def test_ticker_series_use_each_company_own_sentiment_and_fall_back_to_the_post(
     assert topic == {"all": 1}  # post-level series keep the post's sentiment
 
 
-def test_alert_examples_for_a_ticker_follow_its_own_sentiment(lake):
-    from finpulse.pipeline.alerts.evaluate import _examples
+def test_alert_evidence_for_a_company_follows_its_own_sentiment(lake):
+    from finpulse.pipeline.alerts.evaluate import _evidence
 
     con = connect(lake)
-    ids = _examples(con, "ticker", "MSFT", T0 - DAY, T0 + DAY)
-    assert sorted(ids) == ["mixed", "msft2"]  # "mixed" is a positive post, negative about MSFT
-    assert _examples(con, "ticker", "AAPL", T0 - DAY, T0 + DAY) == []
+    for kind in ("ticker", "company"):
+        ids = _evidence(con, kind, "MSFT", T0 - DAY, T0 + DAY)["example_ids"]
+        assert sorted(ids) == ["mixed", "msft2"]  # "mixed" is a positive post, negative about MSFT
+        assert _evidence(con, kind, "AAPL", T0 - DAY, T0 + DAY)["example_ids"] == []
+    got = dict(con.execute("select key, negatives from sentiment_series('1 day', 'company')").fetchall())
+    assert got["MSFT"] == 2 and got["AAPL"] == 0  # company keys (tickers for rows without them)
 
 
 def test_dashboard_reads_entity_sentiment(lake):
@@ -112,7 +115,8 @@ def test_dashboard_reads_entity_sentiment(lake):
     assert company_labels(page.loc["old", "entity_sentiment"]) == ""
 
 
-GAZ = parse_gazetteer(["ticker,name,aliases", "AAPL,Apple Inc.,Apple", "MSFT,Microsoft Corp,Microsoft"])
+GAZ = parse_gazetteer(["key,cik,name,tickers,aliases,sp500", "AAPL,320193,Apple Inc.,AAPL,apple,1",
+                       "MSFT,789019,Microsoft Corp,MSFT,microsoft,1"])
 
 
 def mention(text: str, start: int, word: str, sentiment: str, origin: str = "ner") -> MentionSentiment:
@@ -137,4 +141,4 @@ def test_gazetteer_names_in_the_text_are_mention_spans_with_the_linking_case_rul
     from finpulse.pipeline.enrich.companies import name_spans
 
     text = "Apple beats while Microsoft Corp. slips; apple pie is cheaper, $AAPL flat"
-    assert [text[s:e] for s, e in name_spans(text, GAZ)] == ["Apple", "Microsoft"]  # "apple pie" is not a company
+    assert [text[s:e] for s, e in name_spans(text, GAZ)] == ["Apple", "Microsoft Corp"]  # "apple pie" is no company

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lakefixtures import post, write_dead_letters, write_posts
 from streamlit.testing.v1 import AppTest
 
 from finpulse.pipeline.lake.query import run_query
-from lakefixtures import post, write_dead_letters, write_posts
+
+pytestmark = pytest.mark.slow  # drives the app on a lake backfilled through the real models
 
 APP = str(Path(__file__).parents[1] / "dashboard" / "app.py")
 
@@ -35,7 +37,7 @@ def test_overview_shows_totals_alert_and_chart(enriched_lake, monkeypatch):
     assert metric(at, "Posts in range") == f"{sql_count(enriched_lake):,}"
     assert metric(at, "Alerts in range") == "1"
     latest = at.table[0].value
-    assert list(latest["key"]) == ["ticker: BA"] and list(latest["severity"]) == ["critical"]
+    assert list(latest["key"]) == ["company: BA"] and list(latest["severity"]) == ["critical"]
     assert at.get("vega_lite_chart"), "the trend chart is missing"
 
 

@@ -17,6 +17,7 @@ from finpulse.pipeline.cli.devtools import bench, bench_precision, demo, simulat
 from finpulse.pipeline.cli.models import evaluate, shrink, train
 from finpulse.pipeline.cli.ops import lake_check
 from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, stream
+from finpulse.pipeline.cli.status import status
 from finpulse.schemas.errors import FinpulseError
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
 
 
-COMMANDS = (broker, produce, stream, backfill, query, alerts, lake_check, dashboard, train, evaluate, shrink,
+COMMANDS = (broker, produce, stream, backfill, query, alerts, status, lake_check, dashboard, train, evaluate, shrink,
             demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos)
 for command in COMMANDS:
     main.add_command(command)

@@ -20,15 +20,20 @@ from finpulse.pipeline.enrich.tickers import cashtag_ticker
 LABELS = ("negative", "neutral", "positive")
 
 
-def mention_ticker(m: MentionSentiment, gazetteer: Gazetteer) -> str | None:
-    return cashtag_ticker(m.text) or gazetteer.link(m.text)
+def mention_ticker(m: MentionSentiment, gazetteer: Gazetteer, text: str | None = None) -> str | None:
+    """The company key of a mention: a cashtag's ticker mapped to its company ("$FB" -> META), else the
+    gazetteer link of the words (with the post for evidence), else None."""
+    tag = cashtag_ticker(m.text)
+    if tag:
+        return gazetteer.company_key(tag)
+    return gazetteer.link(m.text, text, m.start)
 
 
 def company_sentiment(text: str, mentions: Sequence[MentionSentiment], gazetteer: Gazetteer) -> list[dict]:
     """One dict per company, in order of first mention (the EntitySentiment shape)."""
     kept: list[tuple[str, MentionSentiment]] = []
     for m in sorted(mentions, key=lambda m: (m.start, -(m.end - m.start))):
-        ticker = mention_ticker(m, gazetteer)
+        ticker = mention_ticker(m, gazetteer, text)
         if ticker is None:
             continue
         if any(t == ticker and m.start < k.end and k.start < m.end for t, k in kept):

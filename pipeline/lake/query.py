@@ -10,6 +10,7 @@ and registered as a pyarrow dataset, which DuckDB scans lazily with projection p
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import duckdb
@@ -22,36 +23,47 @@ from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCH
 VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
 
 
-def _duck_columns(schema: pa.Schema) -> list[tuple[str, str]]:
+@functools.cache
+def _duck_types(schema: pa.Schema) -> tuple[tuple[str, str], ...]:
+    """(column, DuckDB type) of a schema, in order."""
     con = duckdb.connect()
     con.register("t", pa.Table.from_pylist([], schema=schema))
     cols = con.execute("DESCRIBE t").fetchall()
     con.close()
-    return [(name, typ) for name, typ, *_ in cols]
+    return tuple((name, typ) for name, typ, *_ in cols)
 
 
 def _empty_select(schema: pa.Schema) -> str:
-    cols = ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_columns(schema))
+    cols = ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_types(schema))
     return f"SELECT {cols} WHERE false"
 
 
-def _conform(con: duckdb.DuckDBPyConnection, view: str, raw: str, schema: pa.Schema) -> None:
-    """`view` over the `raw` view with every schema column present: a column no file has yet (a lake
-    written before the column existed) reads as typed NULL, so queries and macros that name it work
-    on old lakes without a rewrite. union_by_name already fills it where only some files lack it."""
-    have = {r[0] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
-    extra = "".join(f", CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_columns(schema) if name not in have)
-    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT *{extra} FROM {raw}")
+def _complete_view(con: duckdb.DuckDBPyConnection, view: str, raw: str, schema: pa.Schema) -> None:
+    """`view` over `raw` with every column of the schema: a column that no file has yet (files
+    written before it was added) reads as NULL, so old lakes load without a rewrite."""
+    present = {r[0] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
+    wanted = _duck_types(schema)
+    cols = [f'"{n}"' if n in present else f'CAST(NULL AS {t}) AS "{n}"' for n, t in wanted]
+    cols += [f'"{n}"' for n in sorted(present - {n for n, _ in wanted})]  # columns newer than this code
+    select = f"SELECT {', '.join(cols)} FROM {raw}"
+    if view == "alerts":  # one row per alert: an escalation rewrites the alert with a higher revision
+        select += (" QUALIFY row_number() OVER (PARTITION BY alert_id "
+                   "ORDER BY coalesce(revision, 0) DESC, created_at DESC) = 1")
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
 
 
-def company_rows(source: str) -> str:
-    """SQL: one row per (post, ticker) of `source` (rows of the enriched shape), with the company's own
+def company_rows(source: str, keys: str = "tickers") -> str:
+    """SQL: one row per (post, key) of `source` (rows of the enriched shape; `keys` the list expression to
+    unnest: `tickers`, or `coalesce(companies, tickers)` for company keys), with the company's own
     sentiment where the text mentions it (`entity_sentiment`) and the post's where it does not (a ticker
     given only in the input record, or a row written before per-company sentiment).
 
     `sentiment`, `sentiment_score` become the company's; `relevance` is the mention's (1.0 for the
     fallback); `post_sentiment`, `post_sentiment_score` keep the post's; `sentiment_origin` says which
-    ('mention' or 'post'). Every other column of `source` passes through."""
+    ('mention' or 'post'); the key is in column `ticker`. Every other column of `source` passes through.
+    An element matches a key when its `ticker` (the company key the linker gives, the main ticker) equals
+    it: a post's other share-class or old tickers ("FB") fall back to the post's sentiment under 'ticker'
+    and find the element under 'company' keys."""
     return f"""(
     SELECT * EXCLUDE (_m, sentiment, sentiment_score),
            coalesce(_m.sentiment, sentiment) AS sentiment,
@@ -60,37 +72,57 @@ def company_rows(source: str) -> str:
            CASE WHEN _m IS NULL THEN 'post' ELSE 'mention' END AS sentiment_origin,
            sentiment AS post_sentiment, sentiment_score AS post_sentiment_score
     FROM (SELECT *, (list_filter(entity_sentiment, lambda x: x.ticker = ticker))[1] AS _m
-          FROM (SELECT *, unnest(tickers) AS ticker FROM {source})))"""
+          FROM (SELECT *, unnest({keys}) AS ticker FROM {source})))"""
 
 
 # Sentiment series: one row per (time bucket, key) with volume, counts per sentiment, negative
-# share and mean score. `key_kind` is 'ticker' (a post counts once for each of its tickers, with
-# that company's own sentiment where the text mentions it: see company_rows), 'topic', 'source',
-# 'kind' or 'all' (the post's sentiment). Counts stay whole posts (the alert test is binomial over
-# them); `mean_score` is relevance-weighted for tickers (a passing mention moves a company's mean
-# less than a post about it) and a plain mean otherwise (weight 1). Rows are deduplicated by id
-# first, so an id that was ingested twice (say by a stream and a backfill) counts once.
+# share and mean score. `key_kind` is 'company' (a post counts once for each company key it
+# names; rows written before company keys existed fall back to their tickers), 'ticker',
+# 'topic', 'source', 'kind' or 'all'. Rows are deduplicated by id first, so an id that was
+# ingested twice (say by a stream and a backfill) counts once.
+#
+# For 'company' and 'ticker' keys a post counts with that company's own sentiment where the text
+# mentions it (`entity_sentiment`, see company_rows) and with the post's sentiment where it does
+# not; counts stay whole posts/stories (the alert test is binomial over them) and `mean_score` is
+# relevance-weighted (a passing mention moves a company's mean less than a post about it). Other
+# key kinds use the post's sentiment with weight 1.
+#
+# `unit` says what volume and the sentiment counts count: 'story' (the default) counts each
+# near-duplicate story once per key, in the bucket of its first post for that key and with that
+# post's sentiment, so retweets and syndicated copies add to buzz (`posts`) but not to evidence;
+# 'post' counts every row (the behaviour before story de-duplication). Rows without a story_id
+# (older files) are their own story. `posts` always counts every row, `stories` = volume.
 SERIES_MACRO = f"""
-CREATE OR REPLACE MACRO sentiment_series(bucket_width, key_kind) AS TABLE
+CREATE OR REPLACE MACRO sentiment_series(bucket_width, key_kind, unit := 'story') AS TABLE
 WITH posts AS (
     SELECT * FROM enriched QUALIFY row_number() OVER (PARTITION BY id ORDER BY ingested_at) = 1
 ), keyed AS (
-    SELECT published_at, sentiment, sentiment_score, 1.0 AS weight,
-           unnest(CASE key_kind WHEN 'topic' THEN [topic] WHEN 'source' THEN [source]
-                                WHEN 'kind' THEN [kind] WHEN 'ticker' THEN [] ELSE ['all'] END) AS key
+    SELECT id, published_at, sentiment, sentiment_score, 1.0 AS weight, coalesce(story_id, id) AS story,
+           unnest(CASE key_kind WHEN 'company' THEN [] WHEN 'ticker' THEN []
+                                WHEN 'topic' THEN [topic] WHEN 'source' THEN [source] WHEN 'kind' THEN [kind]
+                                ELSE ['all'] END) AS key
     FROM posts
     UNION ALL
-    SELECT published_at, sentiment, sentiment_score, relevance AS weight, ticker AS key
-    FROM {company_rows("(SELECT * FROM posts WHERE key_kind = 'ticker')")}
+    SELECT id, published_at, sentiment, sentiment_score, relevance, coalesce(story_id, id), ticker
+    FROM {company_rows("(SELECT * FROM posts WHERE key_kind = 'company')", "coalesce(companies, tickers)")}
+    UNION ALL
+    SELECT id, published_at, sentiment, sentiment_score, relevance, coalesce(story_id, id), ticker
+    FROM {company_rows("(SELECT * FROM posts WHERE key_kind = 'ticker')", "tickers")}
+), counted AS (
+    SELECT *, unit = 'post' OR row_number() OVER (PARTITION BY key, story ORDER BY published_at, id) = 1 AS counts
+    FROM keyed
 )
 SELECT time_bucket(CAST(bucket_width AS INTERVAL), published_at) AS bucket, key,
-       count(*) AS volume,
-       count(*) FILTER (WHERE sentiment = 'negative') AS negatives,
-       count(*) FILTER (WHERE sentiment = 'neutral') AS neutrals,
-       count(*) FILTER (WHERE sentiment = 'positive') AS positives,
-       count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
-       sum(sentiment_score * weight) / sum(weight) AS mean_score
-FROM keyed GROUP BY ALL
+       count(*) FILTER (WHERE counts) AS volume,
+       count(*) FILTER (WHERE counts AND sentiment = 'negative') AS negatives,
+       count(*) FILTER (WHERE counts AND sentiment = 'neutral') AS neutrals,
+       count(*) FILTER (WHERE counts AND sentiment = 'positive') AS positives,
+       count(*) FILTER (WHERE counts AND sentiment = 'negative')
+           / greatest(count(*) FILTER (WHERE counts), 1) AS negative_share,
+       sum(sentiment_score * weight) FILTER (WHERE counts)
+           / sum(weight) FILTER (WHERE counts) AS mean_score,
+       count(*) AS posts
+FROM counted GROUP BY ALL
 """
 
 
@@ -105,12 +137,10 @@ def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
         files = list(folder.rglob("*.parquet")) if folder.is_dir() else []
         # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
         # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
-        raw = f"_{view}_files"
-        if not files or len(create_parquet_view(con, raw, str(folder / "**" / "*.parquet"), files,
+        if not files or len(create_parquet_view(con, f"_{view}_raw", str(folder / "**" / "*.parquet"), files,
                                                 "hive_partitioning=false, union_by_name=true")) == len(files):
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_empty_select(schema)}")
-        else:
-            _conform(con, view, raw, schema)
+            con.execute(f"CREATE OR REPLACE VIEW _{view}_raw AS {_empty_select(schema)}")
+        _complete_view(con, view, f"_{view}_raw", schema)
     con.execute(SERIES_MACRO)
     lock_down(con, lake)  # read-only SQL confined to the lake folder from here on
     return con
@@ -128,9 +158,10 @@ def _connect_object_store(url: str) -> duckdb.DuckDBPyConnection:
             # the declared schema fills columns that older files lack with nulls
             dataset = pads.dataset(files, schema=schema, format="parquet", filesystem=storage.filesystem)
             con.register(f"_{view}_files", dataset)
-            con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_files")
+            con.execute(f"CREATE VIEW _{view}_raw AS SELECT * FROM _{view}_files")
         else:
-            con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
+            con.execute(f"CREATE VIEW _{view}_raw AS {_empty_select(schema)}")
+        _complete_view(con, view, f"_{view}_raw", schema)
     con.execute(SERIES_MACRO)
     return con
 
