@@ -4,6 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from finpulse.schemas.errors import LakeLocked
+
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.query import run_query
 
@@ -70,7 +72,7 @@ def test_crash_before_commit_point_leaves_nothing_visible(tmp_path, monkeypatch)
 
 def test_a_second_writer_of_the_same_role_is_refused(tmp_path):
     first = Lake(tmp_path).lock("stream")
-    with pytest.raises(SystemExit, match="another finpulse stream is already writing"):
+    with pytest.raises(LakeLocked, match="another finpulse stream is already writing"):
         Lake(tmp_path).lock("stream")
     Lake(tmp_path).lock("backfill").close()  # other roles are independent
     first.close()

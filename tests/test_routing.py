@@ -16,29 +16,63 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from test_alerts import T0, post
 
 from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
-from finpulse.pipeline.alerts.routes import (Episode, Example, Latest, Notice, RoutesError, classify, decide,
-                                             in_quiet_hours, is_resolved, load_routes, matches, message, open_episodes,
-                                             parse_routes)
+from finpulse.pipeline.alerts.routes import (
+    Episode,
+    Example,
+    Latest,
+    Notice,
+    RoutesError,
+    classify,
+    decide,
+    in_quiet_hours,
+    is_resolved,
+    load_routes,
+    matches,
+    message,
+    open_episodes,
+    parse_routes,
+)
 from finpulse.pipeline.lake.commit import Lake, Row
-from test_alerts import T0, post
 
 W0 = T0 + timedelta(hours=30)
 
 
 def notice(kind="alert", severity="high", key="AAPL", key_kind="ticker", alert_id="a-1", **kw) -> Notice:
-    return Notice(notice_id=f"{kind}:{alert_id}", kind=kind, key_kind=key_kind, key=key, severity=severity,
-                  alert_id=alert_id, observed_share=0.5, baseline_share=0.2, volume=30, window_start=W0,
-                  window_end=W0 + timedelta(hours=1), **kw)
+    return Notice(
+        notice_id=f"{kind}:{alert_id}",
+        kind=kind,
+        key_kind=key_kind,
+        key=key,
+        severity=severity,
+        alert_id=alert_id,
+        observed_share=0.5,
+        baseline_share=0.2,
+        volume=30,
+        window_start=W0,
+        window_end=W0 + timedelta(hours=1),
+        **kw,
+    )
 
 
 # -- pure rules ------------------------------------------------------------------------------------
 def test_a_route_matches_by_severity_key_and_key_kind():
-    routes = parse_routes({"route": [
-        {"name": "desk", "urls": ["json://127.0.0.1:1/x"], "severities": ["high", "critical"], "keys": ["AAPL"],
-         "key_kinds": ["ticker"]},
-        {"name": "all", "urls": ["json://127.0.0.1:1/y"], "resolved": False}]})
+    routes = parse_routes(
+        {
+            "route": [
+                {
+                    "name": "desk",
+                    "urls": ["json://127.0.0.1:1/x"],
+                    "severities": ["high", "critical"],
+                    "keys": ["AAPL"],
+                    "key_kinds": ["ticker"],
+                },
+                {"name": "all", "urls": ["json://127.0.0.1:1/y"], "resolved": False},
+            ]
+        }
+    )
     desk, everything = routes.routes
     assert matches(desk, notice()) and matches(desk, notice(kind="resolved"))
     assert not matches(desk, notice(severity="medium"))
@@ -50,19 +84,22 @@ def test_a_route_matches_by_severity_key_and_key_kind():
 
 def test_routes_file_errors_are_named(tmp_path):
     bad = tmp_path / "routes.toml"
-    for text, words in [('[[route]]\nname = "x"\n', "apprise URL"),
-                        ('[[route]]\nurls = ["json://h/x"]\nseverities = ["urgent"]\n', "unknown severity"),
-                        ('[[route]]\nurls = ["json://h/x"]\nrate_limit = "lots"\n', "rate_limit"),
-                        ('[[route]]\nurls = ["json://h/x"]\ntimezone = "Mars/Base"\n', "timezone"),
-                        ("[[route]\n", "cannot read")]:
+    for text, words in [
+        ('[[route]]\nname = "x"\n', "apprise URL"),
+        ('[[route]]\nurls = ["json://h/x"]\nseverities = ["urgent"]\n', "unknown severity"),
+        ('[[route]]\nurls = ["json://h/x"]\nrate_limit = "lots"\n', "rate_limit"),
+        ('[[route]]\nurls = ["json://h/x"]\ntimezone = "Mars/Base"\n', "timezone"),
+        ("[[route]\n", "cannot read"),
+    ]:
         bad.write_text(text)
         with pytest.raises(RoutesError, match=words):
             load_routes(bad)
 
 
 def test_quiet_hours_cross_midnight_in_the_route_timezone_and_critical_breaks_through():
-    [route] = parse_routes({"route": [{"urls": ["json://h/x"], "quiet_hours": "22:00-07:00",
-                                       "timezone": "America/New_York"}]}).routes
+    [route] = parse_routes(
+        {"route": [{"urls": ["json://h/x"], "quiet_hours": "22:00-07:00", "timezone": "America/New_York"}]}
+    ).routes
     late = datetime(2026, 11, 3, 4, 30, tzinfo=timezone.utc)  # 23:30 in New York
     morning = datetime(2026, 11, 3, 13, 0, tzinfo=timezone.utc)  # 08:00 in New York
     assert in_quiet_hours(route, late) and not in_quiet_hours(route, morning)
@@ -171,14 +208,21 @@ def routes_file(tmp_path: Path, *routes: dict) -> Path:
     return f
 
 
-def test_alert_escalation_and_resolution_each_reach_slack_once_and_a_failing_destination_waits_alone(tmp_path, receivers):
+def test_alert_escalation_and_resolution_each_reach_slack_once_and_a_failing_destination_waits_alone(
+    tmp_path, receivers
+):
     """AAPL turns medium-negative (alert), then critical (escalation), then back to normal
     (resolved): the desk's receiver gets three messages in that order, once each, over five
     passes. A destination that fails, listed first, gets nothing until it recovers and then
     gets all three in order; the MSFT route gets nothing."""
     slack, broken, other = receivers(), receivers(failing=True), receivers()
-    routes = load_routes(routes_file(tmp_path, {"name": "desk", "urls": [broken.url, slack.url], "keys": ["AAPL"]},
-                                     {"name": "msft", "urls": [other.url], "keys": ["MSFT"]}))
+    routes = load_routes(
+        routes_file(
+            tmp_path,
+            {"name": "desk", "urls": [broken.url, slack.url], "keys": ["AAPL"]},
+            {"name": "msft", "urls": [other.url], "keys": ["MSFT"]},
+        )
+    )
     lake = tmp_path / "lake"
     add_hours(lake, {h: 6 for h in range(30)})
     assert run_alerts(str(lake), AlertSettings(), routes=routes) == []
@@ -189,8 +233,11 @@ def test_alert_escalation_and_resolution_each_reach_slack_once_and_a_failing_des
     add_hours(lake, {32: 6}, first=32)
     run_alerts(str(lake), AlertSettings(), routes=routes)
     run_alerts(str(lake), AlertSettings(), routes=routes)  # nothing new: nothing sent twice
-    expected = ["[MEDIUM] negative spike on AAPL", "[CRITICAL] escalated: negative spike on AAPL",
-                "[RESOLVED] AAPL back near baseline"]
+    expected = [
+        "[MEDIUM] negative spike on AAPL",
+        "[CRITICAL] escalated: negative spike on AAPL",
+        "[RESOLVED] AAPL back near baseline",
+    ]
     assert slack.titles() == expected
     assert "Negative share 50% vs baseline 20%" in slack.messages[0]["message"]
     assert "?ticker=AAPL&from=2026-11-03" in slack.messages[0]["message"]
@@ -228,8 +275,10 @@ def test_a_sigkill_between_recording_and_delivery_still_delivers_once(tmp_path, 
     if not first_pass:
         assert run_alerts(str(lake), AlertSettings(), routes=load_routes(routes)) == []  # routing begins: nothing yet
     add_hours(lake, {30: 21}, first=30)
-    killed = subprocess.run([sys.executable, "-c", KILLER, point, "alerts", "--lake", str(lake), "--routes", str(routes)],
-                            capture_output=True)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, point, "alerts", "--lake", str(lake), "--routes", str(routes)],
+        capture_output=True,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert slack.messages == []
     assert len(run_alerts(str(lake), AlertSettings(), routes=load_routes(routes))) == 0  # recorded by the killed run

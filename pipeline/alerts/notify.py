@@ -111,38 +111,61 @@ def story_count(con: Any, key_kind: str, key: str, start: datetime, end: datetim
     cols = {r[0] for r in con.execute("describe enriched").fetchall()}
     ident = "coalesce(story_id, id)" if "story_id" in cols else "id"
     match = _MATCH[key_kind]
-    return con.execute(f"""select count(distinct {ident}) from enriched where {match} and published_at >= ?
-                           and published_at < ? and sentiment = 'negative'""", [key, start, end]).fetchone()[0]
+    return con.execute(
+        f"""select count(distinct {ident}) from enriched where {match} and published_at >= ?
+                           and published_at < ? and sentiment = 'negative'""",
+        [key, start, end],
+    ).fetchone()[0]
 
 
-_MATCH = {"ticker": "list_contains(tickers, ?)", "topic": "topic = ?", "source": "source = ?", "kind": "kind = ?",
-          "all": "? = 'all'"}
+_MATCH = {
+    "ticker": "list_contains(tickers, ?)",
+    "topic": "topic = ?",
+    "source": "source = ?",
+    "kind": "kind = ?",
+    "all": "? = 'all'",
+}
 
 
 def examples(con: Any, ids: list[str], limit: int = 3) -> tuple[Example, ...]:
     if not ids:
         return ()
-    rows = con.execute("""select distinct on (id) id, coalesce(title, text) t, source, url from enriched
-                          where list_contains(?, id)""", [ids]).fetchall()
+    rows = con.execute(
+        """select distinct on (id) id, coalesce(title, text) t, source, url from enriched
+                          where list_contains(?, id)""",
+        [ids],
+    ).fetchall()
     by_id = {r[0]: Example(r[0], r[1] or "", r[2], r[3]) for r in rows}
     return tuple(by_id[i] for i in ids if i in by_id)[:limit]
 
 
 def latest_bucket(con: Any, bucket: str, key_kind: str, key: str, since: datetime, min_volume: int) -> Latest | None:
-    row = con.execute("""select bucket, volume, negatives from sentiment_series(?, ?) where key = ? and bucket >= ?
-                         and volume >= ? order by bucket desc limit 1""", [bucket, key_kind, key, since, min_volume]).fetchone()
+    row = con.execute(
+        """select bucket, volume, negatives from sentiment_series(?, ?) where key = ? and bucket >= ?
+                         and volume >= ? order by bucket desc limit 1""",
+        [bucket, key_kind, key, since, min_volume],
+    ).fetchone()
     return Latest(row[0], row[1], row[2] / row[1]) if row else None
 
 
-def plan(lake: str | Path, historic: set[str], logged: list[Notice], alerts: list[Any], bucket: str,
-         min_volume: int, now: datetime) -> list[Notice]:
+def plan(
+    lake: str | Path,
+    historic: set[str],
+    logged: list[Notice],
+    alerts: list[Any],
+    bucket: str,
+    min_volume: int,
+    now: datetime,
+) -> list[Notice]:
     """The notices the alert store and the latest buckets call for that the log lacks (in order)."""
     from finpulse.pipeline.alerts.evaluate import _interval
 
     done = {n.alert_id for n in logged if n.kind != "resolved"}
     resolved_ids = {n.notice_id for n in logged if n.kind == "resolved"}
-    todo = sorted((a for a in alerts if a.alert_id not in historic and a.alert_id not in done),
-                  key=lambda a: (a.window_end, a.created_at, a.alert_id))
+    todo = sorted(
+        (a for a in alerts if a.alert_id not in historic and a.alert_id not in done),
+        key=lambda a: (a.window_end, a.created_at, a.alert_id),
+    )
     episodes = rules.open_episodes(logged)
     if not todo and not episodes:
         return []
@@ -151,14 +174,22 @@ def plan(lake: str | Path, historic: set[str], logged: list[Notice], alerts: lis
     try:
         for a in todo:
             kind = rules.classify(a.severity, episodes.get((a.key_kind, a.key)))
-            notice = rules.notice_for_alert(a, kind, story_count(con, a.key_kind, a.key, a.window_start, a.window_end),
-                                            examples(con, list(a.example_ids)))
+            notice = rules.notice_for_alert(
+                a,
+                kind,
+                story_count(con, a.key_kind, a.key, a.window_start, a.window_end),
+                examples(con, list(a.example_ids)),
+            )
             new.append(notice)
             episodes = rules.open_episodes([*logged, *new])
         width = _interval(bucket)
         for (key_kind, key), episode in episodes.items():
             latest = latest_bucket(con, bucket, key_kind, key, episode.window_end, min_volume)
-            if rules.is_resolved(episode, latest, min_volume) and f"resolved:{episode.last_alert_id}" not in resolved_ids:
+            if (
+                latest is not None
+                and rules.is_resolved(episode, latest, min_volume)
+                and f"resolved:{episode.last_alert_id}" not in resolved_ids
+            ):
                 new.append(rules.notice_for_resolution(episode, key_kind, key, latest, now, width))
     finally:
         con.close()
@@ -188,8 +219,14 @@ def _redact(url: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/…"
 
 
-def deliver(lake: str | Path, routes: Routes, now: datetime | None = None, send: Sender = apprise_send,
-            retries: int = 2, backoff: float = 0.5) -> dict[str, int]:
+def deliver(
+    lake: str | Path,
+    routes: Routes,
+    now: datetime | None = None,
+    send: Sender = apprise_send,
+    retries: int = 2,
+    backoff: float = 0.5,
+) -> dict[str, int]:
     """Send each destination its pending notices in order; returns counts by outcome.
 
     A destination stops at its first held (quiet hours, rate limit) or failed notice and keeps
@@ -213,8 +250,12 @@ def deliver(lake: str | Path, routes: Routes, now: datetime | None = None, send:
             if not _send_with_retries(send, url, title, body, retries, backoff):
                 counts["failed"] += 1
                 metrics.observe_notification(route.name, "failed")
-                log.error("route %s: %s did not accept notice %s; kept, retried next pass", route.name, _redact(url),
-                          n.notice_id)
+                log.error(
+                    "route %s: %s did not accept notice %s; kept, retried next pass",
+                    route.name,
+                    _redact(url),
+                    n.notice_id,
+                )
                 break
             ts = time.time()
             _append(_dest_file(lake, route.name, url), [f"{n.notice_id} {ts:.3f}"])
@@ -236,8 +277,14 @@ def _send_with_retries(send: Sender, url: str, title: str, body: str, retries: i
     return False
 
 
-def pass_after_record(lake: str | Path, routes: Routes, bucket: str, min_volume: int, now: datetime | None = None,
-                      send: Sender = apprise_send) -> dict[str, int]:
+def pass_after_record(
+    lake: str | Path,
+    routes: Routes,
+    bucket: str,
+    min_volume: int,
+    now: datetime | None = None,
+    send: Sender = apprise_send,
+) -> dict[str, int]:
     """Plan what the recorded alerts call for, log it, deliver. Called by run_alerts after recording."""
     from finpulse.pipeline.alerts.evaluate import _writer_lock, recorded_alerts
 

@@ -27,7 +27,6 @@ the tests exercise these rules directly.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta, timezone
@@ -36,14 +35,18 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import tomllib
+
+from finpulse.schemas.errors import ConfigError
+
 SEVERITIES = ("medium", "high", "critical")
 RANK = {s: i for i, s in enumerate(SEVERITIES, 1)}
 NOTICE_KINDS = ("alert", "escalation", "ongoing", "resolved")
 _PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
-class RoutesError(ValueError):
-    """A routes file that cannot be used (a ValueError, so the CLI reports it as a usage problem)."""
+class RoutesError(ConfigError, ValueError):
+    """A routes file that cannot be used: the CLI reports it with exit 2 (see schemas/errors.py)."""
 
 
 @dataclass(frozen=True)
@@ -145,11 +148,20 @@ def parse_routes(data: dict[str, Any]) -> Routes:
             ZoneInfo(tz)
         except Exception:  # noqa: BLE001 - zoneinfo raises several kinds
             raise RoutesError(f"route {name}: unknown timezone {tz!r}") from None
-        routes.append(Route(name=name, urls=tuple(urls), severities=severities, keys=tuple(r.get("keys") or ()),
-                            key_kinds=tuple(r.get("key_kinds") or ()), quiet_hours=quiet, timezone=tz,
-                            quiet_override=r.get("quiet_override", "critical"),
-                            rate_limit=parse_rate(r["rate_limit"]) if r.get("rate_limit") else None,
-                            resolved=bool(r.get("resolved", True))))
+        routes.append(
+            Route(
+                name=name,
+                urls=tuple(urls),
+                severities=severities,
+                keys=tuple(r.get("keys") or ()),
+                key_kinds=tuple(r.get("key_kinds") or ()),
+                quiet_hours=quiet,
+                timezone=tz,
+                quiet_override=r.get("quiet_override", "critical"),
+                rate_limit=parse_rate(r["rate_limit"]) if r.get("rate_limit") else None,
+                resolved=bool(r.get("resolved", True)),
+            )
+        )
     if len({r.name for r in routes}) != len(routes):
         raise RoutesError("route names must be unique (delivery state is kept per route)")
     return Routes(tuple(routes), data.get("dashboard_url"))
@@ -238,23 +250,50 @@ class Latest:
 def is_resolved(episode: Episode, latest: Latest | None, min_volume: int = 20, near: float = 0.05) -> bool:
     """Back near the baseline: a bucket after the alert's window, with enough posts, whose
     negative share is within `near` of the episode's baseline (or below it)."""
-    return (latest is not None and latest.bucket_start >= episode.window_end and latest.volume >= min_volume
-            and latest.share <= episode.baseline_share + near)
+    return (
+        latest is not None
+        and latest.bucket_start >= episode.window_end
+        and latest.volume >= min_volume
+        and latest.share <= episode.baseline_share + near
+    )
 
 
 def notice_for_alert(alert: Any, kind: str, stories: int = 0, examples: tuple[Example, ...] = ()) -> Notice:
-    return Notice(notice_id=f"{kind}:{alert.alert_id}", kind=kind, key_kind=alert.key_kind, key=alert.key,
-                  severity=alert.severity, alert_id=alert.alert_id, observed_share=alert.observed_share,
-                  baseline_share=alert.baseline_share, volume=alert.volume, window_start=alert.window_start,
-                  window_end=alert.window_end, stories=stories, examples=examples, created_at=alert.created_at)
+    return Notice(
+        notice_id=f"{kind}:{alert.alert_id}",
+        kind=kind,
+        key_kind=alert.key_kind,
+        key=alert.key,
+        severity=alert.severity,
+        alert_id=alert.alert_id,
+        observed_share=alert.observed_share,
+        baseline_share=alert.baseline_share,
+        volume=alert.volume,
+        window_start=alert.window_start,
+        window_end=alert.window_end,
+        stories=stories,
+        examples=examples,
+        created_at=alert.created_at,
+    )
 
 
-def notice_for_resolution(episode: Episode, key_kind: str, key: str, latest: Latest, now: datetime,
-                          width: timedelta) -> Notice:
-    return Notice(notice_id=f"resolved:{episode.last_alert_id}", kind="resolved", key_kind=key_kind, key=key,
-                  severity=episode.severity, alert_id=episode.last_alert_id, observed_share=round(latest.share, 4),
-                  baseline_share=episode.baseline_share, volume=latest.volume, window_start=latest.bucket_start,
-                  window_end=latest.bucket_start + width, created_at=now)
+def notice_for_resolution(
+    episode: Episode, key_kind: str, key: str, latest: Latest, now: datetime, width: timedelta
+) -> Notice:
+    return Notice(
+        notice_id=f"resolved:{episode.last_alert_id}",
+        kind="resolved",
+        key_kind=key_kind,
+        key=key,
+        severity=episode.severity,
+        alert_id=episode.last_alert_id,
+        observed_share=round(latest.share, 4),
+        baseline_share=episode.baseline_share,
+        volume=latest.volume,
+        window_start=latest.bucket_start,
+        window_end=latest.bucket_start + width,
+        created_at=now,
+    )
 
 
 # -- the message ----------------------------------------------------------------------------------
@@ -264,7 +303,9 @@ def dashboard_link(base: str | None, notice: Notice) -> str | None:
         return None
     param = {"ticker": "ticker", "topic": "topic", "source": "source", "kind": "kind"}.get(notice.key_kind)
     query = {param: notice.key} if param else {}
-    query.update({"from": f"{notice.window_start:%Y-%m-%d}", "to": f"{notice.window_end - timedelta(seconds=1):%Y-%m-%d}"})
+    query.update(
+        {"from": f"{notice.window_start:%Y-%m-%d}", "to": f"{notice.window_end - timedelta(seconds=1):%Y-%m-%d}"}
+    )
     return f"{base.rstrip('/')}/?{urlencode(query)}"
 
 
@@ -272,21 +313,31 @@ def message(notice: Notice, dashboard_url: str | None = None) -> tuple[str, str]
     """(title, body) in plain text, readable in Slack, Teams, email and a pager alike."""
     what = f"{notice.key_kind} {notice.key}" if notice.key_kind != "ticker" else notice.key
     sev = notice.severity.upper()
-    title = {"alert": f"[{sev}] negative spike on {what}", "escalation": f"[{sev}] escalated: negative spike on {what}",
-             "ongoing": f"[{sev}] still negative: {what}", "resolved": f"[RESOLVED] {what} back near baseline"}[notice.kind]
+    title = {
+        "alert": f"[{sev}] negative spike on {what}",
+        "escalation": f"[{sev}] escalated: negative spike on {what}",
+        "ongoing": f"[{sev}] still negative: {what}",
+        "resolved": f"[RESOLVED] {what} back near baseline",
+    }[notice.kind]
     window = f"{notice.window_start:%Y-%m-%d %H:%M}-{notice.window_end:%H:%M} UTC"
     if notice.kind == "resolved":
-        lines = [f"Negative share {notice.observed_share:.0%} over {notice.volume} posts ({window}), "
-                 f"baseline {notice.baseline_share:.0%}."]
+        lines = [
+            f"Negative share {notice.observed_share:.0%} over {notice.volume} posts ({window}), "
+            f"baseline {notice.baseline_share:.0%}."
+        ]
     else:
         ratio = notice.observed_share / notice.baseline_share if notice.baseline_share else float("inf")
-        lines = [f"Negative share {notice.observed_share:.0%} vs baseline {notice.baseline_share:.0%} ({ratio:.1f}x) "
-                 f"over {notice.volume} posts, {window}.",
-                 f"{notice.stories} distinct {'story' if notice.stories == 1 else 'stories'} behind it."]
+        lines = [
+            f"Negative share {notice.observed_share:.0%} vs baseline {notice.baseline_share:.0%} ({ratio:.1f}x) "
+            f"over {notice.volume} posts, {window}.",
+            f"{notice.stories} distinct {'story' if notice.stories == 1 else 'stories'} behind it.",
+        ]
         if notice.examples:
             lines.append("Top examples:")
-            lines += [f"- {_short(e.text)}" + (f" ({e.source})" if e.source else "") + (f" {e.url}" if e.url else "")
-                      for e in notice.examples]
+            lines += [
+                f"- {_short(e.text)}" + (f" ({e.source})" if e.source else "") + (f" {e.url}" if e.url else "")
+                for e in notice.examples
+            ]
     link = dashboard_link(dashboard_url, notice)
     if link:
         lines.append(f"Dashboard: {link}")
@@ -307,6 +358,22 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-__all__ = ["Example", "Latest", "Notice", "Route", "Routes", "RoutesError", "classify", "decide", "destinations",
-           "in_quiet_hours", "is_resolved", "load_routes", "matches", "message", "open_episodes", "parse_routes",
-           "parse_rate"]
+__all__ = [
+    "Example",
+    "Latest",
+    "Notice",
+    "Route",
+    "Routes",
+    "RoutesError",
+    "classify",
+    "decide",
+    "destinations",
+    "in_quiet_hours",
+    "is_resolved",
+    "load_routes",
+    "matches",
+    "message",
+    "open_episodes",
+    "parse_routes",
+    "parse_rate",
+]

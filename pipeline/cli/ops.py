@@ -1,4 +1,4 @@
-"""`finpulse lake-check` and `finpulse chaos ...`: operations and reliability commands."""
+"""`finpulse lake-check`: the operations commands."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import json
 
 import click
 
-from finpulse.pipeline.cli.status import status
-from finpulse.pipeline.devtools.chaos import chaos
+from finpulse.pipeline.cli.options import lake_option
 
 
 @click.command(name="lake-check")
-@click.option("--lake", required=True, help="local lake directory")
+@lake_option(help="local lake directory")
 @click.option("--quarantine", "move", is_flag=True, help="move unreadable files to LAKE/_quarantine/ (with the reason)")
 def lake_check(lake: str, move: bool) -> None:
     """Read every Parquet file of the lake's tables; report (and optionally quarantine) the unreadable ones.
@@ -26,7 +25,4 @@ def lake_check(lake: str, move: bool) -> None:
     click.echo(json.dumps({"bad_files": [{"file": str(f), "problem": p} for f, p in bad],
                            "quarantined": [str(m) for m in moved]}, indent=2))
     if bad and not move:
-        raise SystemExit(1)
-
-
-COMMANDS = (lake_check, chaos, status)
+        click.get_current_context().exit(1)

@@ -14,11 +14,12 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler, enriched_row
-from finpulse.pipeline.sources.kafka import RawMessage
+from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.faults import commit_patiently
-from finpulse.pipeline.enrich.parse import dead_letter, parse_message
+from finpulse.pipeline.messages import RawMessage
 from finpulse.pipeline.runtime import metrics
+from finpulse.pipeline.sources.kafka import OFFSET_MASK
 from finpulse.schemas.records import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,9 @@ class WriteToLake(beam.DoFn):
                 self._counts[r.table] += 1
                 _BEAM_ROWS[r.table].inc()
             bundle += len(rows)
-            metrics.observe_commit(source, end if source.startswith("kafka.") else None, time.perf_counter() - began,
-                                   kept, [ms for r in kept if (ms := getattr(r, "event_ms", None)) is not None])
+            offset = end & OFFSET_MASK if source.startswith("kafka.") else None  # the Kafka offset, log epoch stripped
+            metrics.observe_commit(source, offset, time.perf_counter() - began, kept,
+                                   [ms for r in kept if (ms := getattr(r, "event_ms", None)) is not None])
             if self._on_commit is not None:
                 self._on_commit(source, end)
         if bundle:
