@@ -284,3 +284,39 @@ def test_a_sigkill_between_recording_and_delivery_still_delivers_once(tmp_path, 
     assert len(run_alerts(str(lake), AlertSettings(), routes=load_routes(routes))) == 0  # recorded by the killed run
     run_alerts(str(lake), AlertSettings(), routes=load_routes(routes))  # one more pass sends nothing again
     assert [m["title"] for m in slack.messages] == ["[CRITICAL] negative spike on AAPL"]
+
+
+def test_the_alerts_follower_serves_alert_and_delivery_metrics(tmp_path, receivers):
+    """`alerts --follow --routes --metrics-port`: the endpoint counts the alert by severity and the
+    delivery by route and outcome, and /readyz is 200 while evaluations keep running."""
+    from test_service import free_port, get, scrape
+
+    slack = receivers()
+    routes = routes_file(tmp_path, {"name": "desk", "urls": [slack.url], "keys": ["AAPL"]})
+    lake = tmp_path / "lake"
+    add_hours(lake, {h: 6 for h in range(30)})
+    run_alerts(str(lake), AlertSettings(), routes=load_routes(routes))  # routing begins before the spike
+    add_hours(lake, {30: 21}, first=30)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "finpulse.pipeline.cli", "alerts", "--lake", str(lake), "--follow",
+                             "--interval", "1", "--routes", str(routes), "--metrics-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from conftest import wait_until
+
+        def delivered() -> bool:
+            try:
+                m = scrape(port)
+            except OSError:
+                return False
+            return m.get('finpulse_notifications_total{outcome="sent",route="desk"}') == 1
+
+        wait_until(delivered, 90, "the delivery on /metrics")
+        m = scrape(port)
+        assert m['finpulse_alerts_total{severity="critical"}'] == 1
+        status, body = get(port, "/readyz")
+        assert status == 200 and set(body["checks"]) == {"lake", "progress"}, body
+        assert [x["title"] for x in slack.messages] == ["[CRITICAL] negative spike on AAPL"]
+    finally:
+        proc.kill()
+        proc.wait()
