@@ -35,11 +35,10 @@ def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data: Path
         from finpulse.pipeline.jobs.stream import resolve_device
 
         result = run_service_bench(resolve_device(device), rate, seconds)
-        click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
-        return
-    from finpulse.pipeline.devtools.bench import run_bench
+    else:
+        from finpulse.pipeline.devtools.bench import run_bench
 
-    result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
+        result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
     click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -37,8 +37,8 @@ def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
 
 
-COMMANDS = (broker, produce, stream, backfill, query, alerts, lake_check, dashboard, train, evaluate, shrink,
-            demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos, status)
+COMMANDS = (broker, produce, stream, backfill, query, alerts, status, lake_check, dashboard, train, evaluate, shrink,
+            demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos)
 for command in COMMANDS:
     main.add_command(command)
 

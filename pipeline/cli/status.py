@@ -22,7 +22,7 @@ def kafka_lag(committed: dict[str, int], kafka_config: dict[str, Any], topics: l
     """Per partition of the topics the lake has progress for (plus `topics`): end, committed, lag."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from finpulse.pipeline.sources.kafka import OFFSET_MASK
+    from finpulse.pipeline.messages import OFFSET_MASK
 
     ours = {}
     for source, end in committed.items():

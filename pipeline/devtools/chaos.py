@@ -203,7 +203,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
 
 def lake_position_total(lake: Path) -> int:
     """Messages the lake has consumed (enriched + dead letters), from the progress files alone (cheap)."""
-    from finpulse.pipeline.sources.kafka import OFFSET_MASK
+    from finpulse.pipeline.messages import OFFSET_MASK
     from finpulse.pipeline.lake.commit import Lake
 
     try:
@@ -231,7 +231,7 @@ def group_matches_lake(bootstrap: str, group: str, lake: Path, topic: str, parti
     """Kafka group offsets equal the lake's progress (they are committed after it, for lag tools)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from finpulse.pipeline.sources.kafka import OFFSET_MASK
+    from finpulse.pipeline.messages import OFFSET_MASK
     from finpulse.pipeline.lake.commit import Lake, source_key
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)

@@ -17,9 +17,8 @@ from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler, 
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.faults import commit_patiently
-from finpulse.pipeline.messages import RawMessage
+from finpulse.pipeline.messages import OFFSET_MASK, RawMessage
 from finpulse.pipeline.runtime import metrics
-from finpulse.pipeline.sources.kafka import OFFSET_MASK
 from finpulse.schemas.records import DeadLetter
 
 log = logging.getLogger(__name__)

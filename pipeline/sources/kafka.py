@@ -31,7 +31,14 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
 from finpulse.pipeline.lake.commit import Lake, source_key
-from finpulse.pipeline.messages import Coordinates, PartitionDesc, RawMessage
+from finpulse.pipeline.messages import (  # noqa: F401 (OFFSET_MASK: re-exported for callers of this module)
+    OFFSET_MASK,
+    Coordinates,
+    PartitionDesc,
+    RawMessage,
+    split_position,
+    to_position,
+)
 from finpulse.pipeline.runtime import metrics
 from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 from finpulse.schemas.errors import EX_TEMPFAIL
@@ -39,20 +46,6 @@ from finpulse.schemas.errors import EX_TEMPFAIL
 log = logging.getLogger(__name__)
 END = sys.maxsize
 
-# Positions are Kafka offsets tagged with a log epoch: position = epoch << 40 | offset.
-# If a partition's log is reset below our position (topic recreated, or an in-memory broker
-# restarted empty) Kafka hands back lower offsets; we then move to the next epoch, so the new
-# log's records still get fresh, increasing positions and are neither skipped nor duplicated.
-EPOCH_SHIFT = 40
-OFFSET_MASK = (1 << EPOCH_SHIFT) - 1
-
-
-def to_position(epoch: int, offset: int) -> int:
-    return (epoch << EPOCH_SHIFT) | offset
-
-
-def split_position(position: int) -> tuple[int, int]:
-    return position >> EPOCH_SHIFT, position & OFFSET_MASK
 
 
 @dataclass
