@@ -320,3 +320,22 @@ def test_the_alerts_follower_serves_alert_and_delivery_metrics(tmp_path, receive
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_message_link_opens_the_dashboard_filtered_to_the_company_and_days(tmp_path, monkeypatch):
+    """The link an alert message carries (`?ticker=BA&from=...&to=...`) seeds the dashboard's
+    company and date filters: the page counts only that company's posts of those days."""
+    from lakefixtures import post as lake_post
+    from lakefixtures import write_posts
+    from streamlit.testing.v1 import AppTest
+
+    lake = tmp_path / "lake"
+    write_posts(lake, [lake_post(f"ba-{i}", i, "negative", ("BA",)) for i in range(7)]
+                + [lake_post(f"x-{i}", i, "neutral", ("MSFT",)) for i in range(5)])
+    monkeypatch.setenv("FINPULSE_LAKE", str(lake))
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "dashboard" / "app.py"), default_timeout=60)
+    at.query_params.update({"ticker": "BA", "from": "2026-03-02", "to": "2026-03-02"})
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["tickers"] == ["BA"] and at.session_state["range"] == "Custom"
+    assert next(m.value for m in at.metric if m.label == "Posts in range") == "7"
