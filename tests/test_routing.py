@@ -263,6 +263,7 @@ main(sys.argv[2:])
 """
 
 
+@pytest.mark.slow  # a real process killed per case
 @pytest.mark.parametrize("point,first_pass", [("recorded", False), ("planned", False), ("recorded", True)])
 def test_a_sigkill_between_recording_and_delivery_still_delivers_once(tmp_path, receivers, point, first_pass):
     """`finpulse alerts --routes` is SIGKILLed after recording a new alert and before planning its
@@ -286,6 +287,7 @@ def test_a_sigkill_between_recording_and_delivery_still_delivers_once(tmp_path, 
     assert [m["title"] for m in slack.messages] == ["[CRITICAL] negative spike on AAPL"]
 
 
+@pytest.mark.slow  # runs `finpulse alerts --follow` as a process
 def test_the_alerts_follower_serves_alert_and_delivery_metrics(tmp_path, receivers):
     """`alerts --follow --routes --metrics-port`: the endpoint counts the alert by severity and the
     delivery by route and outcome, and /readyz is 200 while evaluations keep running."""
