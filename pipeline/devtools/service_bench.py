@@ -88,16 +88,18 @@ def _scrape(port: int) -> str:
     return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
 
 
-def histogram_quantile(text: str, name: str, q: float) -> float | None:
-    """The quantile of a Prometheus histogram, interpolated in its buckets like PromQL does."""
+def _buckets(text: str, name: str) -> dict[float, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    buckets = []
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == f"{name}_bucket":
-                buckets.append((float(s.labels["le"]), s.value))
-    buckets.sort()
+    return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == f"{name}_bucket"}
+
+
+def histogram_quantile(text: str, name: str, q: float, before: str | None = None) -> float | None:
+    """The quantile of a Prometheus histogram, interpolated in its buckets like PromQL does;
+    with `before` (an earlier scrape), of the observations made since then."""
+    now, then = _buckets(text, name), _buckets(before, name) if before else {}
+    buckets = sorted((le, n - then.get(le, 0.0)) for le, n in now.items())
     if not buckets or buckets[-1][1] == 0:
         return None
     rank, prev_le, prev_n = q * buckets[-1][1], 0.0, 0.0
@@ -169,6 +171,7 @@ def steady_and_alert(
                 if time.monotonic() > deadline or stream.poll() is not None:
                     raise RuntimeError(f"the stream did not commit the history; see {workdir / 'stream.log'}")
                 time.sleep(0.5)
+            before = _scrape(port)  # the history waited for start-up: leave it out of the steady histogram
             follower = subprocess.Popen(
                 [
                     *CLI,
@@ -190,17 +193,15 @@ def steady_and_alert(
             steady_n = int(rate * seconds)
             burst_at = int(steady_n * 2 / 3)
 
-            def messages():
-                for i, p in enumerate(feed[:steady_n]):
-                    if i == burst_at:
-                        for x in spike:
-                            sent_at[x["id"]] = time.time()
-                            yield json.dumps(x).encode()
+            def messages(posts: list[dict]):
+                for p in posts:
                     sent_at[p["id"]] = time.time()
                     yield json.dumps(p).encode()
 
-            publish(cfg, "live", messages(), rate)
+            publish(cfg, "live", messages(feed[:burst_at]), rate)
+            publish(cfg, "live", messages(spike))  # the burst at once: the alert's clock starts at its last send
             burst_sent = max(sent_at[x["id"]] for x in spike)
+            publish(cfg, "live", messages(feed[burst_at:steady_n]), rate)
             alert_time = None
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
@@ -231,8 +232,8 @@ def steady_and_alert(
         "steady_rows": len(lat),
         "steady_visible_p50_s": pct(0.5),
         "steady_visible_p99_s": pct(0.99),
-        "steady_kafka_to_commit_p50_s": histogram_quantile(text, "finpulse_end_to_end_seconds", 0.5),
-        "steady_kafka_to_commit_p99_s": histogram_quantile(text, "finpulse_end_to_end_seconds", 0.99),
+        "steady_kafka_to_commit_p50_s": histogram_quantile(text, "finpulse_end_to_end_seconds", 0.5, before),
+        "steady_kafka_to_commit_p99_s": histogram_quantile(text, "finpulse_end_to_end_seconds", 0.99, before),
         "alert_latency_s": round(alert_time - burst_sent, 1) if alert_time else None,
     }
 
