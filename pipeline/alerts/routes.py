@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -352,10 +352,6 @@ def _short(text: str, limit: int = 160) -> str:
 
 def destinations(routes: Routes) -> list[tuple[Route, str]]:
     return [(r, url) for r in routes.routes for url in r.urls]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 __all__ = [
