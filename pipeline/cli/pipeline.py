@@ -83,7 +83,8 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--bundle-records", type=int, default=None,
               help="most records one bundle reads over all partitions before it commits (default 256)")
 @click.option("--bundle-seconds", type=float, default=None,
-              help="time a bundle aims for: its record limit follows the measured pace (default 1.0; raise it for throughput)")
+              help="time a bundle aims for: its record limit follows the measured pace "
+                   "(default 1.0; raise it for throughput)")
 @metrics_options
 @click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
@@ -182,7 +183,8 @@ def query(lake, fmt, sql) -> None:
 @click.option("--min-volume", type=int, default=None, help="detector: minimum posts in a bucket")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
 @click.option("--routes", "routes_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); see docs/ALERTS.md")
+              help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); "
+                   "see docs/ALERTS.md")
 @metrics_options
 def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha,
            routes_file, metrics_port, metrics_host) -> None:
@@ -198,8 +200,8 @@ def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_to
     setup_logging(False)
     routes = load_routes(routes_file) if routes_file else None  # a bad file is a ConfigError: exit 2 with the reason
     if metrics_port is not None:  # readiness: the lake takes writes and an evaluation ran recently
-        metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False),
-                      metrics_host or "127.0.0.1")
+        readiness = metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False)
+        metrics.serve(metrics_port, readiness, metrics_host or "127.0.0.1")
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
     settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), since=parse_time(since, "--since"),
                              until=parse_time(until, "--until"), detector=dataclasses.replace(DetectorConfig(), **overrides))
