@@ -126,7 +126,7 @@ def get(port: int, path: str) -> tuple[int, dict | str]:
 
 @pytest.mark.slow
 def test_metrics_lag_falls_to_zero_rows_match_the_lake_and_readyz_follows_the_broker(tmp_path):
-    """240 posts and 12 bad messages on 3 partitions: the endpoint shows lag, then lag 0 on every
+    """120 posts and 12 bad messages on 3 partitions: the endpoint shows lag, then lag 0 on every
     partition with row and dead-letter counters equal to the lake's; /readyz fails while the
     broker is down and recovers when it is back."""
     from finpulse.infra.broker import EmbeddedBroker
@@ -134,7 +134,7 @@ def test_metrics_lag_falls_to_zero_rows_match_the_lake_and_readyz_follows_the_br
     b = EmbeddedBroker(log_file=tmp_path / "broker.log").start()
     try:
         bad = [b"not json"] * 6 + [b'{"text": "   "}'] * 6
-        send(b.bootstrap, "svc-news", posts(240, "svc", seed=8) + bad)
+        send(b.bootstrap, "svc-news", posts(120, "svc", seed=8) + bad)
         lake, port = tmp_path / "lake", free_port()
         proc = StreamProcess(
             b.bootstrap, ["svc-news"], lake, "--metrics-port", str(port), "--idle-exit", "300", log=tmp_path / "run.log"
@@ -149,18 +149,18 @@ def test_metrics_lag_falls_to_zero_rows_match_the_lake_and_readyz_follows_the_br
                 return False
             lags = [v for k, v in m.items() if k.startswith("finpulse_consumer_lag{")]
             seen_lag.append(sum(lags))
-            return len(lags) == 3 and sum(lags) == 0 and m.get('finpulse_rows_total{table="enriched"}') == 240
+            return len(lags) == 3 and sum(lags) == 0 and m.get('finpulse_rows_total{table="enriched"}') == 120
 
-        wait_until(caught_up, 300, "lag 0 and 240 rows on /metrics", interval=0.3)
+        wait_until(caught_up, 300, "lag 0 and 120 rows on /metrics", interval=0.3)
         assert max(seen_lag) > 0, "the endpoint never showed the backlog as lag"
         m = scrape(port)
-        assert m['finpulse_rows_total{table="enriched"}'] == lake_rows(lake) == 240
+        assert m['finpulse_rows_total{table="enriched"}'] == lake_rows(lake) == 120
         assert m['finpulse_rows_total{table="deadletter"}'] == lake_rows(lake, "deadletter") == 12
         assert m['finpulse_dead_letters_total{reason="not_json"}'] == 6
         assert m['finpulse_dead_letters_total{reason="text"}'] == 6
-        assert m["finpulse_end_to_end_seconds_count"] == 252
-        assert m["finpulse_model_batch_size_sum"] == 240
-        assert m["finpulse_bundle_records_sum"] == 252
+        assert m["finpulse_end_to_end_seconds_count"] == 132
+        assert m["finpulse_model_batch_size_sum"] == 120
+        assert m["finpulse_bundle_records_sum"] == 132
         assert get(port, "/healthz") == (200, "ok\n")
         status, body = get(port, "/readyz")
         assert status == 200 and body["ready"] and set(body["checks"]) == {"broker", "lake", "progress"}, body
