@@ -341,3 +341,27 @@ def test_the_message_link_opens_the_dashboard_filtered_to_the_company_and_days(t
     assert not at.exception, at.exception
     assert at.session_state["tickers"] == ["BA"] and at.session_state["range"] == "Custom"
     assert next(m.value for m in at.metric if m.label == "Posts in range") == "7"
+
+
+def test_in_quiet_hours_a_critical_notice_goes_out_past_held_ones_and_they_follow_after(tmp_path):
+    """Delivery with an in-process sender: during quiet hours the medium alert is held and the
+    critical escalation behind it is sent; after the quiet hours the medium one follows, once."""
+    from finpulse.pipeline.alerts.notify import deliver, open_outbox, record_notices
+
+    routes = parse_routes({"route": [{"name": "desk", "urls": ["json://127.0.0.1:1/x"], "quiet_hours": "22:00-07:00"}]})
+    lake = tmp_path / "lake"
+    open_outbox(lake, routes, set())
+    record_notices(lake, [notice(severity="medium", alert_id="a-1"), notice(kind="escalation", severity="critical",
+                                                                           alert_id="a-2")])
+    sent: list[str] = []
+
+    def send(url: str, title: str, body: str) -> bool:
+        sent.append(title)
+        return True
+
+    night, morning = datetime(2026, 11, 3, 23, 0, tzinfo=timezone.utc), datetime(2026, 11, 4, 8, 0, tzinfo=timezone.utc)
+    assert deliver(lake, routes, night, send) == {"sent": 1, "held": 1, "failed": 0}
+    assert sent == ["[CRITICAL] escalated: negative spike on AAPL"]
+    assert deliver(lake, routes, morning, send) == {"sent": 1, "held": 0, "failed": 0}
+    assert deliver(lake, routes, morning, send) == {"sent": 0, "held": 0, "failed": 0}
+    assert sent == ["[CRITICAL] escalated: negative spike on AAPL", "[MEDIUM] negative spike on AAPL"]

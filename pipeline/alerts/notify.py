@@ -229,9 +229,10 @@ def deliver(
 ) -> dict[str, int]:
     """Send each destination its pending notices in order; returns counts by outcome.
 
-    A destination stops at its first held (quiet hours, rate limit) or failed notice and keeps
-    the rest for the next pass (order matters: an escalation must not overtake its alert); the
-    other destinations are not affected."""
+    A destination stops at its first rate-limited or failed notice and keeps the rest for the
+    next pass (order matters: an escalation must not overtake its alert); the other
+    destinations are not affected. Notices held by quiet hours are skipped for now, so a critical
+    one behind them still goes out; they follow when the quiet hours end."""
     now = now or datetime.now(timezone.utc)
     _, notices = read_log(lake)
     counts = {"sent": 0, "held": 0, "failed": 0}
@@ -245,6 +246,8 @@ def deliver(
             if decision != "send":
                 counts["held"] += 1
                 metrics.observe_notification(route.name, f"held_{decision}")
+                if decision == "quiet":
+                    continue  # a critical notice behind it still goes out (quiet_override)
                 break
             title, body = rules.message(n, routes.dashboard_url)
             if not _send_with_retries(send, url, title, body, retries, backoff):
