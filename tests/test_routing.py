@@ -108,6 +108,15 @@ def test_quiet_hours_cross_midnight_in_the_route_timezone_and_critical_breaks_th
     assert decide(route, notice(severity="high"), morning, []) == "send"
 
 
+def test_notices_about_windows_older_than_max_age_are_skipped_not_sent():
+    [route] = parse_routes({"route": [{"urls": ["json://h/x"], "max_age": "6 hours"}]}).routes
+    assert route.max_age == 6 * 3600
+    assert decide(route, notice(), W0 + timedelta(hours=6), []) == "send"  # the window ended 5 hours before
+    assert decide(route, notice(), W0 + timedelta(hours=8), []) == "stale"
+    [no_limit] = parse_routes({"route": [{"urls": ["json://h/x"]}]}).routes
+    assert decide(no_limit, notice(), W0 + timedelta(days=300), []) == "send"
+
+
 def test_the_rate_limit_holds_what_exceeds_it_within_the_window():
     [route] = parse_routes({"route": [{"urls": ["json://h/x"], "rate_limit": "2/hour"}]}).routes
     now = datetime(2026, 11, 3, 12, 0, tzinfo=timezone.utc)
@@ -360,8 +369,24 @@ def test_in_quiet_hours_a_critical_notice_goes_out_past_held_ones_and_they_follo
         return True
 
     night, morning = datetime(2026, 11, 3, 23, 0, tzinfo=timezone.utc), datetime(2026, 11, 4, 8, 0, tzinfo=timezone.utc)
-    assert deliver(lake, routes, night, send) == {"sent": 1, "held": 1, "failed": 0}
+    assert deliver(lake, routes, night, send) == {"sent": 1, "held": 1, "failed": 0, "skipped": 0}
     assert sent == ["[CRITICAL] escalated: negative spike on AAPL"]
-    assert deliver(lake, routes, morning, send) == {"sent": 1, "held": 0, "failed": 0}
-    assert deliver(lake, routes, morning, send) == {"sent": 0, "held": 0, "failed": 0}
+    assert deliver(lake, routes, morning, send) == {"sent": 1, "held": 0, "failed": 0, "skipped": 0}
+    assert deliver(lake, routes, morning, send) == {"sent": 0, "held": 0, "failed": 0, "skipped": 0}
     assert sent == ["[CRITICAL] escalated: negative spike on AAPL", "[MEDIUM] negative spike on AAPL"]
+
+
+def test_a_stale_notice_is_skipped_once_and_a_fresh_one_behind_it_is_sent(tmp_path):
+    from finpulse.pipeline.alerts.notify import deliver, open_outbox, record_notices
+
+    routes = parse_routes({"route": [{"name": "desk", "urls": ["json://127.0.0.1:1/x"], "max_age": "6 hours"}]})
+    lake = tmp_path / "lake"
+    open_outbox(lake, routes, set())
+    fresh = Notice(**{**notice(alert_id="a-2").__dict__, "window_end": W0 + timedelta(hours=30)})
+    record_notices(lake, [notice(alert_id="a-1"), fresh])
+    sent: list[str] = []
+    now = W0 + timedelta(hours=31)
+    assert deliver(lake, routes, now, lambda url, title, body: sent.append(title) or True) == \
+        {"sent": 1, "held": 0, "failed": 0, "skipped": 1}
+    assert deliver(lake, routes, now, lambda url, title, body: sent.append(title) or True)["skipped"] == 0
+    assert len(sent) == 1

@@ -235,7 +235,7 @@ def deliver(
     one behind them still goes out; they follow when the quiet hours end."""
     now = now or datetime.now(timezone.utc)
     _, notices = read_log(lake)
-    counts = {"sent": 0, "held": 0, "failed": 0}
+    counts = {"sent": 0, "held": 0, "failed": 0, "skipped": 0}
     for route, url in rules.destinations(routes):
         done = sent_log(lake, route.name, url) or {}
         sent_at = sorted(done.values())
@@ -243,6 +243,11 @@ def deliver(
             if n.notice_id in done or not rules.matches(route, n):
                 continue
             decision = rules.decide(route, n, now, sent_at)
+            if decision == "stale":  # about a window older than max_age: recorded as done, never sent
+                _append(_dest_file(lake, route.name, url), [f"{n.notice_id} 0"])
+                counts["skipped"] += 1
+                metrics.observe_notification(route.name, "skipped_stale")
+                continue
             if decision != "send":
                 counts["held"] += 1
                 metrics.observe_notification(route.name, f"held_{decision}")

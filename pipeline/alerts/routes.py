@@ -16,6 +16,7 @@ it wants, quiet hours, and a rate limit:
     timezone = "Europe/London"               # of the quiet hours (default UTC)
     quiet_override = "critical"
     rate_limit = "6/hour"                    # at most 6 messages per destination per hour; the rest wait
+    max_age = "6 hours"                      # skip notices about older windows (default: no limit)
     resolved = true                          # also send "back to normal" messages (default true)
 
 A notice is one message about one key's episode: `alert` (a new spike), `escalation` (severity
@@ -61,6 +62,7 @@ class Route:
     quiet_override: str = "critical"
     rate_limit: tuple[int, int] | None = None  # (messages, seconds)
     resolved: bool = True
+    max_age: int | None = None  # seconds: notices about windows older than this are skipped, not sent
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,14 @@ def parse_rate(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2) or 1) * _PERIODS[m.group(3)]
 
 
+def parse_age(text: str) -> int:
+    """'6 hours' -> 21600 (also minutes, days)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(minute|hour|day)s?\s*", text)
+    if not m:
+        raise RoutesError(f"max_age {text!r}: use N minutes, N hours or N days")
+    return int(m.group(1)) * _PERIODS[m.group(2)]
+
+
 def parse_routes(data: dict[str, Any]) -> Routes:
     routes = []
     for i, r in enumerate(data.get("route") or []):
@@ -160,6 +170,7 @@ def parse_routes(data: dict[str, Any]) -> Routes:
                 quiet_override=r.get("quiet_override", "critical"),
                 rate_limit=parse_rate(r["rate_limit"]) if r.get("rate_limit") else None,
                 resolved=bool(r.get("resolved", True)),
+                max_age=parse_age(r["max_age"]) if r.get("max_age") else None,
             )
         )
     if len({r.name for r in routes}) != len(routes):
@@ -195,8 +206,11 @@ def in_quiet_hours(route: Route, now: datetime) -> bool:
 
 
 def decide(route: Route, notice: Notice, now: datetime, sent_at: Sequence[float]) -> str:
-    """'send' or why not now: 'quiet' (held until quiet hours end) or 'rate' (held until the
-    window has room). `sent_at`: unix times of this destination's earlier messages."""
+    """'send' or why not now: 'stale' (older than the route's max_age: skipped for good),
+    'quiet' (held until quiet hours end) or 'rate' (held until the window has room).
+    `sent_at`: unix times of this destination's earlier messages."""
+    if route.max_age is not None and (now - notice.window_end).total_seconds() > route.max_age:
+        return "stale"
     if in_quiet_hours(route, now) and RANK[notice.severity] < RANK[route.quiet_override]:
         return "quiet"
     if route.rate_limit is not None:
