@@ -270,7 +270,8 @@ def apply_link(params, state) -> None:
             state[key] = [params[param]]
     try:
         if params.get("from") and params.get("to"):
-            state["range"], state["custom"] = "Custom", (date.fromisoformat(params["from"]), date.fromisoformat(params["to"]))
+            days = (date.fromisoformat(params["from"]), date.fromisoformat(params["to"]))
+            state["range"], state["custom"] = "Custom", days
     except ValueError:
         pass  # a mangled link opens the default view
 

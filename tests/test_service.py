@@ -14,9 +14,9 @@ import urllib.request
 from datetime import timedelta
 
 import pytest
+from conftest import StreamProcess, lake_rows, posts, send, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import StreamProcess, lake_rows, posts, send, wait_until
 from finpulse.pipeline.lake.query import run_query
 from finpulse.pipeline.runtime.metrics import dead_letter_reason
 from finpulse.pipeline.sources.kafka import BundleBudget
@@ -58,8 +58,17 @@ def test_one_busy_partition_gets_the_whole_budget_and_nobody_starves():
 def test_the_bundle_limit_starts_small_shrinks_when_bundles_run_long_and_grows_to_the_cap():
     budget = BundleBudget(records=256, seconds=1.0, partitions=1)
     limits = []
-    for now, read_all in [(0.0, True), (4.0, True), (4.5, True), (4.51, True), (4.52, True), (4.53, True), (4.54, False),
-                          (9.0, True), (13.0, True)]:
+    for now, read_all in [
+        (0.0, True),
+        (4.0, True),
+        (4.5, True),
+        (4.51, True),
+        (4.52, True),
+        (4.53, True),
+        (4.54, False),
+        (9.0, True),
+        (13.0, True),
+    ]:
         budget.start(now)
         limits.append(budget.limit)
         granted = budget.grant()
@@ -117,7 +126,7 @@ def get(port: int, path: str) -> tuple[int, dict | str]:
 
 @pytest.mark.slow
 def test_metrics_lag_falls_to_zero_rows_match_the_lake_and_readyz_follows_the_broker(tmp_path):
-    """240 posts and 12 bad messages on 3 partitions: the endpoint shows lag, then lag 0 on every
+    """120 posts and 12 bad messages on 3 partitions: the endpoint shows lag, then lag 0 on every
     partition with row and dead-letter counters equal to the lake's; /readyz fails while the
     broker is down and recovers when it is back."""
     from finpulse.infra.broker import EmbeddedBroker
@@ -125,10 +134,11 @@ def test_metrics_lag_falls_to_zero_rows_match_the_lake_and_readyz_follows_the_br
     b = EmbeddedBroker(log_file=tmp_path / "broker.log").start()
     try:
         bad = [b"not json"] * 6 + [b'{"text": "   "}'] * 6
-        send(b.bootstrap, "svc-news", posts(240, "svc", seed=8) + bad)
+        send(b.bootstrap, "svc-news", posts(120, "svc", seed=8) + bad)
         lake, port = tmp_path / "lake", free_port()
-        proc = StreamProcess(b.bootstrap, ["svc-news"], lake, "--metrics-port", str(port), "--idle-exit", "300",
-                             log=tmp_path / "run.log")
+        proc = StreamProcess(
+            b.bootstrap, ["svc-news"], lake, "--metrics-port", str(port), "--idle-exit", "300", log=tmp_path / "run.log"
+        )
         seen_lag: list[float] = []
 
         def caught_up() -> bool:
@@ -139,18 +149,18 @@ def test_metrics_lag_falls_to_zero_rows_match_the_lake_and_readyz_follows_the_br
                 return False
             lags = [v for k, v in m.items() if k.startswith("finpulse_consumer_lag{")]
             seen_lag.append(sum(lags))
-            return len(lags) == 3 and sum(lags) == 0 and m.get('finpulse_rows_total{table="enriched"}') == 240
+            return len(lags) == 3 and sum(lags) == 0 and m.get('finpulse_rows_total{table="enriched"}') == 120
 
-        wait_until(caught_up, 300, "lag 0 and 240 rows on /metrics", interval=0.3)
+        wait_until(caught_up, 300, "lag 0 and 120 rows on /metrics", interval=0.3)
         assert max(seen_lag) > 0, "the endpoint never showed the backlog as lag"
         m = scrape(port)
-        assert m['finpulse_rows_total{table="enriched"}'] == lake_rows(lake) == 240
+        assert m['finpulse_rows_total{table="enriched"}'] == lake_rows(lake) == 120
         assert m['finpulse_rows_total{table="deadletter"}'] == lake_rows(lake, "deadletter") == 12
         assert m['finpulse_dead_letters_total{reason="not_json"}'] == 6
         assert m['finpulse_dead_letters_total{reason="text"}'] == 6
-        assert m["finpulse_end_to_end_seconds_count"] == 252
-        assert m["finpulse_model_batch_size_sum"] == 240
-        assert m["finpulse_bundle_records_sum"] == 252
+        assert m["finpulse_end_to_end_seconds_count"] == 132
+        assert m["finpulse_model_batch_size_sum"] == 120
+        assert m["finpulse_bundle_records_sum"] == 132
         assert get(port, "/healthz") == (200, "ok\n")
         status, body = get(port, "/readyz")
         assert status == 200 and body["ready"] and set(body["checks"]) == {"broker", "lake", "progress"}, body
@@ -175,14 +185,17 @@ def test_a_stream_on_a_10000_record_backlog_commits_in_bounded_bundles_while_cat
     every partition progressed (the budget is shared fairly)."""
     send(broker.bootstrap, "backlog", posts(10_000, "bl", seed=9), partitions=6)
     lake = tmp_path / "lake"
-    proc = StreamProcess(broker.bootstrap, ["backlog"], lake, "--bundle-records", "50", "--max-records", "300",
-                         log=tmp_path / "run.log")
+    proc = StreamProcess(
+        broker.bootstrap, ["backlog"], lake, "--bundle-records", "50", "--max-records", "300", log=tmp_path / "run.log"
+    )
     assert proc.wait(300) == 0, proc.output()[-3000:]
     bundles = [int(n) for n in re.findall(r"bundle committed (\d+) records", proc.output())]
     assert sum(bundles) == lake_rows(lake) == 300
     assert max(bundles) <= 50, bundles
     assert len(bundles) >= 6, bundles
-    per_partition = run_query(lake, "select kafka_partition p, count(*) n from enriched group by 1 order by 1").to_pylist()
+    per_partition = run_query(
+        lake, "select kafka_partition p, count(*) n from enriched group by 1 order by 1"
+    ).to_pylist()
     assert [r["p"] for r in per_partition] == list(range(6)), per_partition
 
 
@@ -190,12 +203,12 @@ def test_status_shows_lag_per_partition_rows_and_dead_letters_today_and_the_late
     """30 messages on 3 partitions; the lake has committed 4 of partition 0 (3 rows, 1 dead
     letter) plus the alert lake of test_alerts: lag 6/10/10, today's counts, the AAPL alert."""
     from click.testing import CliRunner
+    from test_alerts import T0, post, spiky_lake
 
     from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
     from finpulse.pipeline.cli.main import main
     from finpulse.pipeline.cli.status import collect
     from finpulse.pipeline.lake.commit import Lake, Row, source_key
-    from test_alerts import T0, post, spiky_lake
 
     send(broker.bootstrap, "st-news", [b"x"] * 30, partitions=3)
     lake = spiky_lake(tmp_path)
@@ -205,11 +218,20 @@ def test_status_shows_lag_per_partition_rows_and_dead_letters_today_and_the_late
     rows = [Row("enriched", post(700_000 + i, 1, False).data, source, i, "2026-11-02") for i in range(3)]
     Lake(lake).commit(source, 0, 4, rows + [Row("deadletter", dead, source, 3, "2026-11-02")])
     s = collect(str(lake), {"bootstrap_servers": [broker.bootstrap]}, ["st-news"], now=T0 + timedelta(hours=12))
-    assert [(p["partition"], p["end"], p["committed"], p["lag"]) for p in s["lag"]] == [(0, 10, 4, 6), (1, 10, 0, 10), (2, 10, 0, 10)]
-    assert (s["rows_today"], s["dead_letters_today"]) == (2 * 36 * 30 + 3, 1)  # the spiky lake's rows: ingested that day too
+    assert [(p["partition"], p["end"], p["committed"], p["lag"]) for p in s["lag"]] == [
+        (0, 10, 4, 6),
+        (1, 10, 0, 10),
+        (2, 10, 0, 10),
+    ]
+    assert (s["rows_today"], s["dead_letters_today"]) == (
+        2 * 36 * 30 + 3,
+        1,
+    )  # the spiky lake's rows: ingested that day too
     assert [a["key"] for a in s["latest_alerts"]] == ["ticker:AAPL"]
     assert s["last_commit_age_s"] is not None
-    out = CliRunner().invoke(main, ["status", "--lake", str(lake), "--bootstrap", broker.bootstrap, "--topics", "st-news"])
+    out = CliRunner().invoke(
+        main, ["status", "--lake", str(lake), "--bootstrap", broker.bootstrap, "--topics", "st-news"]
+    )
     assert out.exit_code == 0, out.output
     assert "lag per partition (total 26)" in out.output and "ticker:AAPL" in out.output
 
@@ -239,8 +261,12 @@ def test_dashboard_and_alert_rules_use_only_exported_metrics_and_compose_scrapes
     assert used and used <= exported, used - exported
     assert {"finpulse_consumer_lag", "finpulse_last_commit_age_seconds", "finpulse_dead_letters_total"} <= used
     compose = yaml.safe_load((infra / "docker-compose.yml").read_text())["services"]
-    targets = {t for job in yaml.safe_load((infra / "prometheus/prometheus.yml").read_text())["scrape_configs"]
-               for c in job["static_configs"] for t in c["targets"]}
+    targets = {
+        t
+        for job in yaml.safe_load((infra / "prometheus/prometheus.yml").read_text())["scrape_configs"]
+        for c in job["static_configs"]
+        for t in c["targets"]
+    }
     for service in ("stream", "alerts"):
         command = compose[service]["command"]
         assert f"{service}:{command[command.index('--metrics-port') + 1]}" in targets

@@ -112,8 +112,11 @@ def story_count(con: Any, key_kind: str, key: str, start: datetime, end: datetim
     cols = {r[0] for r in con.execute("describe enriched").fetchall()}
     ident = "coalesce(story_id, id)" if "story_id" in cols else "id"
     match = _MATCH[key_kind]
-    return con.execute(f"""select count(distinct {ident}) from enriched where {match} and published_at >= ?
-                           and published_at < ? and sentiment = 'negative'""", [key, start, end]).fetchone()[0]
+    return con.execute(
+        f"""select count(distinct {ident}) from enriched where {match} and published_at >= ?
+                           and published_at < ? and sentiment = 'negative'""",
+        [key, start, end],
+    ).fetchone()[0]
 
 
 _MATCH = {"company": "list_contains(coalesce(companies, tickers), ?)",
@@ -124,20 +127,33 @@ _MATCH = {"company": "list_contains(coalesce(companies, tickers), ?)",
 def examples(con: Any, ids: list[str], limit: int = 3) -> tuple[Example, ...]:
     if not ids:
         return ()
-    rows = con.execute("""select distinct on (id) id, coalesce(title, text) t, source, url from enriched
-                          where list_contains(?, id)""", [ids]).fetchall()
+    rows = con.execute(
+        """select distinct on (id) id, coalesce(title, text) t, source, url from enriched
+                          where list_contains(?, id)""",
+        [ids],
+    ).fetchall()
     by_id = {r[0]: Example(r[0], r[1] or "", r[2], r[3]) for r in rows}
     return tuple(by_id[i] for i in ids if i in by_id)[:limit]
 
 
 def latest_bucket(con: Any, bucket: str, key_kind: str, key: str, since: datetime, min_volume: int) -> Latest | None:
-    row = con.execute("""select bucket, volume, negatives from sentiment_series(?, ?) where key = ? and bucket >= ?
-                         and volume >= ? order by bucket desc limit 1""", [bucket, key_kind, key, since, min_volume]).fetchone()
+    row = con.execute(
+        """select bucket, volume, negatives from sentiment_series(?, ?) where key = ? and bucket >= ?
+                         and volume >= ? order by bucket desc limit 1""",
+        [bucket, key_kind, key, since, min_volume],
+    ).fetchone()
     return Latest(row[0], row[1], row[2] / row[1]) if row else None
 
 
-def plan(lake: str | Path, historic: set[str], logged: list[Notice], alerts: list[Any], bucket: str,
-         min_volume: int, now: datetime) -> list[Notice]:
+def plan(
+    lake: str | Path,
+    historic: set[str],
+    logged: list[Notice],
+    alerts: list[Any],
+    bucket: str,
+    min_volume: int,
+    now: datetime,
+) -> list[Notice]:
     """The notices the alert store and the latest buckets call for that the log lacks (in order)."""
     from finpulse.pipeline.alerts.evaluate import _interval, delivery_key
 
@@ -165,7 +181,11 @@ def plan(lake: str | Path, historic: set[str], logged: list[Notice], alerts: lis
         width = _interval(bucket)
         for (key_kind, key), episode in episodes.items():
             latest = latest_bucket(con, bucket, key_kind, key, episode.window_end, min_volume)
-            if rules.is_resolved(episode, latest, min_volume) and f"resolved:{episode.last_alert_id}" not in resolved_ids:
+            if (
+                latest is not None
+                and rules.is_resolved(episode, latest, min_volume)
+                and f"resolved:{episode.last_alert_id}" not in resolved_ids
+            ):
                 new.append(rules.notice_for_resolution(episode, key_kind, key, latest, now, width))
     finally:
         con.close()
@@ -195,16 +215,23 @@ def _redact(url: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/…"
 
 
-def deliver(lake: str | Path, routes: Routes, now: datetime | None = None, send: Sender = apprise_send,
-            retries: int = 2, backoff: float = 0.5) -> dict[str, int]:
+def deliver(
+    lake: str | Path,
+    routes: Routes,
+    now: datetime | None = None,
+    send: Sender = apprise_send,
+    retries: int = 2,
+    backoff: float = 0.5,
+) -> dict[str, int]:
     """Send each destination its pending notices in order; returns counts by outcome.
 
-    A destination stops at its first held (quiet hours, rate limit) or failed notice and keeps
-    the rest for the next pass (order matters: an escalation must not overtake its alert); the
-    other destinations are not affected."""
+    A destination stops at its first rate-limited or failed notice and keeps the rest for the
+    next pass (order matters: an escalation must not overtake its alert); the other
+    destinations are not affected. Notices held by quiet hours are skipped for now, so a critical
+    one behind them still goes out; they follow when the quiet hours end."""
     now = now or datetime.now(timezone.utc)
     _, notices = read_log(lake)
-    counts = {"sent": 0, "held": 0, "failed": 0}
+    counts = {"sent": 0, "held": 0, "failed": 0, "skipped": 0}
     for route, url in rules.destinations(routes):
         done = sent_log(lake, route.name, url) or {}
         sent_at = sorted(done.values())
@@ -212,16 +239,27 @@ def deliver(lake: str | Path, routes: Routes, now: datetime | None = None, send:
             if n.notice_id in done or not rules.matches(route, n):
                 continue
             decision = rules.decide(route, n, now, sent_at)
+            if decision == "stale":  # about a window older than max_age: recorded as done, never sent
+                _append(_dest_file(lake, route.name, url), [f"{n.notice_id} 0"])
+                counts["skipped"] += 1
+                metrics.observe_notification(route.name, "skipped_stale")
+                continue
             if decision != "send":
                 counts["held"] += 1
                 metrics.observe_notification(route.name, f"held_{decision}")
+                if decision == "quiet":
+                    continue  # a critical notice behind it still goes out (quiet_override)
                 break
             title, body = rules.message(n, routes.dashboard_url)
             if not _send_with_retries(send, url, title, body, retries, backoff):
                 counts["failed"] += 1
                 metrics.observe_notification(route.name, "failed")
-                log.error("route %s: %s did not accept notice %s; kept, retried next pass", route.name, _redact(url),
-                          n.notice_id)
+                log.error(
+                    "route %s: %s did not accept notice %s; kept, retried next pass",
+                    route.name,
+                    _redact(url),
+                    n.notice_id,
+                )
                 break
             ts = time.time()
             _append(_dest_file(lake, route.name, url), [f"{n.notice_id} {ts:.3f}"])
@@ -243,8 +281,14 @@ def _send_with_retries(send: Sender, url: str, title: str, body: str, retries: i
     return False
 
 
-def pass_after_record(lake: str | Path, routes: Routes, bucket: str, min_volume: int, now: datetime | None = None,
-                      send: Sender = apprise_send) -> dict[str, int]:
+def pass_after_record(
+    lake: str | Path,
+    routes: Routes,
+    bucket: str,
+    min_volume: int,
+    now: datetime | None = None,
+    send: Sender = apprise_send,
+) -> dict[str, int]:
     """Plan what the recorded alerts call for, log it, deliver. Called by run_alerts after recording."""
     from finpulse.pipeline.alerts.evaluate import _writer_lock, recorded_alerts
 

@@ -16,6 +16,7 @@ it wants, quiet hours, and a rate limit:
     timezone = "Europe/London"               # of the quiet hours (default UTC)
     quiet_override = "critical"
     rate_limit = "6/hour"                    # at most 6 messages per destination per hour; the rest wait
+    max_age = "6 hours"                      # skip notices about older windows (default: no limit)
     resolved = true                          # also send "back to normal" messages (default true)
 
 A notice is one message about one key's episode: `alert` (a new spike), `escalation` (severity
@@ -29,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -37,14 +38,16 @@ from zoneinfo import ZoneInfo
 
 import tomllib
 
+from finpulse.schemas.errors import ConfigError
+
 SEVERITIES = ("medium", "high", "critical")
 RANK = {s: i for i, s in enumerate(SEVERITIES, 1)}
 NOTICE_KINDS = ("alert", "escalation", "ongoing", "resolved")
 _PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
-class RoutesError(ValueError):
-    """A routes file that cannot be used (a ValueError, so the CLI reports it as a usage problem)."""
+class RoutesError(ConfigError, ValueError):
+    """A routes file that cannot be used: the CLI reports it with exit 2 (see schemas/errors.py)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Route:
     quiet_override: str = "critical"
     rate_limit: tuple[int, int] | None = None  # (messages, seconds)
     resolved: bool = True
+    max_age: int | None = None  # seconds: notices about windows older than this are skipped, not sent
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,14 @@ def parse_rate(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2) or 1) * _PERIODS[m.group(3)]
 
 
+def parse_age(text: str) -> int:
+    """'6 hours' -> 21600 (also minutes, days)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(minute|hour|day)s?\s*", text)
+    if not m:
+        raise RoutesError(f"max_age {text!r}: use N minutes, N hours or N days")
+    return int(m.group(1)) * _PERIODS[m.group(2)]
+
+
 def parse_routes(data: dict[str, Any]) -> Routes:
     routes = []
     for i, r in enumerate(data.get("route") or []):
@@ -148,11 +160,21 @@ def parse_routes(data: dict[str, Any]) -> Routes:
             ZoneInfo(tz)
         except Exception:  # noqa: BLE001 - zoneinfo raises several kinds
             raise RoutesError(f"route {name}: unknown timezone {tz!r}") from None
-        routes.append(Route(name=name, urls=tuple(urls), severities=severities, keys=tuple(r.get("keys") or ()),
-                            key_kinds=tuple(r.get("key_kinds") or ()), quiet_hours=quiet, timezone=tz,
-                            quiet_override=r.get("quiet_override", "critical"),
-                            rate_limit=parse_rate(r["rate_limit"]) if r.get("rate_limit") else None,
-                            resolved=bool(r.get("resolved", True))))
+        routes.append(
+            Route(
+                name=name,
+                urls=tuple(urls),
+                severities=severities,
+                keys=tuple(r.get("keys") or ()),
+                key_kinds=tuple(r.get("key_kinds") or ()),
+                quiet_hours=quiet,
+                timezone=tz,
+                quiet_override=r.get("quiet_override", "critical"),
+                rate_limit=parse_rate(r["rate_limit"]) if r.get("rate_limit") else None,
+                resolved=bool(r.get("resolved", True)),
+                max_age=parse_age(r["max_age"]) if r.get("max_age") else None,
+            )
+        )
     if len({r.name for r in routes}) != len(routes):
         raise RoutesError("route names must be unique (delivery state is kept per route)")
     return Routes(tuple(routes), data.get("dashboard_url"))
@@ -188,8 +210,11 @@ def in_quiet_hours(route: Route, now: datetime) -> bool:
 
 
 def decide(route: Route, notice: Notice, now: datetime, sent_at: Sequence[float]) -> str:
-    """'send' or why not now: 'quiet' (held until quiet hours end) or 'rate' (held until the
-    window has room). `sent_at`: unix times of this destination's earlier messages."""
+    """'send' or why not now: 'stale' (older than the route's max_age: skipped for good),
+    'quiet' (held until quiet hours end) or 'rate' (held until the window has room).
+    `sent_at`: unix times of this destination's earlier messages."""
+    if route.max_age is not None and (now - notice.window_end).total_seconds() > route.max_age:
+        return "stale"
     if in_quiet_hours(route, now) and RANK[notice.severity] < RANK[route.quiet_override]:
         return "quiet"
     if route.rate_limit is not None:
@@ -243,8 +268,12 @@ class Latest:
 def is_resolved(episode: Episode, latest: Latest | None, min_volume: int = 20, near: float = 0.05) -> bool:
     """Back near the baseline: a bucket after the alert's window, with enough posts, whose
     negative share is within `near` of the episode's baseline (or below it)."""
-    return (latest is not None and latest.bucket_start >= episode.window_end and latest.volume >= min_volume
-            and latest.share <= episode.baseline_share + near)
+    return (
+        latest is not None
+        and latest.bucket_start >= episode.window_end
+        and latest.volume >= min_volume
+        and latest.share <= episode.baseline_share + near
+    )
 
 
 def notice_for_alert(alert: Any, kind: str, stories: int = 0, examples: tuple[Example, ...] = ()) -> Notice:
@@ -255,12 +284,23 @@ def notice_for_alert(alert: Any, kind: str, stories: int = 0, examples: tuple[Ex
                   sources=getattr(alert, "sources", None), posts=getattr(alert, "posts", None))
 
 
-def notice_for_resolution(episode: Episode, key_kind: str, key: str, latest: Latest, now: datetime,
-                          width: timedelta) -> Notice:
-    return Notice(notice_id=f"resolved:{episode.last_alert_id}", kind="resolved", key_kind=key_kind, key=key,
-                  severity=episode.severity, alert_id=episode.last_alert_id, observed_share=round(latest.share, 4),
-                  baseline_share=episode.baseline_share, volume=latest.volume, window_start=latest.bucket_start,
-                  window_end=latest.bucket_start + width, created_at=now)
+def notice_for_resolution(
+    episode: Episode, key_kind: str, key: str, latest: Latest, now: datetime, width: timedelta
+) -> Notice:
+    return Notice(
+        notice_id=f"resolved:{episode.last_alert_id}",
+        kind="resolved",
+        key_kind=key_kind,
+        key=key,
+        severity=episode.severity,
+        alert_id=episode.last_alert_id,
+        observed_share=round(latest.share, 4),
+        baseline_share=episode.baseline_share,
+        volume=latest.volume,
+        window_start=latest.bucket_start,
+        window_end=latest.bucket_start + width,
+        created_at=now,
+    )
 
 
 # -- the message ----------------------------------------------------------------------------------
@@ -271,7 +311,9 @@ def dashboard_link(base: str | None, notice: Notice) -> str | None:
     params = {"company": "ticker", "ticker": "ticker", "topic": "topic", "source": "source", "kind": "kind"}
     param = params.get(notice.key_kind)
     query = {param: notice.key} if param else {}
-    query.update({"from": f"{notice.window_start:%Y-%m-%d}", "to": f"{notice.window_end - timedelta(seconds=1):%Y-%m-%d}"})
+    query.update(
+        {"from": f"{notice.window_start:%Y-%m-%d}", "to": f"{notice.window_end - timedelta(seconds=1):%Y-%m-%d}"}
+    )
     return f"{base.rstrip('/')}/?{urlencode(query)}"
 
 
@@ -279,12 +321,18 @@ def message(notice: Notice, dashboard_url: str | None = None) -> tuple[str, str]
     """(title, body) in plain text, readable in Slack, Teams, email and a pager alike."""
     what = f"{notice.key_kind} {notice.key}" if notice.key_kind not in ("ticker", "company") else notice.key
     sev = notice.severity.upper()
-    title = {"alert": f"[{sev}] negative spike on {what}", "escalation": f"[{sev}] escalated: negative spike on {what}",
-             "ongoing": f"[{sev}] still negative: {what}", "resolved": f"[RESOLVED] {what} back near baseline"}[notice.kind]
+    title = {
+        "alert": f"[{sev}] negative spike on {what}",
+        "escalation": f"[{sev}] escalated: negative spike on {what}",
+        "ongoing": f"[{sev}] still negative: {what}",
+        "resolved": f"[RESOLVED] {what} back near baseline",
+    }[notice.kind]
     window = f"{notice.window_start:%Y-%m-%d %H:%M}-{notice.window_end:%H:%M} UTC"
     if notice.kind == "resolved":
-        lines = [f"Negative share {notice.observed_share:.0%} over {notice.volume} posts ({window}), "
-                 f"baseline {notice.baseline_share:.0%}."]
+        lines = [
+            f"Negative share {notice.observed_share:.0%} over {notice.volume} posts ({window}), "
+            f"baseline {notice.baseline_share:.0%}."
+        ]
     else:
         ratio = notice.observed_share / notice.baseline_share if notice.baseline_share else float("inf")
         lines = [f"Negative share {notice.observed_share:.0%} vs baseline {notice.baseline_share:.0%} ({ratio:.1f}x) "
@@ -295,8 +343,10 @@ def message(notice: Notice, dashboard_url: str | None = None) -> tuple[str, str]
                     if notice.sources is not None else ".")]
         if notice.examples:
             lines.append("Top examples:")
-            lines += [f"- {_short(e.text)}" + (f" ({e.source})" if e.source else "") + (f" {e.url}" if e.url else "")
-                      for e in notice.examples]
+            lines += [
+                f"- {_short(e.text)}" + (f" ({e.source})" if e.source else "") + (f" {e.url}" if e.url else "")
+                for e in notice.examples
+            ]
     link = dashboard_link(dashboard_url, notice)
     if link:
         lines.append(f"Dashboard: {link}")
@@ -313,10 +363,22 @@ def destinations(routes: Routes) -> list[tuple[Route, str]]:
     return [(r, url) for r in routes.routes for url in r.urls]
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-__all__ = ["Example", "Latest", "Notice", "Route", "Routes", "RoutesError", "classify", "decide", "destinations",
-           "in_quiet_hours", "is_resolved", "load_routes", "matches", "message", "open_episodes", "parse_routes",
-           "parse_rate"]
+__all__ = [
+    "Example",
+    "Latest",
+    "Notice",
+    "Route",
+    "Routes",
+    "RoutesError",
+    "classify",
+    "decide",
+    "destinations",
+    "in_quiet_hours",
+    "is_resolved",
+    "load_routes",
+    "matches",
+    "message",
+    "open_episodes",
+    "parse_routes",
+    "parse_rate",
+]

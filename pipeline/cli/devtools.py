@@ -25,8 +25,10 @@ from finpulse.pipeline.cli.options import device_option
 @click.option("--json", "as_json", is_flag=True, help="JSON on one line (the default output is JSON too, indented)")
 @click.option("--service", is_flag=True, help="instead: the service latencies (first commit on a backlog, steady "
               "send -> row and send -> alert, metrics cost); see devtools/service_bench.py")
-@click.option("--rate", type=float, default=50.0, show_default=True, help="with --service: steady posts/s (below capacity)")
-@click.option("--seconds", type=float, default=60.0, show_default=True, help="with --service: length of the steady feed")
+@click.option("--rate", type=float, default=50.0, show_default=True,
+              help="with --service: steady posts/s (below capacity)")
+@click.option("--seconds", type=float, default=60.0, show_default=True,
+              help="with --service: length of the steady feed")
 def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data: Path, as_json: bool, service: bool,
           rate: float, seconds: float) -> None:
     """Measure throughput and latency; prints one JSON object."""

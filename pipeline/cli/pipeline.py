@@ -83,7 +83,8 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--bundle-records", type=int, default=None,
               help="most records one bundle reads over all partitions before it commits (default 256)")
 @click.option("--bundle-seconds", type=float, default=None,
-              help="time a bundle aims for: its record limit follows the measured pace (default 1.0; raise it for throughput)")
+              help="time a bundle aims for: its record limit follows the measured pace "
+                   "(default 1.0; raise it for throughput)")
 @metrics_options
 @click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
@@ -92,7 +93,8 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
-           bundle_records, bundle_seconds, metrics_port, metrics_host, source, expansion_service, expansion_jar, verbose, beam_args) -> None:
+           bundle_records, bundle_seconds, metrics_port, metrics_host, source, expansion_service, expansion_jar,
+           verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
@@ -184,7 +186,8 @@ def query(lake, fmt, sql) -> None:
               help="detector: minimum stories (--unit story, default 12) or posts (--unit post, default 20) in the window")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
 @click.option("--routes", "routes_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); see docs/ALERTS.md")
+              help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); "
+                   "see docs/ALERTS.md")
 @metrics_options
 def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha,
            routes_file, metrics_port, metrics_host) -> None:
@@ -194,17 +197,14 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
 
     from finpulse.pipeline.alerts.detector import DetectorConfig
     from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts, summary
-    from finpulse.pipeline.alerts.routes import RoutesError, load_routes
+    from finpulse.pipeline.alerts.routes import load_routes
     from finpulse.pipeline.runtime import metrics
 
     setup_logging(False)
-    try:
-        routes = load_routes(routes_file) if routes_file else None
-    except RoutesError as exc:
-        raise click.UsageError(str(exc)) from None
+    routes = load_routes(routes_file) if routes_file else None  # a bad file is a ConfigError: exit 2 with the reason
     if metrics_port is not None:  # readiness: the lake takes writes and an evaluation ran recently
-        metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False),
-                      metrics_host or "127.0.0.1")
+        readiness = metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False)
+        metrics.serve(metrics_port, readiness, metrics_host or "127.0.0.1")
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
     stories = {"min_stories": min_volume} if min_volume is not None else {}
     settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), unit=unit, **stories,

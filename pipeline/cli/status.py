@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from finpulse.pipeline.cli.options import bootstrap_option, lake_option
+from finpulse.pipeline.cli.options import bootstrap_option, lake_option, validated
 
 
 def kafka_lag(committed: dict[str, int], kafka_config: dict[str, Any], topics: list[str] | None = None) -> list[dict]:
@@ -27,7 +27,7 @@ def kafka_lag(committed: dict[str, int], kafka_config: dict[str, Any], topics: l
     ours = {}
     for source, end in committed.items():
         if source.startswith("kafka."):
-            topic, _, partition = source[len("kafka."):].rpartition(".")
+            topic, _, partition = source[len("kafka.") :].rpartition(".")
             ours[(topic, int(partition))] = end & OFFSET_MASK
     consumer = KafkaConsumer(**kafka_config, request_timeout_ms=5000, enable_auto_commit=False, group_id=None)
     try:
@@ -36,8 +36,16 @@ def kafka_lag(committed: dict[str, int], kafka_config: dict[str, Any], topics: l
         ends = _log_ends(consumer, tps, ours) if tps else {}
     finally:
         consumer.close()
-    return [{"topic": tp.topic, "partition": tp.partition, "end": ends[tp], "committed": ours.get((tp.topic, tp.partition), 0),
-             "lag": max(0, ends[tp] - ours.get((tp.topic, tp.partition), 0))} for tp in tps]
+    return [
+        {
+            "topic": tp.topic,
+            "partition": tp.partition,
+            "end": ends[tp],
+            "committed": ours.get((tp.topic, tp.partition), 0),
+            "lag": max(0, ends[tp] - ours.get((tp.topic, tp.partition), 0)),
+        }
+        for tp in tps
+    ]
 
 
 def _log_ends(consumer: Any, tps: list, ours: dict, timeout: float = 3.0) -> dict:
@@ -64,8 +72,9 @@ def last_commit(lake: str) -> datetime | None:
     return datetime.fromtimestamp(max(f.stat().st_mtime for f in files), timezone.utc) if files else None
 
 
-def collect(lake: str, kafka_config: dict[str, Any] | None = None, topics: list[str] | None = None,
-            now: datetime | None = None) -> dict[str, Any]:
+def collect(
+    lake: str, kafka_config: dict[str, Any] | None = None, topics: list[str] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     from finpulse.pipeline.lake.commit import Lake
     from finpulse.pipeline.lake.query import connect
 
@@ -83,14 +92,24 @@ def collect(lake: str, kafka_config: dict[str, Any] | None = None, topics: list[
     out["last_commit_age_s"] = round((now - last).total_seconds(), 1) if last else None
     con = connect(lake)
     try:
-        out["rows_today"] = con.execute("select count(*) from enriched where ingested_at >= ?", [midnight]).fetchone()[0]
-        out["dead_letters_today"] = con.execute("select count(*) from deadletter where ingested_at >= ?", [midnight]).fetchone()[0]
+        for key, table in (("rows_today", "enriched"), ("dead_letters_today", "deadletter")):
+            row = con.execute(f"select count(*) from {table} where ingested_at >= ?", [midnight]).fetchone()
+            out[key] = row[0] if row else 0
         alerts = con.execute("""select created_at, severity, key_kind, key, observed_share, baseline_share, volume
                                 from alerts order by created_at desc, window_end desc limit 5""").fetchall()
     finally:
         con.close()
-    out["latest_alerts"] = [{"created_at": a[0].isoformat(), "severity": a[1], "key": f"{a[2]}:{a[3]}",
-                             "observed": a[4], "baseline": a[5], "volume": a[6]} for a in alerts]
+    out["latest_alerts"] = [
+        {
+            "created_at": a[0].isoformat(),
+            "severity": a[1],
+            "key": f"{a[2]}:{a[3]}",
+            "observed": a[4],
+            "baseline": a[5],
+            "volume": a[6],
+        }
+        for a in alerts
+    ]
     return out
 
 
@@ -99,8 +118,11 @@ def render(s: dict[str, Any]) -> str:
     if "lag" in s:
         total = sum(p["lag"] for p in s["lag"])
         lines.append(f"\nlag per partition (total {total:,}):")
-        lines += [f"  {p['topic']}-{p['partition']:<3} end {p['end']:>10,}  committed {p['committed']:>10,}  lag {p['lag']:>8,}"
-                  for p in s["lag"]]
+        lines += [
+            f"  {p['topic']}-{p['partition']:<3} end {p['end']:>10,}  "
+            f"committed {p['committed']:>10,}  lag {p['lag']:>8,}"
+            for p in s["lag"]
+        ]
     elif "lag_error" in s:
         lines.append(f"\nlag: broker not reachable ({s['lag_error']})")
     else:
@@ -109,8 +131,11 @@ def render(s: dict[str, Any]) -> str:
     lines.append(f"\nlast commit: {s['last_commit'] or 'never'}" + (f" ({age:,.0f} s ago)" if age is not None else ""))
     lines.append(f"rows today: {s['rows_today']:,}   dead letters today: {s['dead_letters_today']:,}")
     lines.append("\nlatest alerts:" if s["latest_alerts"] else "\nlatest alerts: none")
-    lines += [f"  {a['created_at'][:19]}  {a['severity']:<8} {a['key']:<20} {a['observed']:.0%} vs {a['baseline']:.0%} "
-              f"(n={a['volume']})" for a in s["latest_alerts"]]
+    lines += [
+        f"  {a['created_at'][:19]}  {a['severity']:<8} {a['key']:<20} {a['observed']:.0%} vs {a['baseline']:.0%} "
+        f"(n={a['volume']})"
+        for a in s["latest_alerts"]
+    ]
     return "\n".join(lines)
 
 
@@ -121,11 +146,8 @@ def render(s: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="one JSON object instead of the screen")
 def status(lake: str, bootstrap: str | None, topics: str | None, as_json: bool) -> None:
     """Lag per partition, last commit, rows and dead letters today, the latest alerts."""
-    import os
-
     from finpulse.pipeline.runtime.settings import KafkaSettings
 
-    use_kafka = bootstrap or os.environ.get("FINPULSE_KAFKA_BOOTSTRAP")  # the CLI edge reads the environment
-    config = KafkaSettings(**({"bootstrap": bootstrap} if bootstrap else {})).client_config() if use_kafka else None
+    config = validated(KafkaSettings, bootstrap=bootstrap).client_config() if bootstrap else None
     s = collect(lake, config, topics.split(",") if topics else None)
     click.echo(json.dumps(s) if as_json else render(s))

@@ -34,8 +34,15 @@ def _now_posts(posts: list[dict]) -> None:
         p.pop("published_at", None)  # the stream stamps the Kafka timestamp: "now" for a live feed
 
 
-def first_commit(workdir: Path, n: int = 10_000, partitions: int = 6, extra: tuple[str, ...] = (),
-                 device: str = "cpu", limit: float = 900.0, env: dict | None = None) -> float | None:
+def first_commit(
+    workdir: Path,
+    n: int = 10_000,
+    partitions: int = 6,
+    extra: tuple[str, ...] = (),
+    device: str = "cpu",
+    limit: float = 900.0,
+    env: dict | None = None,
+) -> float | None:
     """Seconds from starting the stream on an n-record backlog to its first committed row."""
     from finpulse.infra.broker import EmbeddedBroker, create_topics
     from finpulse.pipeline.devtools.generator import generate_posts
@@ -48,9 +55,24 @@ def first_commit(workdir: Path, n: int = 10_000, partitions: int = 6, extra: tup
         msgs = [json.dumps(dict(p, id=f"b-{i}")).encode() for i, p in enumerate(generate_posts(n, seed=3))]
         publish({"bootstrap_servers": [broker.bootstrap]}, "backlog", msgs, partition_of=lambda i: i % partitions)
         started = time.monotonic()
-        proc = subprocess.Popen([*CLI, "stream", "--bootstrap", broker.bootstrap, "--topics", "backlog", "--lake", str(lake),
-                                 "--device", device, *extra], stdout=open(workdir / "stream.log", "wb"), stderr=subprocess.STDOUT,
-                                env=None if env is None else {**os.environ, **env})
+        proc = subprocess.Popen(
+            [
+                *CLI,
+                "stream",
+                "--bootstrap",
+                broker.bootstrap,
+                "--topics",
+                "backlog",
+                "--lake",
+                str(lake),
+                "--device",
+                device,
+                *extra,
+            ],
+            stdout=open(workdir / "stream.log", "wb"),  # noqa: SIM115 - the child holds it; closed when it exits
+            stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
+        )
         try:
             while time.monotonic() - started < limit and proc.poll() is None:
                 if any((lake / "_progress").glob("*.json")):
@@ -66,16 +88,18 @@ def _scrape(port: int) -> str:
     return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
 
 
-def histogram_quantile(text: str, name: str, q: float) -> float | None:
-    """The quantile of a Prometheus histogram, interpolated in its buckets like PromQL does."""
+def _buckets(text: str, name: str) -> dict[float, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    buckets = []
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == f"{name}_bucket":
-                buckets.append((float(s.labels["le"]), s.value))
-    buckets.sort()
+    return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == f"{name}_bucket"}
+
+
+def histogram_quantile(text: str, name: str, q: float, before: str | None = None) -> float | None:
+    """The quantile of a Prometheus histogram, interpolated in its buckets like PromQL does;
+    with `before` (an earlier scrape), of the observations made since then."""
+    now, then = _buckets(text, name), _buckets(before, name) if before else {}
+    buckets = sorted((le, n - then.get(le, 0.0)) for le, n in now.items())
     if not buckets or buckets[-1][1] == 0:
         return None
     rank, prev_le, prev_n = q * buckets[-1][1], 0.0, 0.0
@@ -88,8 +112,9 @@ def histogram_quantile(text: str, name: str, q: float) -> float | None:
     return None
 
 
-def steady_and_alert(workdir: Path, rate: float = 50.0, seconds: float = 60.0, device: str = "cpu",
-                     burst: int = 40, ticker: str = "BA") -> dict:
+def steady_and_alert(
+    workdir: Path, rate: float = 50.0, seconds: float = 60.0, device: str = "cpu", burst: int = 40, ticker: str = "BA"
+) -> dict:
     """A live feed at `rate` posts/s for `seconds`, with a negative burst on `ticker` two thirds in."""
     from finpulse.infra.broker import EmbeddedBroker, create_topics
     from finpulse.pipeline.devtools.bench import _committed_ids
@@ -101,8 +126,11 @@ def steady_and_alert(workdir: Path, rate: float = 50.0, seconds: float = 60.0, d
     lake = workdir / "lake"
     now = datetime.now(timezone.utc)
     # History for the detector's baseline: posts about the company over the last hour, normal tone.
-    history = [p for p in generate_posts(4000, seed=5, start=now - timedelta(minutes=65), span_hours=1)
-               if ticker in p.get("tickers", []) or f"${ticker}" in p["text"]][:80]
+    history = [
+        p
+        for p in generate_posts(4000, seed=5, start=now - timedelta(minutes=65), span_hours=1)
+        if ticker in p.get("tickers", []) or f"${ticker}" in p["text"]
+    ][:80]
     feed = list(generate_posts(int(rate * seconds * 1.2) + 10, seed=6))
     spike = list(event_posts(Event(ticker, now, posts=burst, minutes=1)))
     for i, p in enumerate(history):
@@ -118,9 +146,24 @@ def steady_and_alert(workdir: Path, rate: float = 50.0, seconds: float = 60.0, d
         create_topics(broker.bootstrap, {"live": 3})
         cfg = {"bootstrap_servers": [broker.bootstrap]}
         publish(cfg, "live", (json.dumps(p).encode() for p in history))
-        stream = subprocess.Popen([*CLI, "stream", "--bootstrap", broker.bootstrap, "--topics", "live", "--lake", str(lake),
-                                   "--device", device, "--metrics-port", str(port)],
-                                  stdout=open(workdir / "stream.log", "wb"), stderr=subprocess.STDOUT)
+        stream = subprocess.Popen(
+            [
+                *CLI,
+                "stream",
+                "--bootstrap",
+                broker.bootstrap,
+                "--topics",
+                "live",
+                "--lake",
+                str(lake),
+                "--device",
+                device,
+                "--metrics-port",
+                str(port),
+            ],
+            stdout=open(workdir / "stream.log", "wb"),  # noqa: SIM115 - the child holds it; closed when it exits
+            stderr=subprocess.STDOUT,
+        )
         follower = None
         try:
             deadline = time.monotonic() + 600
@@ -128,29 +171,44 @@ def steady_and_alert(workdir: Path, rate: float = 50.0, seconds: float = 60.0, d
                 if time.monotonic() > deadline or stream.poll() is not None:
                     raise RuntimeError(f"the stream did not commit the history; see {workdir / 'stream.log'}")
                 time.sleep(0.5)
-            follower = subprocess.Popen([*CLI, "alerts", "--lake", str(lake), "--bucket", "1 minute", "--keys", "ticker",
-                                         "--follow", "--interval", "1"], stdout=open(workdir / "alerts.log", "wb"),
-                                        stderr=subprocess.STDOUT)
+            before = _scrape(port)  # the history waited for start-up: leave it out of the steady histogram
+            follower = subprocess.Popen(
+                [
+                    *CLI,
+                    "alerts",
+                    "--lake",
+                    str(lake),
+                    "--bucket",
+                    "1 minute",
+                    "--keys",
+                    "ticker",
+                    "--follow",
+                    "--interval",
+                    "1",
+                ],
+                stdout=open(workdir / "alerts.log", "wb"),  # noqa: SIM115 - the child holds it
+                stderr=subprocess.STDOUT,
+            )
             sent_at: dict[str, float] = {}
             steady_n = int(rate * seconds)
             burst_at = int(steady_n * 2 / 3)
 
-            def messages():
-                for i, p in enumerate(feed[:steady_n]):
-                    if i == burst_at:
-                        for x in spike:
-                            sent_at[x["id"]] = time.time()
-                            yield json.dumps(x).encode()
+            def messages(posts: list[dict]):
+                for p in posts:
                     sent_at[p["id"]] = time.time()
                     yield json.dumps(p).encode()
 
-            publish(cfg, "live", messages(), rate)
+            publish(cfg, "live", messages(feed[:burst_at]), rate)
+            publish(cfg, "live", messages(spike))  # the burst at once: the alert's clock starts at its last send
             burst_sent = max(sent_at[x["id"]] for x in spike)
+            publish(cfg, "live", messages(feed[burst_at:steady_n]), rate)
             alert_time = None
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 if (lake / "alerts").exists():
-                    got = run_query(lake, f"select min(created_at) t from alerts where key = '{ticker}'").to_pylist()[0]["t"]
+                    got = run_query(lake, f"select min(created_at) t from alerts where key = '{ticker}'").to_pylist()[
+                        0
+                    ]["t"]
                     if got is not None and got.timestamp() > burst_sent - 60:
                         alert_time = got.timestamp()
                 if alert_time and _rows(lake) >= len(history) + len(sent_at):
@@ -169,11 +227,15 @@ def steady_and_alert(workdir: Path, rate: float = 50.0, seconds: float = 60.0, d
     def pct(q: float) -> float | None:
         return round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None
 
-    return {"steady_rate_posts_per_s": rate, "steady_rows": len(lat), "steady_visible_p50_s": pct(0.5),
-            "steady_visible_p99_s": pct(0.99),
-            "steady_kafka_to_commit_p50_s": histogram_quantile(text, "finpulse_end_to_end_seconds", 0.5),
-            "steady_kafka_to_commit_p99_s": histogram_quantile(text, "finpulse_end_to_end_seconds", 0.99),
-            "alert_latency_s": round(alert_time - burst_sent, 1) if alert_time else None}
+    return {
+        "steady_rate_posts_per_s": rate,
+        "steady_rows": len(lat),
+        "steady_visible_p50_s": pct(0.5),
+        "steady_visible_p99_s": pct(0.99),
+        "steady_kafka_to_commit_p50_s": histogram_quantile(text, "finpulse_end_to_end_seconds", 0.5, before),
+        "steady_kafka_to_commit_p99_s": histogram_quantile(text, "finpulse_end_to_end_seconds", 0.99, before),
+        "alert_latency_s": round(alert_time - burst_sent, 1) if alert_time else None,
+    }
 
 
 def _rows(lake: Path) -> int:
@@ -193,7 +255,7 @@ def hook_cost_us_per_row(rows: int = 256, rounds: int = 200) -> float:
     metrics._enabled = True
     try:
         batch = [TimedRow("enriched", {}, "kafka.t.0", i, "2026-11-30", int(time.time() * 1000)) for i in range(rows)]
-        ms = [r.event_ms for r in batch]
+        ms = [int(time.time() * 1000)] * rows
         began = time.process_time()
         for _ in range(rounds):
             for p in range(6):
@@ -206,8 +268,9 @@ def hook_cost_us_per_row(rows: int = 256, rounds: int = 200) -> float:
         metrics._enabled = was
 
 
-def run_service_bench(device: str = "cpu", rate: float = 50.0, seconds: float = 60.0, backlog: int = 10_000,
-                      workdir: Path | None = None) -> dict:
+def run_service_bench(
+    device: str = "cpu", rate: float = 50.0, seconds: float = 60.0, backlog: int = 10_000, workdir: Path | None = None
+) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="finpulse-service-bench-") as tmp:
@@ -215,8 +278,13 @@ def run_service_bench(device: str = "cpu", rate: float = 50.0, seconds: float = 
         out: dict = {"device": device, "backlog_records": backlog, "backlog_partitions": 6}
         out["first_commit_s"] = first_commit(root / "bounded", backlog, device=device)
         # 3,000 from the first bundle: 500 per partition on 6 partitions, what the stream read before the bound
-        out["first_commit_unbounded_s"] = first_commit(root / "unbounded", backlog, extra=("--bundle-records", "3000"),
-                                                       device=device, env={"FINPULSE_BUNDLE_INITIAL": "3000"})
+        out["first_commit_unbounded_s"] = first_commit(
+            root / "unbounded",
+            backlog,
+            extra=("--bundle-records", "3000"),
+            device=device,
+            env={"FINPULSE_BUNDLE_INITIAL": "3000"},
+        )
         out.update(steady_and_alert(root / "steady", rate, seconds, device))
         out["metrics_hook_us_per_row"] = hook_cost_us_per_row()
         return out

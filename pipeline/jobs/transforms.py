@@ -19,7 +19,7 @@ from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.faults import commit_patiently
-from finpulse.pipeline.messages import RawMessage
+from finpulse.pipeline.messages import OFFSET_MASK, RawMessage
 from finpulse.pipeline.runtime import metrics
 from finpulse.schemas.records import DeadLetter
 
@@ -71,19 +71,22 @@ class ToRow(beam.DoFn):
         pred = result.inference
         if isinstance(pred, EnrichError):
             raw = record.model_dump_json().encode()
-            yield dead_row(dead_letter(raw, f"enrichment failed: {pred.error}", "enrich", coords, now), source, position, ts)
+            dead = dead_letter(raw, f"enrichment failed: {pred.error}", "enrich", coords, now)
+            yield dead_row(dead, source, position, ts)
             return
         try:
             row = enriched_row(record, pred, result.model_id, coords, now)
         except Exception as exc:  # noqa: BLE001 - a schema violation must not stop the stream
             raw = record.model_dump_json().encode()
-            yield dead_row(dead_letter(raw, f"output validation failed: {exc}", "enrich", coords, now), source, position, ts)
+            dead = dead_letter(raw, f"output validation failed: {exc}", "enrich", coords, now)
+            yield dead_row(dead, source, position, ts)
             return
         yield TimedRow("enriched", row, source, position, _date(record.published_at or now), ts)
 
 
 # Beam's own metrics (exported by Dataflow/Flink, where our Prometheus endpoint cannot see workers).
-_BEAM_ROWS = {"enriched": Metrics.counter("finpulse", "rows_enriched"), "deadletter": Metrics.counter("finpulse", "rows_deadletter")}
+_BEAM_ROWS = {"enriched": Metrics.counter("finpulse", "rows_enriched"),
+              "deadletter": Metrics.counter("finpulse", "rows_deadletter")}
 
 
 class AssignStories(beam.DoFn):
@@ -177,13 +180,18 @@ class WriteToLake(beam.DoFn):
             began = time.perf_counter()
             written = commit_patiently(self._lake, source, start, end, rows)  # waits out a full or read-only lake
             log.debug("committed %s [%d, %d): %d rows", source, start, end, written)
-            kept = sorted(rows, key=lambda r: r.position)[len(rows) - written:] if written else []  # a replay drops the head
+            # a replayed range drops its head: count only the rows the commit kept
+            kept = sorted(rows, key=lambda r: r.position)[len(rows) - written:] if written else []
             for r in kept:
                 self._counts[r.table] += 1
                 _BEAM_ROWS[r.table].inc()
+                if r.table == "deadletter":  # by reason too, the label set of the Prometheus counter
+                    reason = metrics.dead_letter_reason(r.data.get("error") or "")
+                    Metrics.counter("finpulse", "dead_letters_" + reason).inc()
             bundle += len(rows)
-            metrics.observe_commit(source, end if source.startswith("kafka.") else None, time.perf_counter() - began,
-                                   kept, [ms for r in kept if (ms := getattr(r, "event_ms", None)) is not None])
+            offset = end & OFFSET_MASK if source.startswith("kafka.") else None  # the Kafka offset, log epoch stripped
+            metrics.observe_commit(source, offset, time.perf_counter() - began, kept,
+                                   [ms for r in kept if (ms := getattr(r, "event_ms", None)) is not None])
             if self._on_commit is not None:
                 self._on_commit(source, end)
         if bundle:

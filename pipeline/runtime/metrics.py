@@ -19,6 +19,7 @@ are reported through Beam's metrics (see jobs/transforms.py), which those runner
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -41,10 +42,18 @@ _started = time.time()
 _M: dict[str, Any] = {}
 
 # Dead-letter reasons are a small closed set (bounded label cardinality), read off the error text.
-REASONS = (("over the", "oversized"), ("empty message", "empty"), ("not UTF-8", "not_utf8"),
-           ("not valid JSON", "not_json"), ("expected a JSON object", "not_object"), ("published_at", "timestamp"),
-           ("text", "text"), ("enrichment failed", "enrich_failed"), ("output validation", "output_invalid"),
-           ("invalid record", "invalid_field"))
+REASONS = (
+    ("over the", "oversized"),
+    ("empty message", "empty"),
+    ("not UTF-8", "not_utf8"),
+    ("not valid JSON", "not_json"),
+    ("expected a JSON object", "not_object"),
+    ("published_at", "timestamp"),
+    ("text", "text"),
+    ("enrichment failed", "enrich_failed"),
+    ("output validation", "output_invalid"),
+    ("invalid record", "invalid_field"),
+)
 LATENCY_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 120, 300, 600)
 
 
@@ -66,33 +75,46 @@ def _build() -> None:
         return
     _M["rows"] = Counter("finpulse_rows", "Rows committed to the lake", ["table"])
     _M["dead"] = Counter("finpulse_dead_letters", "Dead letters committed to the lake, by reason", ["reason"])
-    _M["batch_s"] = Histogram("finpulse_model_batch_seconds", "Model inference time per batch",
-                              buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32))
-    _M["batch_n"] = Histogram("finpulse_model_batch_size", "Texts per model batch",
-                              buckets=(1, 8, 16, 32, 64, 128, 256, 512, 1024))
-    _M["commit_s"] = Histogram("finpulse_commit_seconds", "Lake commit time per source and bundle",
-                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-    _M["e2e"] = Histogram("finpulse_end_to_end_seconds", "Kafka record timestamp to committed row",
-                          buckets=LATENCY_BUCKETS)
-    _M["bundle"] = Histogram("finpulse_bundle_records", "Records committed per bundle (all sources)",
-                             buckets=(1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096))
+    _M["batch_s"] = Histogram(
+        "finpulse_model_batch_seconds",
+        "Model inference time per batch",
+        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+    )
+    _M["batch_n"] = Histogram(
+        "finpulse_model_batch_size", "Texts per model batch", buckets=(1, 8, 16, 32, 64, 128, 256, 512, 1024)
+    )
+    _M["commit_s"] = Histogram(
+        "finpulse_commit_seconds",
+        "Lake commit time per source and bundle",
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    )
+    _M["e2e"] = Histogram(
+        "finpulse_end_to_end_seconds", "Kafka record timestamp to committed row", buckets=LATENCY_BUCKETS
+    )
+    _M["bundle"] = Histogram(
+        "finpulse_bundle_records",
+        "Records committed per bundle (all sources)",
+        buckets=(1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
+    )
     _M["alerts"] = Counter("finpulse_alerts", "Alerts recorded, by severity", ["severity"])
-    _M["notify"] = Counter("finpulse_notifications", "Notification attempts by route and outcome",
-                           ["route", "outcome"])
+    _M["notify"] = Counter("finpulse_notifications", "Notification attempts by route and outcome", ["route", "outcome"])
     _M["last"] = Gauge("finpulse_last_commit_timestamp_seconds", "Unix time of the last commit (alerts: evaluation)")
 
     class _Derived:
         """Lag and last-commit age, computed when scraped (from what the reader and writer saw)."""
 
         def collect(self) -> Iterable[GaugeMetricFamily]:
-            lag = GaugeMetricFamily("finpulse_consumer_lag", "Records in Kafka not yet committed to the lake",
-                                    labels=["topic", "partition"])
+            lag = GaugeMetricFamily(
+                "finpulse_consumer_lag", "Records in Kafka not yet committed to the lake", labels=["topic", "partition"]
+            )
             for (topic, partition), value in sorted(partition_lag().items()):
                 lag.add_metric([topic, str(partition)], value)
             yield lag
-            yield GaugeMetricFamily("finpulse_last_commit_age_seconds",
-                                    "Seconds since the last commit (since start-up before the first)",
-                                    value=last_commit_age())
+            yield GaugeMetricFamily(
+                "finpulse_last_commit_age_seconds",
+                "Seconds since the last commit (since start-up before the first)",
+                value=last_commit_age(),
+            )
 
         def describe(self) -> list:
             return []
@@ -128,11 +150,9 @@ def observe_commit(source: str, end: int | None, seconds: float, rows: list[Any]
         _M["e2e"].observe(max(0.0, now - ms / 1000))
     with _lock:
         _last_commit = now
-        if end is not None and source.startswith("kafka."):
-            from finpulse.pipeline.messages import OFFSET_MASK
-
-            topic, _, partition = source[len("kafka."):].rpartition(".")
-            _committed[(topic, int(partition))] = end & OFFSET_MASK
+        if end is not None and source.startswith("kafka."):  # end: the Kafka offset, log epoch stripped
+            topic, _, partition = source[len("kafka.") :].rpartition(".")
+            _committed[(topic, int(partition))] = end
     _M["last"].set(now)
 
 
@@ -196,15 +216,15 @@ class Readiness:
 
         try:
             if self._consumer is None:
-                self._consumer = KafkaConsumer(**self.kafka_config, request_timeout_ms=3000, reconnect_backoff_max_ms=1000)
+                self._consumer = KafkaConsumer(
+                    **(self.kafka_config or {}), request_timeout_ms=3000, reconnect_backoff_max_ms=1000
+                )
             self._consumer.topics()  # a fresh metadata request
             return True, "metadata answered"
         except Exception as exc:  # noqa: BLE001 - any failure means not reachable
             if self._consumer is not None:
-                try:
+                with contextlib.suppress(Exception):
                     self._consumer.close()
-                except Exception:  # noqa: BLE001
-                    pass
             self._consumer = None
             return False, f"{type(exc).__name__}: {exc}"[:200]
 

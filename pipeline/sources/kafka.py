@@ -238,8 +238,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         yield restriction
 
     def __init__(self, client_config: dict[str, Any], lake: str, run_id: str, poll_records: int, max_message_bytes: int,
-                 max_records: int | None, idle_exit: float | None, bundle_records: int = 256, bundle_seconds: float = 1.0,
-                 partitions: int = 1, bundle_initial: int = 32) -> None:
+                 max_records: int | None, idle_exit: float | None, bundle_records: int = 256,
+                 bundle_seconds: float = 1.0, partitions: int = 1, bundle_initial: int = 32) -> None:
         self._config = client_config
         self._lake = lake
         self._run_id = run_id
