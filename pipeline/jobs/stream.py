@@ -116,7 +116,6 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
         require_writable(settings.lake)  # a read-only or full lake stops us before anything is consumed
     lake = Lake(settings.lake)
     writer_lock = lake.lock("stream")  # held until this process exits
-    lake.recover("kafka.")  # this writer's sources only: a backfill and a stream may share a lake
     client = settings.kafka.client_config()
     partitions = discover_partitions(client, settings.topics)
     log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),

@@ -69,7 +69,8 @@ class ToRow(beam.DoFn):
 
 
 class WriteToLake(beam.DoFn):
-    """Buffers a bundle's rows and commits them per source at the end of the bundle (see lake.py).
+    """Buffers a bundle's rows and commits them at the end of the bundle: one Delta commit per
+    table for all the bundle's sources, each carrying its source's end position (see lake/commit.py).
 
     Logs one progress line every `report_every` seconds (rows, dead letters, rate) at INFO and
     each commit at DEBUG, so an operator sees a live stream without drowning in lines.
@@ -88,22 +89,24 @@ class WriteToLake(beam.DoFn):
         self._counts = {"enriched": 0, "deadletter": 0}
 
     def start_bundle(self) -> None:
-        self._rows: dict[str, list[Row]] = defaultdict(list)
+        self._rows: list[Row] = []
 
     def process(self, row: Row):
-        self._rows[row.source].append(row)
+        self._rows.append(row)
 
     def finish_bundle(self):
-        for source, rows in self._rows.items():
-            start = min(r.position for r in rows)
-            end = max(r.position for r in rows) + 1
-            written = commit_patiently(self._lake, source, start, end, rows)  # waits out a full or read-only lake
-            log.debug("committed %s [%d, %d): %d rows", source, start, end, written)
-            for r in rows:
+        if self._rows:
+            ends: dict[str, int] = defaultdict(int)
+            for r in self._rows:
+                ends[r.source] = max(ends[r.source], r.position + 1)
+            written = commit_patiently(self._lake, ends, self._rows)  # waits out a full or read-only lake
+            log.debug("committed %d rows of %s", written, dict(ends))
+            for r in self._rows:
                 self._counts[r.table] += 1
             if self._on_commit is not None:
-                self._on_commit(source, end)
-        self._rows = defaultdict(list)
+                for source, end in ends.items():
+                    self._on_commit(source, end)
+        self._rows = []
         self._report()
 
     def _report(self) -> None:

@@ -1,22 +1,25 @@
-"""DuckDB over the lake: read-only views `enriched`, `deadletter`, `alerts` (empty when no file yet).
+"""DuckDB over the lake: read-only views `enriched`, `deadletter`, `alerts` (empty when no table yet).
 
 `finpulse query` runs arbitrary read-only SQL by design: the connection is in-memory, only
 views over the lake's Parquet files exist, and no file outside the lake is written.
 
-An object-store lake (s3://, gs://) is read through pyarrow's filesystems rather than DuckDB's
-httpfs extension (which cannot be installed offline): its files are listed once per connection
-and registered as a pyarrow dataset, which DuckDB scans lazily with projection pushdown.
+Each view reads the files of one Delta table version, as listed by the table's log (tables.py):
+locally with DuckDB's `read_parquet` over that list (DuckDB's delta extension cannot be
+installed offline), on an object store (s3://, gs://) as a pyarrow dataset over the same list,
+which DuckDB scans lazily with projection pushdown (DuckDB's httpfs is not installable either).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.sql_guard import check_read_only, create_parquet_view, lock_down
-from finpulse.pipeline.lake.storage import ObjectStorage, is_remote
+from finpulse.pipeline.lake.storage import is_remote
 from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
 VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
@@ -55,46 +58,35 @@ FROM keyed GROUP BY ALL
 """
 
 
-def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the lake's views and the series macro defined."""
-    if is_remote(lake):
-        return _connect_object_store(str(lake))
-    lake = Path(lake)
+def connect(lake: str | Path, as_of: int | datetime | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the lake's views and the series macro defined.
+
+    Each view reads exactly the files of its Delta table's latest version (or the version at
+    `as_of`: a version number or a time), listed once from the table log (lake/tables.py).
+    """
     con = duckdb.connect(":memory:")
     for view, schema in VIEWS.items():
-        folder = lake / view
-        files = list(folder.rglob("*.parquet")) if folder.is_dir() else []
+        snap = tables.snapshot(lake, view, as_of)
+        if is_remote(lake):
+            if snap.files:
+                con.register(f"_{view}_files", tables.arrow_dataset(lake, snap))
+                con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_files")
+            else:
+                con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
+            continue
+        files = [Path(f) for f in snap.files]
         # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
         # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
-        if not files or len(create_parquet_view(con, view, str(folder / "**" / "*.parquet"), files,
-                                                "hive_partitioning=false, union_by_name=true")) == len(files):
+        if not files or len(create_parquet_view(con, view, files, "hive_partitioning=false, union_by_name=true")) == len(files):
             con.execute(f"CREATE OR REPLACE VIEW {view} AS {_empty_select(schema)}")
     con.execute(SERIES_MACRO)
-    lock_down(con, lake)  # read-only SQL confined to the lake folder from here on
+    if not is_remote(lake):
+        lock_down(con, lake)  # read-only SQL confined to the lake folder from here on
     return con
 
 
-def _connect_object_store(url: str) -> duckdb.DuckDBPyConnection:
-    """The same views over an object-store lake: the files listed now, as pyarrow datasets."""
-    import pyarrow.dataset as pads
-
-    storage = ObjectStorage(url)
-    con = duckdb.connect(":memory:")
-    for view, schema in VIEWS.items():
-        files = [storage.full_path(rel) for rel in storage.list(view, ".parquet")]
-        if files:
-            # the declared schema fills columns that older files lack with nulls
-            dataset = pads.dataset(files, schema=schema, format="parquet", filesystem=storage.filesystem)
-            con.register(f"_{view}_files", dataset)
-            con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_files")
-        else:
-            con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
-    con.execute(SERIES_MACRO)
-    return con
-
-
-def run_query(lake: str | Path, sql: str, params: list | None = None):
-    con = connect(lake)
+def run_query(lake: str | Path, sql: str, params: list | None = None, as_of: int | datetime | None = None):
+    con = connect(lake, as_of)
     try:
         check_read_only(con, sql)
         rel = con.sql(sql, params=params) if params else con.sql(sql)
