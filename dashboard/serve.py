@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from finpulse.pipeline.lake.storage import is_remote
+
 APP = Path(__file__).with_name("app.py")
 
 
@@ -19,11 +21,11 @@ def streamlit_args(lake: str, port: int, host: str) -> list[str]:
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
             "--global.developmentMode", "false", "--client.toolbarMode", "minimal",
-            "--", "--lake", os.path.abspath(lake)]
+            "--", "--lake", lake if is_remote(lake) else os.path.abspath(lake)]
 
 
 @click.command()
-@click.option("--lake", envvar="FINPULSE_LAKE", default="lake", show_default=True, help="lake directory to show")
+@click.option("--lake", envvar="FINPULSE_LAKE", default="lake", show_default=True, help="lake directory or object-store URL to show")
 @click.option("--port", type=int, default=8501, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="interface to bind; the default serves this machine only (the page has no login)")
@@ -31,7 +33,7 @@ def dashboard(lake: str, port: int, host: str) -> None:
     """The analyst dashboard: trends, alerts, movers, topics, post explorer."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: binding to {host}: anyone who can reach this port can read the lake", err=True)
-    click.echo(f"finpulse dashboard on http://{host}:{port}  (lake: {os.path.abspath(lake)})", err=True)
+    click.echo(f"finpulse dashboard on http://{host}:{port}  (lake: {lake if is_remote(lake) else os.path.abspath(lake)})", err=True)
     # Streamlit runs in this process, so the lake can load while the server starts: the first
     # visitor of a large lake waits for what is left of the load, not for all of it.
     from streamlit.web import cli as streamlit_cli

@@ -49,7 +49,7 @@ def test_selecting_a_company_changes_the_counts(enriched_lake, monkeypatch):
     assert metric(at, "Negative share") == f"{negatives / expected:.1%}"
 
 
-@pytest.mark.parametrize("view", ["Trends", "Alerts", "Movers", "Topics", "Posts"])
+@pytest.mark.parametrize("view", ["Trends", "Alerts", "Movers", "Topics", "Posts", "Models"])
 def test_every_view_renders(enriched_lake, monkeypatch, view):
     at = open_app(enriched_lake, monkeypatch, view=view)
     assert not at.exception and not at.error

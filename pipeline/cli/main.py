@@ -7,7 +7,7 @@ import click
 from finpulse.dashboard.serve import bench_dashboard, dashboard
 from finpulse.pipeline.cli.models import evaluate, train
 from finpulse.pipeline.cli.ops import COMMANDS as OPS_COMMANDS
-from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, stream
+from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, rescore, stream
 from finpulse.pipeline.devtools.demo import demo
 
 
@@ -52,7 +52,7 @@ def simulate_alerts(days: int, tickers: int, spikes_per_day: float, alpha: float
     click.echo(json.dumps(simulate(days, tickers, spikes_per_day, seed=seed, cfg=cfg), indent=2))
 
 
-for command in (broker, produce, stream, backfill, query, alerts, train, evaluate, demo, bench, simulate_alerts, dashboard, bench_dashboard, *OPS_COMMANDS):
+for command in (broker, produce, stream, backfill, query, rescore, alerts, train, evaluate, demo, bench, simulate_alerts, dashboard, bench_dashboard, *OPS_COMMANDS):
     main.add_command(command)
 
 if __name__ == "__main__":

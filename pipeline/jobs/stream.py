@@ -17,6 +17,7 @@ from finpulse.pipeline.sources.kafka import EX_TEMPFAIL, OFFSET_MASK, PartitionD
 from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.faults import require_writable
+from finpulse.pipeline.lake.maintenance import BackgroundOptimizer
 from finpulse.pipeline.runtime.settings import StreamSettings
 from finpulse.pipeline.lake.storage import is_remote
 from finpulse.pipeline.jobs.transforms import enrich_and_write
@@ -116,6 +117,7 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
         require_writable(settings.lake)  # a read-only or full lake stops us before anything is consumed
     lake = Lake(settings.lake)
     writer_lock = lake.lock("stream")  # held until this process exits
+    optimizer = BackgroundOptimizer(settings.lake, settings.optimize_every).start()  # never blocks commits
     client = settings.kafka.client_config()
     partitions = discover_partitions(client, settings.topics)
     log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),
@@ -127,10 +129,12 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
             messages = p | "ReadKafkaXlang" >> ReadKafkaXlang(client, settings.topics, settings.group, xlang or XlangConfig())
         else:
             reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
-                                         settings.max_message_bytes, settings.max_records, settings.idle_exit)
+                                         settings.max_message_bytes, settings.max_records, settings.idle_exit,
+                                         settings.flush_seconds, settings.flush_rows)
             messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
                          on_commit=GroupOffsetCommitter(client, settings.group))
+    optimizer.close()
     writer_lock.close()
     if halt_reason():  # partitions were added: stopped cleanly, a restart reads them (see TopicWatch)
         raise SystemExit(EX_TEMPFAIL)

@@ -70,6 +70,18 @@ class Lake:
     def __init__(self, root: str | Path) -> None:
         self.root = str(root) if is_remote(root) else Path(root)
         self.storage = open_storage(root)
+        self._tables: dict[str, object] = {}  # loaded DeltaTables, brought up to date per commit
+
+    def _table(self, name: str):
+        """The table's DeltaTable at its newest version (read incrementally after the first load)."""
+        dt = self._tables.get(name)
+        if dt is None:
+            dt = tables.open_table(self.root, name)
+            if dt is not None:
+                self._tables[name] = dt
+        else:
+            dt.update_incremental()
+        return dt
 
     # -- single writer ------------------------------------------------------------------------
     def lock(self, role: str):
@@ -85,12 +97,12 @@ class Lake:
     # -- progress -----------------------------------------------------------------------------
     def committed(self, source: str) -> int:
         """The first position not yet in the lake for `source` (0 if none), from the table log."""
-        return tables.transaction_versions(self.root, RESUME_TABLE, [source])[source]
+        return tables.transaction_versions(self.root, RESUME_TABLE, [source], self._table(RESUME_TABLE))[source]
 
     def all_committed(self, sources: Iterable[str]) -> dict[str, int]:
         """`committed` for several sources at once (one log read). Delta has no listing of
         transaction ids, so the caller names the sources (partitions, archive files) it reads."""
-        return tables.transaction_versions(self.root, RESUME_TABLE, list(sources))
+        return tables.transaction_versions(self.root, RESUME_TABLE, list(sources), self._table(RESUME_TABLE))
 
     # -- writing ------------------------------------------------------------------------------
     def commit(self, source: str, start: int, end: int, rows: Iterable[Row]) -> int:
@@ -106,7 +118,7 @@ class Lake:
         """
         rows = list(rows)
         sources = sorted(ends)
-        done = {t: tables.transaction_versions(self.root, t, sources) for t in TABLES}
+        done = {t: tables.transaction_versions(self.root, t, sources, self._table(t)) for t in TABLES}
         todo = {s: e for s, e in ends.items() if e > done[RESUME_TABLE][s]}
         if not todo:
             return 0
@@ -123,7 +135,8 @@ class Lake:
     def _append(self, table: str, rows: Sequence[Row], txns: Mapping[str, int]) -> None:
         """One Delta commit: the rows and the sources' new positions, atomically."""
         data = tables.rows_table(table, [r.data for r in rows], [r.date for r in rows])
-        tables.append(self.root, table, data, txns, {"finpulse.writer": WRITER, "finpulse.op": "ingest"})
+        tables.append(self.root, table, data, txns, {"finpulse.writer": WRITER, "finpulse.op": "ingest"},
+                      self._tables.get(table))
 
 
 def group_rows(rows: Iterable[Row]) -> dict[str, list[Row]]:

@@ -58,35 +58,56 @@ FROM keyed GROUP BY ALL
 """
 
 
-def connect(lake: str | Path, as_of: int | datetime | None = None) -> duckdb.DuckDBPyConnection:
+def connect(lake: str | Path, as_of: int | datetime | None = None, model_version: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake's views and the series macro defined.
 
     Each view reads exactly the files of its Delta table's latest version (or the version at
     `as_of`: a version number or a time), listed once from the table log (lake/tables.py).
+    `enriched_versions` holds every model version's row of an id; `enriched` one row per id and
+    model: the newest model's (the one ingested last) unless `model_version` picks one.
     """
     con = duckdb.connect(":memory:")
-    for view, schema in VIEWS.items():
-        snap = tables.snapshot(lake, view, as_of)
+    for name, schema in VIEWS.items():
+        snap = tables.snapshot(lake, name, as_of)
+        view = "enriched_versions" if name == "enriched" else name
         if is_remote(lake):
             if snap.files:
                 con.register(f"_{view}_files", tables.arrow_dataset(lake, snap))
                 con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_files")
             else:
                 con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
+            if name == "enriched":
+                _model_view(con, snap.rescored, model_version)
             continue
         files = [Path(f) for f in snap.files]
         # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
         # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
         if not files or len(create_parquet_view(con, view, files, "hive_partitioning=false, union_by_name=true")) == len(files):
             con.execute(f"CREATE OR REPLACE VIEW {view} AS {_empty_select(schema)}")
+        if name == "enriched":
+            _model_view(con, snap.rescored, model_version)
     con.execute(SERIES_MACRO)
     if not is_remote(lake):
         lock_down(con, lake)  # read-only SQL confined to the lake folder from here on
     return con
 
 
-def run_query(lake: str | Path, sql: str, params: list | None = None, as_of: int | datetime | None = None):
-    con = connect(lake, as_of)
+def _model_view(con: duckdb.DuckDBPyConnection, rescored: bool, model_version: str | None) -> None:
+    """`enriched` over `enriched_versions`: one model version per id (a plain pass-through until
+    the first rescore, so an ordinary lake pays nothing for it)."""
+    if model_version is not None:
+        con.execute("CREATE VIEW enriched AS SELECT * FROM enriched_versions WHERE model_version = "
+                    + "'" + model_version.replace("'", "''") + "'")
+    elif rescored:
+        con.execute("""CREATE VIEW enriched AS SELECT * FROM enriched_versions
+                       QUALIFY model_version = arg_max(model_version, ingested_at) OVER (PARTITION BY id)""")
+    else:
+        con.execute("CREATE VIEW enriched AS SELECT * FROM enriched_versions")
+
+
+def run_query(lake: str | Path, sql: str, params: list | None = None, as_of: int | datetime | None = None,
+              model_version: str | None = None):
+    con = connect(lake, as_of, model_version)
     try:
         check_read_only(con, sql)
         rel = con.sql(sql, params=params) if params else con.sql(sql)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SCHEMAS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
 PARTITION = "date"
+RESCORED_PROPERTY = "finpulse.rescored"  # table property set by the first rescore
 COMMIT_RETRIES = 30  # delta-rs re-tries a commit whose version was taken by a concurrent writer
 
 
@@ -113,6 +114,7 @@ class TableFiles:
     version: int | None  # None: the table does not exist (at that time)
     files: tuple[str, ...]  # absolute paths locally, s3://bucket/key URIs on object stores
     schema: pa.Schema  # the table's current schema (code schema plus any evolved columns)
+    rescored: bool = False  # rows of several model versions exist for some ids (see jobs/rescore.py)
 
 
 def snapshot(root: str | Path, table: str, as_of: int | datetime | None = None) -> TableFiles:
@@ -123,7 +125,8 @@ def snapshot(root: str | Path, table: str, as_of: int | datetime | None = None) 
     files = tuple(dt.file_uris())
     if not is_remote(root):
         files = tuple(f.removeprefix("file://") for f in files)
-    return TableFiles(table, dt.version(), files, SCHEMAS[table])
+    rescored = dt.metadata().configuration.get(RESCORED_PROPERTY) == "true"
+    return TableFiles(table, dt.version(), files, SCHEMAS[table], rescored)
 
 
 def object_paths(root: str | Path, uris: Sequence[str]):
@@ -151,29 +154,32 @@ def rows_table(table: str, rows: Sequence[Mapping], dates: Sequence[str]) -> pa.
     return data.append_column(PARTITION, pa.array(list(dates), pa.string()))
 
 
-def append(root: str | Path, table: str, data: pa.Table, transactions: Mapping[str, int] | None = None,
-           metadata: Mapping[str, str] | None = None) -> int:
+def append(root: str | Path, table: str, data, transactions: Mapping[str, int] | None = None,
+           metadata: Mapping[str, str] | None = None, dt=None) -> None:
     """Append `data` (with its `date` column) in ONE commit carrying one Delta transaction per
-    source (app_id -> end position); returns the new table version.
+    source (app_id -> end position).
 
     `schema_mode="merge"` lets a newer code schema add nullable columns to an older table without
     a rewrite. A commit that loses a race to a concurrent writer (a backfill, compaction, alerts)
-    is re-tried by delta-rs on the next version; appends never conflict with each other.
+    is re-tried by delta-rs on the next version; appends never conflict with each other. `dt`, an
+    already loaded DeltaTable of this table, saves re-reading its log.
     """
     from deltalake import CommitProperties, Transaction, write_deltalake
 
     props = CommitProperties(app_transactions=[Transaction(app, int(v)) for app, v in (transactions or {}).items()] or None,
                              custom_metadata=dict(metadata or {}) or None, max_commit_retries=COMMIT_RETRIES)
-    write_deltalake(table_uri(root, table), data, mode="append", partition_by=[PARTITION], schema_mode="merge",
-                    storage_options=storage_options(root) or None, commit_properties=props,
-                    configuration=None)
-    dt = open_table(root, table)
-    return dt.version() if dt is not None else -1
+    # merging schemas costs a third of a small commit; only ask for it when a column is new
+    known = {f.name for f in dt.schema().fields} if dt is not None else set()
+    merge = dt is None or bool(set(data.schema.names) - known)
+    write_deltalake(dt if dt is not None else table_uri(root, table), data, mode="append", partition_by=[PARTITION],
+                    schema_mode="merge" if merge else None,
+                    storage_options=None if dt is not None else storage_options(root) or None, commit_properties=props)
 
 
-def transaction_versions(root: str | Path, table: str, app_ids: Sequence[str]) -> dict[str, int]:
-    """The end position each source has committed to `table` (0 if none), from the table's log."""
-    dt = open_table(root, table)
+def transaction_versions(root: str | Path, table: str, app_ids: Sequence[str], dt=None) -> dict[str, int]:
+    """The end position each source has committed to `table` (0 if none), from the table's log
+    (`dt`: an already loaded and updated DeltaTable of it)."""
+    dt = dt if dt is not None else open_table(root, table)
     out = {}
     for app in app_ids:
         v = dt.transaction_version(app) if dt is not None else None

@@ -60,7 +60,11 @@ class StreamSettings(BaseSettings):
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 (see models/inference.py)
     max_message_bytes: int = 1024 * 1024
-    poll_records: int = 500  # records per partition per bundle
+    poll_records: int = 500  # records per partition per poll
+    # A bundle (one commit) holds at least flush_seconds of data or flush_rows rows, whichever first
+    flush_seconds: float = 1.0
+    flush_rows: int = 5000
+    optimize_every: float = 600.0  # background compaction + vacuum of the lake, seconds (0: off)
     batch_size: int = 512  # texts handed to the model handler at once
     max_records: int | None = None
     idle_exit: float | None = None

@@ -188,7 +188,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         yield restriction
 
     def __init__(self, client_config: dict[str, Any], lake: str, run_id: str, poll_records: int, max_message_bytes: int,
-                 max_records: int | None, idle_exit: float | None) -> None:
+                 max_records: int | None, idle_exit: float | None, flush_seconds: float = 1.0, flush_rows: int = 5000) -> None:
         self._config = client_config
         self._lake = lake
         self._run_id = run_id
@@ -196,6 +196,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         self._fetch_bytes = max(max_message_bytes * 4, 8 * 1024 * 1024)
         self._max_records = max_records
         self._idle_exit = idle_exit
+        self._flush_seconds = flush_seconds
+        self._flush_rows = flush_rows
         self._last_wait_log = 0.0
 
     def setup(self) -> None:
@@ -241,34 +243,52 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         epoch, expected = split_position(restriction.start)
         if entry["reset"] is not None and entry["reset"][0] > epoch:
             epoch, expected = entry["reset"]  # a detected log reset we have not read from yet
-        if entry["next"] != to_position(epoch, expected):
-            consumer.seek(tp, expected)
-            entry["next"] = to_position(epoch, expected)
-        try:
-            batch = consumer.poll(timeout_ms=250, max_records=self._poll_records).get(tp, [])
-        except Exception as exc:  # noqa: BLE001 - the broker may be away; keep retrying with backoff
-            self._log_waiting(element, f"poll failed: {exc}")
-            batch = []
-        if batch and batch[0].offset < expected:  # the client reset an out-of-range position
-            epoch += 1
-            self._log_reset(element, expected, batch[0].offset, epoch)
-        allowed = self._stop.take(len(batch))
-        source = source_key(element.topic, element.partition)
-        for rec in batch[:allowed]:
-            position = to_position(epoch, rec.offset)
-            if not tracker.try_claim(position):
-                return
-            entry["next"] = position + 1
-            entry["reset"] = None
-            coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset, timestamp_ms=rec.timestamp)
-            yield RawMessage(coords, rec.value, source, position)
-        if allowed:  # remember only the last record: it is what a later log check re-reads
-            entry["last"] = (batch[allowed - 1].offset, _fingerprint(batch[allowed - 1].value))
-        if allowed < len(batch):
-            entry["next"] = None  # we stopped mid-batch: re-seek if this partition is read again
-        if not batch:
-            self._verify_log(element, entry, epoch, expected)
-        tracker.defer_remainder(Duration.of(0 if batch else 0.2))
+        # Flush policy: this call (one bundle for this partition) keeps polling until it holds
+        # flush_rows records or flush_seconds have passed since this partition's last bundle,
+        # so a trickle makes one commit per flush_seconds instead of one per poll.
+        since_flush = entry.setdefault("flushed", time.monotonic())
+        emitted = 0
+        while True:
+            if entry["next"] != to_position(epoch, expected):
+                consumer.seek(tp, expected)
+                entry["next"] = to_position(epoch, expected)
+            remaining_ms = int(max(0.0, since_flush + self._flush_seconds - time.monotonic()) * 1000)
+            try:
+                batch = consumer.poll(timeout_ms=min(250, remaining_ms) if emitted else 250,
+                                      max_records=min(self._poll_records, max(1, self._flush_rows - emitted))).get(tp, [])
+            except Exception as exc:  # noqa: BLE001 - the broker may be away; keep retrying with backoff
+                self._log_waiting(element, f"poll failed: {exc}")
+                batch = []
+            if batch and batch[0].offset < expected:  # the client reset an out-of-range position
+                epoch += 1
+                self._log_reset(element, expected, batch[0].offset, epoch)
+            allowed = self._stop.take(len(batch))
+            source = source_key(element.topic, element.partition)
+            for rec in batch[:allowed]:
+                position = to_position(epoch, rec.offset)
+                if not tracker.try_claim(position):
+                    return
+                entry["next"] = position + 1
+                entry["reset"] = None
+                coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset, timestamp_ms=rec.timestamp)
+                yield RawMessage(coords, rec.value, source, position)
+            emitted += allowed
+            if allowed:  # remember only the last record: it is what a later log check re-reads
+                entry["last"] = (batch[allowed - 1].offset, _fingerprint(batch[allowed - 1].value))
+            if allowed < len(batch):
+                entry["next"] = None  # we stopped mid-batch: re-seek if this partition is read again
+                break
+            if not batch and not emitted:
+                self._verify_log(element, entry, epoch, expected)
+                break
+            if (emitted >= self._flush_rows or time.monotonic() - since_flush >= self._flush_seconds
+                    or self._stop.should_stop()):
+                break
+            if batch:
+                epoch, expected = split_position(entry["next"])
+        if emitted:
+            entry["flushed"] = time.monotonic()
+        tracker.defer_remainder(Duration.of(0 if emitted else 0.2))
 
     def _verify_log(self, desc: PartitionDesc, entry: dict, epoch: int, expected: int) -> None:
         """While idle, re-read the last record we consumed every few seconds and compare fingerprints.
