@@ -10,7 +10,7 @@ from finpulse.pipeline.devtools.chaos import chaos
 
 
 @click.command(name="lake-check")
-@click.option("--lake", required=True, help="local lake directory")
+@click.option("--lake", required=True, help="lake directory or object-store URL (s3://..., gs://...)")
 @click.option("--quarantine", "move", is_flag=True, help="move unreadable files to LAKE/_quarantine/ (with the reason)")
 def lake_check(lake: str, move: bool) -> None:
     """Read every Parquet file of the lake's tables; report (and optionally quarantine) the unreadable ones.

@@ -97,12 +97,12 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-def parquet_problem(path: Path) -> str | None:
+def parquet_problem(path: Path | str, filesystem=None) -> str | None:
     """Why no reader can open this Parquet file (None if it reads end to end)."""
     import pyarrow.parquet as pq
 
     try:
-        pq.read_table(path)
+        pq.read_table(str(path), filesystem=filesystem)
     except Exception as exc:  # noqa: BLE001 - any failure means readers fail on it too
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -110,22 +110,38 @@ def parquet_problem(path: Path) -> str | None:
 
 def check_files(root: str | Path) -> list[tuple[Path, str]]:
     """(file, problem) for every unreadable Parquet file in the current version of the lake's tables."""
-    from finpulse.pipeline.lake.tables import SCHEMAS, snapshot
+    from finpulse.pipeline.lake.storage import is_remote
+    from finpulse.pipeline.lake.tables import SCHEMAS, object_paths, snapshot
 
     bad = []
     for table in SCHEMAS:
-        for f in snapshot(root, table).files:
-            problem = parquet_problem(Path(f))
-            if problem:
-                bad.append((Path(f), problem))
+        files = snapshot(root, table).files
+        if is_remote(root):  # s3://bucket/key: read through the lake's pyarrow filesystem
+            fs, paths = object_paths(root, files)
+            bad += [(f, p) for f, path in zip(files, paths) if (p := parquet_problem(path, fs))]
+        else:
+            bad += [(Path(f), p) for f in files if (p := parquet_problem(f))]
     return bad
 
 
-def quarantine(root: str | Path, bad: list[tuple[Path, str]]) -> list[Path]:
+def quarantine(root: str | Path, bad: list[tuple[Path, str]]) -> list:
     """Move bad files to LAKE/_quarantine/<same relative path>, with a .reason.json beside each,
     then drop them from their tables' logs (delta-rs `repair`: a commit removing missing files)."""
-    from finpulse.pipeline.lake.tables import open_table
+    from finpulse.pipeline.lake.storage import is_remote, open_storage
+    from finpulse.pipeline.lake.tables import open_table, table_uri
 
+    if is_remote(root):  # the same on an object store: copy aside with the reason, delete, repair
+        storage, moved_remote = open_storage(root), []
+        for f, problem in bad:
+            rel = str(f).split(table_uri(root, "x").rsplit("/", 1)[0] + "/", 1)[1]
+            storage.publish(rel, f"{QUARANTINE}/{rel}")
+            storage.put_atomic(f"{QUARANTINE}/{rel}.reason.json", json.dumps({"file": rel, "problem": problem}).encode())
+            moved_remote.append(f"{QUARANTINE}/{rel}")
+        for table in {str(f).split(table_uri(root, "x").rsplit("/", 1)[0] + "/", 1)[1].split("/")[0] for f, _ in bad}:
+            dt = open_table(root, table)
+            if dt is not None:
+                dt.repair(dry_run=False)
+        return moved_remote
     root = Path(root).resolve()
     moved = []
     for f, problem in bad:
