@@ -189,3 +189,30 @@ def test_a_second_engine_reads_the_same_rows_from_the_tables(tmp_path):
         ours = sorted(r[key] for r in run_query(tmp_path, f"select {key} from {table}").to_pylist())
         theirs = sorted(DeltaTable(str(tmp_path / table)).to_pyarrow_table(columns=[key]).column(key).to_pylist())
         assert ours == theirs and len(ours) == {"enriched": 19, "deadletter": 5}[table]
+
+
+def test_readers_see_one_model_version_per_id_and_the_dashboard_compares_two(tmp_path):
+    """After a rescore (here: rows of a second model version committed as rescore does), the
+    default view holds the newest model's row of each id, and the dashboard's comparison pairs
+    the two versions' labels over the same posts."""
+    from datetime import timedelta
+
+    from finpulse.dashboard import queries
+    from finpulse.dashboard.filters import Filters
+    from lakefixtures import T0
+
+    lake = Lake(tmp_path)
+    lake.commit_bundle({"file.x": 4}, [Row("enriched", post(f"p{i}", i, "neutral"), "file.x", i, "2026-03-02") for i in range(4)])
+    tables.open_table(tmp_path, "enriched").alter.set_table_properties({tables.RESCORED_PROPERTY: "true"}, raise_if_not_exists=False)
+    newer = []
+    for i in range(4):
+        row = post(f"p{i}", i, "negative" if i < 3 else "neutral")
+        newer.append({**row, "model_version": "m2", "ingested_at": row["ingested_at"] + timedelta(days=1)})
+    tables.append(tmp_path, "enriched", tables.rows_table("enriched", newer, ["2026-03-02"] * 4))
+    got = run_query(tmp_path, "select model_version, count(*) n, count(distinct id) d from enriched group by 1").to_pylist()
+    assert got == [{"model_version": "m2", "n": 4, "d": 4}]
+    assert run_query(tmp_path, "select count(*) n from enriched_versions").to_pylist()[0]["n"] == 8
+    store = LakeStore(tmp_path, min_refresh_s=0)
+    assert queries.model_versions(store) == ["m2", "test"]
+    table = queries.compare_models(store, "test", "m2", Filters(start=T0, end=T0 + timedelta(hours=1)))
+    assert [(r.sentiment_a, r.sentiment_b, r.posts) for r in table.itertuples()] == [("neutral", "negative", 3), ("neutral", "neutral", 1)]

@@ -154,10 +154,17 @@ def test_max_records_stops_cleanly_and_group_offsets_mirror_the_lake(broker, tmp
                           log=tmp_path / "run1.log")
     assert first.wait(300) == 0, first.output()[-3000:]
     assert lake_rows(lake) == 120
+    from finpulse.pipeline.lake.tables import open_table
+
+    first_version = open_table(lake, "enriched").version()
+    # the second run bounds each bundle (one commit) at 30 rows per partition (a minute of data otherwise)
     second = StreamProcess(broker.bootstrap, ["mr-news"], lake, "--idle-exit", "5", "--group", "mr-group",
-                           log=tmp_path / "run2.log")
+                           "--flush-rows", "30", "--flush-seconds", "60", log=tmp_path / "run2.log")
     assert second.wait(300) == 0, second.output()[-3000:]
     assert run_query(lake, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0] == {"n": 300, "d": 300}
+    added = [c["operationMetrics"]["num_added_rows"] for c in open_table(lake, "enriched").history()
+             if c["version"] > first_version and c["operation"] == "WRITE"]
+    assert sum(added) == 180 and 0 < max(added) <= 3 * 30 and len(added) >= 2, added
     # Kafka group offsets follow the lake (committed after each write) so lag tools see the truth.
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="mr-group", enable_auto_commit=False)
     try:
