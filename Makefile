@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install browser demo test dashboard soak chaos train-models train-accurate cards clean
+.PHONY: install browser demo test test-fast lint lint-baseline dashboard soak chaos train-models train-accurate cards clean
 
 install: $(STAMP)
 
@@ -30,6 +30,17 @@ browser:
 
 test: install browser
 	$(PY) -m pytest -q tests
+
+# Everything but the slow end-to-end tests (real broker runs, kills, S3, Beam job service): a few minutes.
+test-fast: install browser
+	$(PY) -m pytest -q -m "not slow" tests
+
+# ruff + mypy against lint-baseline.json: a finding added to any file fails; the counts may only shrink.
+lint: install
+	$(PY) scripts/lint.py
+
+lint-baseline: install
+	$(PY) scripts/lint.py --update
 
 # Long reliability runs (docs/RELIABILITY.md): each prints one JSON summary (lost, duplicated, RSS, drain).
 SOAK_MINUTES ?= 60
@@ -63,7 +74,7 @@ train-accurate: install
 	$(VENV)/bin/finpulse train sentiment --data $(DATA)/tfns_sentiment_train.csv --base package:all-mpnet-base-v2 \
 		--lora-rank 16 --lora-alpha 32 --epochs 5 --lr 5e-4 --head-lr 1e-3 \
 		--version finpulse-sentiment-mpnet-2026.11-a1 --out models/sentiment-mpnet
-	$(PY) -m finpulse.models.shrink models/sentiment-mpnet --rank 15  # keeps the adapter file under 5 MiB
+	$(VENV)/bin/finpulse shrink models/sentiment-mpnet --rank 15  # keeps the adapter file under 5 MiB
 
 cards: install
 	$(PY) -m finpulse.models.cards models/default --data $(DATA)

@@ -1,14 +1,9 @@
-"""`finpulse dashboard` (the Streamlit app on a lake, bound to localhost unless told otherwise) and
-`finpulse bench-dashboard`. Heavy imports stay inside the commands so the CLI starts fast."""
+"""How `finpulse dashboard` starts Streamlit on a lake (the command itself is in finpulse.pipeline.cli.dashboard)."""
 
 from __future__ import annotations
 
 import os
-import sys
-import threading
 from pathlib import Path
-
-import click
 
 from finpulse.pipeline.lake.storage import is_remote
 
@@ -22,38 +17,3 @@ def streamlit_args(lake: str, port: int, host: str) -> list[str]:
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
             "--global.developmentMode", "false", "--client.toolbarMode", "minimal",
             "--", "--lake", lake if is_remote(lake) else os.path.abspath(lake)]
-
-
-@click.command()
-@click.option("--lake", envvar="FINPULSE_LAKE", default="lake", show_default=True, help="lake directory or object-store URL to show")
-@click.option("--port", type=int, default=8501, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="interface to bind; the default serves this machine only (the page has no login)")
-def dashboard(lake: str, port: int, host: str) -> None:
-    """The analyst dashboard: trends, alerts, movers, topics, post explorer."""
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"warning: binding to {host}: anyone who can reach this port can read the lake", err=True)
-    click.echo(f"finpulse dashboard on http://{host}:{port}  (lake: {lake if is_remote(lake) else os.path.abspath(lake)})", err=True)
-    # Streamlit runs in this process, so the lake can load while the server starts: the first
-    # visitor of a large lake waits for what is left of the load, not for all of it.
-    from streamlit.web import cli as streamlit_cli
-
-    from finpulse.dashboard.store import open_store
-
-    threading.Thread(target=lambda: open_store(lake).refresh(force=True), name="preload-lake", daemon=True).start()
-    sys.argv = streamlit_args(lake, port, host)
-    streamlit_cli.main()
-
-
-@click.command(name="bench-dashboard")
-@click.option("--rows", type=int, default=1_000_000, show_default=True, help="enriched rows to generate")
-@click.option("--lake", type=click.Path(path_type=Path), default=Path("/tmp/finpulse-bench-lake"), show_default=True,
-              help="generated once, reused when it exists")
-@click.option("--no-browser", is_flag=True, help="skip the first-paint measurement in headless Chromium")
-def bench_dashboard(rows: int, lake: Path, no_browser: bool) -> None:
-    """Time every dashboard query on a generated lake of N rows; prints one JSON object."""
-    import json
-
-    from finpulse.dashboard.bench import run
-
-    click.echo(json.dumps(run(lake, rows, browser=not no_browser), indent=2))

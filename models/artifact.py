@@ -21,6 +21,7 @@ from finpulse.models.bases import MINILM_BASE, BaseUnavailable, resolve_package_
 from finpulse.models.lora import DEFAULT_TARGETS, add_lora, lora_state_dict, merge_lora
 from finpulse.models.network import MultiTaskModel
 from finpulse.models.tasks import TaskKind, TaskSpec
+from finpulse.schemas.errors import FinpulseError
 
 CONFIG_FILE = "finpulse_model.json"
 ADAPTER_FILE = "adapter.safetensors"
@@ -29,7 +30,7 @@ ENCODER_FILE = "encoder.safetensors"  # only for full fine-tunes (too big to com
 PACKAGE_BASE = MINILM_BASE
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(FinpulseError, RuntimeError):
     """A model artifact or base encoder is missing or unreadable; the message says how to fix it."""
 
 

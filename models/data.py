@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finpulse.models.tasks import TaskKind, TaskSpec
+from finpulse.schemas.errors import FinpulseError
 
 
-class DataFormatError(ValueError):
+class DataFormatError(FinpulseError, ValueError):
     """A labelled file is malformed; the message names the file and line."""
 
 

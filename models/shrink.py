@@ -1,6 +1,6 @@
 """Shrink a committed LoRA adapter to a lower rank by truncated SVD, keeping the update's scale.
 
-    python -m finpulse.models.shrink models/sentiment-mpnet --rank 15
+    finpulse shrink models/sentiment-mpnet --rank 15
 
 Used to keep every committed file under the repository's 5 MiB limit without retraining; re-run
 `finpulse eval ... --holdout` and `make cards` afterwards: the figures must come from the shrunk weights.
@@ -8,7 +8,6 @@ Used to keep every committed file under the repository's 5 MiB limit without ret
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -32,11 +31,3 @@ def shrink_adapter(artifact: Path, rank: int) -> None:
     config["lora"]["rank"] = rank
     config["training"]["shrunk"] = f"trained at LoRA rank {old}, reduced to rank {rank} by truncated SVD of each update"
     (artifact / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("artifact", type=Path)
-    parser.add_argument("--rank", type=int, required=True)
-    args = parser.parse_args()
-    shrink_adapter(args.artifact, args.rank)

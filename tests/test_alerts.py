@@ -5,6 +5,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import pytest
 from click.testing import CliRunner
 
 from finpulse.pipeline.alerts.evaluate import AlertSettings, alert_id, evaluate, post_webhook, run_alerts
@@ -68,8 +69,8 @@ def test_an_alert_on_the_two_bucket_window_covers_both_buckets(tmp_path):
 
 
 def test_the_count_channel_season_is_a_day_of_buckets_whatever_the_width():
-    from finpulse.pipeline.alerts.evaluate import seasonal
     from finpulse.pipeline.alerts.detector import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import seasonal
 
     assert seasonal(DetectorConfig(), timedelta(minutes=15)).season_buckets == 96
     assert seasonal(DetectorConfig(), timedelta(hours=1)).season_buckets == 24
@@ -116,17 +117,18 @@ def test_webhook_delivery_retries_until_the_server_accepts(tmp_path):
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_streaming_and_backfilling_the_same_feed_give_the_same_alerts(broker, tmp_path):
     """One feed with an injected event: streamed through Kafka into one lake, backfilled from a
     JSONL archive into another; both lakes raise exactly the same alerts."""
     import dataclasses
 
     import pytest
-
     from conftest import StreamProcess, send
-    from finpulse.pipeline.jobs.backfill import run_backfill
-    from finpulse.pipeline.devtools.generator import Event, generate_posts
+
     from finpulse.pipeline.alerts.detector import DetectorConfig
+    from finpulse.pipeline.devtools.generator import Event, generate_posts
+    from finpulse.pipeline.jobs.backfill import run_backfill
 
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)
     event = Event("BA", start + timedelta(hours=20, minutes=5), posts=50, minutes=30)

@@ -57,7 +57,7 @@ def test_enriched_rows_carry_linked_tickers():
     from finpulse.models.entities import EntitySpan
     from finpulse.models.inference import Prediction
     from finpulse.pipeline.enrich.handler import enriched_row
-    from finpulse.pipeline.enrich.parse import Coordinates
+    from finpulse.pipeline.messages import Coordinates
     from finpulse.schemas.records import InputRecord
 
     text = "$TSLA up, while Apple Inc. slips"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lakefixtures import post, write_dead_letters, write_posts
 from streamlit.testing.v1 import AppTest
 
 from finpulse.pipeline.lake.query import run_query
-from lakefixtures import post, write_dead_letters, write_posts
+
+pytestmark = pytest.mark.slow  # drives the app on a lake backfilled through the real models
 
 APP = str(Path(__file__).parents[1] / "dashboard" / "app.py")
 

@@ -9,13 +9,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
+import pytest
+from lakefixtures import T0, post, write_posts
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from finpulse.dashboard.browser import chromium, dashboard_server
 from finpulse.pipeline.lake.query import run_query
-from lakefixtures import T0, post, write_posts
+
+pytestmark = pytest.mark.slow  # drives the app on a lake backfilled through the real models
 
 
 def shown_metric(driver, label: str) -> str | None:

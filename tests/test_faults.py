@@ -55,6 +55,7 @@ def test_alerts_follow_killed_records_and_publishes_every_alert_once(broker, tmp
     publishing, and 3 times at random while the lake grows: each alert recorded exactly once and
     published at least once (the outbox resends what a crash left unsent)."""
     result = alerts_kill_run(tmp_path, kills=3, inject=("alert-write", "alert-deliver"), bootstrap=broker.bootstrap)
+    assert result["killed_at"] == ["alert-write", "alert-deliver"], result  # each child died at its kill point
     assert result["expected_alerts"] >= 3, result
     assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0), result
     assert result["published_lost"] == 0 and result["published_distinct"] == result["expected_alerts"], result

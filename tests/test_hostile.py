@@ -24,7 +24,8 @@ from finpulse.models.inference import Prediction
 from finpulse.pipeline.sources.archive import iter_rows
 from finpulse.pipeline.enrich.handler import enriched_row
 from finpulse.pipeline.lake.commit import TABLES, Row, write_parquet
-from finpulse.pipeline.enrich.parse import Coordinates, parse_message
+from finpulse.pipeline.enrich.parse import parse_message
+from finpulse.pipeline.messages import Coordinates
 from finpulse.pipeline.jobs.transforms import dead_row
 from finpulse.schemas.records import DeadLetter
 

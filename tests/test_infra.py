@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 import pytest
+
+from finpulse.schemas.errors import ExpansionServiceError, UsageError
 import yaml
 
 from finpulse.pipeline.cli.main import main
@@ -115,7 +117,7 @@ def test_dataflow_launch_script_builds_a_valid_stream_command(tmp_path):
     assert options["runner"] == "DataflowRunner" and options["streaming"]
     assert any(o.startswith("worker_accelerator=type:") for o in options["dataflow_service_options"])
     assert options["sdk_container_image"]
-    with pytest.raises(SystemExit, match="cannot write the local lake"):
+    with pytest.raises(UsageError, match="cannot write the local lake"):
         pipeline_options(beam_args, "lake")  # a Dataflow job with a local lake fails at launch
 
 
@@ -127,11 +129,11 @@ def test_the_cross_language_kafka_source_fails_clearly_without_an_expansion_serv
     from finpulse.pipeline.sources.kafka_xlang import XlangConfig, consumer_config, expansion_service
 
     result = CliRunner().invoke(main, ["stream", "--lake", str(tmp_path / "lake"), "--source", "xlang"])
-    assert result.exit_code != 0 and "needs Beam's Java expansion service" in str(result.exception)
+    assert result.exit_code == 1 and "needs Beam's Java expansion service" in result.output, result.output
     assert not (tmp_path / "lake").exists()  # nothing was locked or written
-    with pytest.raises(SystemExit, match="no expansion service at localhost"):
+    with pytest.raises(ExpansionServiceError, match="no expansion service at localhost"):
         expansion_service(XlangConfig(expansion_service=f"localhost:{free_port()}"))
-    with pytest.raises(SystemExit, match="not found"):
+    with pytest.raises(ExpansionServiceError, match="not found"):
         expansion_service(XlangConfig(expansion_jar=str(tmp_path / "missing.jar")))
     java = consumer_config({"bootstrap_servers": ["a:1", "b:2"], "security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
                             "sasl_plain_username": "u", "sasl_plain_password": "p"}, "g")

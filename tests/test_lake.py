@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from finpulse.pipeline.lake import tables
+from finpulse.schemas.errors import LakeLocked
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.query import run_query
 
@@ -91,7 +92,7 @@ def test_a_data_file_torn_before_the_log_entry_is_never_visible(tmp_path, monkey
 
 def test_a_second_writer_of_the_same_role_is_refused(tmp_path):
     first = Lake(tmp_path).lock("stream")
-    with pytest.raises(SystemExit, match="another finpulse stream is already writing"):
+    with pytest.raises(LakeLocked, match="another finpulse stream is already writing"):
         Lake(tmp_path).lock("stream")
     Lake(tmp_path).lock("backfill").close()  # other roles are independent
     first.close()

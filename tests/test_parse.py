@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from finpulse.pipeline.enrich.parse import Coordinates, parse_message
+from finpulse.pipeline.enrich.parse import parse_message
+from finpulse.pipeline.messages import Coordinates
 from finpulse.schemas.records import DeadLetter, InputRecord, derive_id
 
 COORDS = Coordinates(topic="social-posts", partition=2, offset=41, timestamp_ms=1_700_000_000_000)

@@ -5,7 +5,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finpulse.pipeline.enrich.parse import Coordinates, parse_message
+from finpulse.pipeline.enrich.parse import parse_message
+from finpulse.pipeline.messages import Coordinates
 from finpulse.schemas.records import DeadLetter, InputRecord
 
 json_values = st.recursive(

@@ -14,6 +14,8 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+
+from finpulse.schemas.errors import LakeLocked
 from click.testing import CliRunner
 
 from conftest import FINPULSE, posts, send
@@ -134,7 +136,7 @@ def test_crash_before_the_commit_leaves_nothing_visible(s3, monkeypatch):
 def test_the_writer_lease_refuses_a_second_writer_and_expires(s3):
     url = s3()
     first = Lake(url).lock("stream")
-    with pytest.raises(SystemExit, match="another finpulse stream is already writing"):
+    with pytest.raises(LakeLocked, match="another finpulse stream is already writing"):
         Lake(url).lock("stream")
     Lake(url).lock("backfill").close()  # other roles are independent
     first.close()

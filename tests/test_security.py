@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import FINPULSE
+
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.query import run_query
@@ -111,6 +111,7 @@ def test_kafka_ssl_and_sasl_settings_pass_through_from_the_environment(monkeypat
     assert "s3cr3t" not in repr(s) and "s3cr3t" not in str(s.model_dump())
 
 
+@pytest.mark.slow
 def test_the_kafka_password_never_reaches_the_logs(tmp_path):
     """A stream pointed at an unreachable SASL_SSL broker logs that it waits, never the password."""
     import os

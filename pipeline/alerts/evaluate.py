@@ -28,6 +28,7 @@ from finpulse.pipeline.lake.query import connect
 from finpulse.pipeline.lake.storage import is_remote, open_storage
 from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
 from finpulse.schemas.records import AlertRecord
+from finpulse.schemas.errors import FinpulseError
 
 log = logging.getLogger(__name__)
 KEY_KINDS = ("ticker", "topic", "source", "kind", "all")
@@ -129,7 +130,7 @@ def existing_ids(lake: str | Path) -> set[str]:
         con.close()
 
 
-class AlertStoreError(ValueError):
+class AlertStoreError(FinpulseError, ValueError):
     """The lake cannot take the alerts (read-only, disk full). A ValueError, so the CLI reports it plainly."""
 
 

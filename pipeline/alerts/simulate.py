@@ -18,7 +18,6 @@ Any alert outside a spike's buckets (and the one after) is a false alarm.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -175,28 +174,3 @@ def tradeoff(worlds: list[World], alphas: list[float], cfg: DetectorConfig = Det
                      "share_test_with_true_baseline_recall": pooled("share_test_with_true_baseline_recall"),
                      "spikes_labelled": labelled, "days": days})
     return rows
-
-
-def main() -> None:
-    """python -m finpulse.pipeline.alerts.simulate --seeds 2 3 4 --alphas 1e-5 1e-4 3e-4 1e-3 [--no-count-channel ...]"""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--tickers", type=int, default=50)
-    parser.add_argument("--spikes-per-day", type=float, default=10.0)
-    parser.add_argument("--decoys-per-day", type=float, default=5.0)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4])
-    parser.add_argument("--alphas", type=float, nargs="+", default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3])
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="detector settings, e.g. windows=1 count_channel=0")
-    args = parser.parse_args()
-    cfg = DetectorConfig()
-    for item in args.set:
-        name, _, value = item.partition("=")
-        current = getattr(cfg, name)
-        parsed = tuple(int(v) for v in value.split(",")) if isinstance(current, tuple) else type(current)(int(value) if isinstance(current, bool) else value)
-        cfg = dataclasses.replace(cfg, **{name: parsed})
-    worlds = [make_world(args.days, args.tickers, args.spikes_per_day, args.decoys_per_day, seed=s) for s in args.seeds]
-    print(json.dumps(tradeoff(worlds, args.alphas, cfg), indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,58 +1,44 @@
-"""The `finpulse` command: one group, one sub-command per job (see README for the reference)."""
+"""The `finpulse` command: one click group, one sub-command per job (README's command reference).
+
+This is the only place where an error becomes an exit status: library code raises a
+`FinpulseError` (finpulse.schemas.errors) whose message says what to do, and the group prints it
+and exits with the error's `exit_code` (1, 2 for usage, 75 when a restart fixes it).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from finpulse.dashboard.serve import bench_dashboard, dashboard
-from finpulse.pipeline.cli.models import evaluate, train
-from finpulse.pipeline.cli.ops import COMMANDS as OPS_COMMANDS
+from finpulse.pipeline.cli.chaos import chaos
+from finpulse.pipeline.cli.dashboard import bench_dashboard, dashboard
+from finpulse.pipeline.cli.devtools import bench, bench_precision, demo, simulate_alerts
+from finpulse.pipeline.cli.models import evaluate, shrink, train
+from finpulse.pipeline.cli.ops import lake_check, lake_group
 from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, rescore, stream
-from finpulse.pipeline.devtools.demo import demo
+from finpulse.schemas.errors import FinpulseError
 
 
-@click.command()
-@click.option("--n", type=int, default=2000, show_default=True, help="generated posts")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--no-e2e", is_flag=True, help="skip the Kafka -> lake run")
-@click.option("--baseline-n", type=int, default=2000, show_default=True, help="posts for the (slow) stock-Beam baseline")
-@click.option("--quality-data", type=click.Path(path_type=__import__("pathlib").Path), default="../shared/data",
-              show_default=True, help="labelled data for quality_delta (fast path vs fp32 on the held-out sets)")
-@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too, indented)")
-def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data, as_json: bool) -> None:
-    """Measure throughput and latency; prints one JSON object."""
-    import json
+class FinpulseGroup(click.Group):
+    """A click group that turns a FinpulseError into `Error: message` on stderr and its exit code."""
 
-    from finpulse.pipeline.devtools.bench import run_bench
-
-    result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
-    click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FinpulseError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FinpulseGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
 
 
-@click.command(name="simulate-alerts")
-@click.option("--days", type=int, default=30, show_default=True)
-@click.option("--tickers", type=int, default=50, show_default=True)
-@click.option("--spikes-per-day", type=float, default=10.0, show_default=True)
-@click.option("--alpha", type=float, default=None, help="detector significance threshold (default: the detector's)")
-@click.option("--seed", type=int, default=2, show_default=True)
-def simulate_alerts(days: int, tickers: int, spikes_per_day: float, alpha: float | None, seed: int) -> None:
-    """Labelled simulation of the spike detector: recall by spike size, false alarms a day, delay."""
-    import dataclasses
-    import json
-
-    from finpulse.pipeline.alerts.simulate import simulate
-    from finpulse.pipeline.alerts.detector import DetectorConfig
-
-    cfg = DetectorConfig() if alpha is None else dataclasses.replace(DetectorConfig(), alpha=alpha)
-    click.echo(json.dumps(simulate(days, tickers, spikes_per_day, seed=seed, cfg=cfg), indent=2))
-
-
-for command in (broker, produce, stream, backfill, query, rescore, alerts, train, evaluate, demo, bench, simulate_alerts, dashboard, bench_dashboard, *OPS_COMMANDS):
+COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, lake_check, lake_group, dashboard, train, evaluate, shrink,
+            demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos)
+for command in COMMANDS:
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`finpulse train` and `finpulse eval`: thin click wrappers over finpulse.models."""
+"""`finpulse train`, `finpulse eval` and `finpulse shrink`: thin click wrappers over finpulse.models."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import click
+
+from finpulse.pipeline.cli.options import device_option, precision_option
 
 TASK_CHOICES = ["sentiment", "topic", "ner", "all"]
 
@@ -53,9 +55,8 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
               help="extra texts the teacher labels: TASK=CSV with a text column (held-out rows are skipped)")
 @click.option("--kd-alpha", type=float, default=0.5, show_default=True, help="weight of distillation on labelled rows")
 @click.option("--kd-temperature", type=float, default=2.0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
-              help="auto: bf16 autocast on CUDA and on CPUs with native bf16")
+@device_option()
+@precision_option()
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
 def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
@@ -92,30 +93,24 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="artifact folder (default: the registry's)")
 @click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
-@click.option("--device", default="auto", show_default=True)
+@device_option()
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True)
 @click.option("--dtype", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: autocast on CPU too (what the CPU fast path computes)")
 def evaluate(task, data, model_dir, holdout, device, quantize, dtype) -> None:
     """Score a model on a labelled file; prints one JSON object."""
-    from finpulse.models.artifact import ModelLoadError, load_artifact
-    from finpulse.models.data import DataFormatError, read_task_file, stratified_split
+    from finpulse.models.artifact import load_artifact
+    from finpulse.models.data import read_task_file, stratified_split
     from finpulse.models.evaluate import evaluate as run_eval
     from finpulse.models.registry import load_registry
     from finpulse.models.tasks import get_task
     from finpulse.models.train import pick_device
 
     spec = get_task(task)
-    try:
-        rows = read_task_file(data, spec)
-    except DataFormatError as exc:
-        raise click.ClickException(str(exc)) from None
+    rows = read_task_file(data, spec)
     path = model_dir or load_registry().task(task).artifact_path
     dev = pick_device(device)
-    try:
-        loaded = load_artifact(path, dev, quantize)
-    except ModelLoadError as exc:
-        raise click.ClickException(str(exc)) from None
+    loaded = load_artifact(path, dev, quantize)
     if task not in loaded.model.tasks:
         raise click.ClickException(f"artifact {path} has no {task} head (it has {', '.join(loaded.model.tasks)})")
     if holdout:
@@ -127,3 +122,14 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype) -> None:
               "quantize": quantize, "dtype": dtype, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--rank", type=int, required=True, help="the new LoRA rank (lower than the artifact's)")
+def shrink(artifact: Path, rank: int) -> None:
+    """Reduce a committed LoRA adapter to a lower rank by truncated SVD (keeps files under 5 MiB)."""
+    from finpulse.models.shrink import shrink_adapter
+
+    shrink_adapter(artifact, rank)
+    click.echo(json.dumps({"artifact": str(artifact), "rank": rank}))

@@ -1,4 +1,4 @@
-"""`finpulse lake-check` and `finpulse chaos ...`: operations and reliability commands."""
+"""`finpulse lake-check` and `finpulse lake optimize|migrate`: the operations commands."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import json
 
 import click
 
-from finpulse.pipeline.devtools.chaos import chaos
+from finpulse.pipeline.cli.options import lake_option
 
 
 @click.command(name="lake-check")
-@click.option("--lake", required=True, help="lake directory or object-store URL (s3://..., gs://...)")
+@lake_option()
 @click.option("--quarantine", "move", is_flag=True, help="move unreadable files to LAKE/_quarantine/ (with the reason)")
 def lake_check(lake: str, move: bool) -> None:
     """Read every Parquet file of the lake's tables; report (and optionally quarantine) the unreadable ones.
@@ -25,7 +25,7 @@ def lake_check(lake: str, move: bool) -> None:
     click.echo(json.dumps({"bad_files": [{"file": str(f), "problem": p} for f, p in bad],
                            "quarantined": [str(m) for m in moved]}, indent=2))
     if bad and not move:
-        raise SystemExit(1)
+        click.get_current_context().exit(1)
 
 
 @click.group(name="lake")
@@ -34,7 +34,7 @@ def lake_group() -> None:
 
 
 @lake_group.command(name="optimize")
-@click.option("--lake", required=True, help="lake directory or object-store URL (s3://..., gs://...)")
+@lake_option()
 @click.option("--retention-hours", type=float, default=None,
               help="vacuum data files that left the tables more than this long ago (default 1)")
 def lake_optimize(lake: str, retention_hours: float | None) -> None:
@@ -48,16 +48,10 @@ def lake_optimize(lake: str, retention_hours: float | None) -> None:
 
 
 @lake_group.command(name="migrate")
-@click.option("--lake", required=True, help="lake directory or object-store URL of the previous layout")
+@lake_option(help="lake directory or object-store URL of the previous layout")
 def lake_migrate(lake: str) -> None:
     """Turn a lake of the previous layout (_staging/, _progress/) into Delta tables, keeping every
     row once and each source's position; refuses to run twice."""
-    from finpulse.pipeline.lake.migrate import MigrationError, migrate
+    from finpulse.pipeline.lake.migrate import migrate
 
-    try:
-        click.echo(json.dumps(migrate(lake), indent=2, default=str))
-    except MigrationError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-COMMANDS = (lake_check, lake_group, chaos)
+    click.echo(json.dumps(migrate(lake), indent=2, default=str))  # MigrationError: a LakeError, exit 1

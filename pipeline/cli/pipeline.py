@@ -1,4 +1,4 @@
-"""`finpulse broker|produce|stream|backfill|query`: thin click wrappers over finpulse.pipeline."""
+"""`finpulse broker|produce|stream|backfill|query|alerts`: thin click wrappers over finpulse.pipeline."""
 
 from __future__ import annotations
 
@@ -8,25 +8,19 @@ import sys
 
 import click
 
+from finpulse.pipeline.cli.options import (
+    bootstrap_option,
+    device_option,
+    lake_option,
+    parse_time,
+    precision_option,
+    registry_option,
+    setup_logging,
+    validated,
+    verbose_option,
+)
 from finpulse.pipeline.runtime.settings import KafkaSettings, StreamSettings
 
-
-def _logging(verbose: bool) -> None:
-    """finpulse's own lines at INFO (DEBUG with -v: every commit); libraries at WARNING."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("finpulse").setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our own lines say what we wait for
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-
-
-def _validated(cls, **kwargs):
-    """A settings object; a bad value from a flag, the environment or a secrets file is a usage error, not a traceback."""
-    from pydantic import ValidationError
-
-    try:
-        return cls(**kwargs)
-    except ValidationError as exc:
-        raise click.UsageError(f"invalid {cls.__name__}: " + "; ".join(e["msg"] for e in exc.errors())) from None
 
 @click.command()
 @click.option("--port", type=int, default=9092, show_default=True)
@@ -43,7 +37,7 @@ def broker(port: int, host: str) -> None:
 
 
 @click.command()
-@click.option("--bootstrap", default=None, help="host:port[,host:port] (env FINPULSE_KAFKA_BOOTSTRAP)")
+@bootstrap_option()
 @click.option("--topic", required=True)
 @click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="JSONL file to publish line by line")
 @click.option("--sample", type=int, help="publish N generated posts")
@@ -61,7 +55,7 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 
     if (file_ is None) == (sample is None):
         raise click.UsageError("give exactly one of --file or --sample")
-    kafka = _validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {}))
+    kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {}))
     if partitions:
         create_topics(kafka.bootstrap, {topic: partitions})
     from finpulse.pipeline.devtools.generator import Event
@@ -76,16 +70,15 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--bootstrap", default=None, help="host:port[,...] (env FINPULSE_KAFKA_BOOTSTRAP)")
+@bootstrap_option()
 @click.option("--topics", default=None, help="comma-separated topics (default news,social)")
-@click.option("--lake", default=None, help="lake directory (env FINPULSE_LAKE)")
+@lake_option()
 @click.option("--group", default=None, help="Kafka group that mirrors the lake's progress (for lag monitoring)")
 @click.option("--max-records", type=int, default=None, help="stop cleanly after this many records")
 @click.option("--idle-exit", type=float, default=None, help="stop cleanly after this many seconds without records")
-@click.option("--registry", default=None, help="model registry: a JSON file, or a shipped name: default | accurate (mpnet sentiment, for GPUs)")
-@click.option("--device", default=None, help="auto|cpu|cuda")
-@click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
-              help="auto (default): bf16 on CUDA and on CPUs with native bf16, else fp32")
+@registry_option()
+@device_option()
+@precision_option()
 @click.option("--max-message-bytes", type=int, default=None, help="larger messages are dead-lettered (default 1 MiB)")
 @click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
@@ -96,7 +89,7 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--flush-rows", type=int, default=None, help="... or this many rows per partition, whichever first (default 5000)")
 @click.option("--optimize-every", type=float, default=None,
               help="compact and vacuum the lake in the background every N seconds (default 600; 0: off)")
-@click.option("-v", "--verbose", is_flag=True)
+@verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes, source,
            expansion_service, expansion_jar, flush_seconds, flush_rows, optimize_every, verbose, beam_args) -> None:
@@ -106,53 +99,45 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     from finpulse.pipeline.runtime.memory_env import apply_memory_env
 
     apply_memory_env()  # first: may re-execute this process once (bounded native memory, see memory_env)
-    from finpulse.models.artifact import ModelLoadError
-    from finpulse.pipeline.sources.kafka_xlang import XlangConfig
     from finpulse.pipeline.jobs.stream import run_stream
+    from finpulse.pipeline.sources.kafka_xlang import XlangConfig
 
-    _logging(verbose)
+    setup_logging(verbose)
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
                  max_message_bytes=max_message_bytes, flush_seconds=flush_seconds, flush_rows=flush_rows,
                  optimize_every=optimize_every).items() if v is not None}
-    settings = _validated(StreamSettings, **overrides)
+    settings = validated(StreamSettings, **overrides)
     if bootstrap:
         settings.kafka.bootstrap = bootstrap
-    try:
-        run_stream(settings, list(beam_args), source, XlangConfig(expansion_service, expansion_jar))
-    except ModelLoadError as exc:
-        raise click.ClickException(str(exc)) from None
+    run_stream(settings, list(beam_args), source, XlangConfig(expansion_service, expansion_jar))
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--input", "pattern", required=True, help="glob of .jsonl/.csv/.parquet files (comma-separate several)")
-@click.option("--lake", required=True)
-@click.option("--registry", default=None, help="model registry: a JSON file, or a shipped name: default | accurate")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]))
+@lake_option()
+@registry_option()
+@device_option()
+@precision_option()
 @click.option("--chunk", type=int, default=2000, show_default=True, help="rows per committed chunk")
 @click.option("--kind", "fallback_kind", type=click.Choice(["news", "social"]), default="news", show_default=True,
               help="kind for rows that do not say")
-@click.option("-v", "--verbose", is_flag=True)
+@verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, verbose, beam_args) -> None:
     """Enrich archived files into the lake; re-running skips what is already there.
 
     --lake may be a directory or an object-store URL; arguments after `--` go to Beam."""
-    from finpulse.models.artifact import ModelLoadError
     from finpulse.pipeline.jobs.backfill import run_backfill
 
-    _logging(verbose)
-    try:
-        result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
-                              fallback_kind=fallback_kind, beam_args=list(beam_args))
-    except ModelLoadError as exc:
-        raise click.ClickException(str(exc)) from None
+    setup_logging(verbose)
+    result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
+                          fallback_kind=fallback_kind, beam_args=list(beam_args))
     click.echo(json.dumps(result))
 
 
 @click.command()
-@click.option("--lake", required=True, help="lake directory or object-store URL (s3://..., gs://...)")
+@lake_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--as-of", "as_of", default=None, help="the tables as they were: a table version (integer) or an ISO time")
 @click.option("--model-version", default=None, help="read this model version's rows (after a rescore) instead of the newest")
@@ -162,7 +147,7 @@ def query(lake, fmt, as_of, model_version, sql) -> None:
     every model version's row of each id)."""
     import duckdb
 
-    from finpulse.pipeline.lake.query import run_query
+    from finpulse.pipeline.lake.query import format_table, run_query
     from finpulse.pipeline.lake.tables import parse_as_of
 
     try:
@@ -185,11 +170,11 @@ def query(lake, fmt, as_of, model_version, sql) -> None:
 
 
 @click.command()
-@click.option("--lake", required=True, help="lake directory or object-store URL")
-@click.option("--registry", required=True, help="registry of the model version to score with (JSON file or shipped name)")
+@lake_option()
+@registry_option()
 @click.option("--since", default=None, help="rescore posts published from this ISO time")
 @click.option("--until", default=None, help="... until this ISO time")
-@click.option("--device", default="auto", show_default=True)
+@device_option()
 @click.option("--chunk", type=int, default=2000, show_default=True, help="rows per commit")
 def rescore(lake, registry, since, until, device, chunk) -> None:
     """Re-enrich the lake's posts with another model version into the same table (old rows kept:
@@ -197,41 +182,12 @@ def rescore(lake, registry, since, until, device, chunk) -> None:
     from finpulse.pipeline.jobs.rescore import rescore as run_rescore
     from finpulse.pipeline.jobs.stream import resolve_device
 
-    _logging(False)
-    click.echo(json.dumps(run_rescore(lake, registry, _when(since), _when(until), resolve_device(device), chunk)))
-
-
-def format_table(table, max_width: int = 60) -> str:
-    cols = table.column_names
-    rows = [[_cell(v, max_width) for v in row.values()] for row in table.to_pylist()]
-    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(out)
-
-
-def _cell(v, max_width: int) -> str:
-    s = "" if v is None else str(v)
-    s = s.replace("\n", " ")
-    return s if len(s) <= max_width else s[: max_width - 1] + "…"
-
-
-def _when(value: str | None):
-    from datetime import datetime, timezone
-
-    if value is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-11-02T09:00:00Z)") from None
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
+    setup_logging(False)
+    click.echo(json.dumps(run_rescore(lake, registry, parse_time(since), parse_time(until, "--until"), resolve_device(device), chunk)))
 
 
 @click.command()
-@click.option("--lake", required=True)
+@lake_option()
 @click.option("--bucket", default="1 hour", show_default=True, help="bucket width: N second|minute|hour|day[s]")
 @click.option("--keys", default="ticker", show_default=True, help="comma-separated key kinds: ticker,topic,source,kind,all")
 @click.option("--since", default=None, help="backtest from this ISO time (history before it feeds the baseline)")
@@ -240,7 +196,7 @@ def _when(value: str | None):
 @click.option("--interval", type=float, default=60.0, show_default=True)
 @click.option("--webhook", default=None, help="POST each new alert as JSON to this URL (retries with backoff)")
 @click.option("--kafka-topic", default=None, help="publish each new alert as JSON to this topic")
-@click.option("--bootstrap", default=None, help="Kafka bootstrap for --kafka-topic (env FINPULSE_KAFKA_BOOTSTRAP)")
+@bootstrap_option(help="Kafka bootstrap for --kafka-topic")
 @click.option("--min-volume", type=int, default=None, help="detector: minimum posts in a bucket")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
 def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha) -> None:
@@ -251,11 +207,11 @@ def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_to
     from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts, summary
     from finpulse.pipeline.alerts.detector import DetectorConfig
 
-    _logging(False)
+    setup_logging(False)
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
-    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), since=_when(since),
-                             until=_when(until), detector=dataclasses.replace(DetectorConfig(), **overrides))
-    kafka = _validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
+    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), since=parse_time(since, "--since"),
+                             until=parse_time(until, "--until"), detector=dataclasses.replace(DetectorConfig(), **overrides))
+    kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
     while True:
         try:
             new = run_alerts(lake, settings, webhook, kafka, kafka_topic)

@@ -1,6 +1,6 @@
 """Engine throughput by precision path and batch cap, with label agreement against fp32 on the CPU.
 
-    python -m finpulse.pipeline.devtools.bench_precision cuda 40000 > docs/gpu-engine-h100.txt
+    finpulse bench-precision --device cuda --n 40000 > docs/gpu-engine-h100.txt
 
 Kept beside `finpulse bench` because it answers one question that bench does not: on a given
 GPU, do bf16 weights, bf16 autocast, fp32 or larger batches win (docs/gpu-engine-h100.txt).
@@ -30,7 +30,7 @@ def _agreement(preds: list[Prediction], ref: list[Prediction], key: Callable[[Pr
     return round(sum(key(a) == key(b) for a, b in zip(preds, ref)) / len(ref), 4)
 
 
-def main(device: str, n: int) -> dict:
+def compare_precisions(device: str, n: int) -> dict:
     texts = [p["text"] for p in generate_posts(n, seed=7)]
     ref = Enricher(load_registry(), InferenceSettings(device="cpu", precision="fp32")).predict(texts[:1000])
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -56,7 +56,3 @@ def main(device: str, n: int) -> dict:
                      "entities_agree": _agreement(preds, ref, lambda p: sorted((x.start, x.end, x.type) for x in p.entities))}
         print(name, out[name], file=sys.stderr, flush=True)
     return out
-
-
-if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1] if len(sys.argv) > 1 else "cuda", int(sys.argv[2]) if len(sys.argv) > 2 else 40_000), indent=1))

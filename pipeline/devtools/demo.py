@@ -46,7 +46,7 @@ def start_dashboard(lake: Path, port: int) -> subprocess.Popen:
 
 
 def run_demo(lake: Path, posts: int, rate: float, port: int | None, dashboard_port: int | None = 8501) -> None:
-    from finpulse.pipeline.cli.pipeline import format_table
+    from finpulse.pipeline.lake.query import format_table
 
     dashboard = start_dashboard(lake, dashboard_port) if dashboard_port else None
     try:
@@ -104,15 +104,3 @@ def _run(lake: Path, posts: int, rate: float, port: int | None, format_table) ->
         select severity, key, window_start, volume, round(observed_share, 2) observed, round(baseline_share, 2) baseline
         from alerts order by window_start""")))
     click.echo(f"\n[demo] done. Explore with: finpulse query --lake {lake} \"select * from enriched limit 5\"")
-
-
-@click.command()
-@click.option("--lake", type=click.Path(path_type=Path), default=Path("demo-lake"), show_default=True)
-@click.option("--posts", type=int, default=3000, show_default=True, help="background posts (plus one injected event)")
-@click.option("--rate", type=float, default=200.0, show_default=True, help="posts per second")
-@click.option("--port", type=int, default=None, help="broker port (default: a free one)")
-@click.option("--dashboard-port", type=int, default=8501, show_default=True,
-              help="serve the dashboard on 127.0.0.1 while the demo runs (and after it, in a terminal); 0 = no dashboard")
-def demo(lake: Path, posts: int, rate: float, port: int | None, dashboard_port: int) -> None:
-    """Run broker, sample feed, stream, alerts, dashboard and a DuckDB summary on embedded defaults."""
-    run_demo(lake, posts, rate, port, dashboard_port or None)

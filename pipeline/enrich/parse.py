@@ -8,21 +8,10 @@ from datetime import datetime, timezone
 
 from pydantic import ValidationError
 
+from finpulse.pipeline.messages import Coordinates
 from finpulse.schemas.records import DeadLetter, InputRecord
 
 MAX_DEAD_LETTER_BYTES = 64 * 1024  # oversized raw payloads are kept as a prefix of this size
-
-
-@dataclass(frozen=True)
-class Coordinates:
-    """Where a raw message came from: Kafka (topic, partition, offset, timestamp) or an archive."""
-
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    timestamp_ms: int | None = None
-    source_ref: str | None = None  # archive file (backfill)
-    source_row: int | None = None  # row within the archive file
 
 
 def default_kind(topic: str | None, fallback: str = "news") -> str:

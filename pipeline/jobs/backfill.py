@@ -21,12 +21,13 @@ from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
 from finpulse.pipeline.sources.archive import archive_format, archive_key, count_rows, read_slice
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
-from finpulse.pipeline.sources.kafka import RawMessage
+from finpulse.pipeline.messages import RawMessage
 from finpulse.pipeline.lake.commit import Lake
-from finpulse.pipeline.enrich.parse import Coordinates
+from finpulse.pipeline.messages import Coordinates
 from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 from finpulse.pipeline.jobs.stream import pipeline_options, resolve_device
 from finpulse.pipeline.jobs.transforms import enrich_and_write
+from finpulse.schemas.errors import NoInputFiles
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def expand_inputs(pattern: str) -> list[str]:
     files = sorted({str(Path(p).resolve()) for part in pattern.split(",") for p in globlib.glob(part, recursive=True)})
     files = [f for f in files if Path(f).is_file()]
     if not files:
-        raise SystemExit(f"finpulse backfill: no files match {pattern!r}")
+        raise NoInputFiles(f"finpulse backfill: no files match {pattern!r}")
     for f in files:
         archive_format(f)  # fail early on unsupported types
     return files

@@ -13,7 +13,8 @@ from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
 from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
-from finpulse.pipeline.sources.kafka import EX_TEMPFAIL, OFFSET_MASK, PartitionDesc, ReadKafkaPartitions, halt_reason
+from finpulse.pipeline.messages import PartitionDesc
+from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, halt_reason
 from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.faults import require_writable
@@ -21,6 +22,7 @@ from finpulse.pipeline.lake.maintenance import BackgroundOptimizer
 from finpulse.pipeline.runtime.settings import StreamSettings
 from finpulse.pipeline.lake.storage import is_remote
 from finpulse.pipeline.jobs.transforms import enrich_and_write
+from finpulse.schemas.errors import EX_TEMPFAIL, BrokerUnavailable, PartitionsChanged, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def discover_partitions(client_config: dict, topics: list[str], timeout: float =
         except KafkaError as exc:
             problem = f"no broker reachable ({type(exc).__name__})"
         if time.monotonic() > deadline:
-            raise SystemExit(f"finpulse stream: {problem} at {client_config['bootstrap_servers']} (gave up after {timeout:.0f}s)")
+            raise BrokerUnavailable(f"finpulse stream: {problem} at {client_config['bootstrap_servers']} (gave up after {timeout:.0f}s)")
         log.warning("waiting for Kafka at %s: %s", client_config["bootstrap_servers"], problem)
         time.sleep(2)
 
@@ -97,7 +99,7 @@ def pipeline_options(beam_args: list[str] | None, lake: str | None = None) -> tu
     if runner:
         name = runner if isinstance(runner, str) else type(runner).__name__
         if lake is not None and not is_remote(lake) and name.split(".")[-1] in REMOTE_WORKERS:
-            raise SystemExit(f"--runner={name}: its workers cannot write the local lake {lake}; "
+            raise UsageError(f"--runner={name}: its workers cannot write the local lake {lake}; "
                              f"use an object-store lake (s3://bucket/path or gs://bucket/path)")
         return options, None
     from finpulse.pipeline.runtime.runner import FinpulseRunner
@@ -137,7 +139,8 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
     optimizer.close()
     writer_lock.close()
     if halt_reason():  # partitions were added: stopped cleanly, a restart reads them (see TopicWatch)
-        raise SystemExit(EX_TEMPFAIL)
+        raise PartitionsChanged(f"partitions were added to {', '.join(settings.topics)}: stopped cleanly; "
+                                f"restart finpulse stream to read them (exit {EX_TEMPFAIL})")
 
 
 def resolve_device(name: str) -> str:

@@ -11,7 +11,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler, enriched_row
-from finpulse.pipeline.sources.kafka import RawMessage
+from finpulse.pipeline.messages import RawMessage
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.faults import commit_patiently
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from finpulse.schemas.errors import LakeNotWritable
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def require_writable(root: str | Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        raise SystemExit(f"finpulse: the lake {root} is not writable ({exc.strerror or exc}); nothing was consumed. "
+        raise LakeNotWritable(f"finpulse: the lake {root} is not writable ({exc.strerror or exc}); nothing was consumed. "
                          f"Mount it read-write or free space, then start again.") from None
     finally:
         try:

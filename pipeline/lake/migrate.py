@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.storage import LakeStorage, is_remote, open_storage
+from finpulse.schemas.errors import LakeError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ MIGRATE_APP = "finpulse.migrate"
 _DATE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
-class MigrationError(ValueError):
+class MigrationError(LakeError):
     """The lake cannot be migrated (already done, nothing to migrate)."""
 
 

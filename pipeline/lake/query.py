@@ -114,3 +114,21 @@ def run_query(lake: str | Path, sql: str, params: list | None = None, as_of: int
         return rel.to_arrow_table() if rel is not None else pa.table({})
     finally:
         con.close()
+
+
+def format_table(table: pa.Table, max_width: int = 60) -> str:
+    """A query result as an aligned text table (`finpulse query`, the demo); long cells are cut with an ellipsis."""
+    cols = table.column_names
+    rows = [[_cell(v, max_width) for v in row.values()] for row in table.to_pylist()]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def _cell(v, max_width: int) -> str:
+    s = "" if v is None else str(v)
+    s = s.replace("\n", " ")
+    return s if len(s) <= max_width else s[: max_width - 1] + "…"

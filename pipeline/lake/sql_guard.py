@@ -14,13 +14,14 @@ import re
 from pathlib import Path
 
 import duckdb
+from finpulse.schemas.errors import FinpulseError
 
 log = logging.getLogger(__name__)
 
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
-class ReadOnlyViolation(duckdb.PermissionException):
+class ReadOnlyViolation(FinpulseError, duckdb.PermissionException):
     """A statement that would change state or touch files; `finpulse query` answers it as a query error."""
 
 

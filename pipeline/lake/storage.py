@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from finpulse.schemas.errors import LakeLocked
 
 LEASE_TTL_S = 60.0  # an object-store lease not renewed for this long is considered abandoned
 
@@ -147,7 +148,7 @@ class LocalStorage(LakeStorage):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise SystemExit(f"another finpulse {role} is already writing to {self.root}; stop it first "
+            raise LakeLocked(f"another finpulse {role} is already writing to {self.root}; stop it first "
                              f"(lock file {path})") from None
         return handle
 
@@ -266,12 +267,12 @@ class Lease:
         if held:
             state = json.loads(held)
             if state["owner"] != self.owner and time.time() - float(state["renewed"]) < self._ttl:
-                raise SystemExit(f"another finpulse {self._role} is already writing to {self._storage.root} "
+                raise LakeLocked(f"another finpulse {self._role} is already writing to {self._storage.root} "
                                  f"(lease {self._rel} held by {state['owner']}); stop it first, or wait "
                                  f"{self._ttl:.0f}s if it crashed")
         self._write()
         if json.loads(self._storage.read_text(self._rel) or "{}").get("owner") != self.owner:
-            raise SystemExit(f"another finpulse {self._role} took the lease on {self._storage.root} at the same time")
+            raise LakeLocked(f"another finpulse {self._role} took the lease on {self._storage.root} at the same time")
         self._thread = threading.Thread(target=self._renew, daemon=True, name=f"lease-{self._role}")
         self._thread.start()
         return self

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 
+from finpulse.pipeline.runtime.beam_internals import check_beam_internals
+
 _PATCHED = False
 
 
@@ -26,6 +28,8 @@ def bound_fn_api_runner_metrics() -> None:
         return
     from apache_beam.metrics import monitoring_infos
     from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    check_beam_internals()  # a patch of a name Beam no longer has would do nothing, silently
 
     lazy = monitoring_infos.consolidate
 

@@ -19,6 +19,10 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.runners.portability.fn_api_runner.fn_runner import BundleManager, ParallelBundleManager
 from apache_beam.utils import thread_pool_executor
 
+from finpulse.pipeline.runtime.beam_internals import check_beam_internals
+
+check_beam_internals()  # what follows subclasses and re-implements private Beam code: fail loudly if it moved
+
 
 def merge_responses(responses: list[beam_fn_api_pb2.InstructionResponse]) -> beam_fn_api_pb2.InstructionResponse:
     """One ProcessBundle response for the runner: metrics consolidated, residuals and errors kept."""

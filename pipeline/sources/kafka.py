@@ -24,8 +24,9 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
 from finpulse.pipeline.lake.commit import Lake, source_key
-from finpulse.pipeline.enrich.parse import Coordinates
+from finpulse.pipeline.messages import Coordinates, PartitionDesc, RawMessage
 from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
+from finpulse.schemas.errors import EX_TEMPFAIL
 
 log = logging.getLogger(__name__)
 END = sys.maxsize
@@ -44,22 +45,6 @@ def to_position(epoch: int, offset: int) -> int:
 
 def split_position(position: int) -> tuple[int, int]:
     return position >> EPOCH_SHIFT, position & OFFSET_MASK
-
-
-@dataclass(frozen=True)
-class PartitionDesc:
-    topic: str
-    partition: int
-
-
-@dataclass(frozen=True)
-class RawMessage:
-    """A message as read, with the lake source it belongs to and its commit position there."""
-
-    coords: Coordinates
-    value: bytes | None
-    source: str  # progress key in the lake: kafka.<topic>.<partition> or file.<hash>
-    position: int  # epoch-tagged Kafka offset, or row number in an archive file
 
 
 @dataclass
@@ -113,7 +98,6 @@ def halt_reason() -> str | None:
         return next((s.halt for s in _STOPS.values() if s.halt), None)
 
 
-EX_TEMPFAIL = 75  # exit status after a halt: restart me (a supervisor's Restart=on-failure does)
 
 
 @dataclass

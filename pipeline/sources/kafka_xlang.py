@@ -23,9 +23,10 @@ from pathlib import Path
 
 import apache_beam as beam
 
-from finpulse.pipeline.sources.kafka import RawMessage
+from finpulse.pipeline.messages import RawMessage
 from finpulse.pipeline.lake.commit import source_key
-from finpulse.pipeline.enrich.parse import Coordinates
+from finpulse.pipeline.messages import Coordinates
+from finpulse.schemas.errors import ExpansionServiceError
 
 SOURCES = ("sdf", "xlang")
 HOW_TO = ("The cross-language Kafka source (--source xlang) needs Beam's Java expansion service. Either start it "
@@ -41,7 +42,7 @@ class XlangConfig:
 
 
 def expansion_service(cfg: XlangConfig):
-    """The expansion service to use, or SystemExit with what to do (checked before building anything)."""
+    """The expansion service to use, or ExpansionServiceError saying what to do (checked before building anything)."""
     from apache_beam.transforms.external import JavaJarExpansionService
     from apache_beam.version import __version__
 
@@ -52,15 +53,15 @@ def expansion_service(cfg: XlangConfig):
             with socket.create_connection((host or "localhost", int(port)), timeout=5):
                 pass
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"finpulse stream: no expansion service at {cfg.expansion_service} ({exc}). {how}") from None
+            raise ExpansionServiceError(f"finpulse stream: no expansion service at {cfg.expansion_service} ({exc}). {how}") from None
         return cfg.expansion_service
     if cfg.expansion_jar:
         if not Path(cfg.expansion_jar).is_file():
-            raise SystemExit(f"finpulse stream: expansion jar {cfg.expansion_jar} not found. {how}")
+            raise ExpansionServiceError(f"finpulse stream: expansion jar {cfg.expansion_jar} not found. {how}")
         if shutil.which("java") is None:
-            raise SystemExit(f"finpulse stream: `java` is not on PATH. {how}")
+            raise ExpansionServiceError(f"finpulse stream: `java` is not on PATH. {how}")
         return JavaJarExpansionService(cfg.expansion_jar)
-    raise SystemExit(f"finpulse stream: no expansion service given. {how}")
+    raise ExpansionServiceError(f"finpulse stream: no expansion service given. {how}")
 
 
 def consumer_config(client_config: dict, group: str) -> dict[str, str]:

@@ -1,0 +1,101 @@
+"""`finpulse bench | bench-precision | simulate-alerts | demo`: the developer tools' commands.
+
+The tools themselves live in `finpulse.pipeline.devtools` and `finpulse.pipeline.alerts.simulate`;
+their heavy imports stay inside each command so `finpulse --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+from finpulse.pipeline.cli.options import device_option
+
+
+@click.command()
+@click.option("--n", type=int, default=2000, show_default=True, help="generated posts")
+@device_option()
+@click.option("--no-e2e", is_flag=True, help="skip the Kafka -> lake run")
+@click.option("--baseline-n", type=int, default=2000, show_default=True, help="posts for the (slow) stock-Beam baseline")
+@click.option("--quality-data", type=click.Path(path_type=Path), default="../shared/data",
+              show_default=True, help="labelled data for quality_delta (fast path vs fp32 on the held-out sets)")
+@click.option("--json", "as_json", is_flag=True, help="JSON on one line (the default output is JSON too, indented)")
+def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data: Path, as_json: bool) -> None:
+    """Measure throughput and latency; prints one JSON object."""
+    from finpulse.pipeline.devtools.bench import run_bench
+
+    result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
+    click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@click.command(name="bench-precision")
+@click.option("--device", default="cuda", show_default=True, help="cpu | cuda")
+@click.option("--n", type=int, default=40_000, show_default=True, help="generated posts")
+def bench_precision(device: str, n: int) -> None:
+    """Engine posts/s by precision path and batch cap, with label agreement against CPU fp32; one JSON object."""
+    from finpulse.pipeline.devtools.bench_precision import compare_precisions
+
+    click.echo(json.dumps(compare_precisions(device, n), indent=1))
+
+
+def _detector_setting(cfg, item: str):
+    """Apply one `FIELD=VALUE` to a DetectorConfig (tuples as comma lists, booleans as 0/1)."""
+    name, sep, value = item.partition("=")
+    if not sep or not hasattr(cfg, name):
+        raise click.BadParameter(f"{item!r}: give FIELD=VALUE with a DetectorConfig field", param_hint="--set")
+    current = getattr(cfg, name)
+    if isinstance(current, tuple):
+        parsed = tuple(int(v) for v in value.split(","))
+    elif isinstance(current, bool):
+        parsed = bool(int(value))
+    else:
+        parsed = type(current)(value)
+    return dataclasses.replace(cfg, **{name: parsed})
+
+
+@click.command(name="simulate-alerts")
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--tickers", type=int, default=50, show_default=True)
+@click.option("--spikes-per-day", type=float, default=10.0, show_default=True)
+@click.option("--decoys-per-day", type=float, default=5.0, show_default=True, help="with several seeds/alphas: neutral volume surges")
+@click.option("--alpha", "alphas", type=float, multiple=True,
+              help="detector significance threshold; repeat it (or --seed) for the alpha trade-off table")
+@click.option("--seed", "seeds", type=int, multiple=True, help="simulation seed (default 2); repeatable")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="detector settings, e.g. windows=1 count_channel=0")
+def simulate_alerts(days: int, tickers: int, spikes_per_day: float, decoys_per_day: float, alphas: tuple[float, ...],
+                    seeds: tuple[int, ...], sets: tuple[str, ...]) -> None:
+    """Labelled simulation of the spike detector: recall by spike size, false alarms a day, delay.
+
+    One seed and at most one alpha: the full report of one world. Several: the trade-off table
+    of docs/ALERTS.md (e.g. --seed 2 --seed 3 --seed 4 --alpha 1e-4 --alpha 1e-3)."""
+    from finpulse.pipeline.alerts.detector import DetectorConfig
+    from finpulse.pipeline.alerts.simulate import make_world, simulate, tradeoff
+
+    cfg = DetectorConfig()
+    for item in sets:
+        cfg = _detector_setting(cfg, item)
+    if len(seeds) > 1 or len(alphas) > 1:
+        worlds = [make_world(days, tickers, spikes_per_day, decoys_per_day, seed=s) for s in (seeds or (2,))]
+        click.echo(json.dumps(tradeoff(worlds, list(alphas or (cfg.alpha,)), cfg), indent=1))
+        return
+    if alphas:
+        cfg = dataclasses.replace(cfg, alpha=alphas[0])
+    click.echo(json.dumps(simulate(days, tickers, spikes_per_day, seed=seeds[0] if seeds else 2, cfg=cfg), indent=2))
+
+
+@click.command()
+@click.option("--lake", type=click.Path(path_type=Path), default=Path("demo-lake"), show_default=True,
+              help="the demo's own lake (not FINPULSE_LAKE: the demo starts it afresh)")
+@click.option("--posts", type=int, default=3000, show_default=True, help="background posts (plus one injected event)")
+@click.option("--rate", type=float, default=200.0, show_default=True, help="posts per second")
+@click.option("--port", type=int, default=None, help="broker port (default: a free one)")
+@click.option("--dashboard-port", type=int, default=8501, show_default=True,
+              help="serve the dashboard on 127.0.0.1 while the demo runs (and after it, in a terminal); 0 = no dashboard")
+def demo(lake: Path, posts: int, rate: float, port: int | None, dashboard_port: int) -> None:
+    """Run broker, sample feed, stream, alerts, dashboard and a DuckDB summary on embedded defaults."""
+    from finpulse.pipeline.devtools.demo import run_demo
+
+    run_demo(lake, posts, rate, port, dashboard_port or None)

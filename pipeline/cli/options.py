@@ -1,0 +1,78 @@
+"""Options and helpers every command shares, declared once (sqlite-utils' shared decorators are the model).
+
+`--lake`, `--registry`, `--device`, `--precision`, `--bootstrap` and `-v` mean the same thing, with
+the same default and the same environment variable, on every command that takes them. Values from
+the environment are read here, by click, and nowhere else in the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_LAKE = "lake"
+PRECISIONS = ["auto", "fp32", "bf16"]
+
+
+def lake_option(help: str = "lake directory or object-store URL (s3://bucket/path?endpoint_override=..., gs://...)") -> Callable[[F], F]:
+    return click.option("--lake", envvar="FINPULSE_LAKE", default=DEFAULT_LAKE, show_default=True, show_envvar=True,
+                        help=help)
+
+
+def registry_option() -> Callable[[F], F]:
+    return click.option("--registry", envvar="FINPULSE_REGISTRY", default=None, show_envvar=True,
+                        help="model registry: a JSON file, or a shipped name: default | accurate (mpnet sentiment, for GPUs)")
+
+
+def device_option() -> Callable[[F], F]:
+    return click.option("--device", envvar="FINPULSE_DEVICE", default="auto", show_default=True, show_envvar=True,
+                        help="auto | cpu | cuda")
+
+
+def precision_option() -> Callable[[F], F]:
+    return click.option("--precision", envvar="FINPULSE_PRECISION", default="auto", show_default=True,
+                        type=click.Choice(PRECISIONS), show_envvar=True,
+                        help="auto: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32")
+
+
+def bootstrap_option(help: str = "Kafka bootstrap host:port[,host:port]") -> Callable[[F], F]:
+    return click.option("--bootstrap", envvar="FINPULSE_KAFKA_BOOTSTRAP", default=None, show_envvar=True, help=help)
+
+
+def verbose_option() -> Callable[[F], F]:
+    return click.option("-v", "--verbose", is_flag=True, help="log every commit (DEBUG)")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """finpulse's own lines at INFO (DEBUG with -v: every commit); libraries at WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("finpulse").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # our own lines say what we wait for
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+
+def validated(cls: type, **kwargs: Any) -> Any:
+    """A settings object; a bad value from a flag, the environment or a secrets file is a usage error, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**kwargs)
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid {cls.__name__}: " + "; ".join(e["msg"] for e in exc.errors())) from None
+
+
+def parse_time(value: str | None, option: str = "--since") -> datetime | None:
+    """An ISO-8601 time from a flag (naive means UTC), or a usage error that shows the expected form."""
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-11-02T09:00:00Z)", param_hint=option) from None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
