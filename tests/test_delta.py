@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lakefixtures import post
 
 from finpulse.dashboard.store import LakeStore
 from finpulse.pipeline.cli.main import main
@@ -17,19 +18,28 @@ from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.commit import Lake, Row, write_parquet
 from finpulse.pipeline.lake.query import run_query
 from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
-from lakefixtures import post
 
 NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
 
 def rows(prefix: str, source: str, start: int, n: int, sentiment: str = "neutral") -> list[Row]:
-    return [Row("enriched", post(f"{prefix}{p}", p % 600, sentiment, ("AAPL",)), source, p, "2026-03-02")
-            for p in range(start, start + n)]
+    return [
+        Row("enriched", post(f"{prefix}{p}", p % 600, sentiment, ("AAPL",)), source, p, "2026-03-02")
+        for p in range(start, start + n)
+    ]
 
 
 def dead(source: str, start: int, n: int) -> list[Row]:
-    return [Row("deadletter", {"raw": b"x", "raw_size": 1, "error": "e", "stage": "parse", "ingested_at": NOW,
-                               "kafka_offset": p}, source, p, "2026-11-02") for p in range(start, start + n)]
+    return [
+        Row(
+            "deadletter",
+            {"raw": b"x", "raw_size": 1, "error": "e", "stage": "parse", "ingested_at": NOW, "kafka_offset": p},
+            source,
+            p,
+            "2026-11-02",
+        )
+        for p in range(start, start + n)
+    ]
 
 
 def id_set(lake, **kw) -> list[str]:
@@ -50,7 +60,9 @@ def test_2000_small_commits_then_optimize_keeps_every_row_and_a_query_during_it_
     def reader() -> None:  # keeps querying while compaction and vacuum run
         while not stop.is_set():
             try:
-                results.append(run_query(tmp_path, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0])
+                results.append(
+                    run_query(tmp_path, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0]
+                )
             except Exception as exc:  # noqa: BLE001
                 errors.append(repr(exc))
 
@@ -76,7 +88,9 @@ def test_the_dashboard_follows_table_versions_across_a_compaction(tmp_path):
     dead letters counted from the log."""
     lake = Lake(tmp_path)
     for i in range(6):
-        lake.commit_bundle({"kafka.t.0": 10 * i + 10}, rows("a", "kafka.t.0", 10 * i, 8) + dead("kafka.t.0", 10 * i + 8, 2))
+        lake.commit_bundle(
+            {"kafka.t.0": 10 * i + 10}, rows("a", "kafka.t.0", 10 * i, 8) + dead("kafka.t.0", 10 * i + 8, 2)
+        )
     store = LakeStore(tmp_path, min_refresh_s=0)
     store.refresh()
     assert (store.status().posts, store.status().dead_letters) == (48, 12)
@@ -99,10 +113,23 @@ def test_as_of_a_version_or_a_time_shows_the_tables_as_they_were(tmp_path):
     assert len(id_set(tmp_path)) == 5
     assert id_set(tmp_path, as_of=first) == ["a0", "a1", "a2"]
     assert id_set(tmp_path, as_of=when) == ["a0", "a1", "a2"]
-    out = CliRunner().invoke(main, ["query", "--lake", str(tmp_path), "--as-of", str(first), "--format", "json",
-                                    "select count(*) n from enriched"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "query",
+            "--lake",
+            str(tmp_path),
+            "--as-of",
+            str(first),
+            "--format",
+            "json",
+            "select count(*) n from enriched",
+        ],
+    )
     assert out.exit_code == 0 and json.loads(out.stdout) == {"n": 3}, out.output
-    assert CliRunner().invoke(main, ["query", "--lake", str(tmp_path), "--as-of", "yesterday", "select 1"]).exit_code == 2
+    assert (
+        CliRunner().invoke(main, ["query", "--lake", str(tmp_path), "--as-of", "yesterday", "select 1"]).exit_code == 2
+    )
 
 
 @pytest.mark.slow
@@ -111,21 +138,31 @@ def test_rescore_with_a_second_registry_keeps_both_versions_and_reads_the_newest
 
     root = Path(__file__).resolve().parents[1]
     old_version = "test"
-    texts = {"r0": "Apple shares collapse after a disastrous quarter and a profit warning",
-             "r1": "Apple beats estimates and raises its dividend, shares surge",
-             "r2": "Apple will hold its annual meeting on Tuesday"}
+    texts = {
+        "r0": "Apple shares collapse after a disastrous quarter and a profit warning",
+        "r1": "Apple beats estimates and raises its dividend, shares surge",
+        "r2": "Apple will hold its annual meeting on Tuesday",
+    }
     lake = Lake(tmp_path)
-    lake.commit_bundle({"file.x": 3}, [Row("enriched", post(i, k, "neutral", ("AAPL",), text=t), "file.x", k, "2026-03-02")
-                                       for k, (i, t) in enumerate(texts.items())])
+    lake.commit_bundle(
+        {"file.x": 3},
+        [
+            Row("enriched", post(i, k, "neutral", ("AAPL",), text=t), "file.x", k, "2026-03-02")
+            for k, (i, t) in enumerate(texts.items())
+        ],
+    )
     before = tables.open_table(tmp_path, "enriched").version()
     registry = str(root / "models" / "registry-accurate.json")
     new_version = load_registry(registry).model_version
     out = CliRunner().invoke(main, ["rescore", "--lake", str(tmp_path), "--registry", registry, "--device", "cpu"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output.strip().splitlines()[-1])["rescored"] == 3
-    per_version = run_query(tmp_path, "select model_version, count(*) n, count(distinct id) d from enriched_versions "
-                                      "group by 1 order by 1").to_pylist()
-    assert sorted((r["model_version"], r["n"], r["d"]) for r in per_version) == sorted([(old_version, 3, 3), (new_version, 3, 3)])
+    per_version = run_query(
+        tmp_path, "select model_version, count(*) n, count(distinct id) d from enriched_versions group by 1 order by 1"
+    ).to_pylist()
+    assert sorted((r["model_version"], r["n"], r["d"]) for r in per_version) == sorted(
+        [(old_version, 3, 3), (new_version, 3, 3)]
+    )
     newest = run_query(tmp_path, "select id, model_version, sentiment from enriched order by id").to_pylist()
     assert [r["model_version"] for r in newest] == [new_version] * 3
     assert {r["id"]: r["sentiment"] for r in newest}["r0"] == "negative"
@@ -142,7 +179,9 @@ def legacy_lake(root: Path) -> None:
     publish interrupted), uncommitted staging garbage, and progress records."""
     d = root / "enriched" / "date=2026-03-02"
     d.mkdir(parents=True)
-    write_parquet(d / "kafka.t.0-000000000000-000000000004.parquet", [post(f"m{i}", i) for i in range(4)], ENRICHED_SCHEMA)
+    write_parquet(
+        d / "kafka.t.0-000000000000-000000000004.parquet", [post(f"m{i}", i) for i in range(4)], ENRICHED_SCHEMA
+    )
     staged = root / "_staging" / "kafka.t.0" / "b1" / "enriched-2026-03-02-x.parquet"
     staged.parent.mkdir(parents=True)
     write_parquet(staged, [post(f"m{i}", i) for i in range(4, 6)], ENRICHED_SCHEMA)
@@ -150,11 +189,14 @@ def legacy_lake(root: Path) -> None:
     (root / "_staging" / "kafka.t.0" / "junk" / "half.parquet").write_bytes(b"PAR1")
     dd = root / "deadletter" / "date=2026-11-02"
     dd.mkdir(parents=True)
-    write_parquet(dd / "file.ab-000000000000-000000000003.parquet", [r.data for r in dead("file.ab", 0, 3)], DEADLETTER_SCHEMA)
+    write_parquet(
+        dd / "file.ab-000000000000-000000000003.parquet", [r.data for r in dead("file.ab", 0, 3)], DEADLETTER_SCHEMA
+    )
     (root / "_progress").mkdir()
     final = "enriched/date=2026-03-02/kafka.t.0-000000000004-000000000006.parquet"
-    (root / "_progress" / "kafka.t.0.json").write_text(json.dumps(
-        {"end": 6, "pending": [[str(staged.relative_to(root)), final]]}))
+    (root / "_progress" / "kafka.t.0.json").write_text(
+        json.dumps({"end": 6, "pending": [[str(staged.relative_to(root)), final]]})
+    )
     (root / "_progress" / "file.ab.json").write_text(json.dumps({"end": 3, "pending": []}))
 
 
@@ -197,22 +239,32 @@ def test_readers_see_one_model_version_per_id_and_the_dashboard_compares_two(tmp
     the two versions' labels over the same posts."""
     from datetime import timedelta
 
-    from finpulse.dashboard import queries
-    from finpulse.dashboard.filters import Filters
     from lakefixtures import T0
 
+    from finpulse.dashboard import queries
+    from finpulse.dashboard.filters import Filters
+
     lake = Lake(tmp_path)
-    lake.commit_bundle({"file.x": 4}, [Row("enriched", post(f"p{i}", i, "neutral"), "file.x", i, "2026-03-02") for i in range(4)])
-    tables.open_table(tmp_path, "enriched").alter.set_table_properties({tables.RESCORED_PROPERTY: "true"}, raise_if_not_exists=False)
+    lake.commit_bundle(
+        {"file.x": 4}, [Row("enriched", post(f"p{i}", i, "neutral"), "file.x", i, "2026-03-02") for i in range(4)]
+    )
+    tables.open_table(tmp_path, "enriched").alter.set_table_properties(
+        {tables.RESCORED_PROPERTY: "true"}, raise_if_not_exists=False
+    )
     newer = []
     for i in range(4):
         row = post(f"p{i}", i, "negative" if i < 3 else "neutral")
         newer.append({**row, "model_version": "m2", "ingested_at": row["ingested_at"] + timedelta(days=1)})
     tables.append(tmp_path, "enriched", tables.rows_table("enriched", newer, ["2026-03-02"] * 4))
-    got = run_query(tmp_path, "select model_version, count(*) n, count(distinct id) d from enriched group by 1").to_pylist()
+    got = run_query(
+        tmp_path, "select model_version, count(*) n, count(distinct id) d from enriched group by 1"
+    ).to_pylist()
     assert got == [{"model_version": "m2", "n": 4, "d": 4}]
     assert run_query(tmp_path, "select count(*) n from enriched_versions").to_pylist()[0]["n"] == 8
     store = LakeStore(tmp_path, min_refresh_s=0)
     assert queries.model_versions(store) == ["m2", "test"]
     table = queries.compare_models(store, "test", "m2", Filters(start=T0, end=T0 + timedelta(hours=1)))
-    assert [(r.sentiment_a, r.sentiment_b, r.posts) for r in table.itertuples()] == [("neutral", "negative", 3), ("neutral", "neutral", 1)]
+    assert [(r.sentiment_a, r.sentiment_b, r.posts) for r in table.itertuples()] == [
+        ("neutral", "negative", 3),
+        ("neutral", "neutral", 1),
+    ]

@@ -7,16 +7,24 @@ import pyarrow as pa
 import pytest
 
 from finpulse.pipeline.lake import tables
-from finpulse.schemas.errors import LakeLocked
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.query import run_query
+from finpulse.schemas.errors import LakeLocked
 
 NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
 
 def dl_rows(source, positions):
-    return [Row("deadletter", {"raw": b"x", "raw_size": 1, "error": "e", "stage": "parse", "ingested_at": NOW,
-                               "kafka_offset": p}, source, p, "2026-11-02") for p in positions]
+    return [
+        Row(
+            "deadletter",
+            {"raw": b"x", "raw_size": 1, "error": "e", "stage": "parse", "ingested_at": NOW, "kafka_offset": p},
+            source,
+            p,
+            "2026-11-02",
+        )
+        for p in positions
+    ]
 
 
 def count(lake):
@@ -46,7 +54,11 @@ def test_one_bundle_is_one_commit_per_table_for_all_its_partitions(tmp_path):
     lake = Lake(tmp_path)
     rows = dl_rows("kafka.t.0", [0, 1]) + dl_rows("kafka.t.1", [0, 1, 2])
     assert lake.commit_bundle({"kafka.t.0": 2, "kafka.t.1": 3}, rows) == 5
-    assert lake.all_committed(["kafka.t.0", "kafka.t.1", "kafka.t.2"]) == {"kafka.t.0": 2, "kafka.t.1": 3, "kafka.t.2": 0}
+    assert lake.all_committed(["kafka.t.0", "kafka.t.1", "kafka.t.2"]) == {
+        "kafka.t.0": 2,
+        "kafka.t.1": 3,
+        "kafka.t.2": 0,
+    }
     assert tables.open_table(tmp_path, "deadletter").version() == 0  # one commit each
     assert tables.open_table(tmp_path, "enriched").version() == 0
 
@@ -102,14 +114,33 @@ def test_a_second_writer_of_the_same_role_is_refused(tmp_path):
 def test_stream_and_backfill_commit_to_the_same_tables_at_once(tmp_path):
     """Two writers (a stream's partitions, a backfill's files) racing on the same Delta tables:
     optimistic concurrency retries the loser; every row lands once and both positions are kept."""
+
     def writer(prefix: str, source: str) -> None:
         lake = Lake(tmp_path)
         for i in range(0, 60, 3):
-            rows = [Row("deadletter", {"raw": f"{prefix}{p}".encode(), "raw_size": 1, "error": "e", "stage": "parse",
-                                       "ingested_at": NOW, "kafka_offset": p}, source, p, "2026-11-02") for p in range(i, i + 3)]
+            rows = [
+                Row(
+                    "deadletter",
+                    {
+                        "raw": f"{prefix}{p}".encode(),
+                        "raw_size": 1,
+                        "error": "e",
+                        "stage": "parse",
+                        "ingested_at": NOW,
+                        "kafka_offset": p,
+                    },
+                    source,
+                    p,
+                    "2026-11-02",
+                )
+                for p in range(i, i + 3)
+            ]
             lake.commit_bundle({source: i + 3}, rows)
 
-    threads = [threading.Thread(target=writer, args=("s", "kafka.t.0")), threading.Thread(target=writer, args=("b", "file.0abc"))]
+    threads = [
+        threading.Thread(target=writer, args=("s", "kafka.t.0")),
+        threading.Thread(target=writer, args=("b", "file.0abc")),
+    ]
     [t.start() for t in threads]
     [t.join() for t in threads]
     r = run_query(tmp_path, "select count(*) n, count(distinct raw) d from deadletter").to_pylist()[0]
@@ -120,8 +151,16 @@ def test_stream_and_backfill_commit_to_the_same_tables_at_once(tmp_path):
 def test_a_new_nullable_column_evolves_an_old_table_without_a_rewrite(tmp_path):
     """A table written by an older schema (no `novelty` yet) takes rows of a newer one: the column
     is added to the table (schema merge) and old rows read it as null."""
-    old = pa.table({"raw": [b"x"], "raw_size": [1], "error": ["e"], "stage": ["parse"],
-                    "ingested_at": pa.array([NOW], pa.timestamp("us", tz="UTC")), "date": ["2026-11-02"]})
+    old = pa.table(
+        {
+            "raw": [b"x"],
+            "raw_size": [1],
+            "error": ["e"],
+            "stage": ["parse"],
+            "ingested_at": pa.array([NOW], pa.timestamp("us", tz="UTC")),
+            "date": ["2026-11-02"],
+        }
+    )
     tables.append(tmp_path, "deadletter", old)
     new = old.append_column("novelty", pa.array([0.5]))
     tables.append(tmp_path, "deadletter", new)

@@ -14,18 +14,17 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
-from finpulse.schemas.errors import LakeLocked
 from click.testing import CliRunner
-
 from conftest import FINPULSE, posts, send
+from test_backfill import write_archives
+
 from finpulse.infra.broker import free_port, wait_for_port
-from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.cli.main import main
+from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.query import run_query
 from finpulse.pipeline.lake.storage import ObjectStorage
-from test_backfill import write_archives
+from finpulse.schemas.errors import LakeLocked
 
 NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

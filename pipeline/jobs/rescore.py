@@ -30,8 +30,14 @@ def _app_id(model_version: str, since: datetime | None, until: datetime | None) 
     return f"rescore:{model_version}:{span}"
 
 
-def rescore(lake: str | Path, registry: str | None, since: datetime | None = None, until: datetime | None = None,
-            device: str = "cpu", chunk: int = 2000) -> dict:
+def rescore(
+    lake: str | Path,
+    registry: str | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    device: str = "cpu",
+    chunk: int = 2000,
+) -> dict:
     """Rescore the lake's posts in [since, until) with `registry`'s models; returns counts."""
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
@@ -41,7 +47,8 @@ def rescore(lake: str | Path, registry: str | None, since: datetime | None = Non
 
     reg = load_registry(registry)
     version = reg.model_version
-    where, params = ["id NOT IN (SELECT id FROM enriched_versions WHERE model_version = ?)"], [version]
+    where: list[str] = ["id NOT IN (SELECT id FROM enriched_versions WHERE model_version = ?)"]
+    params: list[object] = [version]
     if since:
         where.append("published_at >= ?")
         params.append(since)
@@ -52,11 +59,11 @@ def rescore(lake: str | Path, registry: str | None, since: datetime | None = Non
     app = _app_id(version, since, until)
     dt = tables.open_table(lake, "enriched")
     done_chunks = (dt.transaction_version(app) or 0) if dt is not None else 0
-    chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
+    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
     # a resumed run re-reads `todo` without the ids its earlier chunks wrote: number chunks on
     # from the recorded one rather than skipping any
-    enricher = Enricher(reg, InferenceSettings(device=device)) if chunks else None
-    if chunks and dt.metadata().configuration.get(tables.RESCORED_PROPERTY) != "true":
+    enricher = Enricher(reg, InferenceSettings(device=device))
+    if chunks and dt is not None and dt.metadata().configuration.get(tables.RESCORED_PROPERTY) != "true":
         # before the first new row: from here on readers pick one model version per id
         dt.alter.set_table_properties({tables.RESCORED_PROPERTY: "true"}, raise_if_not_exists=False)
     written = 0
@@ -64,9 +71,24 @@ def rescore(lake: str | Path, registry: str | None, since: datetime | None = Non
         preds = enricher.predict([r["text"] for r in rows])
         now = datetime.now(timezone.utc)
         out = []
-        for r, pred in zip(rows, preds):
-            record = InputRecord(**{k: r[k] for k in ("id", "text", "kind", "source", "published_at", "title", "url",
-                                                        "author", "lang", "tickers")})
+        for r, pred in zip(rows, preds, strict=True):
+            record = InputRecord(
+                **{
+                    k: r[k]
+                    for k in (
+                        "id",
+                        "text",
+                        "kind",
+                        "source",
+                        "published_at",
+                        "title",
+                        "url",
+                        "author",
+                        "lang",
+                        "tickers",
+                    )
+                }
+            )
             coords = Coordinates(topic=r["kafka_topic"], partition=r["kafka_partition"], offset=r["kafka_offset"])
             out.append(enriched_row(record, pred, version, coords, now))
         data = tables.rows_table("enriched", out, [f"{r['published_at']:%Y-%m-%d}" for r in out])

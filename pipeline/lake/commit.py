@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 TABLES = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA}
 WRITER = f"{socket.gethostname()}:{os.getpid()}"  # recorded with each commit: which worker wrote it
+RELOAD_EVERY = 50  # commits between fresh loads of a table's log (see Lake._table)
 RESUME_TABLE = "enriched"  # its transactions are each source's resume point
 SOURCE_PREFIXES = ("kafka.", "file.")  # stream partitions, archive files
 
@@ -70,29 +72,25 @@ class Lake:
     def __init__(self, root: str | Path) -> None:
         self.root = str(root) if is_remote(root) else Path(root)
         self.storage = open_storage(root)
-        self._tables: dict[str, object] = {}  # loaded DeltaTables, brought up to date per commit
+        self._tables: dict[str, Any] = {}  # loaded DeltaTables, brought up to date per commit
+        self._uses: dict[str, int] = {}
 
-    def _table(self, name: str):
-        """The table's DeltaTable at its newest version (read incrementally after the first load)."""
+    def _table(self, name: str) -> Any:
+        """The table's DeltaTable at its newest version: read incrementally after the first load,
+        and loaded afresh every RELOAD_EVERY calls, because a DeltaTable object kept up to date
+        commit after commit gets slower per commit (measured: 0.4 s a commit after 2,000 commits
+        against 0.04 s for a fresh one on the same table)."""
         dt = self._tables.get(name)
-        if dt is None:
+        self._uses[name] = self._uses.get(name, 0) + 1
+        if dt is None or self._uses[name] % RELOAD_EVERY == 0:
             dt = tables.open_table(self.root, name)
-            if dt is not None:
+            if dt is None:
+                self._tables.pop(name, None)
+            else:
                 self._tables[name] = dt
         else:
             dt.update_incremental()
         return dt
-
-    # -- single writer ------------------------------------------------------------------------
-    def lock(self, role: str):
-        """Hold an exclusive lock for `role` (e.g. "stream") while the returned handle is open.
-
-        Two streams on one lake would both read every partition and commit the same positions;
-        Delta would accept both (different rows, the same transaction ids), so the lock makes the
-        second one fail at start-up instead. Locally a flock; on an object store a lease (see
-        storage.ObjectStorage.lock).
-        """
-        return self.storage.lock(role)
 
     # -- progress -----------------------------------------------------------------------------
     def committed(self, source: str) -> int:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+
 from finpulse.schemas.errors import LakeNotWritable
 
 log = logging.getLogger(__name__)
@@ -109,23 +110,23 @@ def parquet_problem(path: Path | str, filesystem=None) -> str | None:
     return None
 
 
-def check_files(root: str | Path) -> list[tuple[Path, str]]:
+def check_files(root: str | Path) -> list[tuple[Path | str, str]]:
     """(file, problem) for every unreadable Parquet file in the current version of the lake's tables."""
     from finpulse.pipeline.lake.storage import is_remote
     from finpulse.pipeline.lake.tables import SCHEMAS, object_paths, snapshot
 
-    bad = []
+    bad: list[tuple[Path | str, str]] = []
     for table in SCHEMAS:
         files = snapshot(root, table).files
         if is_remote(root):  # s3://bucket/key: read through the lake's pyarrow filesystem
             fs, paths = object_paths(root, files)
-            bad += [(f, p) for f, path in zip(files, paths) if (p := parquet_problem(path, fs))]
+            bad += [(f, p) for f, path in zip(files, paths, strict=True) if (p := parquet_problem(path, fs))]
         else:
             bad += [(Path(f), p) for f in files if (p := parquet_problem(f))]
     return bad
 
 
-def quarantine(root: str | Path, bad: list[tuple[Path, str]]) -> list:
+def quarantine(root: str | Path, bad: list[tuple[Path | str, str]]) -> list:
     """Move bad files to LAKE/_quarantine/<same relative path>, with a .reason.json beside each,
     then drop them from their tables' logs (delta-rs `repair`: a commit removing missing files)."""
     from finpulse.pipeline.lake.storage import is_remote, open_storage

@@ -34,8 +34,12 @@ class BackgroundOptimizer:
     an optimisation, never a reason to stop ingesting.
     """
 
-    def __init__(self, root: str | Path, every: float = DEFAULT_OPTIMIZE_EVERY_S,
-                 retention_hours: float = DEFAULT_RETENTION_HOURS) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        every: float = DEFAULT_OPTIMIZE_EVERY_S,
+        retention_hours: float = DEFAULT_RETENTION_HOURS,
+    ) -> None:
         self._root, self._every, self._retention = root, every, retention_hours
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="lake-optimize")
@@ -51,8 +55,11 @@ class BackgroundOptimizer:
             try:
                 result = optimize(self._root, self._retention)
                 self.runs += 1
-                log.info("lake %s optimized: %s", self._root,
-                         ", ".join(f"{t} {r['files_before']}->{r['files_after']} files" for t, r in result.items()))
+                log.info(
+                    "lake %s optimized: %s",
+                    self._root,
+                    ", ".join(f"{t} {r['files_before']}->{r['files_after']} files" for t, r in result.items()),
+                )
             except Exception as exc:  # noqa: BLE001 - retried next interval, ingest goes on
                 log.warning("background optimize of %s failed (retried in %.0fs): %s", self._root, self._every, exc)
 

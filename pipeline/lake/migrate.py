@@ -51,8 +51,13 @@ def legacy_files(storage: LakeStorage, table: str) -> list[str]:
     known = set()
     if dt is not None:
         known = {u.split(f"/{table}/", 1)[1] for u in dt.file_uris()}
-    return [rel for rel in storage.list(table, ".parquet")
-            if "/_delta_log/" not in rel and rel.split("/", 1)[1] not in known and not rel.rsplit("/", 1)[-1].startswith(".")]
+    return [
+        rel
+        for rel in storage.list(table, ".parquet")
+        if "/_delta_log/" not in rel
+        and rel.split("/", 1)[1] not in known
+        and not rel.rsplit("/", 1)[-1].startswith(".")
+    ]
 
 
 def _date_of(rel: str, data: pa.Table, table: str) -> list[str]:
@@ -77,8 +82,9 @@ def _read(storage: LakeStorage, rel: str, schema: pa.Schema) -> pa.Table:
     return ds.to_table()
 
 
-def _batches(storage: LakeStorage, table: str, files: list[str], bad: list[tuple[str, str]],
-             counted: dict[str, int]) -> Iterator[pa.RecordBatch]:
+def _batches(
+    storage: LakeStorage, table: str, files: list[str], bad: list[tuple[str, str]], counted: dict[str, int]
+) -> Iterator[pa.RecordBatch]:
     schema = tables.SCHEMAS[table]
     for rel in files:
         try:
@@ -95,9 +101,14 @@ def migrate(root: str | Path) -> dict:
     storage = open_storage(root)
     if storage.read_text(MARKER) is not None:
         raise AlreadyMigrated(f"{root} was already migrated to Delta tables ({MARKER} exists); nothing to do")
-    progress = {rel.rsplit("/", 1)[-1].removesuffix(".json"): json.loads(text)
-                for rel in storage.list("_progress", ".json") if (text := storage.read_text(rel))}
-    owed = sum(storage.publish(staged, final) for state in progress.values() for staged, final in state.get("pending", []))
+    progress = {
+        rel.rsplit("/", 1)[-1].removesuffix(".json"): json.loads(text)
+        for rel in storage.list("_progress", ".json")
+        if (text := storage.read_text(rel))
+    }
+    owed = sum(
+        storage.publish(staged, final) for state in progress.values() for staged, final in state.get("pending", [])
+    )
     olds = {t: legacy_files(storage, t) for t in tables.SCHEMAS}
     if not progress and not any(olds.values()) and not storage.list("_staging"):
         if any(tables.open_table(root, t) is not None for t in tables.SCHEMAS):
@@ -122,7 +133,7 @@ def migrate(root: str | Path) -> dict:
             storage.put_atomic(f"_quarantine/{rel}.reason.json", json.dumps({"file": rel, "problem": problem}).encode())
             log.warning("quarantined %s: %s", rel, problem)
         report["tables"][table] = {"files": len(files) - len(bad), "rows": rows, "quarantined": [r for r, _ in bad]}
-    for table, files in olds.items():
+    for files in olds.values():
         for rel in files:  # publish is idempotent: a file already moved is skipped
             storage.publish(rel, f"{LEGACY}/{rel}")
     for rel in storage.list("_progress"):

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import duckdb
+
 from finpulse.schemas.errors import FinpulseError
 
 log = logging.getLogger(__name__)

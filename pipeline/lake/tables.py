@@ -154,8 +154,14 @@ def rows_table(table: str, rows: Sequence[Mapping], dates: Sequence[str]) -> pa.
     return data.append_column(PARTITION, pa.array(list(dates), pa.string()))
 
 
-def append(root: str | Path, table: str, data, transactions: Mapping[str, int] | None = None,
-           metadata: Mapping[str, str] | None = None, dt=None) -> None:
+def append(
+    root: str | Path,
+    table: str,
+    data,
+    transactions: Mapping[str, int] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    dt=None,
+) -> None:
     """Append `data` (with its `date` column) in ONE commit carrying one Delta transaction per
     source (app_id -> end position).
 
@@ -166,14 +172,23 @@ def append(root: str | Path, table: str, data, transactions: Mapping[str, int] |
     """
     from deltalake import CommitProperties, Transaction, write_deltalake
 
-    props = CommitProperties(app_transactions=[Transaction(app, int(v)) for app, v in (transactions or {}).items()] or None,
-                             custom_metadata=dict(metadata or {}) or None, max_commit_retries=COMMIT_RETRIES)
+    props = CommitProperties(
+        app_transactions=[Transaction(app, int(v)) for app, v in (transactions or {}).items()] or None,
+        custom_metadata=dict(metadata or {}) or None,
+        max_commit_retries=COMMIT_RETRIES,
+    )
     # merging schemas costs a third of a small commit; only ask for it when a column is new
     known = {f.name for f in dt.schema().fields} if dt is not None else set()
     merge = dt is None or bool(set(data.schema.names) - known)
-    write_deltalake(dt if dt is not None else table_uri(root, table), data, mode="append", partition_by=[PARTITION],
-                    schema_mode="merge" if merge else None,
-                    storage_options=None if dt is not None else storage_options(root) or None, commit_properties=props)
+    write_deltalake(
+        dt if dt is not None else table_uri(root, table),
+        data,
+        mode="append",
+        partition_by=[PARTITION],
+        schema_mode="merge" if merge else None,
+        storage_options=None if dt is not None else storage_options(root) or None,
+        commit_properties=props,
+    )
 
 
 def transaction_versions(root: str | Path, table: str, app_ids: Sequence[str], dt=None) -> dict[str, int]:
@@ -205,15 +220,23 @@ def optimize(root: str | Path, retention_hours: float = 24.0, target_size: int |
             continue
         t0 = time.monotonic()
         files_before = len(dt.file_uris())
-        metrics = dt.optimize.compact(target_size=target_size,
-                                      commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES,
-                                                                         custom_metadata={"finpulse.op": "optimize"}))
+        metrics = dt.optimize.compact(
+            target_size=target_size,
+            commit_properties=CommitProperties(
+                max_commit_retries=COMMIT_RETRIES, custom_metadata={"finpulse.op": "optimize"}
+            ),
+        )
         dt = open_table(root, table)
         removed = dt.vacuum(retention_hours=int(retention_hours), dry_run=False, enforce_retention_duration=False)
         dt.cleanup_metadata()  # expired log entries (delta.logRetentionDuration, 30 days by default)
-        out[table] = {"files_before": files_before, "files_after": len(open_table(root, table).file_uris()),
-                      "files_added": metrics.get("numFilesAdded"), "files_removed": metrics.get("numFilesRemoved"),
-                      "vacuumed": len(removed), "seconds": round(time.monotonic() - t0, 2)}
+        out[table] = {
+            "files_before": files_before,
+            "files_after": len(open_table(root, table).file_uris()),
+            "files_added": metrics.get("numFilesAdded"),
+            "files_removed": metrics.get("numFilesRemoved"),
+            "vacuumed": len(removed),
+            "seconds": round(time.monotonic() - t0, 2),
+        }
     return out
 
 
