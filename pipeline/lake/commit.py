@@ -92,6 +92,17 @@ class Lake:
             dt.update_incremental()
         return dt
 
+    # -- single writer ------------------------------------------------------------------------
+    def lock(self, role: str) -> Any:
+        """Hold an exclusive lock for `role` (e.g. "stream") while the returned handle is open.
+
+        Two streams on one lake would both read every partition and commit the same positions;
+        Delta would accept both (different rows, the same transaction ids), so the lock makes the
+        second one fail at start-up instead (LakeLocked). Locally a flock; on an object store a
+        lease (see storage.ObjectStorage.lock).
+        """
+        return self.storage.lock(role)
+
     # -- progress -----------------------------------------------------------------------------
     def committed(self, source: str) -> int:
         """The first position not yet in the lake for `source` (0 if none), from the table log."""
