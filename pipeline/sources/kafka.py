@@ -70,6 +70,11 @@ class StopControl:
             self.emitted += allowed
             return allowed
 
+    def touch(self) -> None:
+        """Something happened that must still be read (a detected log reset): not idle."""
+        with self.lock:
+            self.idle_since = None
+
     def should_stop(self) -> bool:
         if self.halt is not None:
             return True
@@ -246,7 +251,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             if batch and batch[0].offset < expected:  # the client reset an out-of-range position
                 epoch += 1
                 self._log_reset(element, expected, batch[0].offset, epoch)
-            allowed = self._stop.take(len(batch))
+            # an empty poll while a bundle is filling is not idleness (its rows are not even enriched yet)
+            allowed = self._stop.take(len(batch)) if batch or not emitted else 0
             source = source_key(element.topic, element.partition)
             for rec in batch[:allowed]:
                 position = to_position(epoch, rec.offset)
@@ -318,6 +324,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                 self._log_waiting(desc, f"broker not reachable ({type(exc).__name__})")
             return
         entry["reset"] = (epoch + 1, begin)
+        self._stop.touch()  # the new log is still to be read: --idle-exit must not end the run first
         entry["last"] = None
         self._log_reset(desc, expected, begin, epoch + 1)
 
@@ -351,6 +358,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         if entry["shorter"] >= 2:
             entry["shorter"] = 0
             entry["reset"] = (epoch + 1, first[0].offset)
+            self._stop.touch()
             self._log_reset(desc, expected, first[0].offset, epoch + 1)
 
     @staticmethod
