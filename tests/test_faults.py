@@ -137,10 +137,12 @@ def all_files_readable(lake: Path) -> bool:
 
 def test_full_disk_pauses_the_stream_and_it_resumes_when_space_returns(broker, small_mount, tmp_path):
     """1,500 posts of ~3 KB into a 1 MiB lake: the stream stops writing, says why, stays alive,
-    and never leaves a partial file in view; after the volume grows every id lands once."""
+    and never leaves a partial file in view; after the volume grows every id lands once.
+    (--flush-rows 100: a bundle is one file per table for all partitions, so bundles of the
+    default 500 rows a partition, ~2 MB compressed, would not fit the disk even once.)"""
     lake = small_mount / "lake"
     Producer(broker.bootstrap, "full-news", feed("d", limit=1500, pad_bytes=3000), None).run()
-    proc = StreamProcess(broker.bootstrap, ["full-news"], lake, log=tmp_path / "run.log")
+    proc = StreamProcess(broker.bootstrap, ["full-news"], lake, "--flush-rows", "100", log=tmp_path / "run.log")
     try:
         wait_until(lambda: "cannot be written (No space left on device)" in proc.output(), 900, "the disk-full report")
         assert proc.alive(), proc.output()[-3000:]

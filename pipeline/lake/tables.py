@@ -170,7 +170,7 @@ def append(
     is re-tried by delta-rs on the next version; appends never conflict with each other. `dt`, an
     already loaded DeltaTable of this table, saves re-reading its log.
     """
-    from deltalake import CommitProperties, Transaction, write_deltalake
+    from deltalake import CommitProperties, Transaction, WriterProperties, write_deltalake
 
     props = CommitProperties(
         app_transactions=[Transaction(app, int(v)) for app, v in (transactions or {}).items()] or None,
@@ -188,6 +188,7 @@ def append(
         schema_mode="merge" if merge else None,
         storage_options=None if dt is not None else storage_options(root) or None,
         commit_properties=props,
+        writer_properties=WriterProperties(compression="ZSTD"),  # as the previous layout: ~half snappy's size
     )
 
 
@@ -211,7 +212,7 @@ def optimize(root: str | Path, retention_hours: float = 24.0, target_size: int |
     retention, so a query running during compaction never loses a file. It never conflicts with
     appends, so the stream keeps committing meanwhile.
     """
-    from deltalake import CommitProperties
+    from deltalake import CommitProperties, WriterProperties
 
     out = {}
     for table in SCHEMAS:
@@ -222,6 +223,7 @@ def optimize(root: str | Path, retention_hours: float = 24.0, target_size: int |
         files_before = len(dt.file_uris())
         metrics = dt.optimize.compact(
             target_size=target_size,
+            writer_properties=WriterProperties(compression="ZSTD"),
             commit_properties=CommitProperties(
                 max_commit_retries=COMMIT_RETRIES, custom_metadata={"finpulse.op": "optimize"}
             ),
