@@ -205,6 +205,7 @@ def posts_view(store: LakeStore, f: Filters) -> None:
 
 def models_view(store: LakeStore, f: Filters) -> None:
     """Two model versions over the same period (after `finpulse rescore`): where they agree."""
+    st.subheader("Model versions compared")
     versions = queries.model_versions(store)
     if len(versions) < 2:
         st.info("Only one model version has scored this lake. Rescore a period with another registry "
