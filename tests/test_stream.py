@@ -160,9 +160,9 @@ def test_max_records_stops_cleanly_and_group_offsets_mirror_the_lake(broker, tmp
     from finpulse.pipeline.lake.tables import open_table
 
     first_version = open_table(lake, "enriched").version()
-    # the second run bounds each bundle (one commit) at 30 rows per partition (a minute of data otherwise)
+    # the second run bounds each bundle (one commit) at 30 rows per partition (or 5 s of data)
     second = StreamProcess(broker.bootstrap, ["mr-news"], lake, "--idle-exit", "5", "--group", "mr-group",
-                           "--flush-rows", "30", "--flush-seconds", "60", log=tmp_path / "run2.log")
+                           "--flush-rows", "30", "--flush-seconds", "5", log=tmp_path / "run2.log")
     assert second.wait(300) == 0, second.output()[-3000:]
     assert run_query(lake, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0] == {"n": 300, "d": 300}
     added = [c["operationMetrics"]["num_added_rows"] for c in open_table(lake, "enriched").history()
