@@ -184,7 +184,8 @@ def model_versions(store: LakeStore) -> list[str]:
     """Model versions with rows in the lake, newest first (more than one after a `finpulse rescore`)."""
     from finpulse.pipeline.lake.query import run_query
 
-    rows = run_query(store.root, "select model_version, max(ingested_at) t from enriched_versions group by 1 order by t desc")
+    rows = run_query(store.root, "select model_version, max(ingested_at) t from enriched_versions "
+                                 "group by 1 order by t desc")
     return [r["model_version"] for r in rows.to_pylist()]
 
 

@@ -85,7 +85,8 @@ class LakeStore:
                 self._versions[table] = snap.version
                 if table == "deadletter":
                     dt = tables.open_table(self.root, table, snap.version)
-                    count = sum(pa.table(dt.get_add_actions(flatten=True)).column("num_records").to_pylist()) if dt else 0
+                    adds = pa.table(dt.get_add_actions(flatten=True)) if dt else None
+                    count = sum(adds.column("num_records").to_pylist()) if adds is not None else 0
                     changed |= count != self._dead_letters
                     self._dead_letters = count
                     continue

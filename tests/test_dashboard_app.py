@@ -107,7 +107,8 @@ def test_new_rows_and_corrupt_files(tmp_path, monkeypatch):
     write_posts(tmp_path, [post("p1", 0, "negative", ("KO",)), post("p2", 1, "positive", ("KO",))])
     at = open_app(tmp_path, monkeypatch)
     assert metric(at, "Posts in range") == "2"
-    write_posts(tmp_path, [post("torn", 3, "neutral", ("KO",))], name="torn").write_bytes(b"PAR1\x00\x00")  # broken after its commit
+    torn = write_posts(tmp_path, [post("torn", 3, "neutral", ("KO",))], name="torn")
+    torn.write_bytes(b"PAR1\x00\x00")  # broken after its commit
     write_posts(tmp_path, [post("p3", 2, "neutral", ("KO",))], name="part-1")
     at.run()
     assert metric(at, "Posts in range") == "3"

@@ -180,7 +180,8 @@ def test_alerts_query_and_dashboard_on_an_s3_lake(s3):
     lake = Lake(url)
     for rows in alert_feed(44, 2):
         lake.commit_bundle({"chaos": rows[-1].position + 1}, rows)
-    runs = [subprocess.run(FINPULSE + ["alerts", "--lake", url], capture_output=True, text=True, timeout=300) for _ in range(2)]
+    runs = [subprocess.run(FINPULSE + ["alerts", "--lake", url], capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-2000:]
     first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
     assert len(first) == 2 and second == []
@@ -192,7 +193,8 @@ def test_alerts_query_and_dashboard_on_an_s3_lake(s3):
     status = store.status()
     posts = run_query(url, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
     assert status.exists and (status.posts, status.alerts) == (posts, 2) and posts > 0
-    out = CliRunner().invoke(main, ["query", "--lake", url, "--as-of", "0", "--format", "json", "select count(*) n from alerts"])
+    out = CliRunner().invoke(main, ["query", "--lake", url, "--as-of", "0", "--format", "json",
+                                    "select count(*) n from alerts"])
     assert out.exit_code == 0 and json.loads(out.stdout) == {"n": 2}, out.output
     check = CliRunner().invoke(main, ["lake-check", "--lake", url])
     assert check.exit_code == 0 and json.loads(check.stdout)["bad_files"] == [], check.output

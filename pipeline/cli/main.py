@@ -36,8 +36,8 @@ def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
 
 
-COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, lake_check, lake_group, dashboard, train, evaluate, shrink,
-            demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos)
+COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, lake_check, lake_group, dashboard, train,
+            evaluate, shrink, demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos)
 for command in COMMANDS:
     main.add_command(command)
 

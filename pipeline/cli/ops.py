@@ -44,7 +44,8 @@ def lake_optimize(lake: str, retention_hours: float | None) -> None:
     queries run (vacuum keeps files younger than the retention)."""
     from finpulse.pipeline.lake.maintenance import DEFAULT_RETENTION_HOURS, optimize
 
-    click.echo(json.dumps(optimize(lake, DEFAULT_RETENTION_HOURS if retention_hours is None else retention_hours), indent=2))
+    retention = DEFAULT_RETENTION_HOURS if retention_hours is None else retention_hours
+    click.echo(json.dumps(optimize(lake, retention), indent=2))
 
 
 @lake_group.command(name="migrate")

@@ -86,13 +86,14 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--expansion-jar", default=None, help="with --source xlang: a local beam-sdks-java-io-expansion-service jar")
 @click.option("--flush-seconds", type=float, default=None,
               help="a commit holds at least this many seconds of data (default 1.0) ...")
-@click.option("--flush-rows", type=int, default=None, help="... or this many rows per partition, whichever first (default 5000)")
+@click.option("--flush-rows", type=int, default=None,
+              help="... or this many rows per partition, whichever first (default 5000)")
 @click.option("--optimize-every", type=float, default=None,
               help="compact and vacuum the lake in the background every N seconds (default 600; 0: off)")
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes, source,
-           expansion_service, expansion_jar, flush_seconds, flush_rows, optimize_every, verbose, beam_args) -> None:
+def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
+           source, expansion_service, expansion_jar, flush_seconds, flush_rows, optimize_every, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
@@ -139,8 +140,10 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, v
 @click.command()
 @lake_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--as-of", "as_of", default=None, help="the tables as they were: a table version (integer) or an ISO time")
-@click.option("--model-version", default=None, help="read this model version's rows (after a rescore) instead of the newest")
+@click.option("--as-of", "as_of", default=None,
+              help="the tables as they were: a table version (integer) or an ISO time")
+@click.option("--model-version", default=None,
+              help="read this model version's rows (after a rescore) instead of the newest")
 @click.argument("sql")
 def query(lake, fmt, as_of, model_version, sql) -> None:
     """Run read-only SQL over the views enriched, deadletter and alerts (and enriched_versions:
@@ -153,7 +156,8 @@ def query(lake, fmt, as_of, model_version, sql) -> None:
     try:
         when = parse_as_of(as_of)
     except ValueError:
-        raise click.BadParameter(f"{as_of!r} is neither a table version nor an ISO time", param_hint="--as-of") from None
+        raise click.BadParameter(f"{as_of!r} is neither a table version nor an ISO time",
+                                 param_hint="--as-of") from None
     try:
         table = run_query(lake, sql, as_of=when, model_version=model_version)
     except duckdb.Error as exc:
@@ -183,7 +187,8 @@ def rescore(lake, registry, since, until, device, chunk) -> None:
     from finpulse.pipeline.jobs.stream import resolve_device
 
     setup_logging(False)
-    click.echo(json.dumps(run_rescore(lake, registry, parse_time(since), parse_time(until, "--until"), resolve_device(device), chunk)))
+    result = run_rescore(lake, registry, parse_time(since), parse_time(until, "--until"), resolve_device(device), chunk)
+    click.echo(json.dumps(result))
 
 
 @click.command()

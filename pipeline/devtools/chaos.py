@@ -207,7 +207,8 @@ def lake_position_total(lake: Path, topic: str, partitions: int = 3) -> int:
     from finpulse.pipeline.sources.kafka import OFFSET_MASK
 
     try:
-        return sum(end & OFFSET_MASK for end in Lake(lake).all_committed(source_key(topic, p) for p in range(partitions)).values())
+        ends = Lake(lake).all_committed(source_key(topic, p) for p in range(partitions))
+        return sum(end & OFFSET_MASK for end in ends.values())
     except Exception:  # noqa: BLE001 - a log entry written under us: read again next time
         return -1
 
@@ -293,7 +294,8 @@ class Sampler:
             threads = sum(p.num_threads() for p in procs)
         except psutil.Error:
             return None
-        s = Sample(round(time.monotonic() - self._t0, 1), round(rss, 1), fds, threads, self.produced(), lake_position_total(self.lake, self.topic))
+        s = Sample(round(time.monotonic() - self._t0, 1), round(rss, 1), fds, threads, self.produced(),
+                   lake_position_total(self.lake, self.topic))
         self.samples.append(s)
         with open(self.out, "a") as fh:
             fh.write(json.dumps({**asdict(s), "lag": s.lag}) + "\n")
@@ -357,7 +359,8 @@ def kill_run(bootstrap: str, workdir: Path, kills: int, n: int, rate: float, see
             time.sleep(rng.uniform(0.0, max_delay))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        events.append({"kill": kind, "point": point, "lake_before": before, "lake_after": lake_position_total(lake, topic)})
+        events.append({"kill": kind, "point": point, "lake_before": before,
+                       "lake_after": lake_position_total(lake, topic)})
         with open(workdir / "events.jsonl", "a") as fh:
             fh.write(json.dumps(events[-1]) + "\n")
     producer.join()
@@ -391,7 +394,8 @@ def flow_run(bootstrap: str, workdir: Path, seconds: float, rate: float | None, 
             raise RuntimeError(f"producer failed: {producer.error!r}")
         produced_at = producer.finished_at or time.monotonic()
         lag_at_end = producer.sent - max(lake_position_total(lake, topic), 0)
-        wait_for(lambda: lake_position_total(lake, topic) >= producer.sent or proc.poll() is not None, drain_timeout, "the lag to drain", 1.0)
+        wait_for(lambda: lake_position_total(lake, topic) >= producer.sent or proc.poll() is not None, drain_timeout,
+                 "the lag to drain", 1.0)
         drained_at = time.monotonic()
         sampler.take()
     finally:

@@ -58,7 +58,8 @@ FROM keyed GROUP BY ALL
 """
 
 
-def connect(lake: str | Path, as_of: int | datetime | None = None, model_version: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(lake: str | Path, as_of: int | datetime | None = None,
+            model_version: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake's views and the series macro defined.
 
     Each view reads exactly the files of its Delta table's latest version (or the version at
@@ -82,7 +83,8 @@ def connect(lake: str | Path, as_of: int | datetime | None = None, model_version
         files = [Path(f) for f in snap.files]
         # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
         # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
-        if not files or len(create_parquet_view(con, view, files, "hive_partitioning=false, union_by_name=true")) == len(files):
+        options = "hive_partitioning=false, union_by_name=true"
+        if not files or len(create_parquet_view(con, view, files, options)) == len(files):
             con.execute(f"CREATE OR REPLACE VIEW {view} AS {_empty_select(schema)}")
         if name == "enriched":
             _model_view(con, snap.rescored, model_version)
@@ -121,9 +123,9 @@ def format_table(table: pa.Table, max_width: int = 60) -> str:
     cols = table.column_names
     rows = [[_cell(v, max_width) for v in row.values()] for row in table.to_pylist()]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
 

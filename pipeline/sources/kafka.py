@@ -177,7 +177,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         yield restriction
 
     def __init__(self, client_config: dict[str, Any], lake: str, run_id: str, poll_records: int, max_message_bytes: int,
-                 max_records: int | None, idle_exit: float | None, flush_seconds: float = 1.0, flush_rows: int = 5000) -> None:
+                 max_records: int | None, idle_exit: float | None, flush_seconds: float = 1.0,
+                 flush_rows: int = 5000) -> None:
         self._config = client_config
         self._lake = lake
         self._run_id = run_id
@@ -243,8 +244,9 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                 entry["next"] = to_position(epoch, expected)
             remaining_ms = int(max(0.0, since_flush + self._flush_seconds - time.monotonic()) * 1000)
             try:
-                batch = consumer.poll(timeout_ms=min(250, remaining_ms) if emitted else 250,
-                                      max_records=min(self._poll_records, max(1, self._flush_rows - emitted))).get(tp, [])
+                room = min(self._poll_records, max(1, self._flush_rows - emitted))
+                wait_ms = min(250, remaining_ms) if emitted else 250
+                batch = consumer.poll(timeout_ms=wait_ms, max_records=room).get(tp, [])
             except Exception as exc:  # noqa: BLE001 - the broker may be away; keep retrying with backoff
                 self._log_waiting(element, f"poll failed: {exc}")
                 batch = []
