@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, time, timezone
+from datetime import date, datetime, time, timezone
 
 import duckdb
 import pandas as pd
@@ -148,9 +148,29 @@ def alerts_view(store: LakeStore, f: Filters) -> None:
     chosen = st.selectbox("Show the posts behind", list(labels), format_func=labels.get, key="alert")
     alert = alerts.set_index("alert_id").loc[chosen]
     behind = queries.alert_posts(store, alert["key_kind"], alert["key"], alert["window_start"], alert["window_end"])
-    st.markdown(f"**{alert['key']}**: {alert['negatives']} of {alert['volume']} posts negative "
-                f"({alert['observed_share']:.0%} against a baseline of {alert['baseline_share']:.0%}, p = {alert['p_value']:.1e}).")
+    st.markdown(f"**{alert['key']}**: {alert['negatives']} of {alert['volume']} negative "
+                f"({alert['observed_share']:.0%} against a baseline of {alert['baseline_share']:.0%}, "
+                f"p = {alert['p_value']:.1e}).")
+    story_chains(store, behind)
     post_cards(behind)
+
+
+def story_chains(store: LakeStore, behind: pd.DataFrame) -> None:
+    """The distinct stories behind an alert, and one story's chain: first report, copies, sources, spread."""
+    stories = queries.alert_stories(behind)
+    if stories.empty:
+        return
+    st.caption(f"{len(stories)} distinct stories in {len(behind)} posts (copies add to buzz, not to evidence)")
+    st.dataframe(stories.head(20), hide_index=True, width="stretch")
+    chosen = st.selectbox("Story chain", list(stories["story"].head(20)), key="story")
+    chain = queries.story_chain(store, chosen)
+    summary = queries.chain_summary(chain)
+    if summary:
+        st.markdown(f"First report `{summary['first_id']}` from **{summary['first_source']}** at "
+                    f"{summary['first_at']:%Y-%m-%d %H:%M}; {summary['copies']} copies from "
+                    f"{summary['sources']} sources "
+                    f"over {summary['spread_hours']} h.")
+        st.dataframe(chain[["published_at", "source", "copies_seen", "id", "text"]], hide_index=True, width="stretch")
 
 
 def post_cards(posts: pd.DataFrame, limit: int = 50) -> None:
@@ -247,8 +267,25 @@ def main_area(store: LakeStore, had_posts: bool) -> None:
         st.error(f"A query failed: {str(exc).splitlines()[0]}. Try a wider filter; if it persists, report it with this message.")
 
 
+def apply_link(params, state) -> None:
+    """Seed the filters once from a link (alert messages link here: ?ticker=AAPL&from=...&to=...)."""
+    if state.get("_linked"):
+        return
+    state["_linked"] = True
+    for param, key in (("ticker", "tickers"), ("topic", "topics"), ("source", "sources"), ("kind", "kinds")):
+        if params.get(param):
+            state[key] = [params[param]]
+    try:
+        if params.get("from") and params.get("to"):
+            days = (date.fromisoformat(params["from"]), date.fromisoformat(params["to"]))
+            state["range"], state["custom"] = "Custom", days
+    except ValueError:
+        pass  # a mangled link opens the default view
+
+
 def main() -> None:
     st.set_page_config(page_title="finpulse", page_icon="📉", layout="wide")
+    apply_link(st.query_params, st.session_state)
     path = lake_path()
     st.title("finpulse · financial opinion monitor")
     if not (tables.exists(path) if is_remote(path) else os.path.isdir(path)):

@@ -14,7 +14,8 @@ from finpulse.dashboard.filters import Filters, where
 from finpulse.dashboard.store import LakeStore
 
 SENTIMENTS = ("negative", "neutral", "positive")
-POST_COLUMNS = "id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, url"
+POST_COLUMNS = ("id, published_at, kind, source, tickers, sentiment, sentiment_score, topic, title, text, entities, "
+                "url, story_id, copies_seen")
 
 
 def options(store: LakeStore) -> dict[str, list[str]]:
@@ -48,10 +49,11 @@ def overview(store: LakeStore, f: Filters) -> dict[str, float | int | None]:
 def top_companies(store: LakeStore, f: Filters, limit: int = 10) -> pd.DataFrame:
     clause, params = where(f)
     return store.query(f"""
-        SELECT ticker, count(*) AS posts,
+        SELECT ticker, count(*) AS posts, count(DISTINCT story) AS stories,
                count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
                avg(sentiment_score) AS mean_score
-        FROM (SELECT unnest(tickers) AS ticker, sentiment, sentiment_score FROM posts WHERE {clause})
+        FROM (SELECT unnest(tickers) AS ticker, sentiment, sentiment_score, coalesce(story_id, id) AS story
+              FROM posts WHERE {clause})
         {"WHERE ticker = ANY(?::VARCHAR[])" if f.tickers else ""}
         GROUP BY ticker ORDER BY posts DESC, ticker LIMIT {int(limit)}""",
         params + ([list(f.tickers)] if f.tickers else []))
@@ -92,14 +94,15 @@ def alerts(store: LakeStore, f: Filters) -> pd.DataFrame:
         extra += " AND (key_kind <> 'topic' OR key = ANY(?::VARCHAR[]))"
         params.append(list(f.topics))
     return store.query(f"""
-        SELECT alert_id, severity, key_kind, key, window_start, window_end, volume, negatives,
-               observed_share, baseline_share, ratio, p_value, example_ids, created_at
+        SELECT alert_id, severity, key_kind, key, window_start, window_end, volume, negatives, stories, sources,
+               posts, revision, observed_share, baseline_share, ratio, p_value, example_ids, created_at
         FROM alerts WHERE window_start < ? AND window_end > ? {extra}
         ORDER BY window_start DESC,
                  CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 ELSE 2 END, key""", params)
 
 
 _KEY_MATCH = {
+    "company": "list_contains(coalesce(companies, tickers), ?)",
     "ticker": "list_contains(tickers, ?)",
     "topic": "topic = ?",
     "source": "source = ?",
@@ -118,6 +121,34 @@ def alert_posts(store: LakeStore, key_kind: str, key: str, start: datetime, end:
         SELECT {POST_COLUMNS} FROM posts
         WHERE {match} AND published_at >= ? AND published_at < ?
         ORDER BY sentiment_score, published_at LIMIT {int(limit)}""", [key, start, end])
+
+
+def story_chain(store: LakeStore, story_id: str) -> pd.DataFrame:
+    """A story's chain: its first report and every copy, in the order they were seen."""
+    return store.query(f"""SELECT {POST_COLUMNS} FROM posts WHERE coalesce(story_id, id) = ?
+                           ORDER BY coalesce(copies_seen, 1), published_at, id""", [story_id])
+
+
+def chain_summary(chain: pd.DataFrame) -> dict:
+    """First report, copies, sources and spread over time of a story chain (empty chain: {})."""
+    if chain.empty:
+        return {}
+    first = chain.iloc[0]
+    spread = chain["published_at"].max() - chain["published_at"].min()
+    return {"first_id": first["id"], "first_source": first["source"], "first_at": first["published_at"],
+            "copies": len(chain) - 1, "sources": int(chain["source"].nunique()),
+            "spread_hours": round(spread.total_seconds() / 3600, 1),
+            "per_source": chain.groupby("source").size().sort_values(ascending=False).to_dict()}
+
+
+def alert_stories(behind: pd.DataFrame) -> pd.DataFrame:
+    """The distinct stories among an alert's posts, most copied first."""
+    if behind.empty:
+        return pd.DataFrame(columns=["story", "posts", "sources", "first_seen"])
+    df = behind.assign(story=behind["story_id"].fillna(behind["id"]))
+    out = df.groupby("story").agg(posts=("id", "size"), sources=("source", "nunique"),
+                                  first_seen=("published_at", "min"))
+    return out.reset_index().sort_values(["posts", "first_seen"], ascending=[False, True])
 
 
 def movers(store: LakeStore, f: Filters, min_posts: int = 5, limit: int = 10) -> pd.DataFrame:

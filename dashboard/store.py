@@ -97,7 +97,7 @@ class LakeStore:
                 if table == "enriched":
                     self._insert("posts", "id", "ingested_at", good)
                 else:
-                    self._insert("alerts", "alert_id", "created_at", good)
+                    self._upsert_alerts(good)
                 self._seen.update(good)
                 changed = True
             if changed:
@@ -141,6 +141,29 @@ class LakeStore:
                 ) n ANTI JOIN {table} t ON n.{key} = t.{key}""", params)
         if self._remote:
             self._con.unregister("_new_files")
+
+    def _upsert_alerts(self, files: list[str]) -> None:
+        """Alerts are rewritten with a higher `revision` when their event escalates: keep the latest."""
+        if self._remote:  # object-store files: through pyarrow (DuckDB's httpfs is not installable)
+            snap = tables.TableFiles("alerts", None, tuple(files), ALERT_SCHEMA)
+            self._con.register("_alert_files", tables.arrow_dataset(self.root, snap))
+            source, params = "_alert_files", []
+        else:
+            source, params = "read_parquet(?, union_by_name=true, hive_partitioning=false)", [files]
+        self._con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _new_alerts AS
+            SELECT * FROM {source}
+            QUALIFY row_number() OVER (PARTITION BY alert_id
+                                       ORDER BY coalesce(revision, 0) DESC, created_at DESC) = 1""",
+            params)
+        if self._remote:
+            self._con.unregister("_alert_files")
+        self._con.execute("""DELETE FROM alerts WHERE alert_id IN (
+                               SELECT n.alert_id FROM _new_alerts n JOIN alerts a USING (alert_id)
+                               WHERE coalesce(n.revision, 0) > coalesce(a.revision, 0))""")
+        self._con.execute("INSERT INTO alerts BY NAME SELECT n.* FROM _new_alerts n "
+                          "ANTI JOIN alerts a ON n.alert_id = a.alert_id")
+        self._con.execute("DROP TABLE _new_alerts")
 
     # -- reading ------------------------------------------------------------------------------
     def query(self, sql: str, params: list | None = None, cache: bool = True) -> pd.DataFrame:

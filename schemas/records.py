@@ -117,6 +117,11 @@ class EnrichedRecord(BaseModel):
     kafka_topic: str | None = None
     kafka_partition: int | None = None
     kafka_offset: int | None = None
+    # Added for issue #15, nullable so older files read with nulls (lake/query.py fills them).
+    companies: list[str] | None = None  # company keys (one per SEC company: FB and META are META)
+    story_id: str | None = None  # id of the first report of this near-duplicate story (pipeline/enrich/stories.py)
+    copies_seen: int | None = None  # posts of that story seen so far, this one included
+    novelty: float | None = Field(default=None, ge=0.0, le=1.0)  # 1 / copies_seen
 
 
 class DeadLetter(BaseModel):
@@ -135,9 +140,12 @@ class DeadLetter(BaseModel):
 
 
 class AlertRecord(BaseModel):
-    """One row of LAKE/alerts: a negative spike for one key in one time bucket."""
+    """One row of LAKE/alerts: a negative-spike event for one key.
 
-    alert_id: str  # deterministic: key kind + key + bucket width + bucket start
+    One event, one alert: `alert_id` is fixed by the event's first window, and an escalation
+    writes the same alert again with `revision` + 1 (the `alerts` view shows the latest)."""
+
+    alert_id: str  # deterministic: key kind + key + bucket width + start of the event's first window
     key_kind: str  # ticker | topic | source | kind | all
     key: str
     bucket_width: str  # e.g. "1 hour"
@@ -152,5 +160,11 @@ class AlertRecord(BaseModel):
     z: float
     p_value: float
     severity: Literal["medium", "high", "critical"]
-    example_ids: list[str]  # up to 5 of the most negative posts behind the alert
+    example_ids: list[str]  # up to 5 of the most negative first reports behind the alert
     created_at: datetime
+    # Added for issue #15 (null in older alert files):
+    stories: int | None = None  # distinct negative stories in the window (copies count once)
+    sources: int | None = None  # distinct sources of those negative posts
+    posts: int | None = None  # negative posts in the window, copies included (buzz, not evidence)
+    unit: str | None = None  # what volume/negatives count: "story" (default) or "post"
+    revision: int | None = None  # 0 when first raised, +1 for each escalation of the same event

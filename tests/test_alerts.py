@@ -49,7 +49,7 @@ def test_one_alert_for_the_spike_with_examples_and_no_duplicates_on_rerun(tmp_pa
     a = first[0]
     assert (a.volume, a.negatives, a.observed_share) == (30, 21, 0.7) and abs(a.baseline_share - 0.2) < 0.01
     assert len(a.example_ids) == 5 and all(x.startswith("AAPL-") for x in a.example_ids)
-    assert a.alert_id == alert_id("ticker", "AAPL", "1 hour", T0 + timedelta(hours=30))
+    assert a.alert_id == alert_id("company", "AAPL", "1 hour", T0 + timedelta(hours=30))
     assert run_alerts(str(lake), AlertSettings()) == []  # re-run: nothing new
     assert run_query(lake, "select count(*) n from alerts").to_pylist() == [{"n": 1}]
 
@@ -64,7 +64,7 @@ def test_an_alert_on_the_two_bucket_window_covers_both_buckets(tmp_path):
     lake = spiky_lake(tmp_path, spike={29: 13, 30: 13})  # neither hour is enough alone
     [a] = evaluate(lake, AlertSettings())
     assert (a.key, a.window_start, a.window_end, a.volume, a.negatives) == ("AAPL", T0 + timedelta(hours=29), T0 + timedelta(hours=31), 60, 26)
-    assert a.alert_id == alert_id("ticker", "AAPL", "1 hour", T0 + timedelta(hours=30))  # named by the bucket that alerted
+    assert a.alert_id == alert_id("company", "AAPL", "1 hour", T0 + timedelta(hours=29))  # named by the event's first window
     assert len(a.example_ids) == 5
 
 
@@ -81,7 +81,7 @@ def test_alerts_command_prints_new_alerts(tmp_path):
     lake = spiky_lake(tmp_path)
     out = CliRunner().invoke(main, ["alerts", "--lake", str(lake)])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout.strip().splitlines()[-1])[0]["key"] == "ticker:AAPL"
+    assert json.loads(out.stdout.strip().splitlines()[-1])[0]["key"] == "company:AAPL"
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -144,7 +144,7 @@ def test_streaming_and_backfilling_the_same_feed_give_the_same_alerts(broker, tm
     a = sorted((x.alert_id, x.volume, x.negatives, x.severity) for x in run_alerts(str(streamed), settings))
     b = sorted((x.alert_id, x.volume, x.negatives, x.severity) for x in run_alerts(str(backfilled), settings))
     assert a == b
-    assert alert_id("ticker", "BA", "1 hour", start + timedelta(hours=20)) in {x[0] for x in a}
+    assert alert_id("company", "BA", "1 hour", start + timedelta(hours=20)) in {x[0] for x in a}
     if len(a) > 3:
         pytest.fail(f"background traffic raised {len(a) - 1} extra alerts: {a}")
 
@@ -192,3 +192,20 @@ def test_follow_mode_records_a_new_spike_once(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_an_escalation_updates_the_same_alert_and_is_delivered_again(tmp_path):
+    """Hour 30 reads medium, hour 31 critical: one event, so one alert (same id) at revision 1,
+    not a second alert; the alerts view shows the latest revision and channels get the update."""
+    from finpulse.pipeline.alerts.evaluate import delivery_key, mark_delivered, pending
+
+    lake = spiky_lake(tmp_path, spike={30: 15, 31: 29})
+    [first] = run_alerts(str(lake), AlertSettings(until=T0 + timedelta(hours=31)))
+    assert (first.severity, first.revision, first.window_start) == ("medium", 0, T0 + timedelta(hours=30))
+    mark_delivered(str(lake), "hook", [delivery_key(first)])
+    [update] = run_alerts(str(lake), AlertSettings())
+    assert (update.alert_id, update.severity, update.revision) == (first.alert_id, "critical", 1)
+    rows = run_query(lake, "select alert_id, severity, revision from alerts").to_pylist()
+    assert rows == [{"alert_id": first.alert_id, "severity": "critical", "revision": 1}]
+    assert [delivery_key(a) for a in pending(str(lake), "hook")] == [f"{first.alert_id}#1"]
+    assert run_alerts(str(lake), AlertSettings()) == []  # nothing new on a rerun

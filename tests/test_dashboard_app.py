@@ -37,7 +37,7 @@ def test_overview_shows_totals_alert_and_chart(enriched_lake, monkeypatch):
     assert metric(at, "Posts in range") == f"{sql_count(enriched_lake):,}"
     assert metric(at, "Alerts in range") == "1"
     latest = at.table[0].value
-    assert list(latest["key"]) == ["ticker: BA"] and list(latest["severity"]) == ["critical"]
+    assert list(latest["key"]) == ["company: BA"] and list(latest["severity"]) == ["critical"]
     assert at.get("vega_lite_chart"), "the trend chart is missing"
 
 

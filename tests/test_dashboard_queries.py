@@ -205,3 +205,8 @@ def test_highlight_cuts_long_texts_and_ignores_bad_offsets():
                                  {"start": 2, "end": 99999, "type": "LOC"}], max_chars=100)
     assert "<mark" not in html
     assert "(4,906 more characters)" in html
+
+
+def test_top_companies_show_distinct_stories_beside_posts(store):
+    top = queries.top_companies(store, everything()).set_index("ticker")
+    assert (top["stories"] <= top["posts"]).all() and top.loc["AAPL", "stories"] == 5  # no story ids: each post its own

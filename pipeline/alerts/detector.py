@@ -18,13 +18,16 @@ alerts when either is strong enough after a Bonferroni correction for the number
 Every alert needs volume >= `min_volume`, share >= `min_ratio` x baseline and share - baseline
 >= `min_delta` (effect size, so huge buckets do not alert on tiny shifts), and the adjusted
 p-value (smallest p x number of tests) <= `alpha`. After an alert the key is quiet for
-`cooldown_buckets` buckets unless severity rises, so one event raises one alert. Severity grades
+`cooldown_buckets` buckets; a higher severity inside that time escalates the same event (the
+returned spike is replaced by the escalated one, `revision` + 1, same `event_start`), so one
+event is one alert whichever window (1 or 2 buckets) or channel carried it. Severity grades
 the evidence: critical (p <= alpha/1000 and ratio >= 3), high (p <= alpha/100 or ratio >= 2.5),
 else medium. docs/ALERTS.md has the labelled simulation behind the defaults.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,6 +87,8 @@ class Spike:
     severity: str
     window_buckets: int = 1  # buckets in the tested window, ending at bucket_start
     channel: str = "share"  # "share" or "count": the evidence that carried the alert
+    event_start: datetime | None = None  # first bucket of the event's first alerting window: its identity
+    revision: int = 0  # escalations of the event so far
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -181,13 +186,21 @@ def detect_spikes(series: Sequence[Bucket], global_share: float, cfg: DetectorCo
             continue
         level = severity(p_value, round(best.ratio, 6), cfg.alpha)  # 0.6 / 0.2 is 2.9999999999999996
         alerted.add(i)
+        escalates = False
         if last_alert is not None:
             last_i, last_level = last_alert
-            if i - last_i <= cfg.cooldown_buckets and SEVERITY_ORDER[level] <= SEVERITY_ORDER[last_level]:
-                last_alert = (i, last_level)  # the event goes on: extend the cool-down, no new alert
-                continue
+            if i - last_i <= cfg.cooldown_buckets:
+                if SEVERITY_ORDER[level] <= SEVERITY_ORDER[last_level]:
+                    last_alert = (i, last_level)  # the event goes on: extend the cool-down, no new alert
+                    continue
+                escalates = True  # the same event got worse: update its alert, do not add one
         z = best.delta / math.sqrt(baseline * (1 - baseline) / best.volume) if 0 < baseline < 1 else math.inf
-        spikes.append(Spike(bucket.start, best.volume, best.negatives, round(best.share, 4), round(baseline, 4),
-                            round(best.ratio, 3), round(best.delta, 4), round(z, 2), p_value, level, best.window, channel))
+        spike = Spike(bucket.start, best.volume, best.negatives, round(best.share, 4), round(baseline, 4),
+                      round(best.ratio, 3), round(best.delta, 4), round(z, 2), p_value, level, best.window, channel,
+                      event_start=series[i + 1 - best.window].start)
+        if escalates:
+            previous = spikes.pop()
+            spike = dataclasses.replace(spike, event_start=previous.event_start, revision=previous.revision + 1)
+        spikes.append(spike)
         last_alert = (i, level)
     return spikes

@@ -19,7 +19,6 @@ Any alert outside a spike's buckets (and the one after) is a false alarm.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 import statistics

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import click
 
-from finpulse.pipeline.devtools.chaos import ALL_KILL_POINTS, KILL_POINTS, flow_run, install_kill_point, kill_run, outage_run
+from finpulse.pipeline.devtools.chaos import (
+    ALL_KILL_POINTS,
+    KILL_POINTS,
+    flow_run,
+    install_kill_point,
+    kill_run,
+    outage_run,
+)
+
 
 def _workdir(path: str | None, name: str) -> Path:
     d = Path(path) if path else Path(tempfile.mkdtemp(prefix=f"finpulse-{name}-"))

@@ -23,11 +23,24 @@ from finpulse.pipeline.cli.options import device_option
 @click.option("--quality-data", type=click.Path(path_type=Path), default="../shared/data",
               show_default=True, help="labelled data for quality_delta (fast path vs fp32 on the held-out sets)")
 @click.option("--json", "as_json", is_flag=True, help="JSON on one line (the default output is JSON too, indented)")
-def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data: Path, as_json: bool) -> None:
+@click.option("--service", is_flag=True, help="instead: the service latencies (first commit on a backlog, steady "
+              "send -> row and send -> alert, metrics cost); see devtools/service_bench.py")
+@click.option("--rate", type=float, default=50.0, show_default=True,
+              help="with --service: steady posts/s (below capacity)")
+@click.option("--seconds", type=float, default=60.0, show_default=True,
+              help="with --service: length of the steady feed")
+def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data: Path, as_json: bool, service: bool,
+          rate: float, seconds: float) -> None:
     """Measure throughput and latency; prints one JSON object."""
-    from finpulse.pipeline.devtools.bench import run_bench
+    if service:
+        from finpulse.pipeline.devtools.service_bench import run_service_bench
+        from finpulse.pipeline.jobs.stream import resolve_device
 
-    result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
+        result = run_service_bench(resolve_device(device), rate, seconds)
+    else:
+        from finpulse.pipeline.devtools.bench import run_bench
+
+        result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
     click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -61,7 +61,8 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
     from finpulse.models.artifact import PACKAGE_BASE
-    from finpulse.models.train import TaskData, TrainConfig, train as run_train
+    from finpulse.models.train import TaskData, TrainConfig
+    from finpulse.models.train import train as run_train
 
     train_files = _task_files(data, task, "--data")
     dev_files = _task_files(dev, task, "--dev")

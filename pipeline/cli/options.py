@@ -45,6 +45,14 @@ def bootstrap_option(help: str = "Kafka bootstrap host:port[,host:port]") -> Cal
     return click.option("--bootstrap", envvar="FINPULSE_KAFKA_BOOTSTRAP", default=None, show_envvar=True, help=help)
 
 
+def metrics_options(fn: F) -> F:
+    """--metrics-port / --metrics-host, shared by stream, backfill and alerts (see runtime/metrics.py)."""
+    fn = click.option("--metrics-host", default=None,
+                      help="address for the metrics server (default 127.0.0.1; 0.0.0.0 exposes it)")(fn)
+    return click.option("--metrics-port", type=int, default=None,
+                        help="serve Prometheus /metrics, /healthz and /readyz on this port (off by default)")(fn)
+
+
 def verbose_option() -> Callable[[F], F]:
     return click.option("-v", "--verbose", is_flag=True, help="log every commit (DEBUG)")
 

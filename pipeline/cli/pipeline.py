@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 
 import click
@@ -12,6 +11,7 @@ from finpulse.pipeline.cli.options import (
     bootstrap_option,
     device_option,
     lake_option,
+    metrics_options,
     parse_time,
     precision_option,
     registry_option,
@@ -80,6 +80,12 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @device_option()
 @precision_option()
 @click.option("--max-message-bytes", type=int, default=None, help="larger messages are dead-lettered (default 1 MiB)")
+@click.option("--bundle-records", type=int, default=None,
+              help="most records one bundle reads over all partitions before it commits (default 256)")
+@click.option("--bundle-seconds", type=float, default=None,
+              help="time a bundle aims for: its record limit follows the measured pace "
+                   "(default 1.0; raise it for throughput)")
+@metrics_options
 @click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
 @click.option("--expansion-service", default=None, help="with --source xlang: host:port of Beam's Java expansion service")
@@ -93,7 +99,8 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
-           source, expansion_service, expansion_jar, flush_seconds, flush_rows, optimize_every, verbose, beam_args) -> None:
+           bundle_records, bundle_seconds, metrics_port, metrics_host, source, expansion_service, expansion_jar,
+           verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
@@ -106,8 +113,9 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     setup_logging(verbose)
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
-                 max_message_bytes=max_message_bytes, flush_seconds=flush_seconds, flush_rows=flush_rows,
-                 optimize_every=optimize_every).items() if v is not None}
+                 max_message_bytes=max_message_bytes, bundle_records=bundle_records, bundle_seconds=bundle_seconds,
+                 metrics_port=metrics_port, metrics_host=metrics_host, flush_seconds=flush_seconds,
+                 flush_rows=flush_rows, optimize_every=optimize_every).items() if v is not None}
     settings = validated(StreamSettings, **overrides)
     if bootstrap:
         settings.kafka.bootstrap = bootstrap
@@ -123,15 +131,21 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
 @click.option("--chunk", type=int, default=2000, show_default=True, help="rows per committed chunk")
 @click.option("--kind", "fallback_kind", type=click.Choice(["news", "social"]), default="news", show_default=True,
               help="kind for rows that do not say")
+@metrics_options
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, verbose, beam_args) -> None:
+def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, verbose,
+             beam_args) -> None:
     """Enrich archived files into the lake; re-running skips what is already there.
 
     --lake may be a directory or an object-store URL; arguments after `--` go to Beam."""
     from finpulse.pipeline.jobs.backfill import run_backfill
+    from finpulse.pipeline.runtime import metrics
 
     setup_logging(verbose)
+    if metrics_port is not None:  # readiness: the lake takes writes and a chunk committed in the last 10 minutes
+        metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=600.0, needs_lag=False),
+                      metrics_host or "127.0.0.1")
     result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
                           fallback_kind=fallback_kind, beam_args=list(beam_args))
     click.echo(json.dumps(result))
@@ -194,7 +208,9 @@ def rescore(lake, registry, since, until, device, chunk) -> None:
 @click.command()
 @lake_option()
 @click.option("--bucket", default="1 hour", show_default=True, help="bucket width: N second|minute|hour|day[s]")
-@click.option("--keys", default="ticker", show_default=True, help="comma-separated key kinds: ticker,topic,source,kind,all")
+@click.option("--keys", default="company", show_default=True, help="comma-separated key kinds: company,ticker,topic,source,kind,all")
+@click.option("--unit", type=click.Choice(["story", "post"]), default="story", show_default=True,
+              help="count distinct near-duplicate stories (copies are buzz, not evidence) or every post")
 @click.option("--since", default=None, help="backtest from this ISO time (history before it feeds the baseline)")
 @click.option("--until", default=None, help="backtest until this ISO time")
 @click.option("--follow", is_flag=True, help="keep evaluating every --interval seconds")
@@ -202,24 +218,38 @@ def rescore(lake, registry, since, until, device, chunk) -> None:
 @click.option("--webhook", default=None, help="POST each new alert as JSON to this URL (retries with backoff)")
 @click.option("--kafka-topic", default=None, help="publish each new alert as JSON to this topic")
 @bootstrap_option(help="Kafka bootstrap for --kafka-topic")
-@click.option("--min-volume", type=int, default=None, help="detector: minimum posts in a bucket")
+@click.option("--min-volume", type=int, default=None,
+              help="detector: minimum stories (--unit story, default 12) or posts (--unit post, default 20) in the window")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
-def alerts(lake, bucket, keys, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha) -> None:
+@click.option("--routes", "routes_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); "
+                   "see docs/ALERTS.md")
+@metrics_options
+def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha,
+           routes_file, metrics_port, metrics_host) -> None:
     """Evaluate negative-spike rules over the lake and record new alerts (never twice)."""
     import dataclasses
     import time
 
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts, summary
     from finpulse.pipeline.alerts.detector import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts, summary
+    from finpulse.pipeline.alerts.routes import load_routes
+    from finpulse.pipeline.runtime import metrics
 
     setup_logging(False)
+    routes = load_routes(routes_file) if routes_file else None  # a bad file is a ConfigError: exit 2 with the reason
+    if metrics_port is not None:  # readiness: the lake takes writes and an evaluation ran recently
+        readiness = metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False)
+        metrics.serve(metrics_port, readiness, metrics_host or "127.0.0.1")
     overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
-    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), since=parse_time(since, "--since"),
-                             until=parse_time(until, "--until"), detector=dataclasses.replace(DetectorConfig(), **overrides))
+    stories = {"min_stories": min_volume} if min_volume is not None else {}
+    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), unit=unit, **stories,
+                             since=parse_time(since, "--since"), until=parse_time(until, "--until"),
+                             detector=dataclasses.replace(DetectorConfig(), **overrides))
     kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
     while True:
         try:
-            new = run_alerts(lake, settings, webhook, kafka, kafka_topic)
+            new = run_alerts(lake, settings, webhook, kafka, kafka_topic, routes=routes)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(summary(new))

@@ -194,6 +194,10 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
             result["latency_p50_ms"] = paced["latency_p50_ms"]
             result["latency_p99_ms"] = paced["latency_p99_ms"]
             result["peak_rss_mb"] = max(result["peak_rss_mb"], paced["peak_rss_mb"])
+    # story de-dup + company linking beside the models, same texts, same process (bench_stories.py)
+    from finpulse.pipeline.devtools.bench_stories import cost
+
+    result["linking_dedup"] = cost(texts[:1000], device)
     result["quality_delta"] = quality_delta(quality_data, device) if quality_data and quality_data.is_dir() else None
     result["mean_words_per_post"] = round(sum(len(t.split()) for t in texts) / len(texts), 1)
     result["model_version"] = load_registry().model_version

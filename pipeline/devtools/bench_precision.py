@@ -8,7 +8,6 @@ GPU, do bf16 weights, bf16 autocast, fp32 or larger batches win (docs/gpu-engine
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable

@@ -22,7 +22,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -204,7 +203,7 @@ def lake_position_total(lake: Path, topic: str, partitions: int = 3) -> int:
     """Messages of `topic` the lake has consumed (enriched + dead letters), from the table log's
     transactions alone (cheap: no data file is read)."""
     from finpulse.pipeline.lake.commit import Lake, source_key
-    from finpulse.pipeline.sources.kafka import OFFSET_MASK
+    from finpulse.pipeline.messages import OFFSET_MASK
 
     try:
         ends = Lake(lake).all_committed(source_key(topic, p) for p in range(partitions))
@@ -232,7 +231,7 @@ def group_matches_lake(bootstrap: str, group: str, lake: Path, topic: str, parti
     """Kafka group offsets equal the lake's progress (they are committed after it, for lag tools)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from finpulse.pipeline.sources.kafka import OFFSET_MASK
+    from finpulse.pipeline.messages import OFFSET_MASK
     from finpulse.pipeline.lake.commit import Lake, source_key
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)

@@ -147,14 +147,20 @@ class Event:
         return cls(ticker.upper(), at if at.tzinfo else at.replace(tzinfo=timezone.utc), posts, minutes)
 
 
+# Event posts are separate reports, not copies of a few templates: each joins a headline and a
+# social take, both negative. (Story de-duplication, pipeline/enrich/stories.py, counts near-
+# identical posts once; with one template per post an 80-post event was only ~15 distinct stories.)
+
+
 def event_posts(event: Event, seed: int = 7) -> Iterator[dict]:
-    """The injected posts: short negative headlines and social posts about one company."""
+    """The injected posts: negative headlines and social posts about one company, each with its own take."""
     rng = random.Random(f"{seed}-{event.ticker}-{event.at.isoformat()}")
     company = next(c for c in COMPANIES if c[0] == event.ticker)
     for i in range(event.posts):
         ts = event.at + timedelta(seconds=rng.uniform(0, event.minutes * 60))
         social = rng.random() < 0.6
-        text = _fill(rng.choice(SOCIAL["negative"] if social else NEWS["negative"]), rng, company)
+        parts = [_fill(rng.choice(NEWS["negative"]), rng, company), _fill(rng.choice(SOCIAL["negative"]), rng, company)]
+        text = " ".join(parts if not social else parts[::-1])
         yield {
             "id": f"event-{event.ticker}-{event.at:%Y%m%d%H%M}-{i}",
             "kind": "social" if social else "news",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,8 +13,8 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
-from finpulse.pipeline.enrich.companies import link_entities, load_gazetteer
-from finpulse.pipeline.enrich.tickers import extract_cashtags, merge_tickers
+from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer
+from finpulse.pipeline.runtime import metrics
 from finpulse.schemas.records import EnrichedRecord, InputRecord
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
     def run_inference(self, batch: Sequence[str], model: Enricher, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
         items = list(batch)  # Beam may hand us a tuple
         texts = [t for t in items if t is not None]
+        began = time.perf_counter()
         try:
             preds: list[Prediction | EnrichError] = list(model.predict(texts))
         except Exception:  # noqa: BLE001 - isolate the culprit instead of failing the bundle
@@ -57,6 +59,8 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
                     preds.append(model.predict([t])[0])
                 except Exception as exc:  # noqa: BLE001
                     preds.append(EnrichError(f"{type(exc).__name__}: {exc}"))
+        if texts:
+            metrics.observe_batch(len(texts), time.perf_counter() - began)
         it = iter(preds)
         version = self.model_version()
         return [PredictionResult(t, None if t is None else next(it), version) for t in items]
@@ -85,7 +89,12 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
 
 
 def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coords, now: datetime | None = None) -> dict:
-    """Build and validate one enriched row (the pydantic model guards the lake schema)."""
+    """Build and validate one enriched row (the pydantic model guards the lake schema).
+
+    `story_id`, `copies_seen` and `novelty` stay null here: they depend on the posts seen before
+    this one, so they are set downstream by one stateful step (jobs/transforms.py AssignStories)."""
+    # the input's own tickers, then cashtags and Reuters codes, then names linked through the gazetteer
+    tickers, companies = company_mentions(record.text, pred.entities, load_gazetteer(), record.tickers)
     row = EnrichedRecord(
         id=record.id,
         kind=record.kind or "news",
@@ -97,8 +106,8 @@ def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coor
         url=record.url,
         author=record.author,
         lang=record.lang,
-        # the input's own tickers, then cashtags, then ORG entities linked through the gazetteer
-        tickers=merge_tickers(record.tickers, extract_cashtags(record.text), link_entities(pred.entities, load_gazetteer())),
+        tickers=tickers,
+        companies=companies,
         sentiment=pred.sentiment,  # type: ignore[arg-type]
         sentiment_score=pred.sentiment_score,
         sentiment_probs=pred.sentiment_probs,  # type: ignore[arg-type]

@@ -117,7 +117,7 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
     try:
         with beam.Pipeline(runner=runner, options=options) as p:
             messages = p | "Files" >> beam.Create(files) | "ReadArchive" >> beam.ParDo(ReadArchive(lake_root, chunk))
-            enrich_and_write(messages, lake_root, handler, max_message_bytes, fallback_kind)
+            enrich_and_write(messages, lake_root, handler, max_message_bytes, fallback_kind, story_scope="file")
     finally:
         done.set()
         if bar:

@@ -11,6 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
+from finpulse.pipeline.runtime import metrics
 from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 from finpulse.pipeline.messages import PartitionDesc
@@ -121,6 +122,9 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
     writer_lock = lake.lock("stream")  # held until this process exits
     optimizer = BackgroundOptimizer(settings.lake, settings.optimize_every).start()  # never blocks commits
     client = settings.kafka.client_config()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, metrics.Readiness(settings.lake, client, settings.stalled_after),
+                      settings.metrics_host)
     partitions = discover_partitions(client, settings.topics)
     log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),
              settings.lake, registry.model_version)
@@ -132,10 +136,11 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
         else:
             reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
                                          settings.max_message_bytes, settings.max_records, settings.idle_exit,
-                                         settings.flush_seconds, settings.flush_rows)
+                                         settings.bundle_records, settings.bundle_seconds, len(partitions),
+                                         settings.bundle_initial, settings.flush_seconds, settings.flush_rows)
             messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
-                         on_commit=GroupOffsetCommitter(client, settings.group))
+                         on_commit=GroupOffsetCommitter(client, settings.group), story_scope="kafka")
     optimizer.close()
     writer_lock.close()
     if halt_reason():  # partitions were added: stopped cleanly, a restart reads them (see TopicWatch)

@@ -108,22 +108,35 @@ class Lake:
         """The first position not yet in the lake for `source` (0 if none), from the table log."""
         return tables.transaction_versions(self.root, RESUME_TABLE, [source], self._table(RESUME_TABLE))[source]
 
-    def all_committed(self, sources: Iterable[str]) -> dict[str, int]:
+    def all_committed(self, sources: Iterable[str] | None = None) -> dict[str, int]:
         """`committed` for several sources at once (one log read). Delta has no listing of
-        transaction ids, so the caller names the sources (partitions, archive files) it reads."""
-        return tables.transaction_versions(self.root, RESUME_TABLE, list(sources), self._table(RESUME_TABLE))
+        transaction ids, so the caller names the sources (partitions, archive files) it reads;
+        without them, the Kafka partitions that have rows in the lake (one small query)."""
+        wanted = list(sources) if sources is not None else self.kafka_sources()
+        return tables.transaction_versions(self.root, RESUME_TABLE, wanted, self._table(RESUME_TABLE))
+
+    def kafka_sources(self) -> list[str]:
+        """The Kafka partitions with rows (enriched or dead letters) in the lake, as source keys."""
+        from finpulse.pipeline.lake.query import run_query
+
+        rows = run_query(self.root, """select distinct kafka_topic t, kafka_partition p from enriched_versions
+                                       where kafka_topic is not null union
+                                       select distinct kafka_topic, kafka_partition from deadletter
+                                       where kafka_topic is not null""").to_pylist()
+        return sorted(source_key(r["t"], r["p"]) for r in rows)
 
     # -- writing ------------------------------------------------------------------------------
     def commit(self, source: str, start: int, end: int, rows: Iterable[Row]) -> int:
         """Write rows consumed from [start, end) of one source; returns rows written (see commit_bundle)."""
         return self.commit_bundle({source: end}, rows)
 
-    def commit_bundle(self, ends: Mapping[str, int], rows: Iterable[Row]) -> int:
+    def commit_bundle(self, ends: Mapping[str, int], rows: Iterable[Row], kept: list[Row] | None = None) -> int:
         """Write a bundle's rows for all its sources (`ends`: source -> end position, exclusive)
         in one commit per table; returns rows written.
 
         Rows below a table's recorded position for their source are dropped (a replayed range),
-        so a retry is harmless; sources already at or past `end` are left out.
+        so a retry is harmless; sources already at or past `end` are left out. `kept` (if given)
+        receives the rows written (for metrics).
         """
         rows = list(rows)
         sources = sorted(ends)
@@ -139,6 +152,8 @@ class Lake:
                 continue
             self._append(table, keep, txns)
             written += len(keep)
+            if kept is not None:
+                kept.extend(keep)
         return written
 
     def _append(self, table: str, rows: Sequence[Row], txns: Mapping[str, int]) -> None:

@@ -11,6 +11,7 @@ which DuckDB scans lazily with projection pushdown (DuckDB's httpfs is not insta
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 
@@ -25,36 +26,70 @@ from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCH
 VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
 
 
-def _empty_select(schema: pa.Schema) -> str:
+@functools.cache
+def _duck_types(schema: pa.Schema) -> tuple[tuple[str, str], ...]:
+    """(column, DuckDB type) of a schema, in order."""
     con = duckdb.connect()
     con.register("t", pa.Table.from_pylist([], schema=schema))
     cols = con.execute("DESCRIBE t").fetchall()
     con.close()
-    return "SELECT " + ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ, *_ in cols) + " WHERE false"
+    return tuple((name, typ) for name, typ, *_ in cols)
+
+
+def _empty_select(schema: pa.Schema) -> str:
+    cols = ", ".join(f"CAST(NULL AS {typ}) AS \"{name}\"" for name, typ in _duck_types(schema))
+    return f"SELECT {cols} WHERE false"
+
+
+def _complete_view(con: duckdb.DuckDBPyConnection, view: str, raw: str, schema: pa.Schema) -> None:
+    """`view` over `raw` with every column of the schema: a column that no file has yet (files
+    written before it was added) reads as NULL, so old lakes load without a rewrite."""
+    present = {r[0] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
+    wanted = _duck_types(schema)
+    cols = [f'"{n}"' if n in present else f'CAST(NULL AS {t}) AS "{n}"' for n, t in wanted]
+    cols += [f'"{n}"' for n in sorted(present - {n for n, _ in wanted})]  # columns newer than this code
+    select = f"SELECT {', '.join(cols)} FROM {raw}"
+    if view == "alerts":  # one row per alert: an escalation rewrites the alert with a higher revision
+        select += (" QUALIFY row_number() OVER (PARTITION BY alert_id "
+                   "ORDER BY coalesce(revision, 0) DESC, created_at DESC) = 1")
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
 
 
 # Sentiment series: one row per (time bucket, key) with volume, counts per sentiment, negative
-# share and mean score. `key_kind` is 'ticker' (a post counts once for each of its tickers),
+# share and mean score. `key_kind` is 'company' (a post counts once for each company key it
+# names; rows written before company keys existed fall back to their tickers), 'ticker',
 # 'topic', 'source', 'kind' or 'all'. Rows are deduplicated by id first, so an id that was
 # ingested twice (say by a stream and a backfill) counts once.
+#
+# `unit` says what volume and the sentiment counts count: 'story' (the default) counts each
+# near-duplicate story once per key, in the bucket of its first post for that key and with that
+# post's sentiment, so retweets and syndicated copies add to buzz (`posts`) but not to evidence;
+# 'post' counts every row (the behaviour before story de-duplication). Rows without a story_id
+# (older files) are their own story. `posts` always counts every row, `stories` = volume.
 SERIES_MACRO = """
-CREATE OR REPLACE MACRO sentiment_series(bucket_width, key_kind) AS TABLE
+CREATE OR REPLACE MACRO sentiment_series(bucket_width, key_kind, unit := 'story') AS TABLE
 WITH posts AS (
     SELECT * FROM enriched QUALIFY row_number() OVER (PARTITION BY id ORDER BY ingested_at) = 1
 ), keyed AS (
-    SELECT published_at, sentiment, sentiment_score,
-           unnest(CASE key_kind WHEN 'ticker' THEN tickers WHEN 'topic' THEN [topic]
-                                WHEN 'source' THEN [source] WHEN 'kind' THEN [kind] ELSE ['all'] END) AS key
+    SELECT id, published_at, sentiment, sentiment_score, coalesce(story_id, id) AS story,
+           unnest(CASE key_kind WHEN 'company' THEN coalesce(companies, tickers) WHEN 'ticker' THEN tickers
+                                WHEN 'topic' THEN [topic] WHEN 'source' THEN [source] WHEN 'kind' THEN [kind]
+                                ELSE ['all'] END) AS key
     FROM posts
+), counted AS (
+    SELECT *, unit = 'post' OR row_number() OVER (PARTITION BY key, story ORDER BY published_at, id) = 1 AS counts
+    FROM keyed
 )
 SELECT time_bucket(CAST(bucket_width AS INTERVAL), published_at) AS bucket, key,
-       count(*) AS volume,
-       count(*) FILTER (WHERE sentiment = 'negative') AS negatives,
-       count(*) FILTER (WHERE sentiment = 'neutral') AS neutrals,
-       count(*) FILTER (WHERE sentiment = 'positive') AS positives,
-       count(*) FILTER (WHERE sentiment = 'negative') / count(*) AS negative_share,
-       avg(sentiment_score) AS mean_score
-FROM keyed GROUP BY ALL
+       count(*) FILTER (WHERE counts) AS volume,
+       count(*) FILTER (WHERE counts AND sentiment = 'negative') AS negatives,
+       count(*) FILTER (WHERE counts AND sentiment = 'neutral') AS neutrals,
+       count(*) FILTER (WHERE counts AND sentiment = 'positive') AS positives,
+       count(*) FILTER (WHERE counts AND sentiment = 'negative')
+           / greatest(count(*) FILTER (WHERE counts), 1) AS negative_share,
+       avg(sentiment_score) FILTER (WHERE counts) AS mean_score,
+       count(*) AS posts
+FROM counted GROUP BY ALL
 """
 
 
@@ -70,22 +105,21 @@ def connect(lake: str | Path, as_of: int | datetime | None = None,
     con = duckdb.connect(":memory:")
     for name, schema in VIEWS.items():
         snap = tables.snapshot(lake, name, as_of)
-        view = "enriched_versions" if name == "enriched" else name
+        raw = f"_{name}_raw"
         if is_remote(lake):
             if snap.files:
-                con.register(f"_{view}_files", tables.arrow_dataset(lake, snap))
-                con.execute(f"CREATE VIEW {view} AS SELECT * FROM _{view}_files")
+                con.register(f"_{name}_files", tables.arrow_dataset(lake, snap))
+                con.execute(f"CREATE VIEW {raw} AS SELECT * FROM _{name}_files")
             else:
-                con.execute(f"CREATE VIEW {view} AS {_empty_select(schema)}")
-            if name == "enriched":
-                _model_view(con, snap.rescored, model_version)
-            continue
-        files = [Path(f) for f in snap.files]
-        # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
-        # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
-        options = "hive_partitioning=false, union_by_name=true"
-        if not files or len(create_parquet_view(con, view, files, options)) == len(files):
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_empty_select(schema)}")
+                con.execute(f"CREATE VIEW {raw} AS {_empty_select(schema)}")
+        else:
+            files = [Path(f) for f in snap.files]
+            # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
+            # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
+            options = "hive_partitioning=false, union_by_name=true"
+            if not files or len(create_parquet_view(con, raw, files, options)) == len(files):
+                con.execute(f"CREATE OR REPLACE VIEW {raw} AS {_empty_select(schema)}")
+        _complete_view(con, "enriched_versions" if name == "enriched" else name, raw, schema)
         if name == "enriched":
             _model_view(con, snap.rescored, model_version)
     con.execute(SERIES_MACRO)

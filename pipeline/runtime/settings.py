@@ -60,10 +60,21 @@ class StreamSettings(BaseSettings):
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 (see models/inference.py)
     max_message_bytes: int = 1024 * 1024
-    poll_records: int = 500  # records per partition per poll
-    # A bundle (one commit) holds at least flush_seconds of data or flush_rows rows, whichever first
-    flush_seconds: float = 1.0
-    flush_rows: int = 5000
+    poll_records: int = 500  # most records one partition reads in one bundle
+    # A bundle reads at most this many records over all partitions, then commits: the bound on
+    # the first commit's delay on a backlog and on the latency at steady load (README, Latency).
+    bundle_records: int = Field(default=256, ge=1)
+    # The time a bundle aims for: its record limit follows the measured pace (sources/kafka.py,
+    # BundleBudget), and after this a bundle stops waiting on empty partitions.
+    bundle_seconds: float = Field(default=1.0, gt=0)
+    bundle_initial: int = Field(default=32, ge=1)  # records of the first bundle, before the pace is known
+    metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz (off unless set; 0 = any free port)
+    metrics_host: str = "127.0.0.1"
+    stalled_after: float = 120.0  # /readyz fails when the last commit is older than this while there is lag
+    # ... and at least flush_seconds of data per partition or flush_rows rows, whichever first (within
+    # that bound): a trickle then makes one commit (one small file per table) a second, not one a poll
+    flush_seconds: float = Field(default=1.0, ge=0)
+    flush_rows: int = Field(default=5000, ge=1)
     optimize_every: float = 600.0  # background compaction + vacuum of the lake, seconds (0: off)
     batch_size: int = 512  # texts handed to the model handler at once
     max_records: int | None = None

@@ -5,12 +5,19 @@ consumer (one per partition per worker, never reopened per poll), claims and emi
 then defers the remainder: on FnApiRunner that ends the bundle, so downstream writes and commits
 every poll. Restrictions are never split except for that checkpoint, which keeps each partition's
 commits in order. `--max-records` / `--idle-exit` finish restrictions by claiming their end.
+
+A bundle holds one poll of every partition, so without a bound its size grew with the partition
+count (6 partitions x 500 records: 3,000 records enriched before the first commit on a backlog).
+`BundleBudget` caps the records of one bundle across all partitions, adapts that cap to the time
+a bundle takes, and stops waiting on empty partitions, so a stream starting on a backlog commits
+within seconds and keeps committing while it catches up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -24,27 +31,21 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
 from finpulse.pipeline.lake.commit import Lake, source_key
-from finpulse.pipeline.messages import Coordinates, PartitionDesc, RawMessage
+from finpulse.pipeline.messages import (  # noqa: F401 (OFFSET_MASK: re-exported for callers of this module)
+    OFFSET_MASK,
+    Coordinates,
+    PartitionDesc,
+    RawMessage,
+    split_position,
+    to_position,
+)
+from finpulse.pipeline.runtime import metrics
 from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 from finpulse.schemas.errors import EX_TEMPFAIL
 
 log = logging.getLogger(__name__)
 END = sys.maxsize
 
-# Positions are Kafka offsets tagged with a log epoch: position = epoch << 40 | offset.
-# If a partition's log is reset below our position (topic recreated, or an in-memory broker
-# restarted empty) Kafka hands back lower offsets; we then move to the next epoch, so the new
-# log's records still get fresh, increasing positions and are neither skipped nor duplicated.
-EPOCH_SHIFT = 40
-OFFSET_MASK = (1 << EPOCH_SHIFT) - 1
-
-
-def to_position(epoch: int, offset: int) -> int:
-    return (epoch << EPOCH_SHIFT) | offset
-
-
-def split_position(position: int) -> tuple[int, int]:
-    return position >> EPOCH_SHIFT, position & OFFSET_MASK
 
 
 @dataclass
@@ -81,6 +82,71 @@ class StopControl:
         if self.max_records is not None and self.emitted >= self.max_records:
             return True
         return self.idle_exit is not None and self.idle_since is not None and time.monotonic() - self.idle_since > self.idle_exit
+
+
+@dataclass
+class BundleBudget:
+    """What one bundle may read: at most `limit` records over all partitions, and no waiting on
+    empty partitions once `seconds` have passed since the bundle started.
+
+    The limit is bounded by rows and adapted to time: it starts at `initial` records, and after
+    each bundle whose demand filled it, it moves to what the last bundle cycle processed per
+    second x `seconds` (at most doubling per bundle, never above `records`). So a stream starting
+    on a backlog commits a small first bundle within seconds on any machine, and bundles grow to
+    `records` where the hardware keeps them within about `seconds`: the latency bound holds on a
+    slow or busy CPU too, and a fast one gets full model batches.
+
+    Each partition's call gets a fair share (the limit / the partitions that had records in the
+    previous bundle), never more than what is left, so the bound holds whatever the number of
+    partitions while one busy partition still gets the whole budget. Partitions the budget could
+    not serve count as wanting, so the next bundle shares fairly again: nobody starves.
+    """
+
+    records: int  # the cap on any bundle
+    seconds: float
+    partitions: int
+    initial: int = 32
+    limit: int = 0
+    left: int = 0
+    began: float | None = None
+    deadline: float = 0.0
+    share: int = 0
+    wanting: int = -1  # partitions that had records (or got none of the budget) in this bundle; -1: none yet
+    saturated: bool = False  # demand filled this bundle's limit (a partition used its whole grant or got none)
+    largest: int = 0  # most records read by one bundle so far (for tests and the log)
+
+    def start(self, now: float) -> None:
+        if self.began is None:
+            self.limit = max(1, min(self.records, self.initial))
+        elif self.saturated:
+            used, cycle = self.limit - self.left, now - self.began
+            paced = self.limit * 2 if cycle <= 0 else int(used * self.seconds / cycle)
+            self.limit = max(1, min(self.records, self.limit * 2, max(paced, min(self.records, 16))))
+        previous = self.wanting if self.wanting > 0 else self.partitions
+        self.share = max(1, math.ceil(self.limit / max(1, min(previous, self.partitions))))
+        self.left, self.began, self.deadline = self.limit, now, now + self.seconds
+        self.wanting, self.saturated = 0, False
+
+    def grant(self) -> int:
+        """Records the next partition may read in this bundle (0: defer it to the next bundle)."""
+        granted = min(self.share, self.left)
+        if granted == 0:
+            self.wanting += 1
+            self.saturated = True
+        return granted
+
+    def poll_timeout_ms(self, now: float, idle_ms: int = 250) -> int:
+        """How long a poll may wait for records: nothing once the bundle's time is up."""
+        return max(0, min(idle_ms, round((self.deadline - now) * 1000)))
+
+    def spend(self, n: int, granted: int | None = None) -> None:
+        """`n` records read after a grant of `granted` (a full grant means the partition had more)."""
+        self.left -= n
+        if n:
+            self.wanting += 1
+        if granted is not None and n >= granted:
+            self.saturated = True
+        self.largest = max(self.largest, self.limit - self.left)
 
 
 _STOPS: dict[str, StopControl] = {}
@@ -177,8 +243,9 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         yield restriction
 
     def __init__(self, client_config: dict[str, Any], lake: str, run_id: str, poll_records: int, max_message_bytes: int,
-                 max_records: int | None, idle_exit: float | None, flush_seconds: float = 1.0,
-                 flush_rows: int = 5000) -> None:
+                 max_records: int | None, idle_exit: float | None, bundle_records: int = 256,
+                 bundle_seconds: float = 1.0, partitions: int = 1, bundle_initial: int = 32,
+                 flush_seconds: float = 1.0, flush_rows: int = 5000) -> None:
         self._config = client_config
         self._lake = lake
         self._run_id = run_id
@@ -189,11 +256,20 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         self._flush_seconds = flush_seconds
         self._flush_rows = flush_rows
         self._last_wait_log = 0.0
+        self._bundle_records = bundle_records
+        self._bundle_seconds = bundle_seconds
+        self._partitions = partitions
+        self._bundle_initial = bundle_initial
 
     def setup(self) -> None:
         self._stop = stop_control(self._run_id, self._max_records, self._idle_exit)
+        self._budget = BundleBudget(self._bundle_records, self._bundle_seconds, self._partitions,
+                                    initial=self._bundle_initial)
         with _CONSUMER_LOCK:
             self._watch = _WATCHES.setdefault(self._run_id, TopicWatch())
+
+    def start_bundle(self) -> None:
+        self._budget.start(time.monotonic())
 
     def _consumer(self, desc: PartitionDesc):
         from kafka import KafkaConsumer, TopicPartition
@@ -228,24 +304,30 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             tracker.try_claim(restriction.stop - 1)  # finish: nothing more from this partition in this run
             return
         self._watch.check(self._config, element.topic, self._stop)
+        granted = self._budget.grant()
+        if granted == 0:  # this bundle has read its share: the partition is read first thing next bundle
+            tracker.defer_remainder(Duration.of(0))
+            return
         entry = self._consumer(element)
         consumer, tp = entry["consumer"], entry["tp"]
         epoch, expected = split_position(restriction.start)
         if entry["reset"] is not None and entry["reset"][0] > epoch:
             epoch, expected = entry["reset"]  # a detected log reset we have not read from yet
-        # Flush policy: this call (one bundle for this partition) keeps polling until it holds
-        # flush_rows records or flush_seconds have passed since this partition's last bundle,
-        # so a trickle makes one commit per flush_seconds instead of one per poll.
+        # Flush policy (on top of the bundle budget, which caps a bundle at `granted` records for
+        # this partition): keep polling until this partition's bundle holds flush_rows records or
+        # flush_seconds have passed since its last bundle, so a trickle makes one commit per
+        # flush_seconds instead of one per poll (one small file per table per poll otherwise).
         since_flush = entry.setdefault("flushed", time.monotonic())
         emitted = 0
         while True:
             if entry["next"] != to_position(epoch, expected):
                 consumer.seek(tp, expected)
                 entry["next"] = to_position(epoch, expected)
-            remaining_ms = int(max(0.0, since_flush + self._flush_seconds - time.monotonic()) * 1000)
+            now = time.monotonic()
+            remaining_ms = int(max(0.0, since_flush + self._flush_seconds - now) * 1000)
+            wait_ms = min(250, remaining_ms) if emitted else self._budget.poll_timeout_ms(now)
+            room = min(self._poll_records, granted - emitted, max(1, self._flush_rows - emitted))
             try:
-                room = min(self._poll_records, max(1, self._flush_rows - emitted))
-                wait_ms = min(250, remaining_ms) if emitted else 250
                 batch = consumer.poll(timeout_ms=wait_ms, max_records=room).get(tp, [])
             except Exception as exc:  # noqa: BLE001 - the broker may be away; keep retrying with backoff
                 self._log_waiting(element, f"poll failed: {exc}")
@@ -255,6 +337,9 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                 self._log_reset(element, expected, batch[0].offset, epoch)
             # an empty poll while a bundle is filling is not idleness (its rows are not even enriched yet)
             allowed = self._stop.take(len(batch)) if batch or not emitted else 0
+            self._budget.spend(allowed, room if len(batch) >= room and emitted + allowed >= granted else None)
+            if batch:
+                metrics.observe_highwater(element.topic, element.partition, consumer.highwater(tp))
             source = source_key(element.topic, element.partition)
             for rec in batch[:allowed]:
                 position = to_position(epoch, rec.offset)
@@ -262,7 +347,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                     return
                 entry["next"] = position + 1
                 entry["reset"] = None
-                coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset, timestamp_ms=rec.timestamp)
+                coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset,
+                                     timestamp_ms=rec.timestamp)
                 yield RawMessage(coords, rec.value, source, position)
             emitted += allowed
             if allowed:  # remember only the last record: it is what a later log check re-reads
@@ -273,8 +359,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             if not batch and not emitted:
                 self._verify_log(element, entry, epoch, expected)
                 break
-            if (emitted >= self._flush_rows or time.monotonic() - since_flush >= self._flush_seconds
-                    or self._stop.should_stop()):
+            if (emitted >= granted or emitted >= self._flush_rows or self._stop.should_stop()
+                    or time.monotonic() - since_flush >= self._flush_seconds):
                 break
             if batch:
                 epoch, expected = split_position(entry["next"])
