@@ -100,7 +100,7 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
            bundle_records, bundle_seconds, metrics_port, metrics_host, source, expansion_service, expansion_jar,
-           verbose, beam_args) -> None:
+           flush_seconds, flush_rows, optimize_every, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""

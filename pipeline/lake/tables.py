@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 SCHEMAS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
 PARTITION = "date"
 RESCORED_PROPERTY = "finpulse.rescored"  # table property set by the first rescore
-COMMIT_RETRIES = 30  # delta-rs re-tries a commit whose version was taken by a concurrent writer
+COMMIT_RETRIES = 30
+METADATA_RETRIES = 5  # re-reads after losing a race on a metadata change (table creation, new column)  # delta-rs re-tries a commit whose version was taken by a concurrent writer
 
 
 def storage_options(root: str | Path) -> dict[str, str]:
@@ -177,19 +178,31 @@ def append(
         custom_metadata=dict(metadata or {}) or None,
         max_commit_retries=COMMIT_RETRIES,
     )
-    # merging schemas costs a third of a small commit; only ask for it when a column is new
-    known = {f.name for f in dt.schema().fields} if dt is not None else set()
-    merge = dt is None or bool(set(data.schema.names) - known)
-    write_deltalake(
-        dt if dt is not None else table_uri(root, table),
-        data,
-        mode="append",
-        partition_by=[PARTITION],
-        schema_mode="merge" if merge else None,
-        storage_options=None if dt is not None else storage_options(root) or None,
-        commit_properties=props,
-        writer_properties=WriterProperties(compression="ZSTD"),  # as the previous layout: ~half snappy's size
-    )
+    for attempt in range(METADATA_RETRIES):
+        # merging schemas costs a third of a small commit; only ask for it when a column is new
+        known = {f.name for f in dt.schema().fields} if dt is not None else set()
+        merge = dt is None or bool(set(data.schema.names) - known)
+        try:
+            write_deltalake(
+                dt if dt is not None else table_uri(root, table),
+                data,
+                mode="append",
+                partition_by=[PARTITION],
+                schema_mode="merge" if merge else None,
+                storage_options=None if dt is not None else storage_options(root) or None,
+                commit_properties=props,
+                writer_properties=WriterProperties(compression="ZSTD"),  # as the previous layout: ~half snappy's size
+            )
+            return
+        except Exception as exc:  # noqa: BLE001 - delta-rs's CommitFailedError is not importable by a stable name
+            # Two writers creating the table (or adding a column) at once: the loser's metadata
+            # action conflicts and is not re-tried by delta-rs. Nothing was committed, so read the
+            # table as it is now and append again (with no schema change if none is needed).
+            if "Metadata changed" not in str(exc) or attempt == METADATA_RETRIES - 1:
+                raise
+            if isinstance(data, pa.RecordBatchReader):
+                raise  # a stream cannot be replayed (migrate runs alone)
+            dt = open_table(root, table)
 
 
 def transaction_versions(root: str | Path, table: str, app_ids: Sequence[str], dt=None) -> dict[str, int]:
