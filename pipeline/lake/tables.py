@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 SCHEMAS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
 PARTITION = "date"
 RESCORED_PROPERTY = "finpulse.rescored"  # table property set by the first rescore
-COMMIT_RETRIES = 30
-METADATA_RETRIES = 5  # re-reads after losing a race on a metadata change (table creation, new column)  # delta-rs re-tries a commit whose version was taken by a concurrent writer
+COMMIT_RETRIES = 30  # delta-rs re-tries a commit whose version was taken by a concurrent writer
+METADATA_RETRIES = 5  # re-reads after losing a race on a metadata change (table creation, new column)
 
 
 def storage_options(root: str | Path) -> dict[str, str]:
