@@ -165,7 +165,7 @@ def test_backfill_and_stream_into_an_s3_lake(s3, broker, tmp_path):
     stats = run_query(stream_url, "select count(*) n, count(distinct id) d, count(distinct kafka_partition) p from enriched")
     assert stats.to_pylist()[0] == {"n": 150, "d": 150, "p": 3}
     assert not ObjectStorage(stream_url).list("", ".lease")  # released at the end
-    series = run_query(stream_url, "select sum(volume) v from sentiment_series('1 day', 'all')").to_pylist()[0]
+    series = run_query(stream_url, "select sum(posts) v from sentiment_series('1 day', 'all')").to_pylist()[0]
     assert series == {"v": 150}
 
 
