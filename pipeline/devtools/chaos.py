@@ -71,7 +71,8 @@ def install_kill_point(point: str, after: int) -> None:
                 buf = io.BytesIO()
                 pq.write_table(data.drop_columns(["date"]), buf, compression="zstd")
                 uri = getattr(table_or_uri, "table_uri", table_or_uri)  # a loaded DeltaTable or a path
-                path = Path(str(uri).removeprefix("file://")) / f"date={data.column('date')[0]}" / "part-00000-torn.parquet"
+                folder = Path(str(uri).removeprefix("file://")) / f"date={data.column('date')[0]}"
+                path = folder / "part-00000-torn.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "wb") as fh:
                     fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
