@@ -20,8 +20,10 @@ from finpulse.dashboard import charts, queries
 from finpulse.dashboard.filters import PRESETS, Filters, preset_range
 from finpulse.dashboard.highlight import highlight_html
 from finpulse.dashboard.store import LakeStatus, LakeStore, open_store
+from finpulse.pipeline.lake import tables
+from finpulse.pipeline.lake.storage import is_remote
 
-VIEWS = ["Overview", "Trends", "Alerts", "Movers", "Topics", "Posts"]
+VIEWS = ["Overview", "Trends", "Alerts", "Movers", "Topics", "Posts", "Models"]
 SENTIMENT_ICON = {"negative": "🔴", "neutral": "⚪", "positive": "🟢"}
 PAGE_ROWS = 200
 
@@ -233,8 +235,25 @@ def posts_view(store: LakeStore, f: Filters) -> None:
     post_cards(page)
 
 
+def models_view(store: LakeStore, f: Filters) -> None:
+    """Two model versions over the same period (after `finpulse rescore`): where they agree."""
+    st.subheader("Model versions compared")
+    versions = queries.model_versions(store)
+    if len(versions) < 2:
+        st.info("Only one model version has scored this lake. Rescore a period with another registry "
+                "(`finpulse rescore --lake DIR --registry R --since T --until T`) to compare them here.")
+        return
+    a = st.selectbox("Model A", versions, index=1)
+    b = st.selectbox("Model B", versions, index=0)
+    table = queries.compare_models(store, a, b, f)
+    agree = int(table.loc[table.sentiment_a == table.sentiment_b, "posts"].sum()) if len(table) else 0
+    total = int(table["posts"].sum()) if len(table) else 0
+    st.metric("Same sentiment from both", f"{agree:,} of {total:,}")
+    st.dataframe(table, hide_index=True)
+
+
 RENDER = {"Overview": overview, "Trends": trends, "Alerts": alerts_view, "Movers": movers_view,
-          "Topics": topics_view, "Posts": posts_view}
+          "Topics": topics_view, "Posts": posts_view, "Models": models_view}
 
 
 def main_area(store: LakeStore, had_posts: bool) -> None:
@@ -281,8 +300,8 @@ def main() -> None:
     apply_link(st.query_params, st.session_state)
     path = lake_path()
     st.title("finpulse · financial opinion monitor")
-    if not os.path.isdir(path):
-        st.error(f"The lake directory `{path}` does not exist. Start a stream or backfill that writes to it "
+    if not (tables.exists(path) if is_remote(path) else os.path.isdir(path)):
+        st.error(f"The lake `{path}` does not exist. Start a stream or backfill that writes to it "
                  "(`finpulse stream --lake DIR`), or open another one with `finpulse dashboard --lake DIR`.")
         return
     store = open_store(path)

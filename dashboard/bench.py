@@ -14,14 +14,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from finpulse.dashboard import queries
 from finpulse.dashboard.filters import Filters, preset_range
 from finpulse.dashboard.store import LakeStore
 from finpulse.pipeline.devtools.generator import COMPANIES, generate_posts
-from finpulse.schemas.arrow import ALERT_SCHEMA, ENRICHED_SCHEMA
+from finpulse.pipeline.lake import tables
 
 TOPICS = ["Company | Product News", "Stock Commentary", "Earnings", "Analyst Update", "M&A | Investments",
           "Macro", "Legal | Regulation", "Markets", "Energy | Oil", "Dividend"]
@@ -74,9 +72,7 @@ def generate_lake(lake: Path, rows: int, files: int = 400, days: int = 365, seed
                                     "positive": 0.8 if s == "positive" else 0.1},
                 "topic": TOPICS[int(picks[i]) % len(TOPICS)], "topic_score": 0.9, "entities": entities,
                 "model_version": "synthetic", "kafka_topic": "news", "kafka_partition": 0, "kafka_offset": f * per_file + i})
-        folder = lake / "enriched" / f"date={t0:%Y-%m-%d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(records, schema=ENRICHED_SCHEMA), folder / f"bench-{f:05d}.parquet")
+        tables.append(lake, "enriched", tables.rows_table("enriched", records, [f"{t0:%Y-%m-%d}"] * len(records)))
     alerts = []
     for k in range(60):
         ws = start + timedelta(days=days * k / 60)
@@ -86,8 +82,7 @@ def generate_lake(lake: Path, rows: int, files: int = 400, days: int = 365, seed
                        "observed_share": 0.75, "baseline_share": 0.3, "ratio": 2.5, "delta": 0.45, "z": 6.0,
                        "p_value": 1e-7, "severity": ["medium", "high", "critical"][k % 3], "example_ids": [],
                        "created_at": ws + timedelta(hours=1)})
-    (lake / "alerts").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(alerts, schema=ALERT_SCHEMA), lake / "alerts" / "alerts-bench.parquet")
+    tables.append(lake, "alerts", tables.rows_table("alerts", alerts, [f"{a['created_at']:%Y-%m-%d}" for a in alerts]))
 
 
 def time_queries(store: LakeStore, f: Filters, repeat: int = 3) -> dict[str, float]:
@@ -121,11 +116,11 @@ def time_queries(store: LakeStore, f: Filters, repeat: int = 3) -> dict[str, flo
 
 def run(lake: Path, rows: int, browser: bool = True) -> dict:
     result: dict = {"rows": rows}
-    if not (lake / "enriched").is_dir():
+    if tables.open_table(lake, "enriched") is None:
         t = time.perf_counter()
         generate_lake(lake, rows)
         result["generate_s"] = round(time.perf_counter() - t, 1)
-    files = list((lake / "enriched").rglob("*.parquet"))
+    files = [Path(f) for f in tables.snapshot(lake, "enriched").files]
     result["files"] = len(files)
     result["lake_mb"] = round(sum(p.stat().st_size for p in files) / 1e6, 1)
     store = LakeStore(lake)

@@ -215,3 +215,27 @@ def export_csv(store: LakeStore, f: Filters) -> bytes:
                                     to_json(entity_sentiment) AS entity_sentiment, url
                              FROM posts WHERE {clause} ORDER BY published_at, id""", params, cache=False)
     return df.to_csv(index=False).encode("utf-8")
+
+
+def model_versions(store: LakeStore) -> list[str]:
+    """Model versions with rows in the lake, newest first (more than one after a `finpulse rescore`)."""
+    from finpulse.pipeline.lake.query import run_query
+
+    rows = run_query(store.root, "select model_version, max(ingested_at) t from enriched_versions "
+                                 "group by 1 order by t desc")
+    return [r["model_version"] for r in rows.to_pylist()]
+
+
+def compare_models(store: LakeStore, a: str, b: str, f: Filters) -> pd.DataFrame:
+    """Posts of the period scored by both model versions: how many got each (sentiment by a,
+    sentiment by b) pair, with the mean score change. Read from the lake's table itself (every
+    model's row of an id), not the store, which holds one row per id."""
+    from finpulse.pipeline.lake.query import run_query
+
+    table = run_query(store.root, """
+        select x.sentiment as sentiment_a, y.sentiment as sentiment_b, count(*) as posts,
+               avg(y.sentiment_score - x.sentiment_score) as mean_score_change
+        from enriched_versions x join enriched_versions y using (id)
+        where x.model_version = ? and y.model_version = ? and x.published_at >= ? and x.published_at < ?
+        group by all order by 1, 2""", [a, b, f.start, f.end])
+    return table.to_pandas()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from finpulse.pipeline.lake.storage import is_remote
+
 APP = Path(__file__).with_name("app.py")
 
 
@@ -14,4 +16,4 @@ def streamlit_args(lake: str, port: int, host: str) -> list[str]:
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
             "--global.developmentMode", "false", "--client.toolbarMode", "minimal",
-            "--", "--lake", os.path.abspath(lake)]
+            "--", "--lake", lake if is_remote(lake) else os.path.abspath(lake)]

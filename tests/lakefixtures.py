@@ -1,12 +1,11 @@
-"""Hand-made lakes with known contents, for tests that check exact numbers."""
+"""Hand-made lakes with known contents, for tests that check exact numbers (one Delta commit per call)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from finpulse.pipeline.lake.commit import write_parquet
-from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
+from finpulse.pipeline.lake import tables
 from finpulse.schemas.records import AlertRecord, DeadLetter, EnrichedRecord
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -24,20 +23,23 @@ def post(id: str, minutes: float, sentiment: str = "neutral", tickers: tuple[str
         topic=topic, topic_score=0.9, entities=entities or [], model_version="test").model_dump()
 
 
+def _commit(lake: Path, table: str, rows: list[dict], date: str = "2026-03-02") -> Path:
+    """One commit of `rows` to `table`; returns the data file it added."""
+    before = set(tables.snapshot(lake, table).files)
+    tables.append(lake, table, tables.rows_table(table, rows, [date] * len(rows)))
+    (added,) = set(tables.snapshot(lake, table).files) - before
+    return Path(added)
+
+
 def write_posts(lake: Path, rows: list[dict], name: str = "part-0") -> Path:
-    path = Path(lake) / "enriched" / "date=2026-03-02" / f"{name}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet(path, rows, ENRICHED_SCHEMA)
-    return path
+    """Commit enriched rows (`name` is kept for readability of the tests; Delta names the file)."""
+    return _commit(Path(lake), "enriched", rows)
 
 
 def write_dead_letters(lake: Path, n: int) -> Path:
     rows = [DeadLetter(raw=b"{not json", raw_size=9, error="invalid JSON", stage="parse", ingested_at=T0,
                        kafka_topic="news", kafka_partition=0, kafka_offset=i).model_dump() for i in range(n)]
-    path = Path(lake) / "deadletter" / "date=2026-03-02" / "dl-0.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet(path, rows, DEADLETTER_SCHEMA)
-    return path
+    return _commit(Path(lake), "deadletter", rows)
 
 
 def write_alert(lake: Path, key: str, start_minutes: float, severity: str = "high", name: str = "alerts-0") -> Path:
@@ -46,7 +48,4 @@ def write_alert(lake: Path, key: str, start_minutes: float, severity: str = "hig
                         window_start=start, window_end=start + timedelta(hours=1), volume=30, negatives=20,
                         observed_share=20 / 30, baseline_share=0.2, ratio=3.3, delta=0.47, z=5.0, p_value=1e-6,
                         severity=severity, example_ids=[], created_at=start + timedelta(hours=1))
-    path = Path(lake) / "alerts" / f"{name}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet(path, [alert.model_dump()], ALERT_SCHEMA)
-    return path
+    return _commit(Path(lake), "alerts", [alert.model_dump()])

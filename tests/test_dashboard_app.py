@@ -53,7 +53,7 @@ def test_selecting_a_company_changes_the_counts(enriched_lake, monkeypatch):
     assert metric(at, "Negative share") == f"{negatives / expected:.1%}"
 
 
-@pytest.mark.parametrize("view", ["Trends", "Alerts", "Movers", "Topics", "Posts"])
+@pytest.mark.parametrize("view", ["Trends", "Alerts", "Movers", "Topics", "Posts", "Models"])
 def test_every_view_renders(enriched_lake, monkeypatch, view):
     at = open_app(enriched_lake, monkeypatch, view=view)
     assert not at.exception and not at.error
@@ -109,7 +109,8 @@ def test_new_rows_and_corrupt_files(tmp_path, monkeypatch):
     write_posts(tmp_path, [post("p1", 0, "negative", ("KO",)), post("p2", 1, "positive", ("KO",))])
     at = open_app(tmp_path, monkeypatch)
     assert metric(at, "Posts in range") == "2"
-    (tmp_path / "enriched" / "date=2026-03-02" / "torn.parquet").write_bytes(b"PAR1\x00\x00")
+    torn = write_posts(tmp_path, [post("torn", 3, "neutral", ("KO",))], name="torn")
+    torn.write_bytes(b"PAR1\x00\x00")  # broken after its commit
     write_posts(tmp_path, [post("p3", 2, "neutral", ("KO",))], name="part-1")
     at.run()
     assert metric(at, "Posts in range") == "3"

@@ -163,7 +163,8 @@ def test_refresh_loads_only_new_files_and_counts_duplicate_ids_once(store, lake)
 
 
 def test_unreadable_files_are_skipped_and_reported(store, lake):
-    bad = lake / "enriched" / "date=2026-03-02" / "broken.parquet"
+    """A committed file broken on disk afterwards (bad disk, stray copy over it) is skipped."""
+    bad = write_posts(lake, [post("gone", 40, "neutral")], name="part-3")
     bad.write_bytes(b"PAR1 this is not parquet")
     write_posts(lake, [post("later", 30, "neutral")], name="part-2")
     store.refresh()

@@ -25,6 +25,13 @@ from finpulse.pipeline.lake.query import run_query
 pytestmark = pytest.mark.slow
 
 
+def tables_empty(lake: Path) -> bool:
+    """No source position recorded and no row in any table (the tables may not even exist)."""
+    from finpulse.pipeline.lake import tables
+
+    return all(not tables.snapshot(lake, t).files for t in tables.SCHEMAS)
+
+
 def assert_exactly_once(result: dict) -> None:
     assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0), result
     assert result["rows"] == result["expected"] > 0, result
@@ -129,10 +136,12 @@ def all_files_readable(lake: Path) -> bool:
 
 def test_full_disk_pauses_the_stream_and_it_resumes_when_space_returns(broker, small_mount, tmp_path):
     """1,500 posts of ~3 KB into a 1 MiB lake: the stream stops writing, says why, stays alive,
-    and never leaves a partial file in view; after the volume grows every id lands once."""
+    and never leaves a partial file in view; after the volume grows every id lands once.
+    (--flush-rows 100: a bundle is one file per table for all partitions, so bundles of the
+    default 500 rows a partition, ~2 MB compressed, would not fit the disk even once.)"""
     lake = small_mount / "lake"
     Producer(broker.bootstrap, "full-news", feed("d", limit=1500, pad_bytes=3000), None).run()
-    proc = StreamProcess(broker.bootstrap, ["full-news"], lake, log=tmp_path / "run.log")
+    proc = StreamProcess(broker.bootstrap, ["full-news"], lake, "--flush-rows", "100", log=tmp_path / "run.log")
     try:
         wait_until(lambda: "cannot be written (No space left on device)" in proc.output(), 900, "the disk-full report")
         assert proc.alive(), proc.output()[-3000:]
@@ -170,32 +179,41 @@ def test_read_only_lake_stops_the_stream_before_consuming_and_queries_still_work
 
 
 def test_corrupt_parquet_files_are_skipped_by_queries_and_quarantined(tmp_path):
+    """Four committed data files broken on disk afterwards (a bad disk, a stray copy over them):
+    queries and alerts skip them, lake-check names them, --quarantine moves them aside and drops
+    them from the table log."""
     from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
     from finpulse.pipeline.devtools.chaos import alert_feed
     from finpulse.pipeline.cli.main import main
-    from finpulse.pipeline.lake.commit import Lake
+    from finpulse.pipeline.lake import tables
+    from finpulse.pipeline.lake.commit import Lake, Row
 
     lake = Lake(tmp_path)
     for rows in alert_feed(44, 2):
         lake.commit("chaos", rows[0].position, rows[-1].position + 1, rows)
     good = lake_rows(tmp_path)
-    folder = tmp_path / "enriched" / "date=2026-11-02"
-    real = next(folder.glob("*.parquet")).read_bytes()
-    (folder / "garbage.parquet").write_bytes(b"not parquet at all" * 100)
-    (folder / "empty.parquet").write_bytes(b"")
-    (folder / "truncated.parquet").write_bytes(real[: len(real) // 2])
-    (folder / "bad-footer.parquet").write_bytes(real[:-12] + b"\x00" * 8 + b"PAR1")
+    real = Path(tables.snapshot(tmp_path, "enriched").files[0]).read_bytes()
+    broken = []
+    for k, damage in enumerate((lambda b: b"not parquet at all" * 100, lambda b: b"", lambda b: b[: len(b) // 2],
+                                lambda b: b[:-12] + b"\x00" * 8 + b"PAR1")):
+        before = set(tables.snapshot(tmp_path, "enriched").files)
+        extra = Row("enriched", {**alert_feed(1, 1)[0][0].data, "id": f"doomed-{k}"}, "extra", k, "2026-11-02")
+        lake.commit("extra", k, k + 1, [extra])
+        (added,) = set(tables.snapshot(tmp_path, "enriched").files) - before
+        Path(added).write_bytes(damage(real))
+        broken.append(added)
     assert lake_rows(tmp_path) == good  # the good files stay queryable
     assert len(evaluate(tmp_path, AlertSettings())) == 2  # and alerts still work on them
     runner = CliRunner()
     out = runner.invoke(main, ["lake-check", "--lake", str(tmp_path)])
-    assert out.exit_code == 1 and len(json.loads(out.stdout)["bad_files"]) == 4
+    assert out.exit_code == 1 and sorted(b["file"] for b in json.loads(out.stdout)["bad_files"]) == sorted(broken)
     out = runner.invoke(main, ["lake-check", "--lake", str(tmp_path), "--quarantine"])
     assert out.exit_code == 0, out.output
     assert len(list((tmp_path / "_quarantine").rglob("*.parquet"))) == 4
     assert len(list((tmp_path / "_quarantine").rglob("*.reason.json"))) == 4
     assert runner.invoke(main, ["lake-check", "--lake", str(tmp_path)]).exit_code == 0
     assert lake_rows(tmp_path) == good
+    assert not set(broken) & set(tables.snapshot(tmp_path, "enriched").files)  # out of the log too
 
 
 # -- model faults -----------------------------------------------------------------------------
@@ -284,7 +302,7 @@ def test_broken_model_artifact_stops_the_stream_before_consuming(broker, tmp_pat
     assert proc.wait(120) == 1, proc.output()[-2000:]
     out = proc.output()
     assert EXPECTED[breakage] in out and "Traceback" not in out, out[-2000:]
-    assert not (lake / "_progress").exists() and not marker.exists()
+    assert tables_empty(lake) and not marker.exists()
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=topic, enable_auto_commit=False)
     try:
         assert consumer.committed(TopicPartition(topic, 0)) is None

@@ -9,19 +9,21 @@ texts were batched, so lakes can be compared row by row.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FINPULSE, posts, send
+from test_backfill import write_archives
+
 from finpulse.infra.broker import free_port, wait_for_port
 from finpulse.pipeline.jobs.backfill import run_backfill
+from finpulse.pipeline.lake import tables
+from finpulse.pipeline.lake.commit import Lake, source_key
 from finpulse.pipeline.lake.query import run_query
-from test_backfill import write_archives
+from finpulse.pipeline.sources.archive import archive_key
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +40,19 @@ def lake_content(lake) -> tuple[list, list]:
     return run_query(lake, ENRICHED).to_pylist(), run_query(lake, DEAD).to_pylist()
 
 
-def progress(lake: Path) -> dict[str, dict]:
-    return {f.stem: json.loads(f.read_text()) for f in (lake / "_progress").glob("*.json")}
+def ends(lake: Path, sources: list[str]) -> dict[str, int]:
+    """Each source's committed position, from the enriched table's Delta transactions."""
+    return Lake(lake).all_committed(sources)
+
+
+def kafka_sources(topic: str) -> list[str]:
+    return [source_key(topic, p) for p in range(3)]
+
+
+def writers(lake: Path) -> set[str]:
+    """The processes (host:pid) that made the ingest commits, from the commits' metadata."""
+    return {c["finpulse.writer"] for t in ("enriched", "deadletter") if (dt := tables.open_table(lake, t))
+            for c in dt.history() if "finpulse.writer" in c}
 
 
 def run_cli(*args: str, log: Path, timeout: float = 400) -> int:
@@ -93,8 +106,8 @@ def test_backfill_through_the_job_service_in_fresh_worker_processes_matches_the_
     assert len(enriched) == 150 and len(dead) == 1
     assert (enriched, dead) == lake_content(tmp_path / "local")
     # the rows were committed by worker processes, not by the process that submitted the job
-    writers = {int(s["writer"].rsplit(":", 1)[1]) for s in progress(portable_lake).values()}
-    assert writers and submitter not in writers
+    pids = {int(w.rsplit(":", 1)[1]) for w in writers(portable_lake)}
+    assert pids and submitter not in pids
 
 
 def test_bounded_stream_through_the_job_service_matches_the_local_stream(broker, job_service, tmp_path):
@@ -107,8 +120,8 @@ def test_bounded_stream_through_the_job_service_matches_the_local_stream(broker,
     assert len(enriched) == 240 and len({r["id"] for r in enriched}) == 240 and not dead
     assert {r["kafka_partition"] for r in enriched} == {0, 1, 2}
     assert (enriched, dead) == lake_content(tmp_path / "local")
-    assert {k: s["end"] for k, s in progress(tmp_path / "portable").items()} == \
-           {k: s["end"] for k, s in progress(tmp_path / "local").items()}
+    assert ends(tmp_path / "portable", kafka_sources("pt-news")) == ends(tmp_path / "local", kafka_sources("pt-news"))
+    assert sum(ends(tmp_path / "local", kafka_sources("pt-news")).values()) == 240
 
 
 def test_two_worker_processes_split_partitions_and_files_exactly_once(broker, tmp_path):
@@ -119,7 +132,7 @@ def test_two_worker_processes_split_partitions_and_files_exactly_once(broker, tm
             "--", *MULTI, log=tmp_path / "stream.log")
     stats = run_query(lake, "select count(*) n, count(distinct id) d, count(distinct kafka_partition) p from enriched")
     assert stats.to_pylist()[0] == {"n": 300, "d": 300, "p": 3}
-    assert sum(s["end"] for s in progress(lake).values()) == 300
+    assert sum(ends(lake, kafka_sources("mp-news")).values()) == 300
 
     archives = tmp_path / "archives"
     archives.mkdir()
@@ -130,6 +143,6 @@ def test_two_worker_processes_split_partitions_and_files_exactly_once(broker, tm
             *MULTI, log=tmp_path / "backfill.log")
     stats = run_query(backfill_lake, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0]
     assert stats == {"n": 180, "d": 180}
-    state = progress(backfill_lake)
-    assert sorted(s["end"] for s in state.values()) == [60, 60, 60]
-    assert len({s["writer"] for s in state.values()}) == 2, state  # two worker processes committed
+    state = ends(backfill_lake, [archive_key(str(p.resolve())) for p in archives.glob("*.jsonl")])
+    assert sorted(state.values()) == [60, 60, 60]
+    assert len(writers(backfill_lake)) == 2, writers(backfill_lake)  # two worker processes committed

@@ -14,18 +14,17 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
-from finpulse.schemas.errors import LakeLocked
 from click.testing import CliRunner
-
 from conftest import FINPULSE, posts, send
+from test_backfill import write_archives
+
 from finpulse.infra.broker import free_port, wait_for_port
-from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.cli.main import main
+from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.query import run_query
 from finpulse.pipeline.lake.storage import ObjectStorage
-from test_backfill import write_archives
+from finpulse.schemas.errors import LakeLocked
 
 NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -67,56 +66,70 @@ def count(url: str) -> dict:
 def test_commit_and_replay_on_s3(s3):
     url = s3()
     lake = Lake(url)
-    assert count(url) == {"n": 0, "d": 0}
     assert lake.commit("kafka.t.0", 0, 3, dl_rows("kafka.t.0", [0, 1, 2])) == 3
     assert lake.commit("kafka.t.0", 1, 5, dl_rows("kafka.t.0", [1, 2, 3, 4])) == 2
     assert lake.commit("kafka.t.0", 0, 5, dl_rows("kafka.t.0", range(5))) == 0
-    assert count(url) == {"n": 5, "d": 5} and Lake(url).all_committed() == {"kafka.t.0": 5}
-    assert lake.storage.list("_staging") == []
+    assert count(url) == {"n": 5, "d": 5} and Lake(url).all_committed(["kafka.t.0"]) == {"kafka.t.0": 5}
+    assert lake.storage.list("deadletter/_delta_log", ".json") and not lake.storage.list("_progress")
 
 
-def test_crash_after_the_commit_point_is_rolled_forward_without_duplicates(s3, monkeypatch):
+def test_the_s3_server_enforces_put_if_absent_and_racing_writers_lose_nothing(s3):
+    """delta-rs commits on S3 by writing the next log entry with `If-None-Match: *`; this moto
+    server refuses a second such PUT (412), so two writers racing for a version cannot both win:
+    the loser re-tries on the next version and every row is kept."""
+    import threading
+
+    import boto3
+    from botocore.exceptions import ClientError
+
     url = s3()
-    original = Lake._write_progress
+    endpoint = "http://" + url.split("endpoint_override=")[1].split("&")[0]
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.put_object(Bucket="finpulse", Key="probe", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        client.put_object(Bucket="finpulse", Key="probe", Body=b"2", IfNoneMatch="*")
 
-    def crash_after_progress(self, source, state):
-        original(self, source, state)
-        raise SystemExit("killed between the progress PUT and the copies")
+    def writer(source: str) -> None:
+        lake = Lake(url)
+        for i in range(0, 24, 3):
+            lake.commit_bundle({source: i + 3}, dl_rows(source, range(i, i + 3)))
 
-    monkeypatch.setattr(Lake, "_write_progress", crash_after_progress)
+    threads = [threading.Thread(target=writer, args=(s,)) for s in ("kafka.t.0", "file.0abc")]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert count(url)["n"] == 48
+    assert Lake(url).all_committed(["kafka.t.0", "file.0abc"]) == {"kafka.t.0": 24, "file.0abc": 24}
+
+
+def test_crash_between_the_two_table_commits_resumes_without_duplicates(s3, monkeypatch):
+    url = s3()
+    real = Lake._append
+
+    def crash_before_enriched(self, table, rows, txns):
+        if table == "enriched":
+            raise SystemExit("killed between the deadletter and the enriched commit")
+        real(self, table, rows, txns)
+
+    monkeypatch.setattr(Lake, "_append", crash_before_enriched)
     with pytest.raises(SystemExit):
         Lake(url).commit("kafka.t.0", 0, 2, dl_rows("kafka.t.0", [0, 1]))
-    with pytest.raises(SystemExit):
-        Lake(url).commit("kafka.t.1", 0, 2, dl_rows("kafka.t.1", [0, 1]))
     monkeypatch.undo()
-    assert count(url)["n"] == 0  # committed but not yet published: invisible
-    storage = ObjectStorage(url)
-    # a crash between copy and delete: the final object exists and the staged one too
-    staged, final = json.loads(storage.read_text("_progress/kafka.t.0.json"))["pending"][0]
-    storage.filesystem.copy_file(storage.full_path(staged), storage.full_path(final))
-    assert count(url)["n"] == 2
-    # the next commit of a source finishes its earlier attempt first (a retried bundle on another worker)
-    assert Lake(url).commit("kafka.t.0", 2, 3, dl_rows("kafka.t.0", [2])) == 1
-    assert count(url) == {"n": 3, "d": 3}
-    # start-up recovery rolls the other source forward and clears staging
-    assert Lake(url).recover() == 1
-    assert run_query(url, "select count(*) n from deadletter").to_pylist()[0]["n"] == 5
-    assert storage.list("_staging") == []
+    assert count(url)["n"] == 2 and Lake(url).committed("kafka.t.0") == 0
+    assert Lake(url).commit("kafka.t.0", 0, 3, dl_rows("kafka.t.0", [0, 1, 2])) == 1
+    assert count(url) == {"n": 3, "d": 3} and Lake(url).committed("kafka.t.0") == 3
 
 
-def test_crash_before_the_commit_point_leaves_nothing(s3, monkeypatch):
+def test_crash_before_the_commit_leaves_nothing_visible(s3, monkeypatch):
     url = s3()
 
-    def crash(self, source, state):
-        raise SystemExit("killed before the progress PUT")
+    def crash(*args, **kwargs):
+        raise SystemExit("killed before the log entry PUT")
 
-    monkeypatch.setattr(Lake, "_write_progress", crash)
+    monkeypatch.setattr("deltalake.write_deltalake", crash)
     with pytest.raises(SystemExit):
         Lake(url).commit("kafka.t.0", 0, 2, dl_rows("kafka.t.0", [0, 1]))
     monkeypatch.undo()
-    assert ObjectStorage(url).list("_staging")  # orphaned staged objects
-    assert Lake(url).recover() == 0
-    assert ObjectStorage(url).list("") == [] and Lake(url).committed("kafka.t.0") == 0
+    assert count(url)["n"] == 0 and Lake(url).committed("kafka.t.0") == 0
 
 
 def test_the_writer_lease_refuses_a_second_writer_and_expires(s3):
@@ -152,5 +165,36 @@ def test_backfill_and_stream_into_an_s3_lake(s3, broker, tmp_path):
     stats = run_query(stream_url, "select count(*) n, count(distinct id) d, count(distinct kafka_partition) p from enriched")
     assert stats.to_pylist()[0] == {"n": 150, "d": 150, "p": 3}
     assert not ObjectStorage(stream_url).list("", ".lease")  # released at the end
-    series = run_query(stream_url, "select sum(volume) v from sentiment_series('1 day', 'all')").to_pylist()[0]
+    series = run_query(stream_url, "select sum(posts) v from sentiment_series('1 day', 'all')").to_pylist()[0]
     assert series == {"v": 150}
+
+
+@pytest.mark.slow
+def test_alerts_query_and_dashboard_on_an_s3_lake(s3):
+    """`finpulse alerts --lake s3://...` records into the lake's alerts table (not a local folder),
+    once across two runs; the dashboard store and `query --as-of` read the same lake."""
+    from finpulse.dashboard.store import LakeStore
+    from finpulse.pipeline.devtools.chaos import alert_feed
+
+    url = s3()
+    lake = Lake(url)
+    for rows in alert_feed(44, 2):
+        lake.commit_bundle({"chaos": rows[-1].position + 1}, rows)
+    runs = [subprocess.run(FINPULSE + ["alerts", "--lake", url], capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-2000:]
+    first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
+    assert len(first) == 2 and second == []
+    recorded = run_query(url, "select count(*) n, count(distinct alert_id) d from alerts").to_pylist()[0]
+    assert recorded == {"n": 2, "d": 2}
+    assert not os.path.exists("s3:")  # nothing written to a local folder named after the URL
+    store = LakeStore(url, min_refresh_s=0)
+    store.refresh()
+    status = store.status()
+    posts = run_query(url, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
+    assert status.exists and (status.posts, status.alerts) == (posts, 2) and posts > 0
+    out = CliRunner().invoke(main, ["query", "--lake", url, "--as-of", "0", "--format", "json",
+                                    "select count(*) n from alerts"])
+    assert out.exit_code == 0 and json.loads(out.stdout) == {"n": 2}, out.output
+    check = CliRunner().invoke(main, ["lake-check", "--lake", url])
+    assert check.exit_code == 0 and json.loads(check.stdout)["bad_files"] == [], check.output

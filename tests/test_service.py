@@ -227,13 +227,13 @@ def test_status_shows_lag_per_partition_rows_and_dead_letters_today_and_the_late
         2 * 36 * 30 + 3,
         1,
     )  # the spiky lake's rows: ingested that day too
-    assert [a["key"] for a in s["latest_alerts"]] == ["ticker:AAPL"]
+    assert [a["key"] for a in s["latest_alerts"]] == ["company:AAPL"]
     assert s["last_commit_age_s"] is not None
     out = CliRunner().invoke(
         main, ["status", "--lake", str(lake), "--bootstrap", broker.bootstrap, "--topics", "st-news"]
     )
     assert out.exit_code == 0, out.output
-    assert "lag per partition (total 26)" in out.output and "ticker:AAPL" in out.output
+    assert "lag per partition (total 26)" in out.output and "company:AAPL" in out.output
 
 
 def test_dashboard_and_alert_rules_use_only_exported_metrics_and_compose_scrapes_the_served_ports():

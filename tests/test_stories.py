@@ -221,14 +221,17 @@ def test_lake_files_written_before_stories_and_company_keys_still_load_and_count
     new_cols = {"companies", "story_id", "copies_seen", "novelty"}
     old_schema = pa.schema([f for f in ENRICHED_SCHEMA if f.name not in new_cols])
     rows = [post(f"old-{i}", i, "negative" if i < 3 else "neutral", ("FB",), text="same text") for i in range(10)]
-    path = tmp_path / "enriched" / "date=2026-03-02" / "old.parquet"
-    path.parent.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([{k: r[k] for k in old_schema.names} for r in rows], schema=old_schema), path)
-    alert = write_alert(tmp_path, "AAPL", 0)
+    # Delta tables written by the older schema (the lake is Delta since #16: files outside the log are not read)
+    from finpulse.pipeline.lake import tables
+
+    old = pa.Table.from_pylist([{k: r[k] for k in old_schema.names} for r in rows], schema=old_schema)
+    tables.append(tmp_path, "enriched", old.append_column("date", pa.array(["2026-03-02"] * len(rows))))
+    alert_dir = tmp_path / "scratch"
+    alert = write_alert(alert_dir, "AAPL", 0)
     old_alerts = pq.read_table(alert).select(
         [f.name for f in ALERT_SCHEMA if f.name not in {"stories", "sources", "posts", "unit", "revision"}]
     )
-    pq.write_table(old_alerts, alert)
+    tables.append(tmp_path, "alerts", old_alerts.append_column("date", pa.array(["2026-03-02"])))
     got = run_query(tmp_path, "select count(*) n, count(story_id) s, count(companies) c from enriched").to_pylist()
     assert got == [{"n": 10, "s": 0, "c": 0}]
     series = run_query(

@@ -44,7 +44,9 @@ def test_5000_records_land_exactly_once_across_a_sigkill(broker, tmp_path):
         first.kill()
         killed_at = lake_rows(lake)
         assert killed_at < 5000, "the kill must land midway"
-        second = StreamProcess(broker.bootstrap, topics, lake, "--idle-exit", "6", log=tmp_path / "run2.log")
+        # the restart also compacts in the background every 3 s while the reader keeps querying
+        second = StreamProcess(broker.bootstrap, topics, lake, "--idle-exit", "6", "--optimize-every", "3",
+                               log=tmp_path / "run2.log")
         assert second.wait(600) == 0, second.output()[-3000:]
     finally:
         stop.set()
@@ -58,6 +60,7 @@ def test_5000_records_land_exactly_once_across_a_sigkill(broker, tmp_path):
     assert lake_rows(lake, "deadletter") == 0
     assert not reader_errors, reader_errors[:3]
     assert seen_counts == sorted(seen_counts), "the reader saw the row count go backwards"
+    assert "optimized: enriched" in second.output()  # compaction ran under the stream and the reader
     # every row is really enriched
     bad = run_query(lake, """select count(*) n from enriched where sentiment not in ('negative','neutral','positive')
                               or sentiment_score < -1 or sentiment_score > 1 or topic is null""").to_pylist()[0]["n"]
@@ -154,10 +157,17 @@ def test_max_records_stops_cleanly_and_group_offsets_mirror_the_lake(broker, tmp
                           log=tmp_path / "run1.log")
     assert first.wait(300) == 0, first.output()[-3000:]
     assert lake_rows(lake) == 120
+    from finpulse.pipeline.lake.tables import open_table
+
+    first_version = open_table(lake, "enriched").version()
+    # the second run bounds each bundle (one commit) at 30 rows per partition (or 5 s of data)
     second = StreamProcess(broker.bootstrap, ["mr-news"], lake, "--idle-exit", "5", "--group", "mr-group",
-                           log=tmp_path / "run2.log")
+                           "--flush-rows", "30", "--flush-seconds", "5", log=tmp_path / "run2.log")
     assert second.wait(300) == 0, second.output()[-3000:]
     assert run_query(lake, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0] == {"n": 300, "d": 300}
+    added = [c["operationMetrics"]["num_added_rows"] for c in open_table(lake, "enriched").history()
+             if c["version"] > first_version and c["operation"] == "WRITE"]
+    assert sum(added) == 180 and 0 < max(added) <= 3 * 30 and len(added) >= 2, added
     # Kafka group offsets follow the lake (committed after each write) so lag tools see the truth.
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="mr-group", enable_auto_commit=False)
     try:

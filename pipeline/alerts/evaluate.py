@@ -5,8 +5,9 @@ near-duplicate story once: copies are buzz, not evidence), keyed by company (FB 
 key), so streamed and backfilled history give the same alerts. One event is one alert: its id
 is fixed by the event's first window (key kind, key, bucket width, event start), so re-running
 over the same range never writes it twice, and an escalation rewrites the same alert with a
-higher `revision` (delivered again, as an update). New alerts land in LAKE/alerts/ as one
-atomically renamed Parquet file per evaluation, then are sent on (webhook and/or Kafka topic).
+higher `revision` (delivered again, as an update). New alerts land in the lake's `alerts` Delta
+table (local or object store) in one commit per evaluation, then are sent on (webhook and/or
+Kafka topic).
 """
 
 from __future__ import annotations
@@ -16,20 +17,19 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
-from finpulse.pipeline.lake.commit import write_parquet
+from finpulse.pipeline.lake import tables
+from finpulse.pipeline.lake.faults import storage_unavailable
 from finpulse.pipeline.lake.query import company_rows, connect
-from finpulse.schemas.arrow import ALERT_SCHEMA
+from finpulse.pipeline.lake.storage import is_remote, open_storage
 from finpulse.schemas.errors import FinpulseError
 from finpulse.schemas.records import AlertRecord
 
@@ -177,60 +177,80 @@ class AlertStoreError(FinpulseError, ValueError):
 
 @contextlib.contextmanager
 def _writer_lock(lake: str | Path):
-    """One alerts writer at a time per lake (a second `alerts --follow` waits its turn instead of
-    recording the same new alerts twice). flock: released by the OS if the holder is killed."""
+    """One alerts writer at a time on a local lake (a second `alerts --follow` waits its turn).
+    flock: released by the OS if the holder is killed. On an object store there is no flock; the
+    table's merge keyed by alert_id (and Delta's conflict check) keeps an alert from being
+    recorded twice."""
+    if is_remote(lake):
+        yield
+        return
     import fcntl
 
-    folder = Path(lake) / "alerts"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / ".alerts.lock", "a+") as handle:
+    Path(lake).mkdir(parents=True, exist_ok=True)
+    with open(Path(lake) / ".alerts.lock", "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        yield folder
+        yield
+
+
+def _commit_alerts(lake: str | Path, new: list[AlertRecord]) -> None:
+    """One Delta commit adding the alerts whose id the table does not hold (a merge: inserts only)."""
+    data = tables.rows_table("alerts", [a.model_dump() for a in new], [f"{a.created_at:%Y-%m-%d}" for a in new])
+    dt = tables.open_table(lake, "alerts")
+    if dt is None:
+        tables.append(lake, "alerts", data, metadata={"finpulse.op": "alerts"})
+        return
+    from deltalake import CommitProperties
+
+    # insert unless the table holds the same alert at this or a higher revision (a concurrent
+    # writer on an object store, where there is no flock, may have recorded it meanwhile)
+    (dt.merge(data, source_alias="s", target_alias="t", merge_schema=True,
+              predicate="t.alert_id = s.alert_id AND coalesce(t.revision, 0) >= coalesce(s.revision, 0)",
+              commit_properties=CommitProperties(max_commit_retries=tables.COMMIT_RETRIES,
+                                                 custom_metadata={"finpulse.op": "alerts"}))
+       .when_not_matched_insert_all().execute())
 
 
 def record_new(lake: str | Path, alerts: list[AlertRecord]) -> list[AlertRecord]:
-    """Write the alerts the lake does not have yet, or has at a lower revision (escalations),
-    atomically; returns them.
+    """Record in the lake's `alerts` table the alerts it does not have yet, or has at a lower
+    revision (escalations), in one commit; returns them.
 
-    Under the writer lock, so reading the existing ids and adding the new ones is one step; a
-    file left half-written by a killed run (.tmp, never visible to readers) is removed first.
+    Under the writer lock, so reading the existing ids and adding the new ones is one step; the
+    commit is atomic, so a killed run leaves all of its alerts or none.
     """
     try:
-        with _writer_lock(lake) as folder:
-            for stale in folder.glob(".*.tmp"):
-                stale.unlink(missing_ok=True)
+        with _writer_lock(lake):
             seen = existing_revisions(lake)
             new = [a for a in alerts if a.alert_id not in seen or (a.revision or 0) > seen[a.alert_id]]
             if not new:
                 return []
-            name = f"alerts-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
-            tmp = folder / f".{name}.tmp"
-            write_parquet(tmp, [a.model_dump() for a in new], ALERT_SCHEMA)
-            os.replace(tmp, folder / name)
+            _commit_alerts(lake, new)
             return new
-    except OSError as exc:
-        raise AlertStoreError(f"cannot record alerts in {lake}: {exc.strerror or exc} ({exc.filename or lake})") from None
+    except Exception as exc:  # noqa: BLE001 - delta-rs reports I/O failures as its own errors
+        if not isinstance(exc, OSError) and not storage_unavailable(exc):
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        if storage_unavailable(exc) and not isinstance(exc, OSError):
+            reason = next((k for k in ("Read-only file system", "No space left on device") if k in str(exc)), reason)
+        raise AlertStoreError(f"cannot record alerts in {lake}: {reason}") from None
 
 
 # -- delivery: an outbox per channel, so a crash between recording and sending loses nothing ----
-def _delivered_file(lake: str | Path, channel: str) -> Path:
-    return Path(lake) / "_delivery" / (hashlib.sha256(channel.encode()).hexdigest()[:16] + ".ids")
+def _delivered_rel(channel: str) -> str:
+    return "_delivery/" + hashlib.sha256(channel.encode()).hexdigest()[:16] + ".ids"
 
 
 def delivered_ids(lake: str | Path, channel: str) -> set[str] | None:
     """Alert ids already sent on a channel (None: the channel has never been used on this lake)."""
-    f = _delivered_file(lake, channel)
-    return set(f.read_text().split()) if f.is_file() else None
+    text = open_storage(lake).read_text(_delivered_rel(channel))
+    return None if text is None else set(text.split())
 
 
 def mark_delivered(lake: str | Path, channel: str, ids: list[str]) -> None:
-    """Append ids to the channel's outbox record, durably (a line per id; a torn last line is harmless)."""
-    f = _delivered_file(lake, channel)
-    f.parent.mkdir(parents=True, exist_ok=True)
-    with open(f, "a") as fh:
-        fh.write("".join(f"{i}\n" for i in ids))
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Add ids to the channel's outbox record, replacing it atomically (locally with fsync; one
+    PUT on an object store), so the record is never torn."""
+    storage = open_storage(lake)
+    before = storage.read_text(_delivered_rel(channel)) or ""
+    storage.put_atomic(_delivered_rel(channel), (before + "".join(f"{i}\n" for i in ids)).encode())
 
 
 def recorded_alerts(lake: str | Path) -> list[AlertRecord]:

@@ -15,8 +15,8 @@ from finpulse.pipeline.cli.chaos import chaos
 from finpulse.pipeline.cli.dashboard import bench_dashboard, dashboard
 from finpulse.pipeline.cli.devtools import bench, bench_precision, demo, simulate_alerts
 from finpulse.pipeline.cli.models import evaluate, shrink, train
-from finpulse.pipeline.cli.ops import lake_check
-from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, stream
+from finpulse.pipeline.cli.ops import lake_check, lake_group
+from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, rescore, stream
 from finpulse.pipeline.cli.status import status
 from finpulse.schemas.errors import FinpulseError
 
@@ -37,8 +37,8 @@ def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
 
 
-COMMANDS = (broker, produce, stream, backfill, query, alerts, status, lake_check, dashboard, train, evaluate, shrink,
-            demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos)
+COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, status, lake_check, lake_group, dashboard, train,
+            evaluate, shrink, demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos)
 for command in COMMANDS:
     main.add_command(command)
 

@@ -1,4 +1,4 @@
-"""`finpulse lake-check`: the operations commands."""
+"""`finpulse lake-check` and `finpulse lake optimize|migrate`: the operations commands."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from finpulse.pipeline.cli.options import lake_option
 
 
 @click.command(name="lake-check")
-@lake_option(help="local lake directory")
+@lake_option()
 @click.option("--quarantine", "move", is_flag=True, help="move unreadable files to LAKE/_quarantine/ (with the reason)")
 def lake_check(lake: str, move: bool) -> None:
     """Read every Parquet file of the lake's tables; report (and optionally quarantine) the unreadable ones.
@@ -26,3 +26,33 @@ def lake_check(lake: str, move: bool) -> None:
                            "quarantined": [str(m) for m in moved]}, indent=2))
     if bad and not move:
         click.get_current_context().exit(1)
+
+
+@click.group(name="lake")
+def lake_group() -> None:
+    """Maintenance of the lake's Delta tables (compaction, migration)."""
+
+
+@lake_group.command(name="optimize")
+@lake_option()
+@click.option("--retention-hours", type=float, default=None,
+              help="vacuum data files that left the tables more than this long ago (default 1)")
+def lake_optimize(lake: str, retention_hours: float | None) -> None:
+    """Compact each table's small files, then vacuum old ones; prints files before/after per table.
+
+    Safe while a stream or backfill writes (compaction never conflicts with appends) and while
+    queries run (vacuum keeps files younger than the retention)."""
+    from finpulse.pipeline.lake.maintenance import DEFAULT_RETENTION_HOURS, optimize
+
+    retention = DEFAULT_RETENTION_HOURS if retention_hours is None else retention_hours
+    click.echo(json.dumps(optimize(lake, retention), indent=2))
+
+
+@lake_group.command(name="migrate")
+@lake_option(help="lake directory or object-store URL of the previous layout")
+def lake_migrate(lake: str) -> None:
+    """Turn a lake of the previous layout (_staging/, _progress/) into Delta tables, keeping every
+    row once and each source's position; refuses to run twice."""
+    from finpulse.pipeline.lake.migrate import migrate
+
+    click.echo(json.dumps(migrate(lake), indent=2, default=str))  # MigrationError: a LakeError, exit 1

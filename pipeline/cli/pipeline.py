@@ -90,11 +90,17 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
 @click.option("--expansion-service", default=None, help="with --source xlang: host:port of Beam's Java expansion service")
 @click.option("--expansion-jar", default=None, help="with --source xlang: a local beam-sdks-java-io-expansion-service jar")
+@click.option("--flush-seconds", type=float, default=None,
+              help="a commit holds at least this many seconds of data (default 1.0) ...")
+@click.option("--flush-rows", type=int, default=None,
+              help="... or this many rows per partition, whichever first (default 5000)")
+@click.option("--optimize-every", type=float, default=None,
+              help="compact and vacuum the lake in the background every N seconds (default 600; 0: off)")
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
            bundle_records, bundle_seconds, metrics_port, metrics_host, source, expansion_service, expansion_jar,
-           verbose, beam_args) -> None:
+           flush_seconds, flush_rows, optimize_every, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
@@ -108,7 +114,8 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
                  max_message_bytes=max_message_bytes, bundle_records=bundle_records, bundle_seconds=bundle_seconds,
-                 metrics_port=metrics_port, metrics_host=metrics_host).items() if v is not None}
+                 metrics_port=metrics_port, metrics_host=metrics_host, flush_seconds=flush_seconds,
+                 flush_rows=flush_rows, optimize_every=optimize_every).items() if v is not None}
     settings = validated(StreamSettings, **overrides)
     if bootstrap:
         settings.kafka.bootstrap = bootstrap
@@ -147,15 +154,26 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, m
 @click.command()
 @lake_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--as-of", "as_of", default=None,
+              help="the tables as they were: a table version (integer) or an ISO time")
+@click.option("--model-version", default=None,
+              help="read this model version's rows (after a rescore) instead of the newest")
 @click.argument("sql")
-def query(lake, fmt, sql) -> None:
-    """Run read-only SQL over the views enriched, deadletter and alerts."""
+def query(lake, fmt, as_of, model_version, sql) -> None:
+    """Run read-only SQL over the views enriched, deadletter and alerts (and enriched_versions:
+    every model version's row of each id)."""
     import duckdb
 
     from finpulse.pipeline.lake.query import format_table, run_query
+    from finpulse.pipeline.lake.tables import parse_as_of
 
     try:
-        table = run_query(lake, sql)
+        when = parse_as_of(as_of)
+    except ValueError:
+        raise click.BadParameter(f"{as_of!r} is neither a table version nor an ISO time",
+                                 param_hint="--as-of") from None
+    try:
+        table = run_query(lake, sql, as_of=when, model_version=model_version)
     except duckdb.Error as exc:
         raise click.ClickException(f"query failed: {exc}") from None
     if fmt == "json":
@@ -167,6 +185,24 @@ def query(lake, fmt, sql) -> None:
         pacsv.write_csv(table, sys.stdout.buffer)
     else:
         click.echo(format_table(table))
+
+
+@click.command()
+@lake_option()
+@registry_option()
+@click.option("--since", default=None, help="rescore posts published from this ISO time")
+@click.option("--until", default=None, help="... until this ISO time")
+@device_option()
+@click.option("--chunk", type=int, default=2000, show_default=True, help="rows per commit")
+def rescore(lake, registry, since, until, device, chunk) -> None:
+    """Re-enrich the lake's posts with another model version into the same table (old rows kept:
+    see `query --as-of` / `--model-version`)."""
+    from finpulse.pipeline.jobs.rescore import rescore as run_rescore
+    from finpulse.pipeline.jobs.stream import resolve_device
+
+    setup_logging(False)
+    result = run_rescore(lake, registry, parse_time(since), parse_time(until, "--until"), resolve_device(device), chunk)
+    click.echo(json.dumps(result))
 
 
 @click.command()

@@ -18,8 +18,11 @@ import click
 from finpulse.pipeline.cli.options import bootstrap_option, lake_option, validated
 
 
-def kafka_lag(committed: dict[str, int], kafka_config: dict[str, Any], topics: list[str] | None = None) -> list[dict]:
-    """Per partition of the topics the lake has progress for (plus `topics`): end, committed, lag."""
+def kafka_lag(committed: dict[str, int], kafka_config: dict[str, Any], topics: list[str] | None = None,
+              lake: str | None = None) -> list[dict]:
+    """Per partition of the topics the lake has progress for (plus `topics`): end, committed, lag.
+    Partitions of `topics` not in `committed` are looked up in the lake's log (Delta cannot list
+    its transactions, so `committed` only knows partitions that have rows)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from finpulse.pipeline.messages import OFFSET_MASK
@@ -33,6 +36,14 @@ def kafka_lag(committed: dict[str, int], kafka_config: dict[str, Any], topics: l
     try:
         wanted = sorted({t for t, _ in ours} | set(topics or []))
         tps = [TopicPartition(t, p) for t in wanted for p in sorted(consumer.partitions_for_topic(t) or [])]
+        if lake is not None:
+            from finpulse.pipeline.lake.commit import Lake, source_key
+
+            missing = [tp for tp in tps if (tp.topic, tp.partition) not in ours]
+            found = Lake(lake).all_committed(source_key(tp.topic, tp.partition) for tp in missing)
+            for tp in missing:
+                if found.get(source_key(tp.topic, tp.partition)):
+                    ours[(tp.topic, tp.partition)] = found[source_key(tp.topic, tp.partition)] & OFFSET_MASK
         ends = _log_ends(consumer, tps, ours) if tps else {}
     finally:
         consumer.close()
@@ -64,12 +75,12 @@ def _log_ends(consumer: Any, tps: list, ours: dict, timeout: float = 3.0) -> dic
 
 
 def last_commit(lake: str) -> datetime | None:
-    """When the lake last committed (newest progress record). Seam for the Delta layout (#16):
-    there it is the newest table version's timestamp."""
-    if "://" in lake:
-        return None
-    files = list((Path(lake) / "_progress").glob("*.json"))
-    return datetime.fromtimestamp(max(f.stat().st_mtime for f in files), timezone.utc) if files else None
+    """When the lake last committed: the newest commit timestamp of its enriched and deadletter
+    tables (from the Delta logs, local or object store)."""
+    from finpulse.pipeline.lake.tables import history_times
+
+    stamps = [h[0]["timestamp"] for t in ("enriched", "deadletter") if (h := history_times(lake, t, 1))]
+    return datetime.fromtimestamp(max(stamps) / 1000, timezone.utc) if stamps else None
 
 
 def collect(
@@ -84,7 +95,7 @@ def collect(
     committed = Lake(lake).all_committed() if "://" in lake or Path(lake).exists() else {}
     if kafka_config:
         try:
-            out["lag"] = kafka_lag(committed, kafka_config, topics)
+            out["lag"] = kafka_lag(committed, kafka_config, topics, lake)
         except Exception as exc:  # noqa: BLE001 - say so on the screen, show the rest
             out["lag_error"] = f"{type(exc).__name__}: {exc}"
     last = last_commit(lake)

@@ -121,10 +121,14 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
 
 
 def _committed_ids(lake: Path) -> list[tuple[str, str]]:
-    """(id, file) of every committed enriched row; the file's mtime is when the row became visible."""
+    """(id, file) of every committed enriched row, from the table's newest version (the lake seam);
+    the file's mtime is when the row became visible, give or take the commit latency (the log
+    entry follows the data file within one commit, a few tens of milliseconds; docs/SCALING.md)."""
     import pyarrow.parquet as pq
 
-    return [(i, str(f)) for f in sorted((lake / "enriched").rglob("*.parquet"))
+    from finpulse.pipeline.lake.tables import snapshot
+
+    return [(i, f) for f in sorted(snapshot(lake, "enriched").files)
             for i in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
 
 

@@ -44,12 +44,12 @@ def _die() -> None:
 def install_kill_point(point: str, after: int) -> None:
     """Patch this process so it SIGKILLs itself at `point` on the `after`-th occurrence.
 
-    mid-write: half of a staged Parquet file is on disk; staged: all staged files written, commit
-    point not reached; committed: progress replaced (commit point), files not yet published;
-    offset: lake commit done, Kafka group offset not yet committed.
+    mid-write: half of a data file is in the table folder, its log entry not written; staged: the
+    bundle's rows are ready, no Delta commit made; committed: the enriched commit (rows and
+    positions) landed, nothing after it ran; offset: lake commit done, Kafka group offset not yet
+    committed.
     """
     from finpulse.pipeline.lake import commit as lake_mod
-    from finpulse.pipeline.lake import storage as storage_mod
     from finpulse.pipeline.jobs import stream as stream_mod
 
     calls = itertools.count(1)
@@ -57,38 +57,42 @@ def install_kill_point(point: str, after: int) -> None:
     def due() -> bool:
         return next(calls) == after
 
-    if point == "mid-write":
-        original_write = storage_mod.LocalStorage.write_table
+    if point == "mid-write":  # half of a data file in the table folder, no log entry
+        import deltalake
 
-        def write_table(self, rel, table):
+        original_write = deltalake.write_deltalake
+
+        def write_deltalake(table_or_uri, data, **kwargs):
             if due():
                 import io
 
                 import pyarrow.parquet as pq
 
                 buf = io.BytesIO()
-                pq.write_table(table, buf, compression="zstd")
-                path = self._p(rel)
+                pq.write_table(data.drop_columns(["date"]), buf, compression="zstd")
+                uri = getattr(table_or_uri, "table_uri", table_or_uri)  # a loaded DeltaTable or a path
+                folder = Path(str(uri).removeprefix("file://")) / f"date={data.column('date')[0]}"
+                path = folder / "part-00000-torn.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "wb") as fh:
                     fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
                     fh.flush()
                     os.fsync(fh.fileno())
                 _die()
-            return original_write(self, rel, table)
+            return original_write(table_or_uri, data, **kwargs)
 
-        storage_mod.LocalStorage.write_table = write_table
+        deltalake.write_deltalake = write_deltalake
     elif point in ("staged", "committed"):
-        original_progress = lake_mod.Lake._write_progress
+        original_append = lake_mod.Lake._append
 
-        def write_progress(self, source, state):
-            if point == "staged" and due():
+        def append(self, table, rows, txns):
+            if point == "staged" and due():  # rows ready, no Delta commit made yet
                 _die()
-            original_progress(self, source, state)
-            if point == "committed" and due():
+            original_append(self, table, rows, txns)
+            if point == "committed" and table == "enriched" and due():  # the commit landed; nothing after it ran
                 _die()
 
-        lake_mod.Lake._write_progress = write_progress
+        lake_mod.Lake._append = append
     elif point == "offset":
         original_call = stream_mod.GroupOffsetCommitter.__call__
 
@@ -98,20 +102,17 @@ def install_kill_point(point: str, after: int) -> None:
             return original_call(self, source, end)
 
         stream_mod.GroupOffsetCommitter.__call__ = call
-    elif point == "alert-write":  # the new alerts' file is written, not yet renamed into view
+    elif point == "alert-write":  # the new alerts are evaluated, their Delta commit not yet made
         from finpulse.pipeline.alerts import evaluate as alerts_mod
 
-        class _Os:
-            def __getattr__(self, name):
-                return getattr(os, name)
+        original_commit = alerts_mod._commit_alerts
 
-            @staticmethod
-            def replace(src, dst):
-                if due():
-                    _die()
-                return os.replace(src, dst)
+        def commit_alerts(lake, new):
+            if due():
+                _die()
+            return original_commit(lake, new)
 
-        alerts_mod.os = _Os()
+        alerts_mod._commit_alerts = commit_alerts
     elif point == "alert-deliver":  # alerts recorded in the lake, not yet delivered
         from finpulse.pipeline.alerts import evaluate as alerts_mod
 
@@ -200,14 +201,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
-def lake_position_total(lake: Path) -> int:
-    """Messages the lake has consumed (enriched + dead letters), from the progress files alone (cheap)."""
+def lake_position_total(lake: Path, topic: str, partitions: int = 3) -> int:
+    """Messages of `topic` the lake has consumed (enriched + dead letters), from the table log's
+    transactions alone (cheap: no data file is read)."""
+    from finpulse.pipeline.lake.commit import Lake, source_key
     from finpulse.pipeline.messages import OFFSET_MASK
-    from finpulse.pipeline.lake.commit import Lake
 
     try:
-        return sum(end & OFFSET_MASK for key, end in Lake(lake).all_committed().items() if key.startswith("kafka."))
-    except (OSError, ValueError):  # a progress file replaced under us: read again next time
+        ends = Lake(lake).all_committed(source_key(topic, p) for p in range(partitions))
+        return sum(end & OFFSET_MASK for end in ends.values())
+    except Exception:  # noqa: BLE001 - a log entry written under us: read again next time
         return -1
 
 
@@ -262,6 +265,7 @@ class Sampler:
 
     pid: int
     lake: Path
+    topic: str
     produced: Callable[[], int]
     every: float
     out: Path
@@ -291,7 +295,8 @@ class Sampler:
             threads = sum(p.num_threads() for p in procs)
         except psutil.Error:
             return None
-        s = Sample(round(time.monotonic() - self._t0, 1), round(rss, 1), fds, threads, self.produced(), lake_position_total(self.lake))
+        s = Sample(round(time.monotonic() - self._t0, 1), round(rss, 1), fds, threads, self.produced(),
+                   lake_position_total(self.lake, self.topic))
         self.samples.append(s)
         with open(self.out, "a") as fh:
             fh.write(json.dumps({**asdict(s), "lag": s.lag}) + "\n")
@@ -335,7 +340,7 @@ def kill_run(bootstrap: str, workdir: Path, kills: int, n: int, rate: float, see
     events = []
     plan = [("inject", p) for p in inject] + [("random", None)] * kills
     for kind, point in plan:
-        before = lake_position_total(lake)
+        before = lake_position_total(lake, topic)
         if kind == "inject":
             proc = start(stream_command(bootstrap, [topic], lake, "--group", "chaos", kill_at=(point, rng.randint(1, 3))), log)
             try:
@@ -348,14 +353,15 @@ def kill_run(bootstrap: str, workdir: Path, kills: int, n: int, rate: float, see
         else:
             proc = start(stream_command(bootstrap, [topic], lake, "--group", "chaos"), log)
             try:  # once this run is committing (not still loading the model), at a random moment
-                wait_for(lambda: lake_position_total(lake) > before or proc.poll() is not None
+                wait_for(lambda: lake_position_total(lake, topic) > before or proc.poll() is not None
                          or (producer.sent is not None and before >= producer.sent), 120, "a first commit")
             except TimeoutError:
                 pass  # nothing left to read: kill it idle
             time.sleep(rng.uniform(0.0, max_delay))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        events.append({"kill": kind, "point": point, "lake_before": before, "lake_after": lake_position_total(lake)})
+        events.append({"kill": kind, "point": point, "lake_before": before,
+                       "lake_after": lake_position_total(lake, topic)})
         with open(workdir / "events.jsonl", "a") as fh:
             fh.write(json.dumps(events[-1]) + "\n")
     producer.join()
@@ -378,7 +384,7 @@ def flow_run(bootstrap: str, workdir: Path, seconds: float, rate: float | None, 
     lake = workdir / "lake"
     proc = start(stream_command(bootstrap, [topic], lake, "--group", "flow"), workdir / "stream.log")
     producer = Producer(bootstrap, topic, feed("f", seconds=seconds, seed=5), rate)
-    sampler = Sampler(proc.pid, lake, lambda: producer.offered, sample_every, workdir / "samples.jsonl")
+    sampler = Sampler(proc.pid, lake, topic, lambda: producer.offered, sample_every, workdir / "samples.jsonl")
     try:
         sampler.take()
         started = time.monotonic()
@@ -388,8 +394,9 @@ def flow_run(bootstrap: str, workdir: Path, seconds: float, rate: float | None, 
         if producer.error:
             raise RuntimeError(f"producer failed: {producer.error!r}")
         produced_at = producer.finished_at or time.monotonic()
-        lag_at_end = producer.sent - max(lake_position_total(lake), 0)
-        wait_for(lambda: lake_position_total(lake) >= producer.sent or proc.poll() is not None, drain_timeout, "the lag to drain", 1.0)
+        lag_at_end = producer.sent - max(lake_position_total(lake, topic), 0)
+        wait_for(lambda: lake_position_total(lake, topic) >= producer.sent or proc.poll() is not None, drain_timeout,
+                 "the lag to drain", 1.0)
         drained_at = time.monotonic()
         sampler.take()
     finally:
@@ -424,7 +431,7 @@ def outage_run(workdir: Path, seconds: float, n: int = 600) -> dict:
         first = Producer(broker.bootstrap, "outage", feed("o", limit=n // 2, seed=3), None)
         first.run()
         proc = start(stream_command(broker.bootstrap, ["outage"], lake), workdir / "stream.log")
-        wait_for(lambda: lake_position_total(lake) >= n // 2, 600, "the rows produced before the outage")
+        wait_for(lambda: lake_position_total(lake, "outage") >= n // 2, 600, "the rows produced before the outage")
         broker.stop()
         down_at = time.monotonic()
         time.sleep(seconds)

@@ -75,7 +75,7 @@ def first_commit(
         )
         try:
             while time.monotonic() - started < limit and proc.poll() is None:
-                if any((lake / "_progress").glob("*.json")):
+                if any(any((lake / t / "_delta_log").glob("*.json")) for t in ("enriched", "deadletter")):
                     return round(time.monotonic() - started, 1)
                 time.sleep(0.05)
             return None

@@ -89,11 +89,11 @@ def _progress_bar(lake: Lake, files: list[ArchiveFile], done: threading.Event) -
     keys = [(archive_key(f.path), f.rows) for f in files]
     with tqdm(total=total, unit="rows", desc="backfill", mininterval=1) as bar:
         while True:
-            committed = lake.all_committed()
+            committed = lake.all_committed(k for k, _ in keys)
             bar.n = sum(min(committed.get(k, 0), n) for k, n in keys)
             bar.refresh()
             if done.wait(1.0):
-                committed = lake.all_committed()
+                committed = lake.all_committed(k for k, _ in keys)
                 bar.n = sum(min(committed.get(k, 0), n) for k, n in keys)
                 bar.refresh()
                 return
@@ -106,9 +106,8 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
     check_models(registry)
     options, runner = pipeline_options(beam_args, lake_root)
     lake = Lake(lake_root)
-    lake.recover("file.")  # this writer's sources only: a backfill and a stream may share a lake
     files = [ArchiveFile(p, count_rows(p)) for p in expand_inputs(pattern)]
-    before = {archive_key(f.path): lake.committed(archive_key(f.path)) for f in files}
+    before = lake.all_committed(archive_key(f.path) for f in files)
     handler = FinpulseModelHandler(registry, InferenceSettings(device=resolve_device(device), precision=precision),
                                    batch_size=min(chunk, 512))
     done = threading.Event()
@@ -123,7 +122,7 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
         done.set()
         if bar:
             bar.join()
-    after = {archive_key(f.path): lake.committed(archive_key(f.path)) for f in files}
+    after = lake.all_committed(archive_key(f.path) for f in files)
     return {
         "files": len(files),
         "rows": sum(f.rows for f in files),

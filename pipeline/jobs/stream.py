@@ -19,6 +19,7 @@ from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, ha
 from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.faults import require_writable
+from finpulse.pipeline.lake.maintenance import BackgroundOptimizer
 from finpulse.pipeline.runtime.settings import StreamSettings
 from finpulse.pipeline.lake.storage import is_remote
 from finpulse.pipeline.jobs.transforms import enrich_and_write
@@ -119,7 +120,7 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
         require_writable(settings.lake)  # a read-only or full lake stops us before anything is consumed
     lake = Lake(settings.lake)
     writer_lock = lake.lock("stream")  # held until this process exits
-    lake.recover("kafka.")  # this writer's sources only: a backfill and a stream may share a lake
+    optimizer = BackgroundOptimizer(settings.lake, settings.optimize_every).start()  # never blocks commits
     client = settings.kafka.client_config()
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, metrics.Readiness(settings.lake, client, settings.stalled_after),
@@ -136,10 +137,11 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
             reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
                                          settings.max_message_bytes, settings.max_records, settings.idle_exit,
                                          settings.bundle_records, settings.bundle_seconds, len(partitions),
-                                         settings.bundle_initial)
+                                         settings.bundle_initial, settings.flush_seconds, settings.flush_rows)
             messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
                          on_commit=GroupOffsetCommitter(client, settings.group), story_scope="kafka")
+    optimizer.close()
     writer_lock.close()
     if halt_reason():  # partitions were added: stopped cleanly, a restart reads them (see TopicWatch)
         raise PartitionsChanged(f"partitions were added to {', '.join(settings.topics)}: stopped cleanly; "

@@ -148,7 +148,8 @@ def committed_story_rows(lake: str, window: timedelta, scope: str | None = None)
 
 
 class WriteToLake(beam.DoFn):
-    """Buffers a bundle's rows and commits them per source at the end of the bundle (see lake.py).
+    """Buffers a bundle's rows and commits them at the end of the bundle: one Delta commit per
+    table for all the bundle's sources, each carrying its source's end position (see lake/commit.py).
 
     Logs one progress line every `report_every` seconds (rows, dead letters, rate) at INFO and
     each commit at DEBUG, so an operator sees a live stream without drowning in lines.
@@ -167,37 +168,39 @@ class WriteToLake(beam.DoFn):
         self._counts = {"enriched": 0, "deadletter": 0}
 
     def start_bundle(self) -> None:
-        self._rows: dict[str, list[Row]] = defaultdict(list)
+        self._rows: list[Row] = []
 
     def process(self, row: Row):
-        self._rows[row.source].append(row)
+        self._rows.append(row)
 
     def finish_bundle(self):
-        bundle = 0
-        for source, rows in self._rows.items():
-            start = min(r.position for r in rows)
-            end = max(r.position for r in rows) + 1
+        if self._rows:
+            ends: dict[str, int] = defaultdict(int)
+            for r in self._rows:
+                ends[r.source] = max(ends[r.source], r.position + 1)
             began = time.perf_counter()
-            written = commit_patiently(self._lake, source, start, end, rows)  # waits out a full or read-only lake
-            log.debug("committed %s [%d, %d): %d rows", source, start, end, written)
-            # a replayed range drops its head: count only the rows the commit kept
-            kept = sorted(rows, key=lambda r: r.position)[len(rows) - written:] if written else []
+            kept: list[Row] = []  # a replayed range drops its head: count only the rows the commit kept
+            written = commit_patiently(self._lake, ends, self._rows, kept=kept)  # waits out a full or read-only lake
+            elapsed = time.perf_counter() - began
+            log.debug("committed %d rows of %s", written, dict(ends))
+            by_source: dict[str, list[Row]] = defaultdict(list)
             for r in kept:
+                by_source[r.source].append(r)
                 self._counts[r.table] += 1
                 _BEAM_ROWS[r.table].inc()
                 if r.table == "deadletter":  # by reason too, the label set of the Prometheus counter
                     reason = metrics.dead_letter_reason(r.data.get("error") or "")
                     Metrics.counter("finpulse", "dead_letters_" + reason).inc()
-            bundle += len(rows)
-            offset = end & OFFSET_MASK if source.startswith("kafka.") else None  # the Kafka offset, log epoch stripped
-            metrics.observe_commit(source, offset, time.perf_counter() - began, kept,
-                                   [ms for r in kept if (ms := getattr(r, "event_ms", None)) is not None])
-            if self._on_commit is not None:
-                self._on_commit(source, end)
-        if bundle:
-            log.debug("bundle committed %d records from %d sources", bundle, len(self._rows))
-            metrics.observe_bundle(bundle)
-        self._rows = defaultdict(list)
+            for source, end in ends.items():  # one commit for all sources: each observes its latency
+                offset = end & OFFSET_MASK if source.startswith("kafka.") else None  # log epoch stripped
+                rows = by_source.get(source, [])
+                metrics.observe_commit(source, offset, elapsed, rows,
+                                       [ms for r in rows if (ms := getattr(r, "event_ms", None)) is not None])
+                if self._on_commit is not None:
+                    self._on_commit(source, end)
+            log.debug("bundle committed %d records from %d sources", len(self._rows), len(ends))
+            metrics.observe_bundle(len(self._rows))
+        self._rows = []
         self._report()
 
     def _report(self) -> None:

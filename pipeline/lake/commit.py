@@ -1,39 +1,40 @@
-"""The Parquet lake and its exactly-once commit protocol, on a local directory or an object store.
+"""Exactly-once commits of enriched rows and dead letters into the lake's Delta tables.
 
-Each source (a Kafka topic-partition, or an archive file) advances through offset ranges.
-A flush of range [start, end) for one source:
+Each source (a Kafka topic-partition `kafka.<topic>.<P>`, or an archive file `file.<hash>`)
+advances through positions. A bundle's rows, for all the sources it read, are appended to each
+table in ONE Delta commit that also carries one transaction per source: `Transaction(app_id=
+<source>, version=<end position>)`. The commit is atomic (a new log entry, written put-if-absent),
+so the rows and the positions that produced them become visible together or not at all; there is
+no staging area to recover and nothing to roll forward. A restart resumes each source at the
+position recorded in the log (`DeltaTable.transaction_version`), and a replayed range is filtered
+against that same position, so a retried or re-read bundle never writes a row twice.
 
-1. writes its Parquet files into LAKE/_staging/ (invisible to readers);
-2. atomically replaces LAKE/_progress/<source>.json with {end, pending: [staged -> final]}:
-   this replace is the commit point (a rename locally, a single PUT on S3/GCS);
-3. publishes each staged file at its final place (enriched/date=.../, deadletter/date=...):
-   a rename locally, a copy then delete on an object store (see storage.py).
+Two tables take two commits. The order makes that safe: dead letters first (only when the bundle
+has any), then `enriched` always, even with no rows, because `enriched`'s transaction is the
+source's resume point. A crash between them leaves `deadletter` ahead; the re-read range writes
+the enriched rows, and its dead letters are dropped by `deadletter`'s own (newer) position.
 
-A crash before 2 leaves only staging garbage (the range is read again); a crash after 2 is
-rolled forward before anything else happens to that source: by `recover()` at start-up, and by
-the next `commit()` of the same source (a runner that retries a failed bundle on another worker
-finishes the earlier attempt's publish first). Publishing is idempotent, so rolling forward twice
-is harmless. Readers only ever see whole, committed files, and a row is never written twice
-because a source resumes at `end`. File names carry the source and range, so replays would
-overwrite rather than duplicate.
+A stream and a backfill may commit to the same tables at once: Delta's optimistic concurrency
+re-tries a commit that lost a race on the next version (appends never conflict). Two streams on
+one lake are still refused (`lock`), because both would read and commit every partition.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import socket
-import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.storage import is_remote, open_storage
 from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
@@ -41,14 +42,9 @@ log = logging.getLogger(__name__)
 
 TABLES = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA}
 WRITER = f"{socket.gethostname()}:{os.getpid()}"  # recorded with each commit: which worker wrote it
-STAGING = "_staging"
-PROGRESS = "_progress"
+RELOAD_EVERY = 50  # commits between fresh loads of a table's log (see Lake._table)
+RESUME_TABLE = "enriched"  # its transactions are each source's resume point
 SOURCE_PREFIXES = ("kafka.", "file.")  # stream partitions, archive files
-
-
-def _source_of(rel: str) -> str:
-    """`_progress/kafka.news.0.json` -> `kafka.news.0` (also for `.json.tmp` files)."""
-    return rel.rsplit("/", 1)[-1].split(".json", 1)[0]
 
 
 def source_key(topic: str, partition: int) -> str:
@@ -71,111 +67,113 @@ class Row:
 
 
 class Lake:
-    """The commit protocol over a `LakeStorage`; `root` is a directory or an s3:// / gs:// URL."""
+    """The commit protocol over the Delta tables; `root` is a directory or an s3:// / gs:// URL."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = str(root) if is_remote(root) else Path(root)
         self.storage = open_storage(root)
+        self._tables: dict[str, Any] = {}  # loaded DeltaTables, brought up to date per commit
+        self._uses: dict[str, int] = {}
+
+    def _table(self, name: str) -> Any:
+        """The table's DeltaTable at its newest version: read incrementally after the first load,
+        and loaded afresh every RELOAD_EVERY calls, because a DeltaTable object kept up to date
+        commit after commit gets slower per commit (measured: 0.4 s a commit after 2,000 commits
+        against 0.04 s for a fresh one on the same table)."""
+        dt = self._tables.get(name)
+        self._uses[name] = self._uses.get(name, 0) + 1
+        if dt is None or self._uses[name] % RELOAD_EVERY == 0:
+            dt = tables.open_table(self.root, name)
+            if dt is None:
+                self._tables.pop(name, None)
+            else:
+                self._tables[name] = dt
+        else:
+            dt.update_incremental()
+        return dt
 
     # -- single writer ------------------------------------------------------------------------
-    def lock(self, role: str):
+    def lock(self, role: str) -> Any:
         """Hold an exclusive lock for `role` (e.g. "stream") while the returned handle is open.
 
-        Two streams on one lake would both read every partition and race on its progress; the
-        lock makes the second one fail at start-up with a clear message instead. Locally a flock;
-        on an object store a best-effort lease (see storage.ObjectStorage.lock).
+        Two streams on one lake would both read every partition and commit the same positions;
+        Delta would accept both (different rows, the same transaction ids), so the lock makes the
+        second one fail at start-up instead (LakeLocked). Locally a flock; on an object store a
+        lease (see storage.ObjectStorage.lock).
         """
         return self.storage.lock(role)
 
     # -- progress -----------------------------------------------------------------------------
-    def _state(self, source: str) -> dict | None:
-        text = self.storage.read_text(f"{PROGRESS}/{source}.json")
-        return json.loads(text) if text else None
-
     def committed(self, source: str) -> int:
-        """The first position not yet in the lake for `source` (0 if none)."""
-        state = self._state(source)
-        return int(state["end"]) if state else 0
+        """The first position not yet in the lake for `source` (0 if none), from the table log."""
+        return tables.transaction_versions(self.root, RESUME_TABLE, [source], self._table(RESUME_TABLE))[source]
 
-    def all_committed(self) -> dict[str, int]:
-        out = {}
-        for rel in self.storage.list(PROGRESS, ".json"):
-            text = self.storage.read_text(rel)
-            if text:
-                out[rel.rsplit("/", 1)[-1].removesuffix(".json")] = int(json.loads(text)["end"])
-        return out
+    def all_committed(self, sources: Iterable[str] | None = None) -> dict[str, int]:
+        """`committed` for several sources at once (one log read). Delta has no listing of
+        transaction ids, so the caller names the sources (partitions, archive files) it reads;
+        without them, the Kafka partitions that have rows in the lake (one small query)."""
+        wanted = list(sources) if sources is not None else self.kafka_sources()
+        return tables.transaction_versions(self.root, RESUME_TABLE, wanted, self._table(RESUME_TABLE))
 
-    # -- recovery -----------------------------------------------------------------------------
-    def _roll_forward(self, state: dict) -> int:
-        """Publish whatever a committed state still has in staging; returns files moved."""
-        return sum(self.storage.publish(staged, final) for staged, final in state.get("pending", []))
+    def kafka_sources(self) -> list[str]:
+        """The Kafka partitions with rows (enriched or dead letters) in the lake, as source keys."""
+        from finpulse.pipeline.lake.query import run_query
 
-    def recover(self, scope: str = "") -> int:
-        """Finish committed flushes and discard uncommitted staging of the sources whose key starts
-        with `scope` ("kafka." for the stream, "file." for backfills, "" for all); returns files
-        rolled forward.
-
-        Call at start-up under the writer lock of that scope. Staging is kept per source, so a
-        stream starting while a backfill is mid-commit on the same lake leaves the backfill's
-        staged files alone (deleting them used to lose rows whose progress said committed).
-        """
-        rolled = 0
-        for rel in self.storage.list(PROGRESS, ".json"):
-            if _source_of(rel).startswith(scope):
-                text = self.storage.read_text(rel)
-                if text:
-                    rolled += self._roll_forward(json.loads(text))
-        for rel in self.storage.list(PROGRESS, ".tmp"):
-            if _source_of(rel).startswith(scope):
-                self.storage.remove(rel)
-        for folder in {rel.split("/")[1] for rel in self.storage.list(STAGING) if rel.count("/") >= 2}:
-            # Folders are source keys; anything else is from an older layout and nobody's now.
-            if folder.startswith(scope) or not folder.startswith(SOURCE_PREFIXES):
-                self.storage.remove_tree(f"{STAGING}/{folder}")
-        if not scope:
-            self.storage.remove_tree(STAGING)
-        if rolled:
-            log.warning("recovered %d committed file(s) left in staging by an interrupted run", rolled)
-        return rolled
+        rows = run_query(self.root, """select distinct kafka_topic t, kafka_partition p from enriched_versions
+                                       where kafka_topic is not null union
+                                       select distinct kafka_topic, kafka_partition from deadletter
+                                       where kafka_topic is not null""").to_pylist()
+        return sorted(source_key(r["t"], r["p"]) for r in rows)
 
     # -- writing ------------------------------------------------------------------------------
     def commit(self, source: str, start: int, end: int, rows: Iterable[Row]) -> int:
-        """Write rows consumed from [start, end) of `source` and commit; returns rows written.
+        """Write rows consumed from [start, end) of one source; returns rows written (see commit_bundle)."""
+        return self.commit_bundle({source: end}, rows)
 
-        Rows below the committed position are dropped (a replayed range), so a retry is harmless.
+    def commit_bundle(self, ends: Mapping[str, int], rows: Iterable[Row], kept: list[Row] | None = None) -> int:
+        """Write a bundle's rows for all its sources (`ends`: source -> end position, exclusive)
+        in one commit per table; returns rows written.
+
+        Rows below a table's recorded position for their source are dropped (a replayed range),
+        so a retry is harmless; sources already at or past `end` are left out. `kept` (if given)
+        receives the rows written (for metrics).
         """
-        state = self._state(source)
-        done = int(state["end"]) if state else 0
-        if state and self._roll_forward(state):
-            log.warning("%s: finished publishing an earlier attempt's committed files", source)
-        if end <= done:
+        rows = list(rows)
+        sources = sorted(ends)
+        done = {t: tables.transaction_versions(self.root, t, sources, self._table(t)) for t in TABLES}
+        todo = {s: e for s, e in ends.items() if e > done[RESUME_TABLE][s]}
+        if not todo:
             return 0
-        keep = [r for r in rows if r.position >= done]
-        start = max(start, done)
-        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for r in keep:
-            groups[(r.table, r.date)].append(r.data)
-        batch = f"{STAGING}/{source}/{uuid.uuid4().hex}"
-        pending: list[tuple[str, str]] = []
-        for (table, date), data in sorted(groups.items()):
-            name = f"{source}-{start:012d}-{end:012d}.parquet"
-            staged = f"{batch}/{table}-{date}-{name}"
-            self.storage.write_table(staged, pa.Table.from_pylist(data, schema=TABLES[table]))
-            pending.append((staged, f"{table}/date={date}/{name}"))
-        new_state = {"end": end, "start": start, "rows": len(keep), "pending": pending, "writer": WRITER}
-        self._write_progress(source, new_state)
-        self._roll_forward(new_state)
-        if not is_remote(self.root):
-            self.storage.remove_tree(batch)  # the empty batch folder (object stores have no folders)
-        return len(keep)
+        written = 0
+        for table in ("deadletter", RESUME_TABLE):  # the resume table last (see the module docstring)
+            keep = [r for r in rows if r.table == table and r.source in todo and r.position >= done[table][r.source]]
+            txns = {s: e for s, e in todo.items() if e > done[table][s]}
+            if table != RESUME_TABLE and not keep:
+                continue
+            self._append(table, keep, txns)
+            written += len(keep)
+            if kept is not None:
+                kept.extend(keep)
+        return written
 
-    def _write_progress(self, source: str, state: dict) -> None:
-        """The commit point: one atomic replace of the source's progress file."""
-        self.storage.put_atomic(f"{PROGRESS}/{source}.json", json.dumps(state).encode())
+    def _append(self, table: str, rows: Sequence[Row], txns: Mapping[str, int]) -> None:
+        """One Delta commit: the rows and the sources' new positions, atomically."""
+        data = tables.rows_table(table, [r.data for r in rows], [r.date for r in rows])
+        tables.append(self.root, table, data, txns, {"finpulse.writer": WRITER, "finpulse.op": "ingest"},
+                      self._tables.get(table))
+
+
+def group_rows(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    """Rows by source (for callers that report per source)."""
+    out: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        out[r.source].append(r)
+    return out
 
 
 def write_parquet(path: Path, rows: list[dict], schema: pa.Schema) -> None:
-    """Write rows and fsync: the file must be complete on disk before the commit points at it."""
+    """Write a plain Parquet file and fsync (archives, exports and today's-layout fixtures; the
+    lake's tables are written through `tables.append`)."""
     table = pa.Table.from_pylist(rows, schema=schema)
     with open(path, "wb") as fh:
         pq.write_table(table, fh, compression="zstd")

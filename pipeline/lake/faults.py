@@ -4,7 +4,8 @@ A full or read-only lake is a condition to wait out, not a crash: `commit_patien
 retrying the same commit (the source is not read meanwhile, so nothing is buffered and
 nothing is lost) and says what is wrong once a minute. A lake that is not writable at start-up
 stops the stream before it consumes anything. `check_files` finds Parquet files no reader can
-open, and `quarantine` moves them out of the views (LAKE/_quarantine/, with the reason).
+open in the tables' current versions, and `quarantine` moves them aside (LAKE/_quarantine/, with
+the reason) and drops them from the table log.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import errno
 import json
 import logging
 import os
+import re
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+
 from finpulse.schemas.errors import LakeNotWritable
 
 log = logging.getLogger(__name__)
@@ -25,8 +29,18 @@ QUARANTINE = "_quarantine"
 TABLE_DIRS = ("enriched", "deadletter", "alerts")
 
 
+# delta-rs reports I/O failures as its own errors whose text carries the OS error number
+_OS_ERROR = re.compile(r"os error (\d+)|No space left on device|Read-only file system|Disk quota exceeded")
+
+
 def storage_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in STORAGE_UNAVAILABLE
+    """True for a full or read-only lake, whether raised by Python I/O or by delta-rs."""
+    if isinstance(exc, OSError) and exc.errno in STORAGE_UNAVAILABLE:
+        return True
+    match = _OS_ERROR.search(str(exc))
+    if match is None:
+        return False
+    return match.group(1) is None or int(match.group(1)) in STORAGE_UNAVAILABLE
 
 
 def require_writable(root: str | Path) -> None:
@@ -49,77 +63,92 @@ def require_writable(root: str | Path) -> None:
             pass
 
 
-def discard_attempt(lake, source: str, end: int) -> None:
-    """Remove the staged files a failed commit of `source` up to `end` left behind (its batch folders).
+def commit_patiently(lake, ends: Mapping[str, int], rows: list, retry_s: float = 5.0, report_s: float = 60.0,
+                     kept: list | None = None) -> int:
+    """lake.commit_bundle, waiting out full or read-only storage; other errors propagate.
 
-    Each batch folder belongs to one commit call, so removing the folders holding this attempt's
-    files touches no other writer's work.
-    """
-    suffix = f"-{source}-"
-    tail = f"-{end:012d}.parquet"
-    for rel in lake.storage.list(f"_staging/{source}", ".parquet"):  # staging is kept per source
-        name = rel.rsplit("/", 1)[-1]
-        if suffix in name and name.endswith(tail):
-            lake.storage.remove_tree(rel.rsplit("/", 1)[0])
-
-
-def commit_patiently(lake, source: str, start: int, end: int, rows: list, retry_s: float = 5.0, report_s: float = 60.0) -> int:
-    """lake.commit, waiting out full or read-only storage; other errors propagate.
-
-    Retrying the same commit is safe: the commit is idempotent (rows below the recorded end are
-    dropped), and an attempt that failed after its commit point is published by the next one.
+    Retrying the same commit is safe: a failed Delta commit left no log entry (its half-written
+    data files are not in the table, and `lake optimize` vacuums them), and a commit that did
+    land is recognised by its transactions, so the retry writes nothing twice.
     """
     waited, last_report = 0.0, None
+    what = ", ".join(f"{s}<{e}" for s, e in sorted(ends.items()))
     while True:
         try:
-            written = lake.commit(source, start, end, rows)
+            written = lake.commit_bundle(ends, rows, kept=kept)
             if last_report is not None:
-                log.warning("lake %s is writable again after %.0fs; %s [%d, %d) committed", lake.root, waited, source, start, end)
+                log.warning("lake %s is writable again after %.0fs; %s committed", lake.root, waited, what)
             return written
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - delta-rs raises its own error types for I/O failures
             if not storage_unavailable(exc):
                 raise
-            try:
-                discard_attempt(lake, source, end)
-            except OSError:
-                pass
             if last_report is None or waited - last_report >= report_s:
                 last_report = waited
-                log.error("lake %s cannot be written (%s) committing %s [%d, %d); reading is paused and nothing is "
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _reason(exc)
+                log.error("lake %s cannot be written (%s) committing %s; reading is paused and nothing is "
                           "lost: free space or remount read-write and the stream resumes by itself (retrying every %.0fs)",
-                          lake.root, exc.strerror or exc, source, start, end, retry_s)
+                          lake.root, reason, what, retry_s)
             time.sleep(retry_s)
             waited += retry_s
 
 
-def parquet_problem(path: Path) -> str | None:
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for known in ("No space left on device", "Read-only file system", "Disk quota exceeded"):
+        if known in text:
+            return known
+    return text.splitlines()[0][:200]
+
+
+def parquet_problem(path: Path | str, filesystem=None) -> str | None:
     """Why no reader can open this Parquet file (None if it reads end to end)."""
     import pyarrow.parquet as pq
 
     try:
-        pq.read_table(path)
+        pq.read_table(str(path), filesystem=filesystem)
     except Exception as exc:  # noqa: BLE001 - any failure means readers fail on it too
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
-def check_files(root: str | Path) -> list[tuple[Path, str]]:
-    """(file, problem) for every unreadable Parquet file in the lake's tables."""
-    root = Path(root)
-    bad = []
-    for table in TABLE_DIRS:
-        for f in sorted((root / table).rglob("*.parquet")) if (root / table).is_dir() else []:
-            problem = parquet_problem(f)
-            if problem:
-                bad.append((f, problem))
+def check_files(root: str | Path) -> list[tuple[Path | str, str]]:
+    """(file, problem) for every unreadable Parquet file in the current version of the lake's tables."""
+    from finpulse.pipeline.lake.storage import is_remote
+    from finpulse.pipeline.lake.tables import SCHEMAS, object_paths, snapshot
+
+    bad: list[tuple[Path | str, str]] = []
+    for table in SCHEMAS:
+        files = snapshot(root, table).files
+        if is_remote(root):  # s3://bucket/key: read through the lake's pyarrow filesystem
+            fs, paths = object_paths(root, files)
+            bad += [(f, p) for f, path in zip(files, paths, strict=True) if (p := parquet_problem(path, fs))]
+        else:
+            bad += [(Path(f), p) for f in files if (p := parquet_problem(f))]
     return bad
 
 
-def quarantine(root: str | Path, bad: list[tuple[Path, str]]) -> list[Path]:
-    """Move bad files to LAKE/_quarantine/<same relative path>, with a .reason.json beside each."""
-    root = Path(root)
+def quarantine(root: str | Path, bad: list[tuple[Path | str, str]]) -> list:
+    """Move bad files to LAKE/_quarantine/<same relative path>, with a .reason.json beside each,
+    then drop them from their tables' logs (delta-rs `repair`: a commit removing missing files)."""
+    from finpulse.pipeline.lake.storage import is_remote, open_storage
+    from finpulse.pipeline.lake.tables import open_table, table_uri
+
+    if is_remote(root):  # the same on an object store: copy aside with the reason, delete, repair
+        storage, moved_remote = open_storage(root), []
+        for f, problem in bad:
+            rel = str(f).split(table_uri(root, "x").rsplit("/", 1)[0] + "/", 1)[1]
+            storage.publish(rel, f"{QUARANTINE}/{rel}")
+            storage.put_atomic(f"{QUARANTINE}/{rel}.reason.json", json.dumps({"file": rel, "problem": problem}).encode())
+            moved_remote.append(f"{QUARANTINE}/{rel}")
+        for table in {str(f).split(table_uri(root, "x").rsplit("/", 1)[0] + "/", 1)[1].split("/")[0] for f, _ in bad}:
+            dt = open_table(root, table)
+            if dt is not None:
+                dt.repair(dry_run=False)
+        return moved_remote
+    root = Path(root).resolve()
     moved = []
     for f, problem in bad:
+        f = Path(f).resolve()
         dst = root / QUARANTINE / f.relative_to(root)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(f, dst)
@@ -127,4 +156,8 @@ def quarantine(root: str | Path, bad: list[tuple[Path, str]]) -> list[Path]:
                                                                          "quarantined_at": time.time()}) + "\n")
         log.warning("quarantined %s: %s", f, problem)
         moved.append(dst)
+    for table in {Path(f).resolve().relative_to(root).parts[0] for f, _ in bad}:
+        dt = open_table(root, table)
+        if dt is not None:
+            dt.repair(dry_run=False)
     return moved

@@ -1,23 +1,26 @@
-"""DuckDB over the lake: read-only views `enriched`, `deadletter`, `alerts` (empty when no file yet).
+"""DuckDB over the lake: read-only views `enriched`, `deadletter`, `alerts` (empty when no table yet).
 
 `finpulse query` runs arbitrary read-only SQL by design: the connection is in-memory, only
 views over the lake's Parquet files exist, and no file outside the lake is written.
 
-An object-store lake (s3://, gs://) is read through pyarrow's filesystems rather than DuckDB's
-httpfs extension (which cannot be installed offline): its files are listed once per connection
-and registered as a pyarrow dataset, which DuckDB scans lazily with projection pushdown.
+Each view reads the files of one Delta table version, as listed by the table's log (tables.py):
+locally with DuckDB's `read_parquet` over that list (DuckDB's delta extension cannot be
+installed offline), on an object store (s3://, gs://) as a pyarrow dataset over the same list,
+which DuckDB scans lazily with projection pushdown (DuckDB's httpfs is not installable either).
 """
 
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.sql_guard import check_read_only, create_parquet_view, lock_down
-from finpulse.pipeline.lake.storage import ObjectStorage, is_remote
+from finpulse.pipeline.lake.storage import is_remote
 from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
 VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
@@ -126,48 +129,57 @@ FROM counted GROUP BY ALL
 """
 
 
-def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the lake's views and the series macro defined."""
-    if is_remote(lake):
-        return _connect_object_store(str(lake))
-    lake = Path(lake)
+def connect(lake: str | Path, as_of: int | datetime | None = None,
+            model_version: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the lake's views and the series macro defined.
+
+    Each view reads exactly the files of its Delta table's latest version (or the version at
+    `as_of`: a version number or a time), listed once from the table log (lake/tables.py).
+    `enriched_versions` holds every model version's row of an id; `enriched` one row per id and
+    model: the newest model's (the one ingested last) unless `model_version` picks one.
+    """
     con = duckdb.connect(":memory:")
-    for view, schema in VIEWS.items():
-        folder = lake / view
-        files = list(folder.rglob("*.parquet")) if folder.is_dir() else []
-        # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
-        # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
-        if not files or len(create_parquet_view(con, f"_{view}_raw", str(folder / "**" / "*.parquet"), files,
-                                                "hive_partitioning=false, union_by_name=true")) == len(files):
-            con.execute(f"CREATE OR REPLACE VIEW _{view}_raw AS {_empty_select(schema)}")
-        _complete_view(con, view, f"_{view}_raw", schema)
-    con.execute(SERIES_MACRO)
-    lock_down(con, lake)  # read-only SQL confined to the lake folder from here on
-    return con
-
-
-def _connect_object_store(url: str) -> duckdb.DuckDBPyConnection:
-    """The same views over an object-store lake: the files listed now, as pyarrow datasets."""
-    import pyarrow.dataset as pads
-
-    storage = ObjectStorage(url)
-    con = duckdb.connect(":memory:")
-    for view, schema in VIEWS.items():
-        files = [storage.full_path(rel) for rel in storage.list(view, ".parquet")]
-        if files:
-            # the declared schema fills columns that older files lack with nulls
-            dataset = pads.dataset(files, schema=schema, format="parquet", filesystem=storage.filesystem)
-            con.register(f"_{view}_files", dataset)
-            con.execute(f"CREATE VIEW _{view}_raw AS SELECT * FROM _{view}_files")
+    for name, schema in VIEWS.items():
+        snap = tables.snapshot(lake, name, as_of)
+        raw = f"_{name}_raw"
+        if is_remote(lake):
+            if snap.files:
+                con.register(f"_{name}_files", tables.arrow_dataset(lake, snap))
+                con.execute(f"CREATE VIEW {raw} AS SELECT * FROM _{name}_files")
+            else:
+                con.execute(f"CREATE VIEW {raw} AS {_empty_select(schema)}")
         else:
-            con.execute(f"CREATE VIEW _{view}_raw AS {_empty_select(schema)}")
-        _complete_view(con, view, f"_{view}_raw", schema)
+            files = [Path(f) for f in snap.files]
+            # hive_partitioning would add `date` from the folder name; rows already carry timestamps.
+            # Unreadable files are skipped with a warning (sql_guard); the view is empty if none is left.
+            options = "hive_partitioning=false, union_by_name=true"
+            if not files or len(create_parquet_view(con, raw, files, options)) == len(files):
+                con.execute(f"CREATE OR REPLACE VIEW {raw} AS {_empty_select(schema)}")
+        _complete_view(con, "enriched_versions" if name == "enriched" else name, raw, schema)
+        if name == "enriched":
+            _model_view(con, snap.rescored, model_version)
     con.execute(SERIES_MACRO)
+    if not is_remote(lake):
+        lock_down(con, lake)  # read-only SQL confined to the lake folder from here on
     return con
 
 
-def run_query(lake: str | Path, sql: str, params: list | None = None):
-    con = connect(lake)
+def _model_view(con: duckdb.DuckDBPyConnection, rescored: bool, model_version: str | None) -> None:
+    """`enriched` over `enriched_versions`: one model version per id (a plain pass-through until
+    the first rescore, so an ordinary lake pays nothing for it)."""
+    if model_version is not None:
+        con.execute("CREATE VIEW enriched AS SELECT * FROM enriched_versions WHERE model_version = "
+                    + "'" + model_version.replace("'", "''") + "'")
+    elif rescored:
+        con.execute("""CREATE VIEW enriched AS SELECT * FROM enriched_versions
+                       QUALIFY model_version = arg_max(model_version, ingested_at) OVER (PARTITION BY id)""")
+    else:
+        con.execute("CREATE VIEW enriched AS SELECT * FROM enriched_versions")
+
+
+def run_query(lake: str | Path, sql: str, params: list | None = None, as_of: int | datetime | None = None,
+              model_version: str | None = None):
+    con = connect(lake, as_of, model_version)
     try:
         check_read_only(con, sql)
         rel = con.sql(sql, params=params) if params else con.sql(sql)
@@ -181,9 +193,9 @@ def format_table(table: pa.Table, max_width: int = 60) -> str:
     cols = table.column_names
     rows = [[_cell(v, max_width) for v in row.values()] for row in table.to_pylist()]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
 

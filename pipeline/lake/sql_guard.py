@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import duckdb
+
 from finpulse.schemas.errors import FinpulseError
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,15 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def create_parquet_view(con: duckdb.DuckDBPyConnection, view: str, glob: str, files: list[Path], options: str) -> list[Path]:
-    """CREATE VIEW over the glob; if a file is unreadable, over the other files. Returns the skipped files.
+def create_parquet_view(con: duckdb.DuckDBPyConnection, view: str, files: list[Path], options: str) -> list[Path]:
+    """CREATE VIEW over exactly `files` (a table version's list); if a file is unreadable, over
+    the other files. Returns the skipped files.
 
     DuckDB reads every footer when the view is created (union_by_name), and names the file it
-    could not read: drop that one and try again. Only the failing case lists files one by one.
+    could not read: drop that one and try again.
     """
-    source, remaining, skipped = _quote(glob), list(files), []
+    remaining, skipped = list(files), []
+    source = "[" + ", ".join(_quote(str(f)) for f in remaining) + "]"
     while True:
         try:
             con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({source}, {options})")

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from finpulse.schemas.errors import LakeLocked
 
 LEASE_TTL_S = 60.0  # an object-store lease not renewed for this long is considered abandoned
@@ -41,7 +42,7 @@ def is_remote(root: str | Path) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
-def open_storage(root: str | Path) -> "LakeStorage":
+def open_storage(root: str | Path) -> LakeStorage:
     return ObjectStorage(str(root)) if is_remote(root) else LocalStorage(str(root).removeprefix("file://"))
 
 
@@ -238,7 +239,7 @@ class ObjectStorage(LakeStorage):
         for rel in self.list(rel_dir):
             self.remove(rel)
 
-    def lock(self, role: str) -> "Lease":
+    def lock(self, role: str) -> Lease:
         """A lease object `.<role>.lease` renewed every TTL/4 by a daemon thread.
 
         Best effort, not a mutex: object stores have no flock, and pyarrow exposes no conditional
@@ -262,7 +263,7 @@ class Lease:
     def _write(self) -> None:
         self._storage.put_atomic(self._rel, json.dumps({"owner": self.owner, "renewed": time.time()}).encode())
 
-    def acquire(self) -> "Lease":
+    def acquire(self) -> Lease:
         held = self._storage.read_text(self._rel)
         if held:
             state = json.loads(held)

@@ -71,6 +71,11 @@ class StreamSettings(BaseSettings):
     metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz (off unless set; 0 = any free port)
     metrics_host: str = "127.0.0.1"
     stalled_after: float = 120.0  # /readyz fails when the last commit is older than this while there is lag
+    # ... and at least flush_seconds of data per partition or flush_rows rows, whichever first (within
+    # that bound): a trickle then makes one commit (one small file per table) a second, not one a poll
+    flush_seconds: float = Field(default=1.0, ge=0)
+    flush_rows: int = Field(default=5000, ge=1)
+    optimize_every: float = 600.0  # background compaction + vacuum of the lake, seconds (0: off)
     batch_size: int = 512  # texts handed to the model handler at once
     max_records: int | None = None
     idle_exit: float | None = None

@@ -71,6 +71,11 @@ class StopControl:
             self.emitted += allowed
             return allowed
 
+    def touch(self) -> None:
+        """Something happened that must still be read (a detected log reset): not idle."""
+        with self.lock:
+            self.idle_since = None
+
     def should_stop(self) -> bool:
         if self.halt is not None:
             return True
@@ -239,7 +244,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
 
     def __init__(self, client_config: dict[str, Any], lake: str, run_id: str, poll_records: int, max_message_bytes: int,
                  max_records: int | None, idle_exit: float | None, bundle_records: int = 256,
-                 bundle_seconds: float = 1.0, partitions: int = 1, bundle_initial: int = 32) -> None:
+                 bundle_seconds: float = 1.0, partitions: int = 1, bundle_initial: int = 32,
+                 flush_seconds: float = 1.0, flush_rows: int = 5000) -> None:
         self._config = client_config
         self._lake = lake
         self._run_id = run_id
@@ -247,6 +253,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         self._fetch_bytes = max(max_message_bytes * 4, 8 * 1024 * 1024)
         self._max_records = max_records
         self._idle_exit = idle_exit
+        self._flush_seconds = flush_seconds
+        self._flush_rows = flush_rows
         self._last_wait_log = 0.0
         self._bundle_records = bundle_records
         self._bundle_seconds = bundle_seconds
@@ -305,38 +313,60 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         epoch, expected = split_position(restriction.start)
         if entry["reset"] is not None and entry["reset"][0] > epoch:
             epoch, expected = entry["reset"]  # a detected log reset we have not read from yet
-        if entry["next"] != to_position(epoch, expected):
-            consumer.seek(tp, expected)
-            entry["next"] = to_position(epoch, expected)
-        try:
-            batch = consumer.poll(timeout_ms=self._budget.poll_timeout_ms(time.monotonic()),
-                                  max_records=min(self._poll_records, granted)).get(tp, [])
-        except Exception as exc:  # noqa: BLE001 - the broker may be away; keep retrying with backoff
-            self._log_waiting(element, f"poll failed: {exc}")
-            batch = []
-        if batch and batch[0].offset < expected:  # the client reset an out-of-range position
-            epoch += 1
-            self._log_reset(element, expected, batch[0].offset, epoch)
-        allowed = self._stop.take(len(batch))
-        self._budget.spend(allowed, granted if len(batch) >= granted else None)
-        if batch:
-            metrics.observe_highwater(element.topic, element.partition, consumer.highwater(tp))
-        source = source_key(element.topic, element.partition)
-        for rec in batch[:allowed]:
-            position = to_position(epoch, rec.offset)
-            if not tracker.try_claim(position):
-                return
-            entry["next"] = position + 1
-            entry["reset"] = None
-            coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset, timestamp_ms=rec.timestamp)
-            yield RawMessage(coords, rec.value, source, position)
-        if allowed:  # remember only the last record: it is what a later log check re-reads
-            entry["last"] = (batch[allowed - 1].offset, _fingerprint(batch[allowed - 1].value))
-        if allowed < len(batch):
-            entry["next"] = None  # we stopped mid-batch: re-seek if this partition is read again
-        if not batch:
-            self._verify_log(element, entry, epoch, expected)
-        tracker.defer_remainder(Duration.of(0 if batch else 0.2))
+        # Flush policy (on top of the bundle budget, which caps a bundle at `granted` records for
+        # this partition): keep polling until this partition's bundle holds flush_rows records or
+        # flush_seconds have passed since its last bundle, so a trickle makes one commit per
+        # flush_seconds instead of one per poll (one small file per table per poll otherwise).
+        since_flush = entry.setdefault("flushed", time.monotonic())
+        emitted = 0
+        while True:
+            if entry["next"] != to_position(epoch, expected):
+                consumer.seek(tp, expected)
+                entry["next"] = to_position(epoch, expected)
+            now = time.monotonic()
+            remaining_ms = int(max(0.0, since_flush + self._flush_seconds - now) * 1000)
+            wait_ms = min(250, remaining_ms) if emitted else self._budget.poll_timeout_ms(now)
+            room = min(self._poll_records, granted - emitted, max(1, self._flush_rows - emitted))
+            try:
+                batch = consumer.poll(timeout_ms=wait_ms, max_records=room).get(tp, [])
+            except Exception as exc:  # noqa: BLE001 - the broker may be away; keep retrying with backoff
+                self._log_waiting(element, f"poll failed: {exc}")
+                batch = []
+            if batch and batch[0].offset < expected:  # the client reset an out-of-range position
+                epoch += 1
+                self._log_reset(element, expected, batch[0].offset, epoch)
+            # an empty poll while a bundle is filling is not idleness (its rows are not even enriched yet)
+            allowed = self._stop.take(len(batch)) if batch or not emitted else 0
+            self._budget.spend(allowed, room if len(batch) >= room and emitted + allowed >= granted else None)
+            if batch:
+                metrics.observe_highwater(element.topic, element.partition, consumer.highwater(tp))
+            source = source_key(element.topic, element.partition)
+            for rec in batch[:allowed]:
+                position = to_position(epoch, rec.offset)
+                if not tracker.try_claim(position):
+                    return
+                entry["next"] = position + 1
+                entry["reset"] = None
+                coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset,
+                                     timestamp_ms=rec.timestamp)
+                yield RawMessage(coords, rec.value, source, position)
+            emitted += allowed
+            if allowed:  # remember only the last record: it is what a later log check re-reads
+                entry["last"] = (batch[allowed - 1].offset, _fingerprint(batch[allowed - 1].value))
+            if allowed < len(batch):
+                entry["next"] = None  # we stopped mid-batch: re-seek if this partition is read again
+                break
+            if not batch and not emitted:
+                self._verify_log(element, entry, epoch, expected)
+                break
+            if (emitted >= granted or emitted >= self._flush_rows or self._stop.should_stop()
+                    or time.monotonic() - since_flush >= self._flush_seconds):
+                break
+            if batch:
+                epoch, expected = split_position(entry["next"])
+        if emitted:
+            entry["flushed"] = time.monotonic()
+        tracker.defer_remainder(Duration.of(0 if emitted else 0.2))
 
     def _verify_log(self, desc: PartitionDesc, entry: dict, epoch: int, expected: int) -> None:
         """While idle, re-read the last record we consumed every few seconds and compare fingerprints.
@@ -382,6 +412,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                 self._log_waiting(desc, f"broker not reachable ({type(exc).__name__})")
             return
         entry["reset"] = (epoch + 1, begin)
+        self._stop.touch()  # the new log is still to be read: --idle-exit must not end the run first
         entry["last"] = None
         self._log_reset(desc, expected, begin, epoch + 1)
 
@@ -415,6 +446,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         if entry["shorter"] >= 2:
             entry["shorter"] = 0
             entry["reset"] = (epoch + 1, first[0].offset)
+            self._stop.touch()
             self._log_reset(desc, expected, first[0].offset, epoch + 1)
 
     @staticmethod

@@ -1,0 +1,261 @@
+"""The lake's one seam: its Delta Lake tables, located, opened, written and read the same way
+on a local directory, s3:// or gs://.
+
+Every writer (the stream and backfill commits, alerts, rescore, migrate, optimize) and every
+reader (`finpulse query`, `alerts`, `lake-check`, the dashboard, the bench) goes through here,
+so there is one answer to "which files make up table T at version V": the table's own log
+(`DeltaTable.file_uris()`). Readers read exactly those files and nothing else, so they never see
+an uncommitted or compacted-away file, whatever is lying in the folder.
+
+Tables are `LAKE/<name>/` with `_delta_log/`, partitioned by `date` (YYYY-MM-DD, a Hive folder
+`date=...`). The partition value lives in the path and the log, not inside the Parquet files, so
+readers that scan the files directly (DuckDB over the file list) see the record columns only.
+
+Object-store URLs keep the form the rest of finpulse uses
+(`s3://bucket/lake?endpoint_override=host:port&scheme=http&region=us-east-1`); the query
+parameters are pyarrow's, translated here into delta-rs storage options. Commits on S3 use
+delta-rs's put-if-absent (`conditional_put=etag`, i.e. `If-None-Match: *` on the log entry),
+never `AWS_S3_ALLOW_UNSAFE_RENAME` (see docs/DEPLOY.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pyarrow as pa
+
+from finpulse.pipeline.lake.storage import is_remote
+from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
+
+log = logging.getLogger(__name__)
+
+SCHEMAS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
+PARTITION = "date"
+RESCORED_PROPERTY = "finpulse.rescored"  # table property set by the first rescore
+COMMIT_RETRIES = 30  # delta-rs re-tries a commit whose version was taken by a concurrent writer
+METADATA_RETRIES = 5  # re-reads after losing a race on a metadata change (table creation, new column)
+
+
+def storage_options(root: str | Path) -> dict[str, str]:
+    """delta-rs storage options for a lake root (empty for a local directory).
+
+    Credentials are never in the URL: delta-rs reads AWS_* / GOOGLE_* from the environment.
+    """
+    if not is_remote(root):
+        return {}
+    parts = urlsplit(str(root))
+    query = dict(parse_qsl(parts.query))
+    opts: dict[str, str] = {}
+    if parts.scheme in ("s3", "s3a"):
+        # Safe concurrent commits: the log entry is written with If-None-Match (put-if-absent).
+        opts["conditional_put"] = "etag"
+        if "endpoint_override" in query:
+            scheme = query.get("scheme", "https")
+            endpoint = query["endpoint_override"]
+            opts["AWS_ENDPOINT_URL"] = endpoint if "://" in endpoint else f"{scheme}://{endpoint}"
+            if scheme == "http":
+                opts["AWS_ALLOW_HTTP"] = "true"
+        if "region" in query:
+            opts["AWS_REGION"] = query["region"]
+    return opts
+
+
+def table_uri(root: str | Path, table: str) -> str:
+    """The Delta table's URI: LAKE/<table> (the URL's query string dropped for object stores)."""
+    if is_remote(root):
+        parts = urlsplit(str(root))
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/{table}"
+    return str(Path(str(root).removeprefix("file://")).resolve() / table)
+
+
+def open_table(root: str | Path, table: str, as_of: int | datetime | None = None):
+    """The DeltaTable (at a version or time when `as_of` is given), or None if it does not exist yet."""
+    from deltalake import DeltaTable
+
+    uri, opts = table_uri(root, table), storage_options(root)
+    if not DeltaTable.is_deltatable(uri, storage_options=opts or None):
+        return None
+    dt = DeltaTable(uri, storage_options=opts or None, version=as_of if isinstance(as_of, int) else None)
+    if isinstance(as_of, datetime):
+        try:
+            dt.load_as_version(as_of)
+        except Exception as exc:  # noqa: BLE001 - delta-rs raises a generic error for "before the first commit"
+            if "before" not in str(exc).lower() and "no commit" not in str(exc).lower():
+                raise
+            return None
+    return dt
+
+
+def exists(root: str | Path) -> bool:
+    """True if the lake has at least one table (or is a folder/bucket prefix holding something)."""
+    return any(open_table(root, t) is not None for t in SCHEMAS)
+
+
+def parse_as_of(text: str | None) -> int | datetime | None:
+    """`--as-of` value: a table version (an integer) or an ISO time (naive = UTC)."""
+    if text is None or text == "":
+        return None
+    if text.strip().isdigit():
+        return int(text)
+    ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """One table at one version: the files a reader must read, and nothing else."""
+
+    table: str
+    version: int | None  # None: the table does not exist (at that time)
+    files: tuple[str, ...]  # absolute paths locally, s3://bucket/key URIs on object stores
+    schema: pa.Schema  # the table's current schema (code schema plus any evolved columns)
+    rescored: bool = False  # rows of several model versions exist for some ids (see jobs/rescore.py)
+
+
+def snapshot(root: str | Path, table: str, as_of: int | datetime | None = None) -> TableFiles:
+    """The files of `table` at its latest version (or `as_of`)."""
+    dt = open_table(root, table, as_of)
+    if dt is None:
+        return TableFiles(table, None, (), SCHEMAS[table])
+    files = tuple(dt.file_uris())
+    if not is_remote(root):
+        files = tuple(f.removeprefix("file://") for f in files)
+    rescored = dt.metadata().configuration.get(RESCORED_PROPERTY) == "true"
+    return TableFiles(table, dt.version(), files, SCHEMAS[table], rescored)
+
+
+def object_paths(root: str | Path, uris: Sequence[str]):
+    """(pyarrow filesystem, [bucket/key ...]) for object-store file URIs of this lake."""
+    from finpulse.pipeline.lake.storage import object_filesystem
+
+    fs, _ = object_filesystem(str(root))
+    return fs, [u.split("://", 1)[1] for u in uris]
+
+
+def arrow_dataset(root: str | Path, files: TableFiles):
+    """A pyarrow dataset over exactly the snapshot's files, with the declared schema (older files
+    lacking newer columns read them as null)."""
+    import pyarrow.dataset as pads
+
+    if is_remote(root):
+        fs, paths = object_paths(root, files.files)
+        return pads.dataset(paths, schema=files.schema, format="parquet", filesystem=fs)
+    return pads.dataset(list(files.files), schema=files.schema, format="parquet")
+
+
+def rows_table(table: str, rows: Sequence[Mapping], dates: Sequence[str]) -> pa.Table:
+    """Rows as an Arrow table of the table's schema plus the `date` partition column."""
+    data = pa.Table.from_pylist(list(rows), schema=SCHEMAS[table])
+    return data.append_column(PARTITION, pa.array(list(dates), pa.string()))
+
+
+def append(
+    root: str | Path,
+    table: str,
+    data,
+    transactions: Mapping[str, int] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    dt=None,
+) -> None:
+    """Append `data` (with its `date` column) in ONE commit carrying one Delta transaction per
+    source (app_id -> end position).
+
+    `schema_mode="merge"` lets a newer code schema add nullable columns to an older table without
+    a rewrite. A commit that loses a race to a concurrent writer (a backfill, compaction, alerts)
+    is re-tried by delta-rs on the next version; appends never conflict with each other. `dt`, an
+    already loaded DeltaTable of this table, saves re-reading its log.
+    """
+    from deltalake import CommitProperties, Transaction, WriterProperties, write_deltalake
+
+    props = CommitProperties(
+        app_transactions=[Transaction(app, int(v)) for app, v in (transactions or {}).items()] or None,
+        custom_metadata=dict(metadata or {}) or None,
+        max_commit_retries=COMMIT_RETRIES,
+    )
+    for attempt in range(METADATA_RETRIES):
+        # merging schemas costs a third of a small commit; only ask for it when a column is new
+        known = {f.name for f in dt.schema().fields} if dt is not None else set()
+        merge = dt is None or bool(set(data.schema.names) - known)
+        try:
+            write_deltalake(
+                dt if dt is not None else table_uri(root, table),
+                data,
+                mode="append",
+                partition_by=[PARTITION],
+                schema_mode="merge" if merge else None,
+                storage_options=None if dt is not None else storage_options(root) or None,
+                commit_properties=props,
+                writer_properties=WriterProperties(compression="ZSTD"),  # as the previous layout: ~half snappy's size
+            )
+            return
+        except Exception as exc:  # noqa: BLE001 - delta-rs's CommitFailedError is not importable by a stable name
+            # Two writers creating the table (or adding a column) at once: the loser's metadata
+            # action conflicts and is not re-tried by delta-rs. Nothing was committed, so read the
+            # table as it is now and append again (with no schema change if none is needed).
+            if "Metadata changed" not in str(exc) or attempt == METADATA_RETRIES - 1:
+                raise
+            if isinstance(data, pa.RecordBatchReader):
+                raise  # a stream cannot be replayed (migrate runs alone)
+            dt = open_table(root, table)
+
+
+def transaction_versions(root: str | Path, table: str, app_ids: Sequence[str], dt=None) -> dict[str, int]:
+    """The end position each source has committed to `table` (0 if none), from the table's log
+    (`dt`: an already loaded and updated DeltaTable of it)."""
+    dt = dt if dt is not None else open_table(root, table)
+    out = {}
+    for app in app_ids:
+        v = dt.transaction_version(app) if dt is not None else None
+        out[app] = int(v) if v is not None else 0
+    return out
+
+
+def optimize(root: str | Path, retention_hours: float = 24.0, target_size: int | None = None) -> dict:
+    """Compact small files into large ones, then vacuum files that left the table more than
+    `retention_hours` ago; per table, the delta-rs metrics.
+
+    Compaction is a normal Delta commit (remove small files, add their merge): readers that
+    listed the older version keep reading its files, which vacuum only deletes after the
+    retention, so a query running during compaction never loses a file. It never conflicts with
+    appends, so the stream keeps committing meanwhile.
+    """
+    from deltalake import CommitProperties, WriterProperties
+
+    out = {}
+    for table in SCHEMAS:
+        dt = open_table(root, table)
+        if dt is None:
+            continue
+        t0 = time.monotonic()
+        files_before = len(dt.file_uris())
+        metrics = dt.optimize.compact(
+            target_size=target_size,
+            writer_properties=WriterProperties(compression="ZSTD"),
+            commit_properties=CommitProperties(
+                max_commit_retries=COMMIT_RETRIES, custom_metadata={"finpulse.op": "optimize"}
+            ),
+        )
+        dt = open_table(root, table)
+        removed = dt.vacuum(retention_hours=int(retention_hours), dry_run=False, enforce_retention_duration=False)
+        dt.cleanup_metadata()  # expired log entries (delta.logRetentionDuration, 30 days by default)
+        out[table] = {
+            "files_before": files_before,
+            "files_after": len(open_table(root, table).file_uris()),
+            "files_added": metrics.get("numFilesAdded"),
+            "files_removed": metrics.get("numFilesRemoved"),
+            "vacuumed": len(removed),
+            "seconds": round(time.monotonic() - t0, 2),
+        }
+    return out
+
+
+def history_times(root: str | Path, table: str = "enriched", limit: int | None = None) -> list[dict]:
+    """(version, timestamp, operation) per commit, newest first: for `--as-of` help and the dashboard."""
+    dt = open_table(root, table)
+    return [] if dt is None else dt.history(limit)
