@@ -119,7 +119,7 @@ def alert_rows(alerts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "severity": alerts["severity"], "key": alerts["key_kind"] + ": " + alerts["key"],
         "window (UTC)": alerts["window_start"].dt.strftime("%Y-%m-%d %H:%M"),
-        "negative share": [f"{o:.0%} vs {b:.0%}" for o, b in zip(alerts["observed_share"], alerts["baseline_share"])],
+        "negative share": [f"{o:.0%} vs {b:.0%}" for o, b in zip(alerts["observed_share"], alerts["baseline_share"], strict=False)],
         "posts": alerts["volume"]}).reset_index(drop=True)
 
 

@@ -145,9 +145,10 @@ def run(lake: Path, rows: int, browser: bool = True) -> dict:
 def first_paint(lake: Path) -> dict[str, float]:
     """Seconds from navigation to a rendered chart: the first visitor after start-up (loads the
     lake into memory) and a later visitor (the store is already warm)."""
-    from finpulse.dashboard.browser import chromium, dashboard_server
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from finpulse.dashboard.browser import chromium, dashboard_server
 
     out = {}
     with dashboard_server(lake, Path("/tmp/finpulse-dashboard-bench.log")) as (url, _pid), chromium() as driver:

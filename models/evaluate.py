@@ -54,7 +54,7 @@ def evaluate_ner(model, tokenizer, sentences: Sequence[TaggedSentence], task: Ta
     examples, firsts = encode_sentences(tokenizer, sentences, task.labels, max_length)
     logits = predict_logits(model, examples, task, tokenizer.pad_token_id, device, bf16=bf16)
     gold, pred = [], []
-    for sent, lg, first in zip(sentences, logits, firsts):
+    for sent, lg, first in zip(sentences, logits, firsts, strict=False):
         token_pred = lg.argmax(-1).tolist()
         gold.append([task.labels[t] for t in sent.tags])
         pred.append([task.labels[token_pred[f]] if f >= 0 else "O" for f in first])

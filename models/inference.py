@@ -16,8 +16,8 @@ takes the score of the window where it sits most centrally. No second encoder pa
 from __future__ import annotations
 
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,7 +258,7 @@ class Enricher:
         seq: dict[str, list[np.ndarray]] = {}
         ner_tokens: list[list[list[TokenPrediction]]] = [[] for _ in texts]
         span_scores: list[list[_SpanScore]] = [[] for _ in texts]
-        for group, windows in zip(self.groups, windows_per_group):
+        for group, windows in zip(self.groups, windows_per_group, strict=False):
             window_probs, scored = self._run_group(group, windows, spans)
             for w, sc in zip(windows, scored, strict=True):
                 span_scores[w.text_index].extend(sc)
@@ -269,7 +269,7 @@ class Enricher:
                 if group.loaded.model.tasks[task].kind is TaskKind.SEQUENCE:
                     seq[task] = _average_windows(windows, window_probs[task], len(texts))
                 else:
-                    for w, p in zip(windows, window_probs[task]):
+                    for w, p in zip(windows, window_probs[task], strict=False):
                         ner_tokens[w.text_index].append(_token_predictions(w, p, labels))
         sent_labels = self.registry.sentiment.labels
         topic_labels = self.registry.topic.labels
@@ -366,11 +366,11 @@ def _average_windows(windows: list[_Window], probs: list[np.ndarray], n_texts: i
     """Per-text probabilities: windows weighted by their token count."""
     sums: list[np.ndarray | None] = [None] * n_texts
     weights = [0.0] * n_texts
-    for w, p in zip(windows, probs):
+    for w, p in zip(windows, probs, strict=False):
         wt = float(len(w.input_ids))
         sums[w.text_index] = p * wt if sums[w.text_index] is None else sums[w.text_index] + p * wt
         weights[w.text_index] += wt
-    return [s / wt for s, wt in zip(sums, weights)]  # type: ignore[operator]
+    return [s / wt for s, wt in zip(sums, weights, strict=False)]  # type: ignore[operator]
 
 
 def _token_predictions(w: _Window, probs: np.ndarray, labels: Sequence[str]) -> list[TokenPrediction]:

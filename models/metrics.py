@@ -23,14 +23,14 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: 
     per_class = {}
     f1s = []
     for i, name in enumerate(labels):
-        tp = sum(1 for t, p in zip(y_true, y_pred) if t == i and p == i)
+        tp = sum(1 for t, p in zip(y_true, y_pred, strict=False) if t == i and p == i)
         n_pred = sum(1 for p in y_pred if p == i)
         n_true = sum(1 for t in y_true if t == i)
         p, r, f = _prf(tp, n_pred, n_true)
         per_class[name] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "support": n_true}
         if n_true:
             f1s.append(f)
-    accuracy = sum(1 for t, p in zip(y_true, y_pred) if t == p) / max(1, len(y_true))
+    accuracy = sum(1 for t, p in zip(y_true, y_pred, strict=False) if t == p) / max(1, len(y_true))
     return {
         "n": len(y_true),
         "accuracy": round(accuracy, 4),
@@ -61,7 +61,7 @@ def entity_report(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequen
     tp: Counter[str] = Counter()
     n_true: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
-    for t, p in zip(true_tags, pred_tags):
+    for t, p in zip(true_tags, pred_tags, strict=False):
         if len(t) != len(p):
             raise ValueError("a predicted sentence has a different length than its gold tags")
         ts, ps = iob2_spans(t), iob2_spans(p)

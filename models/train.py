@@ -207,9 +207,9 @@ def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], t
             log(f"{spec.name}: teacher {path} on {name}: " + json.dumps({k: score[k] for k in ("accuracy", "macro_f1")}))
         del teacher
     mean = (total / len(td.teachers)).tolist()
-    out = [Encoded(e.input_ids, e.label, soft=tuple(lg)) for e, lg in zip(enc, mean)]
+    out = [Encoded(e.input_ids, e.label, soft=tuple(lg)) for e, lg in zip(enc, mean, strict=False)]
     u_enc = encode_texts(tokenizer, extra, [IGNORE] * len(extra), cfg.max_length)
-    out += [Encoded(e.input_ids, IGNORE, soft=tuple(lg)) for e, lg in zip(u_enc, mean[len(enc):])]
+    out += [Encoded(e.input_ids, IGNORE, soft=tuple(lg)) for e, lg in zip(u_enc, mean[len(enc):], strict=False)]
     log(f"{spec.name}: distilling from {len(td.teachers)} teacher(s) (alpha {cfg.kd_alpha}, T {cfg.kd_temperature}), "
         f"{len(extra)} unlabelled texts added")
     return out

@@ -67,7 +67,7 @@ class InputRecord(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _derive_id(self) -> "InputRecord":
+    def _derive_id(self) -> InputRecord:
         if not self.id:
             self.id = derive_id(self.source, self.url, self.text)
         return self

@@ -86,10 +86,10 @@ def enriched_lake(tmp_path_factory) -> Path:
     import dataclasses
     from datetime import datetime, timedelta, timezone
 
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
-    from finpulse.pipeline.jobs.backfill import run_backfill
-    from finpulse.pipeline.devtools.generator import Event, generate_posts
     from finpulse.pipeline.alerts.detector import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
+    from finpulse.pipeline.devtools.generator import Event, generate_posts
+    from finpulse.pipeline.jobs.backfill import run_backfill
 
     root = tmp_path_factory.mktemp("enriched-lake")
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)

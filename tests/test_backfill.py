@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.devtools.generator import generate_posts
+from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,13 @@
 import pytest
 
 from finpulse.pipeline.runtime import beam_internals
-from finpulse.pipeline.runtime.beam_internals import INTERNALS, BeamInternalsChanged, Internal, check_beam_internals, problems
+from finpulse.pipeline.runtime.beam_internals import (
+    INTERNALS,
+    BeamInternalsChanged,
+    Internal,
+    check_beam_internals,
+    problems,
+)
 from finpulse.schemas.errors import FinpulseError
 
 

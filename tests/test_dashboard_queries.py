@@ -8,12 +8,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from lakefixtures import T0, post, write_alert, write_dead_letters, write_posts
 
 from finpulse.dashboard import queries
 from finpulse.dashboard.filters import Filters, bucket_for_span, preset_range, where
 from finpulse.dashboard.highlight import highlight_html
 from finpulse.dashboard.store import LakeStore
-from lakefixtures import T0, post, write_alert, write_dead_letters, write_posts
 
 DAY = timedelta(days=1)
 

@@ -68,7 +68,7 @@ def test_lr_schedule_warms_up_then_decays_to_zero(schedule):
     total, warm = 100, 10
     f = [lr_factor(s, total, warm, schedule) for s in range(total + 1)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and f[10] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
     assert f[total] == pytest.approx(0.0, abs=1e-9)
     mid = lr_factor(55, total, warm, schedule)
     assert mid == pytest.approx(0.5 if schedule == "linear" else 0.5 * (1 + math.cos(math.pi * 0.5)))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import FINPULSE, StreamProcess, lake_rows, posts, send, wait_until
+
 from finpulse.pipeline.devtools.chaos import Producer, alerts_kill_run, exactly_once, feed, kill_run
 from finpulse.pipeline.lake.query import run_query
 
@@ -183,8 +183,8 @@ def test_corrupt_parquet_files_are_skipped_by_queries_and_quarantined(tmp_path):
     queries and alerts skip them, lake-check names them, --quarantine moves them aside and drops
     them from the table log."""
     from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
-    from finpulse.pipeline.devtools.chaos import alert_feed
     from finpulse.pipeline.cli.main import main
+    from finpulse.pipeline.devtools.chaos import alert_feed
     from finpulse.pipeline.lake import tables
     from finpulse.pipeline.lake.commit import Lake, Row
 

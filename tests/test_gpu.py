@@ -18,8 +18,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from finpulse.models.device import GPU_BUDGET_CAP, GPU_BUDGET_FLOOR, to_device
 from finpulse.models.inference import Enricher, InferenceSettings
 from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
-from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 from finpulse.pipeline.devtools.generator import generate_posts
+from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
 
@@ -59,12 +59,12 @@ def test_budget_is_sized_from_the_cards_free_memory(gpu):
 def test_bf16_gpu_predictions_agree_with_the_fp32_cpu_reference(gpu, cpu_fp32):
     got = gpu.predict(TEXTS)
     assert len(got) == len(cpu_fp32)
-    sentiment = np.mean([a.sentiment == b.sentiment for a, b in zip(got, cpu_fp32)])
-    topic = np.mean([a.topic == b.topic for a, b in zip(got, cpu_fp32)])
+    sentiment = np.mean([a.sentiment == b.sentiment for a, b in zip(got, cpu_fp32, strict=False)])
+    topic = np.mean([a.topic == b.topic for a, b in zip(got, cpu_fp32, strict=False)])
     ents = np.mean([{(e.start, e.end, e.type) for e in a.entities} == {(e.start, e.end, e.type) for e in b.entities}
-                    for a, b in zip(got, cpu_fp32)])
+                    for a, b in zip(got, cpu_fp32, strict=False)])
     assert sentiment >= 0.97 and topic >= 0.97 and ents >= 0.95, (sentiment, topic, ents)
-    worst = max(abs(a.sentiment_score - b.sentiment_score) for a, b in zip(got, cpu_fp32))
+    worst = max(abs(a.sentiment_score - b.sentiment_score) for a, b in zip(got, cpu_fp32, strict=False))
     assert worst < 0.1
 
 
@@ -72,7 +72,7 @@ def test_gpu_predictions_do_not_depend_on_batch_composition(gpu):
     together = gpu.predict(TEXTS[:64])
     alone = [gpu.predict([t])[0] for t in TEXTS[:64]]
     assert [p.sentiment for p in together] == [p.sentiment for p in alone]
-    assert max(abs(a.sentiment_score - b.sentiment_score) for a, b in zip(together, alone)) < 0.05
+    assert max(abs(a.sentiment_score - b.sentiment_score) for a, b in zip(together, alone, strict=False)) < 0.05
 
 
 def test_the_beam_handler_shares_one_gpu_model_by_default():

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 
 from finpulse.models.entities import EntitySpan
 from finpulse.models.inference import Prediction
-from finpulse.pipeline.sources.archive import iter_rows
 from finpulse.pipeline.enrich.handler import enriched_row
-from finpulse.pipeline.lake.commit import TABLES, Row, write_parquet
 from finpulse.pipeline.enrich.parse import parse_message
-from finpulse.pipeline.messages import Coordinates
 from finpulse.pipeline.jobs.transforms import dead_row
+from finpulse.pipeline.lake.commit import TABLES, Row, write_parquet
+from finpulse.pipeline.messages import Coordinates
+from finpulse.pipeline.sources.archive import iter_rows
 from finpulse.schemas.records import DeadLetter
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
@@ -163,6 +163,7 @@ def test_adversarial_texts_through_the_real_stream(broker, tmp_path):
     """One message of each kind through Kafka and the real models: exactly one row each, and the
     text is stored exactly as sent (escaping for display is the reader's job, not the lake's)."""
     from conftest import StreamProcess, send
+
     from finpulse.pipeline.lake.query import run_query
 
     msgs = adversarial_messages()

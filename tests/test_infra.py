@@ -15,12 +15,11 @@ from pathlib import Path
 
 import click
 import pytest
-
-from finpulse.schemas.errors import ExpansionServiceError, UsageError
 import yaml
 
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.jobs.stream import pipeline_options
+from finpulse.schemas.errors import ExpansionServiceError, UsageError
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 ROOT = INFRA.parent

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from conftest import FINPULSE
+
 from finpulse.infra.broker import free_port
 from finpulse.pipeline.runtime import memory_env
 from finpulse.pipeline.runtime.memory_env import MARKER, memory_env_to_add

@@ -68,7 +68,7 @@ def test_fp32_batched_predictions_match_one_by_one_and_keep_order(fp32):
     rng.shuffle(texts)
     batched = fp32.predict(texts)
     single = [fp32.predict([t])[0] for t in texts]
-    for b, s in zip(batched, single):
+    for b, s in zip(batched, single, strict=False):
         assert b.sentiment == s.sentiment and b.topic == s.topic
         assert np.allclose(list(b.sentiment_probs.values()), list(s.sentiment_probs.values()), atol=1e-4)
         assert [(e.start, e.end, e.type) for e in b.entities] == [(e.start, e.end, e.type) for e in s.entities]
@@ -82,7 +82,7 @@ def test_fast_path_matches_fp32_within_tolerance(enricher, fp32):
     texts = [p["text"] for p in generate_posts(120, seed=6)]
     fast, ref = enricher.predict(texts), fp32.predict(texts)
     same_entities = 0
-    for f, r in zip(fast, ref):
+    for f, r in zip(fast, ref, strict=False):
         fp, rp = np.array(list(f.sentiment_probs.values())), np.array(list(r.sentiment_probs.values()))
         assert np.abs(fp - rp).max() < 0.05
         if f.sentiment != r.sentiment:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import StreamProcess, posts, send
+
 from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import StreamProcess, lake_rows, posts, send, wait_until
+
 from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow

@@ -26,7 +26,7 @@ def _autocast_batch256(e: Enricher) -> None:
 
 
 def _agreement(preds: list[Prediction], ref: list[Prediction], key: Callable[[Prediction], object]) -> float:
-    return round(sum(key(a) == key(b) for a, b in zip(preds, ref)) / len(ref), 4)
+    return round(sum(key(a) == key(b) for a, b in zip(preds, ref, strict=False)) / len(ref), 4)
 
 
 def compare_precisions(device: str, n: int) -> dict:

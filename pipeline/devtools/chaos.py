@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
 FINPULSE = [sys.executable, "-m", "finpulse.pipeline.cli"]
 INJECT = [sys.executable, "-m", "finpulse.pipeline.cli", "chaos", "inject"]
 KILL_POINTS = ("mid-write", "staged", "committed", "offset")  # in `finpulse stream`
@@ -49,8 +48,8 @@ def install_kill_point(point: str, after: int) -> None:
     positions) landed, nothing after it ran; offset: lake commit done, Kafka group offset not yet
     committed.
     """
-    from finpulse.pipeline.lake import commit as lake_mod
     from finpulse.pipeline.jobs import stream as stream_mod
+    from finpulse.pipeline.lake import commit as lake_mod
 
     calls = itertools.count(1)
 
@@ -233,8 +232,8 @@ def group_matches_lake(bootstrap: str, group: str, lake: Path, topic: str, parti
     """Kafka group offsets equal the lake's progress (they are committed after it, for lag tools)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from finpulse.pipeline.messages import OFFSET_MASK
     from finpulse.pipeline.lake.commit import Lake, source_key
+    from finpulse.pipeline.messages import OFFSET_MASK
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
@@ -276,7 +275,7 @@ class Sampler:
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         self._thread.start()
         return self
 

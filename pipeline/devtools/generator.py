@@ -132,7 +132,7 @@ class Event:
     minutes: int = 45
 
     @classmethod
-    def parse(cls, spec: str) -> "Event":
+    def parse(cls, spec: str) -> Event:
         """'BA@2026-11-03T14:00:00Z' or 'BA@2026-11-03T14:00:00Z,80,45' (posts, minutes)."""
         ticker, _, rest = spec.partition("@")
         when, *numbers = rest.split(",")

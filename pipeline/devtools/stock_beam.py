@@ -17,7 +17,6 @@ import types
 from typing import Any
 
 
-
 def install_tensorflow_shim() -> None:
     """Beam's huggingface_inference imports tensorflow and transformers.TFAutoModel at module top;
     transformers 5 has no TF classes (apache/beam#29621). A stub module with a __spec__ (torch
@@ -44,8 +43,8 @@ def export_hf_models() -> dict[str, Any]:
     from transformers import BertForSequenceClassification, BertForTokenClassification
     from transformers.modeling_outputs import SequenceClassifierOutput
 
-    from finpulse.models.registry import load_registry
     from finpulse.models.artifact import load_artifact
+    from finpulse.models.registry import load_registry
 
     class MeanPoolBertForSequenceClassification(BertForSequenceClassification):
         """BertForSequenceClassification that pools by masked mean, as the MiniLM encoder was trained."""

@@ -19,14 +19,13 @@ from apache_beam.transforms.core import RestrictionProvider
 
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
-from finpulse.pipeline.sources.archive import archive_format, archive_key, count_rows, read_slice
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
-from finpulse.pipeline.messages import RawMessage
-from finpulse.pipeline.lake.commit import Lake
-from finpulse.pipeline.messages import Coordinates
-from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 from finpulse.pipeline.jobs.stream import pipeline_options, resolve_device
 from finpulse.pipeline.jobs.transforms import enrich_and_write
+from finpulse.pipeline.lake.commit import Lake
+from finpulse.pipeline.messages import Coordinates, RawMessage
+from finpulse.pipeline.sources.archive import archive_format, archive_key, count_rows, read_slice
+from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 from finpulse.schemas.errors import NoInputFiles
 
 log = logging.getLogger(__name__)

@@ -11,18 +11,18 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from finpulse.models.inference import InferenceSettings
 from finpulse.models.preflight import check_models
-from finpulse.pipeline.runtime import metrics
-from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
-from finpulse.pipeline.messages import PartitionDesc
-from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, halt_reason
-from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
+from finpulse.pipeline.jobs.transforms import enrich_and_write
 from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.faults import require_writable
 from finpulse.pipeline.lake.maintenance import BackgroundOptimizer
-from finpulse.pipeline.runtime.settings import StreamSettings
 from finpulse.pipeline.lake.storage import is_remote
-from finpulse.pipeline.jobs.transforms import enrich_and_write
+from finpulse.pipeline.messages import PartitionDesc
+from finpulse.pipeline.runtime import metrics
+from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
+from finpulse.pipeline.runtime.settings import StreamSettings
+from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, halt_reason
+from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.schemas.errors import EX_TEMPFAIL, BrokerUnavailable, PartitionsChanged, UsageError
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import apache_beam as beam
 
-from finpulse.pipeline.messages import RawMessage
 from finpulse.pipeline.lake.commit import source_key
-from finpulse.pipeline.messages import Coordinates
+from finpulse.pipeline.messages import Coordinates, RawMessage
 from finpulse.schemas.errors import ExpansionServiceError
 
 SOURCES = ("sdf", "xlang")
