@@ -13,10 +13,10 @@ def trend_chart(volume: pd.DataFrame, means: pd.DataFrame, alerts: pd.DataFrame)
     """Stacked volume per sentiment under a mean-sentiment line, alert windows marked on both."""
     x = alt.X("bucket:T", title=None)
     bars = alt.Chart(volume).mark_bar().encode(
-        x=x, y=alt.Y("volume:Q", stack="zero", title="posts"),
+        x=x, y=alt.Y("volume:Q", stack="zero", title="stories (copies counted once)"),
         color=alt.Color("sentiment:N", scale=SENTIMENT_COLOURS, legend=alt.Legend(orient="bottom")),
         order=alt.Order("sentiment:N"),
-        tooltip=["bucket:T", "sentiment:N", "volume:Q"])
+        tooltip=["bucket:T", "sentiment:N", alt.Tooltip("volume:Q", title="stories"), "posts:Q"])
     line = alt.Chart(means).mark_line(point=True).encode(
         x=x, y=alt.Y("mean_score:Q", title="mean sentiment", scale=alt.Scale(domain=[-1, 1])),
         color=alt.Color("series:N", legend=alt.Legend(orient="bottom", title=None)),

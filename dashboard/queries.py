@@ -62,10 +62,14 @@ def top_companies(store: LakeStore, f: Filters, limit: int = 10) -> pd.DataFrame
 
 
 def trend(store: LakeStore, f: Filters) -> pd.DataFrame:
-    """Posts per bucket and sentiment (the stacked bars)."""
+    """Distinct stories per bucket and sentiment (the stacked bars), and the posts behind them.
+
+    Copies of a story (retweets, syndication) add to `posts`, not to `volume`: the bars show how
+    much independent reporting there was, as the alerts count it (docs/ALERTS.md, "Stories")."""
     clause, params = where(f)
     return store.query(f"""
-        SELECT time_bucket(CAST(? AS INTERVAL), published_at) AS bucket, sentiment, count(*) AS volume
+        SELECT time_bucket(CAST(? AS INTERVAL), published_at) AS bucket, sentiment,
+               count(DISTINCT coalesce(story_id, id)) AS volume, count(*) AS posts
         FROM posts WHERE {clause} GROUP BY ALL ORDER BY bucket, sentiment""", [f.bucket] + params)
 
 

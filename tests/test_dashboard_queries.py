@@ -103,6 +103,19 @@ def test_trend_buckets_follow_the_range(store):
     assert set(means["series"]) == {"AAPL", "MSFT"}
 
 
+def test_trend_counts_a_story_once_however_many_copies(tmp_path):
+    rows = base_rows()
+    copies = [post(f"rt{i}", 0.5, "negative", ("AAPL",), text="RT copy") | {"story_id": "a1", "copies_seen": i + 2}
+              for i in range(5)]
+    write_posts(tmp_path, rows + copies)
+    store = LakeStore(tmp_path, min_refresh_s=0)
+    store.refresh()
+    volume = queries.trend(store, Filters(start=T0, end=T0 + timedelta(hours=1)))
+    first = volume[volume["bucket"] == volume["bucket"].min()]
+    assert first["volume"].sum() == 1 and first["posts"].sum() == 6  # a1 and its 5 copies: one story, six posts
+    assert volume["volume"].sum() == 9 and volume["posts"].sum() == 14
+
+
 def test_bucket_for_span_keeps_charts_readable():
     assert bucket_for_span(timedelta(hours=1)) == "1 minute"
     assert bucket_for_span(timedelta(hours=6)) == "5 minutes"
