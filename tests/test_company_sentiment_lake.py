@@ -4,9 +4,9 @@ read it (relevance-weighted, post sentiment as fallback), and a lake written bef
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from lakefixtures import T0, post, write_posts
 
@@ -33,13 +33,18 @@ def with_companies(row: dict, *companies: dict) -> dict:
     return row | {"entity_sentiment": list(companies)}
 
 
-def write_old_posts(lake, rows: list[dict]) -> None:
-    """A file as written before per-company sentiment: the schema without the column."""
+def write_old_posts(lake, rows: list[dict]) -> Path:
+    """A commit as written before per-company sentiment: a Delta table version whose schema lacks the
+    column (the lake is Delta since #16; files outside the log are not read). Returns the data file."""
+    from finpulse.pipeline.lake import tables
+
     old = pa.schema([f for f in ENRICHED_SCHEMA if f.name != "entity_sentiment"])
-    path = lake / "enriched" / "date=2026-03-01" / "old.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old_rows = [{k: v for k, v in r.items() if k != "entity_sentiment"} for r in rows]
-    pq.write_table(pa.Table.from_pylist(old_rows, schema=old), path)
+    old_rows = [{k: v for k, v in r.items() if k in old.names} for r in rows]
+    before = set(tables.snapshot(lake, "enriched").files)
+    table = pa.Table.from_pylist(old_rows, schema=old)
+    tables.append(lake, "enriched", table.append_column("date", pa.array(["2026-03-01"] * len(rows))))
+    (added,) = set(tables.snapshot(lake, "enriched").files) - before
+    return Path(added)
 
 
 @pytest.fixture
@@ -52,13 +57,15 @@ def lake(tmp_path):
         with_companies(post("msft2", 1, "neutral", ("MSFT",)), company("MSFT", "negative", -0.85, 1.0)),
         with_companies(post("plain", 2, "negative", ())),
     ]
+    write_old_posts(tmp_path, [post("old", -30, "positive", ("MSFT",))])  # history first, as in a real lake
     write_posts(tmp_path, rows)
-    write_old_posts(tmp_path, [post("old", -30, "positive", ("MSFT",))])
     return tmp_path
 
 
 def test_old_files_load_with_null_entity_sentiment_and_are_not_rewritten(lake):
-    old = lake / "enriched" / "date=2026-03-01" / "old.parquet"
+    from finpulse.pipeline.lake import tables
+
+    (old,) = [Path(f) for f in tables.snapshot(lake, "enriched").files if "date=2026-03-01" in str(f)]
     before = old.stat().st_mtime_ns
     con = connect(lake)
     got = dict(con.execute("select id, entity_sentiment is null from enriched").fetchall())
