@@ -217,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-fraction", type=float, default=0.1)
     ap.add_argument("--save", action="store_true", help="write the head into the artifact (heads + config)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a shared machine)")
-    ap.add_argument("--cache", default=None, help="a .pt file keeping the encoded windows between runs")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -228,13 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_artifact(args.model, "cpu")
     bf16 = use_bf16("auto", "cpu")
     files = {Path(f).stem: read_entity_jsonl(f) for f in args.data}
-    if args.cache and Path(args.cache).is_file():
-        store = torch.load(args.cache, weights_only=False)
-        log(f"encoded windows from {args.cache}")
-    else:
-        store = build_store(loaded.model, loaded.tokenizer, files, loaded.config.max_length, bf16, log)
-        if args.cache:
-            torch.save(store, args.cache)
+    # encoded afresh each run (~2 min): a pickled cache of them would break the rule that nothing we load unpickles
+    store = build_store(loaded.model, loaded.tokenizer, files, loaded.config.max_length, bf16, log)
     held_docs = {src: set(split_docs(docs, args.holdout_fraction, args.seed)[1]) for src, docs in files.items()}
     sel_docs = {}
     for src, docs in files.items():
