@@ -33,7 +33,8 @@ def test_dashboard_in_chromium(enriched_lake, tmp_path):
     shutil.copytree(enriched_lake, lake)  # this test adds rows; the shared lake stays as it is
     ba_posts = run_query(enriched_lake, "select count(distinct id) n from enriched where list_contains(tickers, 'BA')").to_pylist()[0]["n"]
     all_posts = run_query(enriched_lake, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
-    (ba_severity,) = [r["severity"] for r in run_query(enriched_lake, "select severity from alerts where key = 'BA'").to_pylist()]
+    ba_alerts = run_query(enriched_lake, "select severity from alerts where key = 'BA'").to_pylist()
+    (ba_severity,) = [r["severity"] for r in ba_alerts]
     with dashboard_server(lake, tmp_path / "dashboard.log") as (url, pid), chromium() as driver:
         listening = {c.laddr.ip for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
         assert listening == {"127.0.0.1"}, f"the dashboard must bind to localhost only by default, got {listening}"
@@ -46,7 +47,8 @@ def test_dashboard_in_chromium(enriched_lake, tmp_path):
         assert shown_metric(driver, "Posts in range") == f"{all_posts:,}"
 
         # The alert row is on the page as text.
-        table = wait.until(lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, '[data-testid="stTable"]') if "company: BA" in t.text])
+        table = wait.until(lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, '[data-testid="stTable"]')
+                                      if "company: BA" in t.text])
         assert ba_severity in table[0].text
 
         # Pick BA in the Companies filter: the counts follow.
