@@ -22,6 +22,14 @@ class DataFormatError(FinpulseError, ValueError):
     """A labelled file is malformed; the message names the file and line."""
 
 
+def read_lines(path: Path) -> list[str]:
+    """A data file's lines; a file that is not UTF-8 is a DataFormatError naming it."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
+
+
 @dataclass(frozen=True)
 class LabeledText:
     text: str
@@ -89,10 +97,7 @@ def read_conll(path: str | Path, task: TaskSpec) -> list[TaggedSentence]:
     tags: list[int] = []
     seen_types: set[str] = set()
     prev = "O"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
+    lines = read_lines(path)
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             if tokens:

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from finpulse.models.data import DataFormatError
+from finpulse.models.data import DataFormatError, read_lines
 
 SPAN_LABELS = ("negative", "neutral", "positive")
 # Signed token distance buckets (mention tokens are distance 0): the bias per bucket is learned.
@@ -72,10 +72,7 @@ def read_entity_jsonl(path: str | Path) -> list[EntityDoc]:
     """Read the entity-level sentiment JSONL; null offsets are looked up by name (None if absent)."""
     path = Path(path)
     docs: list[EntityDoc] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{path}: not UTF-8 ({exc})") from None
+    lines = read_lines(path)
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
