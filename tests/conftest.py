@@ -70,13 +70,14 @@ def lake_rows(lake: Path, view: str = "enriched") -> int:
     return run_query(lake, f"select count(*) n from {view}").to_pylist()[0]["n"]
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> None:
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5, detail=None) -> None:
+    """Poll `predicate` until it holds; on timeout fail with `detail()` (e.g. a process's log tail)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"\n{detail()}" if detail else ""))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from finpulse.pipeline.devtools.generator import generate_posts
 pytestmark = pytest.mark.slow
 
 
-def test_baseline_models_predict_what_our_engine_predicts():
+def test_baseline_models_predict_what_our_engine_predicts(tmp_path):
     from finpulse.models.inference import Enricher
     from finpulse.models.registry import load_registry
     from finpulse.pipeline.devtools.stock_beam import export_hf_models, install_tensorflow_shim
@@ -17,7 +17,7 @@ def test_baseline_models_predict_what_our_engine_predicts():
 
     texts = [p["text"] for p in generate_posts(12, seed=8)]
     ours = Enricher(load_registry()).predict(texts)
-    models = export_hf_models()
+    models = export_hf_models(tmp_path)
     for task in ("sentiment", "topic"):
         hf_task, model, tok = models[task]
         got = [r["label"] for r in pipeline(hf_task, model=model, tokenizer=tok)(texts)]

@@ -118,22 +118,27 @@ def test_bad_messages_are_dead_lettered_and_the_stream_keeps_going(broker, tmp_p
 
 
 def test_stream_survives_a_broker_outage(tmp_path):
-    """The broker goes away for 20 s and comes back (empty: Tansu keeps data in memory only)."""
+    """The broker goes away for 20 s and comes back (empty: Tansu keeps data in memory only).
+
+    --idle-exit is only a safety net here (the test kills the stream): at 60 s it could end a
+    stream on a slow machine before the restarted broker's new log was found (idle time counts
+    from the last records read, so the outage counts too)."""
     from finpulse.infra.broker import EmbeddedBroker
 
     b = EmbeddedBroker(log_file=tmp_path / "broker.log").start()
     try:
         send(b.bootstrap, "out-news", posts(200, "before", seed=4))
         lake = tmp_path / "lake"
-        proc = StreamProcess(b.bootstrap, ["out-news"], lake, "--idle-exit", "60", log=tmp_path / "run.log")
-        wait_until(lambda: lake_rows(lake) == 200, 180, "the first 200 rows")
+        proc = StreamProcess(b.bootstrap, ["out-news"], lake, "--idle-exit", "600", log=tmp_path / "run.log")
+        state = lambda: f"stream alive: {proc.alive()}; its log ends:\n{proc.output()[-4000:]}"  # noqa: E731
+        wait_until(lambda: lake_rows(lake) == 200, 180, "the first 200 rows", detail=state)
         resets_before = proc.output().count("log was reset")
         b.stop()
         time.sleep(20)
         assert proc.alive(), "the stream died while the broker was away"
         b.start()
         send(b.bootstrap, "out-news", posts(200, "after", seed=5))  # the restarted broker starts empty
-        wait_until(lambda: lake_rows(lake) == 400, 180, "the 200 rows produced after the outage")
+        wait_until(lambda: lake_rows(lake) == 400, 180, "the 200 rows produced after the outage", detail=state)
         # the stream noticed that each partition's log restarted below its position
         assert proc.output().count("log was reset") == resets_before + 3
         assert proc.alive()

@@ -9,6 +9,7 @@ agree with ours and the comparison is about speed alone.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -38,13 +39,17 @@ def install_tensorflow_shim() -> None:
         module.TFAutoModel = type("TFAutoModel", (), {})
 
 
-def export_hf_models() -> dict[str, Any]:
-    """The default artifact as three plain HF models (task -> (pipeline task, model, tokenizer))."""
+@functools.cache
+def _hf_classes() -> dict[str, type]:
+    """The plain HF model classes the baseline uses, built once (transformers imports lazily).
+
+    Instances pickle as "load me from my saved folder": Beam pickles each handler, model included,
+    into the pipeline graph (bz2-compressed, then unpickled again for the worker), which for three
+    copies of the weights took about two minutes of a two-core machine before any post was read.
+    A stock-Beam user would hand the handler a model folder instead; this is the same thing.
+    """
     from transformers import BertForSequenceClassification, BertForTokenClassification
     from transformers.modeling_outputs import SequenceClassifierOutput
-
-    from finpulse.models.artifact import load_artifact
-    from finpulse.models.registry import load_registry
 
     class MeanPoolBertForSequenceClassification(BertForSequenceClassification):
         """BertForSequenceClassification that pools by masked mean, as the MiniLM encoder was trained."""
@@ -55,9 +60,32 @@ def export_hf_models() -> dict[str, Any]:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
 
-    # The text-classification pipeline checks the class name against its list of supported models
-    # and logs a long error otherwise; apart from pooling the behaviour is the parent's.
+        def __reduce__(self):
+            return _load_saved, ("sequence", self.name_or_path)
+
+    class SavedBertForTokenClassification(BertForTokenClassification):
+        def __reduce__(self):
+            return _load_saved, ("token", self.name_or_path)
+
+    # The pipelines check the class name against their lists of supported models and log a long
+    # error otherwise; apart from pooling and pickling the behaviour is the parent's.
     MeanPoolBertForSequenceClassification.__name__ = "BertForSequenceClassification"
+    SavedBertForTokenClassification.__name__ = "BertForTokenClassification"
+    return {"sequence": MeanPoolBertForSequenceClassification, "token": SavedBertForTokenClassification}
+
+
+def _load_saved(kind: str, folder: str) -> Any:
+    return _hf_classes()[kind].from_pretrained(folder).eval()
+
+
+def export_hf_models(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The default artifact as three plain HF models saved under `folder` (safetensors), loaded back.
+
+    Returns task -> (pipeline task, model, tokenizer).
+    """
+    from finpulse.models.artifact import load_artifact
+    from finpulse.models.registry import load_registry
+
     reg = load_registry()
     loaded = load_artifact(reg.sentiment.artifact_path)
     encoder_state = loaded.model.encoder.state_dict()
@@ -68,12 +96,13 @@ def export_hf_models() -> dict[str, Any]:
         config.num_labels = len(labels)
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
-        cls = BertForTokenClassification if task == "ner" else MeanPoolBertForSequenceClassification
-        model = cls(config)
+        kind = "token" if task == "ner" else "sequence"
+        model = _hf_classes()[kind](config)
         model.bert.load_state_dict(encoder_state, strict=False)
-        head = loaded.model.heads[task]
-        model.classifier.load_state_dict(head.state_dict())
-        models[task] = (hf_task, model.eval(), loaded.tokenizer)
+        model.classifier.load_state_dict(loaded.model.heads[task].state_dict())
+        saved = os.path.join(os.fspath(folder), task)
+        model.save_pretrained(saved)  # safetensors
+        models[task] = (hf_task, _load_saved(kind, saved), loaded.tokenizer)
     return models
 
 
@@ -117,9 +146,10 @@ def run_baseline(texts: list[str], run_id: str = "baseline") -> dict:
     install_tensorflow_shim()
     from apache_beam.ml.inference.huggingface_inference import HuggingFacePipelineModelHandler
 
-    models = export_hf_models()
+    folder = tempfile.TemporaryDirectory(prefix="finpulse-baseline-models-")
+    models = export_hf_models(folder.name)
     log = _new_log("finpulse-baseline-")
-    with beam.Pipeline(runner=FnApiRunner()) as p:
+    with folder, beam.Pipeline(runner=FnApiRunner()) as p:
         posts = p | beam.Create(texts)
         for task, (hf_task, model, tokenizer) in models.items():
             extra = {"aggregation_strategy": "simple"} if task == "ner" else {}
