@@ -28,8 +28,11 @@ browser:
 	@command -v chromedriver >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
 		|| echo "could not install chromium + chromium-driver (needs root and apt); the browser test will fail"
 
+# Two pytest workers (pytest-xdist): most slow tests wait on brokers, sleeps and child processes,
+# so two share these 2 cores well (serial: 18 min; see README). Each worker has its own broker.
+TEST_WORKERS ?= 2
 test: install browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 # Everything but the slow end-to-end tests (real broker runs, kills, S3, Beam job service): a few minutes.
 test-fast: install browser

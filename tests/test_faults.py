@@ -39,11 +39,11 @@ def assert_exactly_once(result: dict) -> None:
 
 # -- crash consistency ------------------------------------------------------------------------
 def test_sigkill_at_each_kill_point_and_at_random_moments_loses_and_duplicates_nothing(broker, tmp_path):
-    """While 1,500 posts are produced: SIGKILL mid-write, after the commit point, between the lake
+    """While 900 posts are produced (30/s): SIGKILL mid-write, after the commit point, between the lake
     commit and the Kafka offset commit, then once at random; a final run drains the topic.
     (`finpulse chaos kill` does the same with every kill point and 20 random kills.)"""
     points = ("mid-write", "committed", "offset")
-    result = kill_run(broker.bootstrap, tmp_path, kills=1, n=1500, rate=25, seed=7, inject=points, topic="kill-fast")
+    result = kill_run(broker.bootstrap, tmp_path, kills=1, n=900, rate=30, seed=7, inject=points, topic="kill-fast")
     assert_exactly_once(result)
     assert result["dead_letters"] == 0
     assert [e["point"] for e in result["events"][:3]] == list(points)
@@ -109,6 +109,37 @@ def test_topic_deleted_then_recreated_with_more_partitions(broker, tmp_path):
     r = run_query(lake, """select count(*) n, count(distinct id) d, count(*) filter (where id like 'b-%') b,
                            count(distinct kafka_partition) filter (where id like 'b-%') parts from enriched""").to_pylist()[0]
     assert r == {"n": 290, "d": 290, "b": 90, "parts": 3}
+
+
+def test_readers_never_create_the_topic_they_look_for(broker):
+    """Start-up discovery, the partition watch and `finpulse status` ask the broker about a missing
+    topic; none of them may create it (a metadata request would, with the broker's default partition
+    count: after an in-memory broker restarted, our own watch re-created a 3-partition topic with 4
+    and the run stopped as if partitions had been added)."""
+    from kafka.admin import KafkaAdminClient
+
+    from finpulse.pipeline.jobs.stream import discover_partitions
+    from finpulse.pipeline.runtime.settings import KafkaSettings
+    from finpulse.pipeline.sources.kafka import StopControl, TopicWatch
+    from finpulse.schemas.errors import FinpulseError
+
+    config = KafkaSettings(bootstrap=broker.bootstrap).client_config(reader=True)
+    with pytest.raises(FinpulseError, match="not-there-yet"):
+        discover_partitions(config, ["not-there-yet"], timeout=0.5)
+    TopicWatch(every=0).check(config, "not-there-yet", StopControl())
+    out = CliRunner().invoke(main_cli(), ["status", "--lake", "/nonexistent-lake", "--bootstrap", broker.bootstrap,
+                                          "--topics", "not-there-yet"])
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        assert "not-there-yet" not in admin.list_topics(), out.output
+    finally:
+        admin.close()
+
+
+def main_cli():
+    from finpulse.pipeline.cli.main import main
+
+    return main
 
 
 # -- storage faults ---------------------------------------------------------------------------

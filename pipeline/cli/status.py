@@ -159,6 +159,6 @@ def status(lake: str, bootstrap: str | None, topics: str | None, as_json: bool) 
     """Lag per partition, last commit, rows and dead letters today, the latest alerts."""
     from finpulse.pipeline.runtime.settings import KafkaSettings
 
-    config = validated(KafkaSettings, bootstrap=bootstrap).client_config() if bootstrap else None
+    config = validated(KafkaSettings, bootstrap=bootstrap).client_config(reader=True) if bootstrap else None
     s = collect(lake, config, topics.split(",") if topics else None)
     click.echo(json.dumps(s) if as_json else render(s))

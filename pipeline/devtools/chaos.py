@@ -235,7 +235,8 @@ def group_matches_lake(bootstrap: str, group: str, lake: Path, topic: str, parti
     from finpulse.pipeline.lake.commit import Lake, source_key
     from finpulse.pipeline.messages import OFFSET_MASK
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                             allow_auto_create_topics=False)
     try:
         return all(consumer.committed(TopicPartition(topic, p)) == Lake(lake).committed(source_key(topic, p)) & OFFSET_MASK
                    for p in range(partitions))
@@ -547,7 +548,8 @@ def consume_all(bootstrap: str, topic: str) -> list[str]:
     """Keys of every message on a topic (alert ids)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000,
+                             allow_auto_create_topics=False)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         consumer.assign([TopicPartition(topic, p) for p in parts])

@@ -121,7 +121,7 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
     lake = Lake(settings.lake)
     writer_lock = lake.lock("stream")  # held until this process exits
     optimizer = BackgroundOptimizer(settings.lake, settings.optimize_every).start()  # never blocks commits
-    client = settings.kafka.client_config()
+    client = settings.kafka.client_config(reader=True)
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, metrics.Readiness(settings.lake, client, settings.stalled_after),
                       settings.metrics_host)

@@ -39,8 +39,18 @@ class KafkaSettings(BaseSettings):
         self.sasl_plain_password = SecretStr(secret)
         return self
 
-    def client_config(self) -> dict[str, Any]:
+    def client_config(self, *, reader: bool = False) -> dict[str, Any]:
+        """kafka-python client settings; `reader=True` for clients that only read and watch topics.
+
+        A reader must never create the topic it asks about: a metadata request for a missing topic
+        creates it, with the broker's default partition count, on brokers that allow auto-creation
+        (Kafka's default, and Tansu's). Seen: after an in-memory broker restarted empty, the
+        stream's own partition watch re-created "news" with 4 partitions before the producer could
+        create it with 3, and the run stopped as if partitions had been added.
+        """
         cfg: dict[str, Any] = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": self.security_protocol}
+        if reader:
+            cfg["allow_auto_create_topics"] = False
         for key in ("sasl_mechanism", "sasl_plain_username", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             if getattr(self, key):
                 cfg[key] = getattr(self, key)

@@ -70,6 +70,7 @@ def consumer_config(client_config: dict, group: str) -> dict[str, str]:
         "security.protocol": client_config.get("security_protocol", "PLAINTEXT"),
         "group.id": group,
         "auto.offset.reset": "earliest",
+        "allow.auto.create.topics": "false",  # a reader never creates a topic (see KafkaSettings.client_config)
     }
     if client_config.get("sasl_mechanism"):
         java["sasl.mechanism"] = client_config["sasl_mechanism"]
