@@ -29,6 +29,7 @@ from finpulse.models.batching import plan_batches
 from finpulse.models.device import gpu_token_budget, to_device
 from finpulse.models.entities import EntitySpan, TokenPrediction, decode_entities, merge_windows
 from finpulse.models.registry import ModelRegistry
+from finpulse.models.stages import stage
 from finpulse.models.tasks import TaskKind
 
 
@@ -129,6 +130,10 @@ class Enricher:
 
     # -- tokenisation -------------------------------------------------------------------------
     def _windows(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
+        with stage("tokenise"):
+            return self._windows_of(group, texts)
+
+    def _windows_of(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
         tok = group.loaded.tokenizer
         enc = tok(
             [t[: self.settings.max_chars] for t in texts],
@@ -159,21 +164,26 @@ class Enricher:
         span_out: list[list[_SpanScore]] = [[] for _ in windows]
         out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in dense}
         for idx in plan_batches([len(w.input_ids) for w in windows], group.token_budget, self.settings.max_batch):
-            width = max(len(windows[i].input_ids) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                n = len(windows[i].input_ids)
-                ids[row, :n] = torch.tensor(windows[i].input_ids)
-                mask[row, :n] = 1
-            ids, mask = to_device(ids, device), to_device(mask, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with stage("pad"):
+                width = max(len(windows[i].input_ids) for i in idx)
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    n = len(windows[i].input_ids)
+                    ids[row, :n] = torch.tensor(windows[i].input_ids)
+                    mask[row, :n] = 1
+            with stage("to_device"):
+                ids, mask = to_device(ids, device), to_device(mask, device)
+            with stage("forward"), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 hidden = model.encode(ids, mask)
                 logits = {t: model.head_logits(hidden, mask, t) for t in dense}
-            for task, lg in logits.items():
-                probs = torch.softmax(lg.float(), -1).cpu().numpy()
-                for row, i in enumerate(idx):
-                    out[task][i] = probs[row] if probs.ndim == 2 else probs[row, : len(windows[i].input_ids)]
+                for t in logits:  # the copy back waits for the device: count it as the forward pass
+                    logits[t] = torch.softmax(logits[t].float(), -1).cpu()
+            with stage("decode_heads"):
+                for task, lg in logits.items():
+                    probs = lg.numpy()
+                    for row, i in enumerate(idx):
+                        out[task][i] = probs[row] if probs.ndim == 2 else probs[row, : len(windows[i].input_ids)]
             if span_task is not None:
                 self._score_spans(model, span_task, hidden, mask, idx, windows, out.get("ner"), ner_labels, spans,
                                   span_out)
@@ -183,6 +193,22 @@ class Enricher:
                      windows: list[_Window], ner_probs: list | None, ner_labels: Sequence[str], spans,
                      span_out: list[list[_SpanScore]]) -> None:
         """Score every candidate mention of this batch's windows with the span head, in one call."""
+        with stage("mentions"):
+            found = self._span_candidates(idx, windows, ner_probs, ner_labels, spans, hidden.shape[1])
+        if found is None:
+            return
+        rows, meta, span = found
+        sel = torch.tensor(rows, device=hidden.device)
+        with stage("forward"), torch.autocast(hidden.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            lg = model.span_logits(task, hidden[sel], mask[sel], span.to(hidden.device))
+            probs = torch.softmax(lg.float(), -1).cpu().numpy()
+        for (i, s, e, c, inside), p in zip(meta, probs, strict=True):
+            span_out[i].append((s, e, p, c, inside))
+
+    @staticmethod
+    def _span_candidates(idx: list[int], windows: list[_Window], ner_probs: list | None, ner_labels: Sequence[str],
+                         spans, width: int) -> tuple[list[int], list[tuple[int, int, int, int, bool]], torch.Tensor] | None:
+        """The batch rows, (window, start, end, centrality, inside) and token masks of every candidate mention."""
         rows: list[int] = []
         masks: list[np.ndarray] = []
         meta: list[tuple[int, int, int, int, bool]] = []  # window, start, end, centrality, inside
@@ -203,17 +229,11 @@ class Enricher:
                 masks.append(m)
                 meta.append((i, s, e, min(int(pos[0]) - 1, n - 2 - int(pos[-1])), inside))
         if not rows:
-            return
-        width = hidden.shape[1]
+            return None
         span = torch.zeros((len(rows), width), dtype=torch.bool)
         for r, m in enumerate(masks):
             span[r, : len(m)] = torch.from_numpy(m)
-        sel = torch.tensor(rows, device=hidden.device)
-        with torch.autocast(hidden.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            lg = model.span_logits(task, hidden[sel], mask[sel], span.to(hidden.device))
-        probs = torch.softmax(lg.float(), -1).cpu().numpy()
-        for (i, s, e, c, inside), p in zip(meta, probs, strict=True):
-            span_out[i].append((s, e, p, c, inside))
+        return rows, meta, span
 
     # -- aggregation --------------------------------------------------------------------------
     def predict(self, texts: Sequence[str],
@@ -230,7 +250,8 @@ class Enricher:
         if spans is not None and len(spans) != len(texts):
             raise ValueError("spans needs one list per text")
         if self.mention_finder is not None and self.has_span_head:
-            found = [list(self.mention_finder(t[: self.settings.max_chars])) for t in texts]
+            with stage("linking"):
+                found = [list(self.mention_finder(t[: self.settings.max_chars])) for t in texts]
             spans = found if spans is None else [list(a) + [x for x in b if x not in a]
                                                  for a, b in zip(spans, found, strict=True)]
         size = self.settings.chunk_texts
@@ -267,34 +288,43 @@ class Enricher:
                 if group.loaded.model.tasks[task].kind is TaskKind.SPAN:
                     continue
                 if group.loaded.model.tasks[task].kind is TaskKind.SEQUENCE:
-                    seq[task] = _average_windows(windows, window_probs[task], len(texts))
+                    with stage("decode_heads"):
+                        seq[task] = _average_windows(windows, window_probs[task], len(texts))
                 else:
-                    for w, p in zip(windows, window_probs[task], strict=False):
-                        ner_tokens[w.text_index].append(_token_predictions(w, p, labels))
+                    with stage("entities"):
+                        for w, p in zip(windows, window_probs[task], strict=False):
+                            ner_tokens[w.text_index].append(_token_predictions(w, p, labels))
         sent_labels = self.registry.sentiment.labels
         topic_labels = self.registry.topic.labels
         results = []
         for i, text in enumerate(texts):
-            sp = seq["sentiment"][i]
-            probs = {label: round(float(sp[j]), 6) for j, label in enumerate(sent_labels)}
-            tp = seq["topic"][i]
-            k = int(tp.argmax())
-            entities = decode_entities(text, merge_windows(ner_tokens[i])) if ner_tokens[i] else []
-            pred = Prediction(
-                sentiment=sent_labels[int(sp.argmax())],
-                sentiment_score=_score(probs),
-                sentiment_probs=probs,
-                topic=topic_labels[k],
-                topic_score=round(float(tp[k]), 6),
-                entities=entities,
-            )
+            with stage("entities"):
+                entities = decode_entities(text, merge_windows(ner_tokens[i])) if ner_tokens[i] else []
+            with stage("decode_heads"):
+                results.append(self._prediction(seq["sentiment"][i], seq["topic"][i], entities,
+                                                sent_labels, topic_labels))
             if self.has_span_head:
-                targets = [(e.start, e.end, "ner") for e in entities if e.type == "ORG"]
-                targets += [(s, e, "given") for s, e in (spans[i] if spans is not None else [])]
-                pred.mentions = [_mention(text, s, e, origin, span_scores[i], sent_labels, pred)
-                                 for s, e, origin in targets]
-            results.append(pred)
+                with stage("mentions"):
+                    pred = results[-1]
+                    targets = [(e.start, e.end, "ner") for e in entities if e.type == "ORG"]
+                    targets += [(s, e, "given") for s, e in (spans[i] if spans is not None else [])]
+                    pred.mentions = [_mention(text, s, e, origin, span_scores[i], sent_labels, pred)
+                                     for s, e, origin in targets]
         return results
+
+    @staticmethod
+    def _prediction(sp: np.ndarray, tp: np.ndarray, entities: list, sent_labels: Sequence[str],
+                    topic_labels: Sequence[str]) -> Prediction:
+        probs = {label: round(float(sp[j]), 6) for j, label in enumerate(sent_labels)}
+        k = int(tp.argmax())
+        return Prediction(
+            sentiment=sent_labels[int(sp.argmax())],
+            sentiment_score=_score(probs),
+            sentiment_probs=probs,
+            topic=topic_labels[k],
+            topic_score=round(float(tp[k]), 6),
+            entities=entities,
+        )
 
 
 def _score(probs: dict[str, float]) -> float:

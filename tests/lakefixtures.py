@@ -42,6 +42,15 @@ def write_dead_letters(lake: Path, n: int) -> Path:
     return _commit(Path(lake), "deadletter", rows)
 
 
+def dead_letter_rows(source: str, positions) -> list:
+    """Lake Rows of minimal dead letters for `source` at `positions` (for commit-protocol tests)."""
+    from finpulse.pipeline.lake.commit import Row
+
+    ingested = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    return [Row("deadletter", {"raw": b"x", "raw_size": 1, "error": "e", "stage": "parse", "ingested_at": ingested,
+                               "kafka_offset": p}, source, p, "2026-11-02") for p in positions]
+
+
 def write_alert(lake: Path, key: str, start_minutes: float, severity: str = "high", name: str = "alerts-0") -> Path:
     start = T0 + timedelta(minutes=start_minutes)
     alert = AlertRecord(alert_id=f"a-{key}-{start_minutes}", key_kind="ticker", key=key, bucket_width="1 hour",

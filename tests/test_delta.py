@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from lakefixtures import post
+from lakefixtures import dead_letter_rows, post
 
 from finpulse.dashboard.store import LakeStore
 from finpulse.pipeline.cli.main import main
@@ -19,25 +19,10 @@ from finpulse.pipeline.lake.commit import Lake, Row, write_parquet
 from finpulse.pipeline.lake.query import run_query
 from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
-NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)
-
 
 def rows(prefix: str, source: str, start: int, n: int, sentiment: str = "neutral") -> list[Row]:
     return [
         Row("enriched", post(f"{prefix}{p}", p % 600, sentiment, ("AAPL",)), source, p, "2026-03-02")
-        for p in range(start, start + n)
-    ]
-
-
-def dead(source: str, start: int, n: int) -> list[Row]:
-    return [
-        Row(
-            "deadletter",
-            {"raw": b"x", "raw_size": 1, "error": "e", "stage": "parse", "ingested_at": NOW, "kafka_offset": p},
-            source,
-            p,
-            "2026-11-02",
-        )
         for p in range(start, start + n)
     ]
 
@@ -89,7 +74,7 @@ def test_the_dashboard_follows_table_versions_across_a_compaction(tmp_path):
     lake = Lake(tmp_path)
     for i in range(6):
         lake.commit_bundle(
-            {"kafka.t.0": 10 * i + 10}, rows("a", "kafka.t.0", 10 * i, 8) + dead("kafka.t.0", 10 * i + 8, 2)
+            {"kafka.t.0": 10 * i + 10}, rows("a", "kafka.t.0", 10 * i, 8) + dead_letter_rows("kafka.t.0", range(10 * i + 8, 10 * i + 10))
         )
     store = LakeStore(tmp_path, min_refresh_s=0)
     store.refresh()
@@ -190,7 +175,7 @@ def legacy_lake(root: Path) -> None:
     dd = root / "deadletter" / "date=2026-11-02"
     dd.mkdir(parents=True)
     write_parquet(
-        dd / "file.ab-000000000000-000000000003.parquet", [r.data for r in dead("file.ab", 0, 3)], DEADLETTER_SCHEMA
+        dd / "file.ab-000000000000-000000000003.parquet", [r.data for r in dead_letter_rows("file.ab", range(3))], DEADLETTER_SCHEMA
     )
     (root / "_progress").mkdir()
     final = "enriched/date=2026-03-02/kafka.t.0-000000000004-000000000006.parquet"
@@ -224,7 +209,7 @@ def test_a_second_engine_reads_the_same_rows_from_the_tables(tmp_path):
 
     lake = Lake(tmp_path)
     for i in range(5):
-        lake.commit_bundle({"kafka.t.0": 4 * i + 4}, rows("x", "kafka.t.0", 4 * i, 3) + dead("kafka.t.0", 4 * i + 3, 1))
+        lake.commit_bundle({"kafka.t.0": 4 * i + 4}, rows("x", "kafka.t.0", 4 * i, 3) + dead_letter_rows("kafka.t.0", [4 * i + 3]))
     tables.optimize(tmp_path, retention_hours=0)
     lake.commit_bundle({"kafka.t.0": 24}, rows("x", "kafka.t.0", 20, 4))
     for table, key in (("enriched", "id"), ("deadletter", "kafka_offset")):

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pytest
+from lakefixtures import dead_letter_rows
 
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.commit import Lake, Row
@@ -14,26 +15,13 @@ from finpulse.schemas.errors import LakeLocked
 NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
 
-def dl_rows(source, positions):
-    return [
-        Row(
-            "deadletter",
-            {"raw": b"x", "raw_size": 1, "error": "e", "stage": "parse", "ingested_at": NOW, "kafka_offset": p},
-            source,
-            p,
-            "2026-11-02",
-        )
-        for p in positions
-    ]
-
-
 def count(lake):
     return run_query(lake, "select count(*) n, count(distinct kafka_offset) d from deadletter").to_pylist()[0]
 
 
 def test_commit_makes_rows_visible_and_records_progress_in_the_table_log(tmp_path):
     lake = Lake(tmp_path)
-    assert lake.commit("kafka.t.0", 0, 3, dl_rows("kafka.t.0", [0, 1, 2])) == 3
+    assert lake.commit("kafka.t.0", 0, 3, dead_letter_rows("kafka.t.0", [0, 1, 2])) == 3
     assert lake.committed("kafka.t.0") == 3
     assert count(tmp_path) == {"n": 3, "d": 3}
     assert list((tmp_path / "deadletter" / "date=2026-11-02").glob("*.parquet"))
@@ -44,15 +32,15 @@ def test_commit_makes_rows_visible_and_records_progress_in_the_table_log(tmp_pat
 
 def test_replayed_range_is_not_written_twice(tmp_path):
     lake = Lake(tmp_path)
-    lake.commit("kafka.t.0", 0, 3, dl_rows("kafka.t.0", [0, 1, 2]))
-    assert lake.commit("kafka.t.0", 0, 3, dl_rows("kafka.t.0", [0, 1, 2])) == 0
-    assert lake.commit("kafka.t.0", 1, 5, dl_rows("kafka.t.0", [1, 2, 3, 4])) == 2  # only 3 and 4 are new
+    lake.commit("kafka.t.0", 0, 3, dead_letter_rows("kafka.t.0", [0, 1, 2]))
+    assert lake.commit("kafka.t.0", 0, 3, dead_letter_rows("kafka.t.0", [0, 1, 2])) == 0
+    assert lake.commit("kafka.t.0", 1, 5, dead_letter_rows("kafka.t.0", [1, 2, 3, 4])) == 2  # only 3 and 4 are new
     assert count(tmp_path) == {"n": 5, "d": 5}
 
 
 def test_one_bundle_is_one_commit_per_table_for_all_its_partitions(tmp_path):
     lake = Lake(tmp_path)
-    rows = dl_rows("kafka.t.0", [0, 1]) + dl_rows("kafka.t.1", [0, 1, 2])
+    rows = dead_letter_rows("kafka.t.0", [0, 1]) + dead_letter_rows("kafka.t.1", [0, 1, 2])
     assert lake.commit_bundle({"kafka.t.0": 2, "kafka.t.1": 3}, rows) == 5
     assert lake.all_committed(["kafka.t.0", "kafka.t.1", "kafka.t.2"]) == {
         "kafka.t.0": 2,
@@ -76,17 +64,17 @@ def test_crash_between_the_two_tables_commits_resumes_without_duplicates(tmp_pat
 
     monkeypatch.setattr(Lake, "_append", crash_before_enriched)
     with pytest.raises(SystemExit):
-        Lake(tmp_path).commit("kafka.t.0", 0, 2, dl_rows("kafka.t.0", [0, 1]))
+        Lake(tmp_path).commit("kafka.t.0", 0, 2, dead_letter_rows("kafka.t.0", [0, 1]))
     monkeypatch.undo()
     assert count(tmp_path)["n"] == 2 and Lake(tmp_path).committed("kafka.t.0") == 0
-    assert Lake(tmp_path).commit("kafka.t.0", 0, 3, dl_rows("kafka.t.0", [0, 1, 2])) == 1
+    assert Lake(tmp_path).commit("kafka.t.0", 0, 3, dead_letter_rows("kafka.t.0", [0, 1, 2])) == 1
     assert count(tmp_path) == {"n": 3, "d": 3} and Lake(tmp_path).committed("kafka.t.0") == 3
 
 
 def test_a_data_file_torn_before_the_log_entry_is_never_visible(tmp_path, monkeypatch):
     """Killed after writing (part of) a data file and before the commit: the file is in the
     table's folder but not in its log, so no reader sees it and the position did not move."""
-    Lake(tmp_path).commit("kafka.t.0", 0, 1, dl_rows("kafka.t.0", [0]))
+    Lake(tmp_path).commit("kafka.t.0", 0, 1, dead_letter_rows("kafka.t.0", [0]))
 
     def torn(*args, **kwargs):
         stray = tmp_path / "deadletter" / "date=2026-11-02" / "part-torn.parquet"
@@ -95,10 +83,10 @@ def test_a_data_file_torn_before_the_log_entry_is_never_visible(tmp_path, monkey
 
     monkeypatch.setattr("deltalake.write_deltalake", torn)
     with pytest.raises(SystemExit):
-        Lake(tmp_path).commit("kafka.t.0", 1, 3, dl_rows("kafka.t.0", [1, 2]))
+        Lake(tmp_path).commit("kafka.t.0", 1, 3, dead_letter_rows("kafka.t.0", [1, 2]))
     monkeypatch.undo()
     assert count(tmp_path) == {"n": 1, "d": 1} and Lake(tmp_path).committed("kafka.t.0") == 1
-    assert Lake(tmp_path).commit("kafka.t.0", 1, 3, dl_rows("kafka.t.0", [1, 2])) == 2
+    assert Lake(tmp_path).commit("kafka.t.0", 1, 3, dead_letter_rows("kafka.t.0", [1, 2])) == 2
     assert count(tmp_path) == {"n": 3, "d": 3}
 
 

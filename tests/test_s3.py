@@ -11,22 +11,21 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
 from conftest import FINPULSE, posts, send
+from lakefixtures import dead_letter_rows
 from test_backfill import write_archives
 
 from finpulse.infra.broker import free_port, wait_for_port
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.jobs.backfill import run_backfill
-from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.query import run_query
 from finpulse.pipeline.lake.storage import ObjectStorage
 from finpulse.schemas.errors import LakeLocked
 
-NOW = datetime(2026, 11, 2, tzinfo=timezone.utc)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -54,11 +53,6 @@ def s3(tmp_path_factory):
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
-def dl_rows(source: str, positions) -> list[Row]:
-    return [Row("deadletter", {"raw": b"x", "raw_size": 1, "error": "e", "stage": "parse", "ingested_at": NOW,
-                               "kafka_offset": p}, source, p, "2026-11-02") for p in positions]
-
-
 def count(url: str) -> dict:
     return run_query(url, "select count(*) n, count(distinct kafka_offset) d from deadletter").to_pylist()[0]
 
@@ -66,9 +60,9 @@ def count(url: str) -> dict:
 def test_commit_and_replay_on_s3(s3):
     url = s3()
     lake = Lake(url)
-    assert lake.commit("kafka.t.0", 0, 3, dl_rows("kafka.t.0", [0, 1, 2])) == 3
-    assert lake.commit("kafka.t.0", 1, 5, dl_rows("kafka.t.0", [1, 2, 3, 4])) == 2
-    assert lake.commit("kafka.t.0", 0, 5, dl_rows("kafka.t.0", range(5))) == 0
+    assert lake.commit("kafka.t.0", 0, 3, dead_letter_rows("kafka.t.0", [0, 1, 2])) == 3
+    assert lake.commit("kafka.t.0", 1, 5, dead_letter_rows("kafka.t.0", [1, 2, 3, 4])) == 2
+    assert lake.commit("kafka.t.0", 0, 5, dead_letter_rows("kafka.t.0", range(5))) == 0
     assert count(url) == {"n": 5, "d": 5} and Lake(url).all_committed(["kafka.t.0"]) == {"kafka.t.0": 5}
     assert lake.storage.list("deadletter/_delta_log", ".json") and not lake.storage.list("_progress")
 
@@ -92,7 +86,7 @@ def test_the_s3_server_enforces_put_if_absent_and_racing_writers_lose_nothing(s3
     def writer(source: str) -> None:
         lake = Lake(url)
         for i in range(0, 24, 3):
-            lake.commit_bundle({source: i + 3}, dl_rows(source, range(i, i + 3)))
+            lake.commit_bundle({source: i + 3}, dead_letter_rows(source, range(i, i + 3)))
 
     threads = [threading.Thread(target=writer, args=(s,)) for s in ("kafka.t.0", "file.0abc")]
     [t.start() for t in threads]
@@ -112,10 +106,10 @@ def test_crash_between_the_two_table_commits_resumes_without_duplicates(s3, monk
 
     monkeypatch.setattr(Lake, "_append", crash_before_enriched)
     with pytest.raises(SystemExit):
-        Lake(url).commit("kafka.t.0", 0, 2, dl_rows("kafka.t.0", [0, 1]))
+        Lake(url).commit("kafka.t.0", 0, 2, dead_letter_rows("kafka.t.0", [0, 1]))
     monkeypatch.undo()
     assert count(url)["n"] == 2 and Lake(url).committed("kafka.t.0") == 0
-    assert Lake(url).commit("kafka.t.0", 0, 3, dl_rows("kafka.t.0", [0, 1, 2])) == 1
+    assert Lake(url).commit("kafka.t.0", 0, 3, dead_letter_rows("kafka.t.0", [0, 1, 2])) == 1
     assert count(url) == {"n": 3, "d": 3} and Lake(url).committed("kafka.t.0") == 3
 
 
@@ -127,7 +121,7 @@ def test_crash_before_the_commit_leaves_nothing_visible(s3, monkeypatch):
 
     monkeypatch.setattr("deltalake.write_deltalake", crash)
     with pytest.raises(SystemExit):
-        Lake(url).commit("kafka.t.0", 0, 2, dl_rows("kafka.t.0", [0, 1]))
+        Lake(url).commit("kafka.t.0", 0, 2, dead_letter_rows("kafka.t.0", [0, 1]))
     monkeypatch.undo()
     assert count(url)["n"] == 0 and Lake(url).committed("kafka.t.0") == 0
 

@@ -11,6 +11,10 @@ Posts/s always means all three tasks done for each post.
 * `e2e_posts_per_s`, `latency_p50_ms`, `latency_p99_ms`: embedded broker -> `finpulse stream`
   (a separate process) -> rows visible in DuckDB; latency is from the producer's send to the
   commit (rename) of the Parquet file that holds the row
+* `host_stages`, `host_core_ms_per_post`, `model_core_ms_per_post`: core milliseconds per post in
+  each stage of the real pipeline (a backfill of the same posts through the real models and the
+  real lake, in this process, with `models/stages.py` accounting on), comparable across machines
+* `cpu_features`: which of AMX, AVX512-BF16, AVX-512, AVX2 the CPU has (the fast paths depend on them)
 """
 
 from __future__ import annotations
@@ -132,6 +136,55 @@ def _committed_ids(lake: Path) -> list[tuple[str, str]]:
             for i in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
 
 
+def cpu_features() -> list[str]:
+    """The CPU features the inference paths depend on, as /proc/cpuinfo names them (empty elsewhere)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    named = {"amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8", "avx512_bf16": "AVX512-BF16",
+             "avx512_vnni": "AVX512-VNNI", "avx512f": "AVX-512", "avx2": "AVX2"}
+    return [label for flag, label in named.items() if flag in flags]
+
+
+HOST_STAGES = ("parse", "tokenise", "pad", "to_device", "decode_heads", "entities", "mentions", "linking", "rows",
+               "stories", "arrow", "commit")
+
+
+def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str = "auto") -> dict:
+    """Core-ms per post in each stage of a real backfill of `posts` (models, stories, Delta lake).
+
+    Run in this process so one stage table sees every stage. `forward` (the model, counted over
+    the whole process because PyTorch runs it on its own threads) is reported apart from the host
+    stages; `other_core_ms_per_post` is the process's CPU time outside every stage: Beam's own
+    work, reading the archive, model loading and start-up (a fixed cost, so it shrinks per post
+    as n grows). The tokeniser of the next chunk runs beside the forward pass, so its time can
+    be counted in both: the stages may add up to slightly more than the process used.
+    """
+    from finpulse.models import stages
+    from finpulse.pipeline.jobs.backfill import run_backfill
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    archive = workdir / "posts.jsonl"
+    archive.write_text("".join(json.dumps(p) + "\n" for p in posts))
+    stages.enable()
+    began = time.process_time()
+    try:
+        run_backfill(str(archive), str(workdir / "lake"), device=device, precision=precision, progress=False)
+        spent_ms = (time.process_time() - began) * 1000
+        table = stages.totals()
+    finally:
+        stages.enable(False)
+    n = len(posts)
+    per_post = {name: round(table[name][0] / n, 4) for name in HOST_STAGES if name in table}
+    model = table.get("forward", (0.0, 0))[0] / n
+    host = sum(per_post.values())
+    return {"host_stages": per_post, "host_core_ms_per_post": round(host, 4),
+            "model_core_ms_per_post": round(model, 3),
+            "other_core_ms_per_post": round(max(0.0, spent_ms / n - host - model), 3),
+            "host_stage_posts": n}
+
+
 def quality_delta(data_dir: Path, device: str) -> dict:
     """Held-out scores of the fast path minus the fp32 reference (points; negative = worse)."""
     from finpulse.models.artifact import load_artifact
@@ -171,7 +224,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
     device = resolve_device(device)
     posts = _posts(n, seed)
     texts = [p["text"] for p in posts]
-    result: dict = {"device": device, "n": n, "cpu_threads": torch.get_num_threads()}
+    result: dict = {"device": device, "n": n, "cpu_threads": torch.get_num_threads(), "cpu_features": cpu_features()}
     with tempfile.TemporaryDirectory(prefix="finpulse-bench-") as tmp:
         tmp_path = Path(tmp)
         # Baseline and ours through the same kind of Beam pipeline, on the same texts.
@@ -185,6 +238,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
         result["ours_fp32_posts_per_s"] = round(inference_throughput(texts, None, device, "fp32"), 1)
         result["separate_models_posts_per_s"] = round(inference_throughput(texts, str(_separate_registry(tmp_path)), device), 1)
         result["shared_encoder_speedup"] = round(result["ours_posts_per_s"] / result["separate_models_posts_per_s"], 2)
+        result.update(host_breakdown(posts, device, tmp_path / "stages"))
         if e2e:
             burst = end_to_end(posts, device, tmp_path / "burst")
             result["e2e_posts_per_s"] = burst["e2e_posts_per_s"]

@@ -10,8 +10,11 @@
 * `alert_latency_s`: a burst of negative posts about one company arrives during the steady
   feed; from the send of its last post to the alert recorded by `alerts --follow --interval 1`
   with 1-minute buckets;
-* `metrics_overhead_pct`: CPU time of the metric hooks per row (measured in a tight loop)
-  against the pipeline's time per row at the measured throughput.
+* `metrics_hook_us_per_row`: CPU time of the metric hooks per row (measured in a tight loop);
+* `metrics_off_posts_per_s` / `metrics_on_posts_per_s` / `metrics_cost_pct`: the same backlog
+  streamed with and without `--metrics-port`, alternating, median of each (rows/s between the
+  first and the last commit, so start-up is left out). On a small machine run-to-run noise is
+  of the order of the effect: read it with the hook cost beside it.
 """
 
 from __future__ import annotations
@@ -141,7 +144,9 @@ def steady_and_alert(
         p["id"] = f"x-{i}"
     _now_posts(feed)
     _now_posts(spike)
-    port = 9467
+    from finpulse.infra.broker import free_port
+
+    port = free_port()
     with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
         create_topics(broker.bootstrap, {"live": 3})
         cfg = {"bootstrap_servers": [broker.bootstrap]}
@@ -268,6 +273,46 @@ def hook_cost_us_per_row(rows: int = 256, rounds: int = 200) -> float:
         metrics._enabled = was
 
 
+def _commit_rate(lake: Path) -> float:
+    """Rows/s between the first commit and the last (rows of the first commit left out)."""
+    from finpulse.pipeline.devtools.bench import _committed_ids
+
+    rows = _committed_ids(lake)
+    files = sorted({f for _, f in rows}, key=lambda f: os.stat(f).st_mtime)
+    first, last = os.stat(files[0]).st_mtime, os.stat(files[-1]).st_mtime
+    later = sum(1 for _, f in rows if f != files[0])
+    return later / (last - first) if last > first else float("nan")
+
+
+def metrics_cost(workdir: Path, n: int = 2000, runs: int = 2, device: str = "cpu") -> dict:
+    """Stream the same n-record backlog `runs` times with and without --metrics-port, alternating."""
+    import statistics
+
+    from finpulse.infra.broker import EmbeddedBroker, create_topics, free_port
+    from finpulse.pipeline.devtools.generator import generate_posts
+    from finpulse.pipeline.devtools.produce import publish
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
+        create_topics(broker.bootstrap, {"cost": 3})
+        msgs = [json.dumps(dict(p, id=f"c-{i}")).encode() for i, p in enumerate(generate_posts(n, seed=4))]
+        publish({"bootstrap_servers": [broker.bootstrap]}, "cost", msgs, partition_of=lambda i: i % 3)
+        for k in range(runs * 2):
+            on = k % 2 == 1
+            lake = workdir / f"lake-{k}"
+            extra = ["--metrics-port", str(free_port())] if on else []
+            subprocess.run([*CLI, "stream", "--bootstrap", broker.bootstrap, "--topics", "cost", "--lake", str(lake),
+                            "--device", device, "--max-records", str(n), *extra],
+                           stdout=open(workdir / f"stream-{k}.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                           check=True, timeout=1800)
+            rates[on].append(_commit_rate(lake))
+    off, on_ = statistics.median(rates[False]), statistics.median(rates[True])
+    return {"metrics_off_posts_per_s": round(off, 1), "metrics_on_posts_per_s": round(on_, 1),
+            "metrics_cost_pct": round(100 * (off - on_) / off, 1), "metrics_cost_runs": {
+                "off": [round(r, 1) for r in rates[False]], "on": [round(r, 1) for r in rates[True]]}}
+
+
 def run_service_bench(
     device: str = "cpu", rate: float = 50.0, seconds: float = 60.0, backlog: int = 10_000, workdir: Path | None = None
 ) -> dict:
@@ -287,7 +332,9 @@ def run_service_bench(
         )
         out.update(steady_and_alert(root / "steady", rate, seconds, device))
         out["metrics_hook_us_per_row"] = hook_cost_us_per_row()
+        out.update(metrics_cost(root / "metrics-cost", device=device))
         return out
 
 
-__all__ = ["first_commit", "histogram_quantile", "hook_cost_us_per_row", "run_service_bench", "steady_and_alert"]
+__all__ = ["first_commit", "histogram_quantile", "hook_cost_us_per_row", "metrics_cost", "run_service_bench",
+           "steady_and_alert"]

@@ -13,6 +13,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
+from finpulse.models.stages import stage
 from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer, name_spans
 from finpulse.pipeline.enrich.per_company import company_sentiment
 from finpulse.pipeline.enrich.tickers import cashtag_spans
@@ -103,7 +104,9 @@ def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coor
     this one, so they are set downstream by one stateful step (jobs/transforms.py AssignStories)."""
     gazetteer = load_gazetteer()
     # the input's own tickers, then cashtags and Reuters codes, then names linked through the gazetteer
-    tickers, companies = company_mentions(record.text, pred.entities, gazetteer, record.tickers)
+    with stage("linking"):
+        tickers, companies = company_mentions(record.text, pred.entities, gazetteer, record.tickers)
+        per_company = None if pred.mentions is None else company_sentiment(record.text, pred.mentions, gazetteer)
     row = EnrichedRecord(
         id=record.id,
         kind=record.kind or "news",
@@ -123,7 +126,7 @@ def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coor
         topic=pred.topic,
         topic_score=pred.topic_score,
         entities=[{"text": e.text, "type": e.type, "start": e.start, "end": e.end, "score": e.score} for e in pred.entities],  # type: ignore[misc]
-        entity_sentiment=None if pred.mentions is None else company_sentiment(record.text, pred.mentions, gazetteer),  # type: ignore[arg-type]
+        entity_sentiment=per_company,  # type: ignore[arg-type]
         model_version=model_version,
         kafka_topic=coords.topic,
         kafka_partition=coords.partition,

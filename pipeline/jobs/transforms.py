@@ -14,6 +14,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
+from finpulse.models.stages import stage
 from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler, enriched_row
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex
@@ -53,7 +54,8 @@ class Parse(beam.DoFn):
         self._fallback = fallback_kind
 
     def process(self, msg: RawMessage):
-        result = parse_message(msg.value, msg.coords, self._max, self._fallback)
+        with stage("parse"):
+            result = parse_message(msg.value, msg.coords, self._max, self._fallback)
         text = None if isinstance(result, DeadLetter) else result.text
         yield (result, msg.coords, msg.source, msg.position), text
 
@@ -75,7 +77,8 @@ class ToRow(beam.DoFn):
             yield dead_row(dead, source, position, ts)
             return
         try:
-            row = enriched_row(record, pred, result.model_id, coords, now)
+            with stage("rows"):
+                row = enriched_row(record, pred, result.model_id, coords, now)
         except Exception as exc:  # noqa: BLE001 - a schema violation must not stop the stream
             raw = record.model_dump_json().encode()
             dead = dead_letter(raw, f"output validation failed: {exc}", "enrich", coords, now)
@@ -122,7 +125,7 @@ class AssignStories(beam.DoFn):
     def process(self, row: Row):
         if row.table == "enriched":
             r = row.data
-            with AssignStories._lock:
+            with AssignStories._lock, stage("stories"):
                 a = self._index.assign(r["id"], r["text"], r["published_at"])
             r["story_id"], r["copies_seen"], r["novelty"] = a.story_id, a.copies_seen, a.novelty
         yield row

@@ -34,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from finpulse.models.stages import stage
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.storage import is_remote, open_storage
 from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
@@ -140,7 +141,8 @@ class Lake:
         """
         rows = list(rows)
         sources = sorted(ends)
-        done = {t: tables.transaction_versions(self.root, t, sources, self._table(t)) for t in TABLES}
+        with stage("commit"):
+            done = {t: tables.transaction_versions(self.root, t, sources, self._table(t)) for t in TABLES}
         todo = {s: e for s, e in ends.items() if e > done[RESUME_TABLE][s]}
         if not todo:
             return 0
@@ -158,9 +160,11 @@ class Lake:
 
     def _append(self, table: str, rows: Sequence[Row], txns: Mapping[str, int]) -> None:
         """One Delta commit: the rows and the sources' new positions, atomically."""
-        data = tables.rows_table(table, [r.data for r in rows], [r.date for r in rows])
-        tables.append(self.root, table, data, txns, {"finpulse.writer": WRITER, "finpulse.op": "ingest"},
-                      self._tables.get(table))
+        with stage("arrow"):
+            data = tables.rows_table(table, [r.data for r in rows], [r.date for r in rows])
+        with stage("commit"):  # Parquet encoding happens inside delta-rs's write: counted here
+            tables.append(self.root, table, data, txns, {"finpulse.writer": WRITER, "finpulse.op": "ingest"},
+                          self._tables.get(table))
 
 
 def group_rows(rows: Iterable[Row]) -> dict[str, list[Row]]:

@@ -1,0 +1,75 @@
+"""The stage accounting behind `finpulse bench`'s host breakdown (issue #18, item 1)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from finpulse.models import stages
+
+
+def burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def accounting_off_afterwards():
+    yield
+    stages.enable(False)
+
+
+def test_off_by_default_nothing_is_counted():
+    stages.enable(False)
+    with stages.stage("parse"):
+        burn(0.01)
+    assert stages.totals() == {}
+
+
+def test_nested_stages_count_their_own_time_only_and_other_threads_add_theirs():
+    stages.enable()
+    with stages.stage("rows"):
+        burn(0.03)
+        with stages.stage("linking"):
+            burn(0.05)
+    t = threading.Thread(target=lambda: _in_stage("tokenise", 0.04))
+    t.start()
+    t.join()
+    got = stages.totals()
+    assert set(got) == {"rows", "linking", "tokenise"}
+    assert 45 <= got["linking"][0] <= 70  # ms of thread CPU time, the inner stage's own
+    assert 25 <= got["rows"][0] <= 45  # the outer stage without the inner one
+    assert 35 <= got["tokenise"][0] <= 60 and got["tokenise"][1] == 1
+    stages.enable()  # enabling again starts a new table
+    assert stages.totals() == {}
+
+
+def _in_stage(name: str, seconds: float) -> None:
+    with stages.stage(name):
+        burn(seconds)
+
+
+def test_sleeping_is_not_core_time():
+    stages.enable()
+    with stages.stage("commit"):
+        time.sleep(0.1)
+    assert stages.totals()["commit"][0] < 20
+
+
+@pytest.mark.slow
+def test_bench_breakdown_covers_every_host_stage_of_a_real_backfill(tmp_path):
+    """A real backfill of 60 generated posts: every host stage of the path shows up with time in it,
+    the model's forward pass is reported apart, and each post was counted once (rows in the lake)."""
+    from finpulse.pipeline.devtools.bench import HOST_STAGES, _posts, host_breakdown
+    from finpulse.pipeline.lake.query import run_query
+
+    out = host_breakdown(_posts(60, seed=5), "cpu", tmp_path)
+    assert set(out["host_stages"]) == set(HOST_STAGES)
+    assert all(v > 0 for k, v in out["host_stages"].items() if k != "to_device"), out  # a CPU copy is a no-op
+    assert out["model_core_ms_per_post"] > 0 and out["host_core_ms_per_post"] > 0
+    assert abs(out["host_core_ms_per_post"] - sum(out["host_stages"].values())) < 1e-3
+    assert run_query(tmp_path / "lake", "select count(*) n from enriched").to_pylist()[0]["n"] == 60
+    assert not stages.enabled()
