@@ -28,6 +28,7 @@ from typing import Any
 PROCESS_WIDE = frozenset({"forward"})
 
 _on = False
+_first_ns: int | None = None  # process CPU time when the first stage was entered (start-up ends there)
 _totals: dict[str, int] = defaultdict(int)  # stage -> nanoseconds of core time
 _calls: dict[str, int] = defaultdict(int)
 _lock = threading.Lock()
@@ -56,6 +57,9 @@ class _Stage:
         self.clock = time.process_time_ns if name in PROCESS_WIDE else time.thread_time_ns
 
     def __enter__(self) -> None:
+        global _first_ns
+        if _first_ns is None:
+            _first_ns = time.process_time_ns()
         stack = _local.__dict__.setdefault("stack", [])
         stack.append(self)
         self.start = self.clock()
@@ -78,15 +82,21 @@ def stage(name: str) -> _Stage | _Noop:
 
 def enable(on: bool = True) -> None:
     """Turn the accounting on (and clear the table) or off, for this process."""
-    global _on
+    global _on, _first_ns
     with _lock:
         _totals.clear()
         _calls.clear()
-        _on = on
+        _on, _first_ns = on, None
 
 
 def enabled() -> bool:
     return _on
+
+
+def first_entered_ms() -> float | None:
+    """Process CPU milliseconds (time.process_time) when the first stage began since `enable`:
+    what was spent before it is start-up (imports, model loading, reading the lake's state)."""
+    return None if _first_ns is None else _first_ns / 1e6
 
 
 def totals() -> dict[str, tuple[float, int]]:
