@@ -27,7 +27,6 @@ from finpulse.pipeline.sources.archive import archive_key
 
 pytestmark = pytest.mark.slow
 
-MULTI = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 # Everything but ingested_at (wall clock) and model_version: the enrichment a lake holds.
 ENRICHED = """select id, kind, source, published_at, text, tickers, sentiment, round(sentiment_score, 4) score,
                      topic, round(topic_score, 4) topic_score, [e.text || '/' || e.type for e in entities] ents,
@@ -125,11 +124,12 @@ def test_bounded_stream_through_the_job_service_matches_the_local_stream(broker,
 
 
 def test_two_worker_processes_split_partitions_and_files_exactly_once(broker, tmp_path):
-    """--direct_num_workers=2 multi_processing: restrictions go to both workers; every record lands once."""
+    """`--workers 2` (Beam's --direct_num_workers=2 multi_processing): restrictions go to both worker
+    processes; every record lands once."""
     send(broker.bootstrap, "mp-news", posts(300, "mp", seed=22))
     lake = tmp_path / "stream"
     run_cli("stream", "--bootstrap", broker.bootstrap, "--topics", "mp-news", "--lake", str(lake), "--idle-exit", "4",
-            "--", *MULTI, log=tmp_path / "stream.log")
+            "--workers", "2", log=tmp_path / "stream.log")
     stats = run_query(lake, "select count(*) n, count(distinct id) d, count(distinct kafka_partition) p from enriched")
     assert stats.to_pylist()[0] == {"n": 300, "d": 300, "p": 3}
     assert sum(ends(lake, kafka_sources("mp-news")).values()) == 300
@@ -139,8 +139,8 @@ def test_two_worker_processes_split_partitions_and_files_exactly_once(broker, tm
     for k in range(3):  # equal files advance in lock step, so the last chunks run on both workers at once
         (archives / f"f{k}.jsonl").write_text("".join(p.decode() + "\n" for p in posts(60, f"f{k}", seed=30 + k)))
     backfill_lake = tmp_path / "backfill"
-    run_cli("backfill", "--input", str(archives / "*.jsonl"), "--lake", str(backfill_lake), "--chunk", "20", "--",
-            *MULTI, log=tmp_path / "backfill.log")
+    run_cli("backfill", "--input", str(archives / "*.jsonl"), "--lake", str(backfill_lake), "--chunk", "20",
+            "--workers", "2", log=tmp_path / "backfill.log")
     stats = run_query(backfill_lake, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0]
     assert stats == {"n": 180, "d": 180}
     state = ends(backfill_lake, [archive_key(str(p.resolve())) for p in archives.glob("*.jsonl")])

@@ -1,4 +1,5 @@
-"""The stage accounting behind `finpulse bench`'s host breakdown (issue #18, item 1)."""
+"""The host side (issue #18): the stage accounting behind `finpulse bench`'s breakdown, and
+`--workers`, which scales the host side over processes."""
 
 from __future__ import annotations
 
@@ -73,3 +74,17 @@ def test_bench_breakdown_covers_every_host_stage_of_a_real_backfill(tmp_path):
     assert abs(out["host_core_ms_per_post"] - sum(out["host_stages"].values())) < 1e-3
     assert run_query(tmp_path / "lake", "select count(*) n from enriched").to_pylist()[0]["n"] == 60
     assert not stages.enabled()
+
+
+def test_workers_option_turns_into_the_local_runners_multi_process_arguments(monkeypatch):
+    """`--workers N` is Beam's multi_processing mode with N processes, each given cores / N PyTorch
+    threads unless OMP_NUM_THREADS is set; explicit Beam arguments after `--` win."""
+    from finpulse.pipeline.cli.options import worker_args
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert worker_args(1, ["--x=1"]) == ["--x=1"]
+    assert "OMP_NUM_THREADS" not in __import__("os").environ
+    assert worker_args(4, ["--x=1"]) == ["--direct_num_workers=4", "--direct_running_mode=multi_processing", "--x=1"]
+    assert __import__("os").environ["OMP_NUM_THREADS"] == "2"
+    assert worker_args(4, ["--direct_num_workers=3"]) == ["--direct_num_workers=3"]

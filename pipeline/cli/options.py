@@ -8,7 +8,8 @@ the environment are read here, by click, and nowhere else in the CLI.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -55,6 +56,27 @@ def metrics_options(fn: F) -> F:
 
 def verbose_option() -> Callable[[F], F]:
     return click.option("-v", "--verbose", is_flag=True, help="log every commit (DEBUG)")
+
+
+def workers_option() -> Callable[[F], F]:
+    return click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                        help="SDK worker processes on the local runner, each with its own model copy on CPU "
+                             "(on CUDA they share one); partitions and files are split between them")
+
+
+def worker_args(workers: int, beam_args: Sequence[str]) -> list[str]:
+    """Beam arguments for `--workers N` on the local runner, plus the user's own after `--`.
+
+    Several processes are how the host side (parsing, tokenising, linking, row building: Python,
+    one GIL each) scales with cores. Each process gets cores / N PyTorch threads unless
+    OMP_NUM_THREADS says otherwise, so N processes do not fight over the same cores. An explicit
+    --direct_num_workers after `--` wins.
+    """
+    args = list(beam_args)
+    if workers <= 1 or any(a.startswith("--direct_num_workers") for a in args):
+        return args
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))  # the workers inherit it
+    return [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing", *args]
 
 
 def setup_logging(verbose: bool = False) -> None:

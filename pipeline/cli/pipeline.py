@@ -18,6 +18,8 @@ from finpulse.pipeline.cli.options import (
     setup_logging,
     validated,
     verbose_option,
+    worker_args,
+    workers_option,
 )
 from finpulse.pipeline.runtime.settings import KafkaSettings, StreamSettings
 
@@ -96,11 +98,12 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
               help="... or this many rows per partition, whichever first (default 5000)")
 @click.option("--optimize-every", type=float, default=None,
               help="compact and vacuum the lake in the background every N seconds (default 600; 0: off)")
+@workers_option()
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
            bundle_records, bundle_seconds, metrics_port, metrics_host, source, expansion_service, expansion_jar,
-           flush_seconds, flush_rows, optimize_every, verbose, beam_args) -> None:
+           flush_seconds, flush_rows, optimize_every, workers, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
@@ -116,10 +119,13 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
                  max_message_bytes=max_message_bytes, bundle_records=bundle_records, bundle_seconds=bundle_seconds,
                  metrics_port=metrics_port, metrics_host=metrics_host, flush_seconds=flush_seconds,
                  flush_rows=flush_rows, optimize_every=optimize_every).items() if v is not None}
+    if max_records is not None and workers > 1:
+        raise click.UsageError("--max-records counts records in each worker process, so with --workers > 1 a run would not "
+                         "stop where you asked; use --idle-exit, or one worker")
     settings = validated(StreamSettings, **overrides)
     if bootstrap:
         settings.kafka.bootstrap = bootstrap
-    run_stream(settings, list(beam_args), source, XlangConfig(expansion_service, expansion_jar))
+    run_stream(settings, worker_args(workers, beam_args), source, XlangConfig(expansion_service, expansion_jar))
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -132,10 +138,11 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
 @click.option("--kind", "fallback_kind", type=click.Choice(["news", "social"]), default="news", show_default=True,
               help="kind for rows that do not say")
 @metrics_options
+@workers_option()
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, verbose,
-             beam_args) -> None:
+def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, workers,
+             verbose, beam_args) -> None:
     """Enrich archived files into the lake; re-running skips what is already there.
 
     --lake may be a directory or an object-store URL; arguments after `--` go to Beam."""
@@ -147,7 +154,7 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, m
         metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=600.0, needs_lag=False),
                       metrics_host or "127.0.0.1")
     result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
-                          fallback_kind=fallback_kind, beam_args=list(beam_args))
+                          fallback_kind=fallback_kind, beam_args=worker_args(workers, beam_args))
     click.echo(json.dumps(result))
 
 

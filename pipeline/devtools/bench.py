@@ -14,6 +14,7 @@ Posts/s always means all three tasks done for each post.
 * `host_stages`, `host_core_ms_per_post`, `model_core_ms_per_post`: core milliseconds per post in
   each stage of the real pipeline (a backfill of the same posts through the real models and the
   real lake, in this process, with `models/stages.py` accounting on), comparable across machines
+* `e2e_2_workers_posts_per_s`: the same burst through `finpulse stream --workers 2`
 * `cpu_features`: which of AMX, AVX512-BF16, AVX-512, AVX2 the CPU has (the fast paths depend on them)
 """
 
@@ -69,8 +70,9 @@ def inference_throughput(texts: list[str], registry: str | None, device: str, pr
     return len(texts) / (time.perf_counter() - t)
 
 
-def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None = None) -> dict:
-    """Produce `posts` (as fast as possible, or paced at `rate` posts/s) and stream them to the lake."""
+def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None = None, workers: int = 1) -> dict:
+    """Produce `posts` (as fast as possible, or paced at `rate` posts/s) and stream them to the lake
+    (`workers`: the stream's `--workers`, SDK worker processes)."""
     from finpulse.infra.broker import EmbeddedBroker, create_topics
     from finpulse.pipeline.devtools.produce import publish
 
@@ -79,7 +81,10 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
     with EmbeddedBroker(log_file=workdir / "broker.log") as broker:
         create_topics(broker.bootstrap, {"bench-news": 3, "bench-social": 3})
         cmd = [sys.executable, "-m", "finpulse.pipeline.cli", "stream", "--bootstrap", broker.bootstrap,
-               "--topics", "bench-news,bench-social", "--lake", str(lake), "--max-records", str(len(posts)), "--device", device]
+               "--topics", "bench-news,bench-social", "--lake", str(lake), "--device", device, "--workers", str(workers)]
+        # --max-records counts per worker process, so several workers stop on idleness instead
+        # (the throughput is taken from the commits, so the idle wait does not count)
+        cmd += ["--max-records", str(len(posts))] if workers == 1 else ["--idle-exit", "30"]
         stream = subprocess.Popen(cmd, stdout=open(workdir / "stream.log", "wb"), stderr=subprocess.STDOUT)
         peak_rss = 0.0
         time.sleep(8)  # let the stream load its models and subscribe before the clock starts
@@ -245,6 +250,9 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
             result["e2e_posts_per_s"] = burst["e2e_posts_per_s"]
             result["peak_rss_mb"] = burst["peak_rss_mb"]
             result["burst_latency_p50_ms"] = burst["latency_p50_ms"]
+            # The same burst with two SDK worker processes (`--workers 2`), each with its own model.
+            result["e2e_2_workers_posts_per_s"] = end_to_end(posts, device, tmp_path / "burst-2w", workers=2)[
+                "e2e_posts_per_s"]
             # Latency under a steady load at half the measured capacity (what a live feed sees).
             rate = round(burst["e2e_posts_per_s"] / 2, 1)
             paced = end_to_end(_posts(min(n, 1000), seed + 1), device, tmp_path / "paced", rate=rate)

@@ -128,12 +128,14 @@ def steady_and_alert(
     workdir.mkdir(parents=True, exist_ok=True)
     lake = workdir / "lake"
     now = datetime.now(timezone.utc)
-    # History for the detector's baseline: posts about the company over the last hour, normal tone.
+    # History for the detector's baseline: posts about the company over the last two hours, normal
+    # tone. Alerts count distinct stories (#15) and need 30 of them in the baseline's 72 buckets
+    # before they fire at all (cold start): an hour's 80 posts held too few, and no alert came.
     history = [
         p
-        for p in generate_posts(4000, seed=5, start=now - timedelta(minutes=65), span_hours=1)
+        for p in generate_posts(8000, seed=5, start=now - timedelta(minutes=125), span_hours=2)
         if ticker in p.get("tickers", []) or f"${ticker}" in p["text"]
-    ][:80]
+    ]
     feed = list(generate_posts(int(rate * seconds * 1.2) + 10, seed=6))
     spike = list(event_posts(Event(ticker, now, posts=burst, minutes=1)))
     for i, p in enumerate(history):
