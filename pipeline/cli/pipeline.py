@@ -227,13 +227,16 @@ def rescore(lake, registry, since, until, device, chunk) -> None:
 @bootstrap_option(help="Kafka bootstrap for --kafka-topic")
 @click.option("--min-volume", type=int, default=None,
               help="detector: minimum stories (--unit story, default 12) or posts (--unit post, default 20) in the window")
+@click.option("--min-history", type=int, default=None,
+              help="detector: no alert for a key until its baseline holds this many stories (posts with --unit post); "
+                   "the cold-start guard, default 30")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
 @click.option("--routes", "routes_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); "
                    "see docs/ALERTS.md")
 @metrics_options
-def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume, alpha,
-           routes_file, metrics_port, metrics_host) -> None:
+def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, kafka_topic, bootstrap, min_volume,
+           min_history, alpha, routes_file, metrics_port, metrics_host) -> None:
     """Evaluate negative-spike rules over the lake and record new alerts (never twice)."""
     import dataclasses
     import time
@@ -248,7 +251,8 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     if metrics_port is not None:  # readiness: the lake takes writes and an evaluation ran recently
         readiness = metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False)
         metrics.serve(metrics_port, readiness, metrics_host or "127.0.0.1")
-    overrides = {k: v for k, v in {"min_volume": min_volume, "alpha": alpha}.items() if v is not None}
+    overrides = {k: v for k, v in {"min_volume": min_volume, "min_history_posts": min_history, "alpha": alpha}.items()
+                 if v is not None}
     stories = {"min_stories": min_volume} if min_volume is not None else {}
     settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), unit=unit, **stories,
                              since=parse_time(since, "--since"), until=parse_time(until, "--until"),

@@ -130,10 +130,11 @@ def steady_and_alert(
     now = datetime.now(timezone.utc)
     # History for the detector's baseline: posts about the company over the last two hours, normal
     # tone. Alerts count distinct stories (#15) and need 30 of them in the baseline's 72 buckets
-    # before they fire at all (cold start): an hour's 80 posts held too few, and no alert came.
+    # before they fire at all (cold start); the generator repeats stories, so an hour's 80 posts
+    # (or two hours' 116) held too few, and no alert came.
     history = [
         p
-        for p in generate_posts(8000, seed=5, start=now - timedelta(minutes=125), span_hours=2)
+        for p in generate_posts(24000, seed=5, start=now - timedelta(minutes=125), span_hours=2)
         if ticker in p.get("tickers", []) or f"${ticker}" in p["text"]
     ]
     feed = list(generate_posts(int(rate * seconds * 1.2) + 10, seed=6))
