@@ -82,6 +82,9 @@ class _Window:
 _SpanScore = tuple[int, int, np.ndarray, int, bool]
 
 
+_Candidate = tuple[int, int, int, int, bool]  # window, start, end, centrality, inside
+
+
 class _EncoderGroup:
     """One loaded artifact and the tasks it serves."""
 
@@ -207,7 +210,7 @@ class Enricher:
 
     @staticmethod
     def _span_candidates(idx: list[int], windows: list[_Window], ner_probs: list | None, ner_labels: Sequence[str],
-                         spans, width: int) -> tuple[list[int], list[tuple[int, int, int, int, bool]], torch.Tensor] | None:
+                         spans, width: int) -> tuple[list[int], list[_Candidate], torch.Tensor] | None:
         """The batch rows, (window, start, end, centrality, inside) and token masks of every candidate mention."""
         rows: list[int] = []
         masks: list[np.ndarray] = []

@@ -74,7 +74,8 @@ def test_the_dashboard_follows_table_versions_across_a_compaction(tmp_path):
     lake = Lake(tmp_path)
     for i in range(6):
         lake.commit_bundle(
-            {"kafka.t.0": 10 * i + 10}, rows("a", "kafka.t.0", 10 * i, 8) + dead_letter_rows("kafka.t.0", range(10 * i + 8, 10 * i + 10))
+            {"kafka.t.0": 10 * i + 10},
+            rows("a", "kafka.t.0", 10 * i, 8) + dead_letter_rows("kafka.t.0", range(10 * i + 8, 10 * i + 10)),
         )
     store = LakeStore(tmp_path, min_refresh_s=0)
     store.refresh()
@@ -175,7 +176,9 @@ def legacy_lake(root: Path) -> None:
     dd = root / "deadletter" / "date=2026-11-02"
     dd.mkdir(parents=True)
     write_parquet(
-        dd / "file.ab-000000000000-000000000003.parquet", [r.data for r in dead_letter_rows("file.ab", range(3))], DEADLETTER_SCHEMA
+        dd / "file.ab-000000000000-000000000003.parquet",
+        [r.data for r in dead_letter_rows("file.ab", range(3))],
+        DEADLETTER_SCHEMA,
     )
     (root / "_progress").mkdir()
     final = "enriched/date=2026-03-02/kafka.t.0-000000000004-000000000006.parquet"
@@ -209,7 +212,8 @@ def test_a_second_engine_reads_the_same_rows_from_the_tables(tmp_path):
 
     lake = Lake(tmp_path)
     for i in range(5):
-        lake.commit_bundle({"kafka.t.0": 4 * i + 4}, rows("x", "kafka.t.0", 4 * i, 3) + dead_letter_rows("kafka.t.0", [4 * i + 3]))
+        lake.commit_bundle({"kafka.t.0": 4 * i + 4},
+                           rows("x", "kafka.t.0", 4 * i, 3) + dead_letter_rows("kafka.t.0", [4 * i + 3]))
     tables.optimize(tmp_path, retention_hours=0)
     lake.commit_bundle({"kafka.t.0": 24}, rows("x", "kafka.t.0", 20, 4))
     for table, key in (("enriched", "id"), ("deadletter", "kafka_offset")):

@@ -21,9 +21,11 @@ def test_the_demo_shows_rows_early_and_alerts_on_the_injected_event(tmp_path):
     out = subprocess.run(FINPULSE + ["demo", "--lake", str(tmp_path / "lake"), "--dashboard-port", "0"],
                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert re.search(r"\[demo\] first \d+ rows visible [\d.]+s after the stream started", out.stdout), out.stdout[-3000:]
+    first_rows = r"\[demo\] first \d+ rows visible [\d.]+s after the stream started"
+    assert re.search(first_rows, out.stdout), out.stdout[-3000:]
     alerts_section = out.stdout.split("== alerts", 1)[1]
     assert re.search(r"^\w+\s+BA\s", alerts_section, re.MULTILINE), alerts_section
     lake = tmp_path / "lake"
-    assert run_query(lake, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0] == {"n": 3080, "d": 3080}
+    counts = run_query(lake, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0]
+    assert counts == {"n": 3080, "d": 3080}
     assert run_query(lake, "select count(*) n from alerts where key = 'BA'").to_pylist()[0]["n"] == 1

@@ -120,8 +120,8 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
                  metrics_port=metrics_port, metrics_host=metrics_host, flush_seconds=flush_seconds,
                  flush_rows=flush_rows, optimize_every=optimize_every).items() if v is not None}
     if max_records is not None and workers > 1:
-        raise click.UsageError("--max-records counts records in each worker process, so with --workers > 1 a run would not "
-                         "stop where you asked; use --idle-exit, or one worker")
+        raise click.UsageError("--max-records counts records in each worker process, so with --workers > 1 "
+                               "a run would not stop where you asked; use --idle-exit, or one worker")
     settings = validated(StreamSettings, **overrides)
     if bootstrap:
         settings.kafka.bootstrap = bootstrap
@@ -228,8 +228,8 @@ def rescore(lake, registry, since, until, device, chunk) -> None:
 @click.option("--min-volume", type=int, default=None,
               help="detector: minimum stories (--unit story, default 12) or posts (--unit post, default 20) in the window")
 @click.option("--min-history", type=int, default=None,
-              help="detector: no alert for a key until its baseline holds this many stories (posts with --unit post); "
-                   "the cold-start guard, default 30")
+              help="detector: no alert for a key until its baseline holds this many stories (posts with "
+                   "--unit post); the cold-start guard, default 30")
 @click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
 @click.option("--routes", "routes_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); "

@@ -113,9 +113,10 @@ def _run(lake: Path, posts: int, rate: float, port: int | None, format_table) ->
     # stories: BA has 22 distinct ones in the day before the event, under the detector's cold-start
     # floor of 30 (a listed company's real feed has far more), and the demo showed no alert. The
     # demo lowers that floor, and prints the command that does the same.
-    run_alerts(str(lake), AlertSettings(bucket="1 hour", key_kinds=("company",),
-                                        detector=dataclasses.replace(DetectorConfig(), min_history_posts=DEMO_MIN_HISTORY)))
-    click.echo(f"\n== alerts (finpulse alerts --lake {lake} --min-history {DEMO_MIN_HISTORY})\n" + format_table(run_query(lake, """
+    detector = dataclasses.replace(DetectorConfig(), min_history_posts=DEMO_MIN_HISTORY)
+    run_alerts(str(lake), AlertSettings(bucket="1 hour", key_kinds=("company",), detector=detector))
+    header = f"alerts (finpulse alerts --lake {lake} --min-history {DEMO_MIN_HISTORY})"
+    click.echo(f"\n== {header}\n" + format_table(run_query(lake, """
         select severity, key, window_start, volume, round(observed_share, 2) observed, round(baseline_share, 2) baseline
         from alerts order by window_start""")))
     click.echo(f"\n[demo] done. Explore with: finpulse query --lake {lake} \"select * from enriched limit 5\"")

@@ -75,7 +75,8 @@ def _hf_classes() -> dict[str, type]:
 
 
 def _load_saved(kind: str, folder: str) -> Any:
-    return _hf_classes()[kind].from_pretrained(folder).eval()
+    cls: Any = _hf_classes()[kind]
+    return cls.from_pretrained(folder).eval()
 
 
 def export_hf_models(folder: str | os.PathLike[str]) -> dict[str, Any]:
