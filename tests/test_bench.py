@@ -32,3 +32,15 @@ def test_bench_baseline_runs_the_stock_beam_handler():
     import sys
 
     assert "apache_beam.ml.inference.huggingface_inference" in sys.modules  # the stock handler really ran
+
+
+def test_the_separate_models_registry_loads_with_the_per_company_head_beside_ner(tmp_path):
+    """`finpulse bench` compares the shared encoder with one model per task; the per-company head
+    must stay with NER (it scores the NER pass's spans). The bench failed here after #14."""
+    from finpulse.models.registry import load_registry
+    from finpulse.pipeline.devtools.bench import _separate_registry
+
+    reg = load_registry(str(_separate_registry(tmp_path)))
+    paths = {t: reg.task(t).artifact_path for t in ("sentiment", "topic", "ner", "entity_sentiment")}
+    assert len({paths["sentiment"], paths["topic"], paths["ner"]}) == 3
+    assert paths["entity_sentiment"] == paths["ner"]

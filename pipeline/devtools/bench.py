@@ -42,14 +42,16 @@ def _posts(n: int, seed: int) -> list[dict]:
 
 
 def _separate_registry(tmp: Path) -> Path:
-    """A registry whose three tasks point at three copies of the default artifact."""
+    """A registry whose three tasks point at three copies of the default artifact (the per-company
+    head stays with NER: it scores the ORG spans of the NER pass, so it cannot be separated)."""
     from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
 
     reg = json.loads(DEFAULT_REGISTRY.read_text())
     src = load_registry().sentiment.artifact_path
     for task in reg:
-        dst = tmp / f"artifact-{task}"
-        shutil.copytree(src, dst)
+        dst = tmp / f"artifact-{'ner' if task == 'entity_sentiment' else task}"
+        if not dst.exists():
+            shutil.copytree(src, dst)
         reg[task]["artifact"] = str(dst)
     path = tmp / "registry.json"
     path.write_text(json.dumps(reg))
