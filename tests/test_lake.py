@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pytest
-from lakefixtures import dead_letter_rows
+from lakefixtures import check_crash_between_the_two_table_commits, dead_letter_rows
 
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.commit import Lake, Row
@@ -52,23 +52,8 @@ def test_one_bundle_is_one_commit_per_table_for_all_its_partitions(tmp_path):
 
 
 def test_crash_between_the_two_tables_commits_resumes_without_duplicates(tmp_path, monkeypatch):
-    """Dead letters are committed first, then `enriched` (whose transaction is the resume point):
-    killed in between, the source resumes at the old position and the re-read dead letters are
-    recognised by `deadletter`'s own transaction."""
-    real = Lake._append
-
-    def crash_before_enriched(self, table, rows, txns):
-        if table == "enriched":
-            raise SystemExit("killed between the deadletter and the enriched commit")
-        real(self, table, rows, txns)
-
-    monkeypatch.setattr(Lake, "_append", crash_before_enriched)
-    with pytest.raises(SystemExit):
-        Lake(tmp_path).commit("kafka.t.0", 0, 2, dead_letter_rows("kafka.t.0", [0, 1]))
-    monkeypatch.undo()
-    assert count(tmp_path)["n"] == 2 and Lake(tmp_path).committed("kafka.t.0") == 0
-    assert Lake(tmp_path).commit("kafka.t.0", 0, 3, dead_letter_rows("kafka.t.0", [0, 1, 2])) == 1
-    assert count(tmp_path) == {"n": 3, "d": 3} and Lake(tmp_path).committed("kafka.t.0") == 3
+    """Killed between the deadletter and the enriched commit (see lakefixtures)."""
+    check_crash_between_the_two_table_commits(tmp_path, monkeypatch)
 
 
 def test_a_data_file_torn_before_the_log_entry_is_never_visible(tmp_path, monkeypatch):

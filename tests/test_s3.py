@@ -15,7 +15,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from conftest import FINPULSE, posts, send
-from lakefixtures import dead_letter_rows
+from lakefixtures import check_crash_between_the_two_table_commits, dead_letter_rows
 from test_backfill import write_archives
 
 from finpulse.infra.broker import free_port, wait_for_port
@@ -96,21 +96,7 @@ def test_the_s3_server_enforces_put_if_absent_and_racing_writers_lose_nothing(s3
 
 
 def test_crash_between_the_two_table_commits_resumes_without_duplicates(s3, monkeypatch):
-    url = s3()
-    real = Lake._append
-
-    def crash_before_enriched(self, table, rows, txns):
-        if table == "enriched":
-            raise SystemExit("killed between the deadletter and the enriched commit")
-        real(self, table, rows, txns)
-
-    monkeypatch.setattr(Lake, "_append", crash_before_enriched)
-    with pytest.raises(SystemExit):
-        Lake(url).commit("kafka.t.0", 0, 2, dead_letter_rows("kafka.t.0", [0, 1]))
-    monkeypatch.undo()
-    assert count(url)["n"] == 2 and Lake(url).committed("kafka.t.0") == 0
-    assert Lake(url).commit("kafka.t.0", 0, 3, dead_letter_rows("kafka.t.0", [0, 1, 2])) == 1
-    assert count(url) == {"n": 3, "d": 3} and Lake(url).committed("kafka.t.0") == 3
+    check_crash_between_the_two_table_commits(s3(), monkeypatch)
 
 
 def test_crash_before_the_commit_leaves_nothing_visible(s3, monkeypatch):
