@@ -1,14 +1,14 @@
 """Where a lake lives: a local directory, or an object-store URL (s3://, gs://) via pyarrow filesystems.
 
-The lake's commit protocol (lake.py) needs five primitives, and they map differently:
+The tables themselves are Delta tables written by delta-rs (lake/tables.py). This module serves
+what lives beside them, with primitives that map differently per backend:
 
-| primitive | local directory | object store (S3, GCS) |
-| --- | --- | --- |
-| durable write of a staged file | write + fsync | one PUT (multipart completes atomically) |
-| atomic replace of the progress file (the commit point) | tmp file + fsync + `os.replace` | one PUT: S3 has strong read-after-write consistency and never shows half an object |
-| publish a staged file | `os.replace` (atomic rename) | server-side copy, then delete the staged object; there is no rename, so this is two steps, made safe by being idempotent and rolled forward from the progress file |
-| single-writer lock | `flock` on a lock file | a lease object with a heartbeat (best effort, see `ObjectStorage.lock`) |
-| listing | directory walk | prefix listing (strongly consistent on S3 since 2020) |
+| primitive | used for | local directory | object store (S3, GCS) |
+| --- | --- | --- | --- |
+| atomic replace (`put_atomic`) | alert delivery ledgers, quarantine reasons, the migration marker | tmp file + fsync + `os.replace` | one PUT: S3 never shows half an object |
+| move (`publish`) | quarantining a corrupt file, moving a pre-Delta lake's files aside | `os.replace` | server-side copy, then delete: two steps, idempotent |
+| single-writer lock (`lock`) | one stream (or alerts writer) per lake | `flock` on a lock file | a lease object with a heartbeat (best effort, see `ObjectStorage.lock`) |
+| listing, reading, removal | the migration of pre-Delta lakes, tests | directory walk | prefix listing (strongly consistent on S3 since 2020) |
 
 An object-store URL may carry pyarrow's options as query parameters, e.g.
 `s3://bucket/lake?endpoint_override=http://127.0.0.1:9000&region=us-east-1` for MinIO or a test
@@ -27,9 +27,6 @@ import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from finpulse.schemas.errors import LakeLocked
 
@@ -58,10 +55,6 @@ class LakeStorage(ABC):
     @abstractmethod
     def put_atomic(self, rel: str, data: bytes) -> None:
         """Replace `rel` so that readers see the old or the new content, never a mix."""
-
-    @abstractmethod
-    def write_table(self, rel: str, table: pa.Table) -> None:
-        """Write a Parquet file durably (it must survive a crash once this returns)."""
 
     @abstractmethod
     def publish(self, staged: str, final: str) -> bool:
@@ -109,14 +102,6 @@ class LocalStorage(LakeStorage):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
-
-    def write_table(self, rel: str, table: pa.Table) -> None:
-        path = self._p(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def publish(self, staged: str, final: str) -> bool:
         src, dst = self._p(staged), self._p(final)
@@ -206,10 +191,6 @@ class ObjectStorage(LakeStorage):
     def put_atomic(self, rel: str, data: bytes) -> None:
         with self._fs.open_output_stream(self._p(rel)) as out:
             out.write(data)
-
-    def write_table(self, rel: str, table: pa.Table) -> None:
-        with self._fs.open_output_stream(self._p(rel)) as out:
-            pq.write_table(table, out, compression="zstd")
 
     def publish(self, staged: str, final: str) -> bool:
         """Copy, then delete: a crash between them leaves both, and the roll-forward copies again."""
