@@ -133,10 +133,6 @@ class Enricher:
 
     # -- tokenisation -------------------------------------------------------------------------
     def _windows(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
-        with stage("tokenise"):
-            return self._windows_of(group, texts)
-
-    def _windows_of(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
         tok = group.loaded.tokenizer
         enc = tok(
             [t[: self.settings.max_chars] for t in texts],
@@ -214,7 +210,7 @@ class Enricher:
         """The batch rows, (window, start, end, centrality, inside) and token masks of every candidate mention."""
         rows: list[int] = []
         masks: list[np.ndarray] = []
-        meta: list[tuple[int, int, int, int, bool]] = []  # window, start, end, centrality, inside
+        meta: list[_Candidate] = []
         for row, i in enumerate(idx):
             w = windows[i]
             cands = _org_runs(w, ner_probs[i], ner_labels) if ner_probs is not None else []
@@ -275,7 +271,8 @@ class Enricher:
         return any(g.loaded.model.tasks[t].kind is TaskKind.SPAN for g in self.groups for t in g.tasks)
 
     def _tokenize(self, texts: list[str]) -> list[list[_Window]]:
-        return [self._windows(group, texts) for group in self.groups]
+        with stage("tokenise"):
+            return [self._windows(group, texts) for group in self.groups]
 
     def _predict_chunk(self, texts: list[str], windows_per_group: list[list[_Window]],
                        spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Prediction]:
@@ -300,13 +297,14 @@ class Enricher:
         sent_labels = self.registry.sentiment.labels
         topic_labels = self.registry.topic.labels
         results = []
+        with_mentions = self.has_span_head  # a property that walks the groups: once per chunk, not per text
         for i, text in enumerate(texts):
             with stage("entities"):
                 entities = decode_entities(text, merge_windows(ner_tokens[i])) if ner_tokens[i] else []
             with stage("decode_heads"):
                 results.append(self._prediction(seq["sentiment"][i], seq["topic"][i], entities,
                                                 sent_labels, topic_labels))
-            if self.has_span_head:
+            if with_mentions:
                 with stage("mentions"):
                     pred = results[-1]
                     targets = [(e.start, e.end, "ner") for e in entities if e.type == "ORG"]
