@@ -3,12 +3,14 @@
 The tables themselves are Delta tables written by delta-rs (lake/tables.py). This module serves
 what lives beside them, with primitives that map differently per backend:
 
-| primitive | used for | local directory | object store (S3, GCS) |
-| --- | --- | --- | --- |
-| atomic replace (`put_atomic`) | alert delivery ledgers, quarantine reasons, the migration marker | tmp file + fsync + `os.replace` | one PUT: S3 never shows half an object |
-| move (`publish`) | quarantining a corrupt file, moving a pre-Delta lake's files aside | `os.replace` | server-side copy, then delete: two steps, idempotent |
-| single-writer lock (`lock`) | one stream (or alerts writer) per lake | `flock` on a lock file | a lease object with a heartbeat (best effort, see `ObjectStorage.lock`) |
-| listing, reading, removal | the migration of pre-Delta lakes, tests | directory walk | prefix listing (strongly consistent on S3 since 2020) |
+* `put_atomic` (alert delivery ledgers, quarantine reasons, the migration marker): locally a tmp
+  file + fsync + `os.replace`; on an object store one PUT (S3 never shows half an object).
+* `publish`, a move (quarantining a corrupt file, moving a pre-Delta lake's files aside): locally
+  `os.replace`; on an object store a server-side copy, then a delete: two steps, idempotent.
+* `lock`, the single writer (one stream or alerts writer per lake): locally `flock` on a lock
+  file; on an object store a lease object with a heartbeat (best effort, see `ObjectStorage.lock`).
+* `list`, `read_text`, `remove`, `remove_tree` (the migration of pre-Delta lakes, tests): a
+  directory walk, or a prefix listing (strongly consistent on S3 since 2020).
 
 An object-store URL may carry pyarrow's options as query parameters, e.g.
 `s3://bucket/lake?endpoint_override=http://127.0.0.1:9000&region=us-east-1` for MinIO or a test
