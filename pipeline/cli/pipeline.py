@@ -244,9 +244,16 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     from finpulse.pipeline.alerts.detector import DetectorConfig
     from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts, summary
     from finpulse.pipeline.alerts.routes import load_routes
+    from finpulse.pipeline.lake.storage import is_remote
     from finpulse.pipeline.runtime import metrics
 
     setup_logging(False)
+    if routes_file and is_remote(lake):
+        # alerts/notify.py keeps its outbox in local files beside the lake; on an object-store URL that
+        # would be a local folder named after the URL, and a restart elsewhere would send everything again
+        raise click.UsageError("--routes needs a local lake for now (its delivery outbox is local files); "
+                               "from an s3:// or gs:// lake deliver with --webhook or --kafka-topic, "
+                               "whose outbox is in the lake")
     routes = load_routes(routes_file) if routes_file else None  # a bad file is a ConfigError: exit 2 with the reason
     if metrics_port is not None:  # readiness: the lake takes writes and an evaluation ran recently
         readiness = metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False)
