@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install browser demo test test-fast lint lint-baseline dashboard soak chaos train-models train-accurate cards clean
+.PHONY: install browser demo test test-fast lint lint-baseline dashboard soak chaos train-models train-entity-target train-accurate cards clean
 
 install: $(STAMP)
 
@@ -75,6 +75,15 @@ train-models: install
 	$(PY) -m finpulse.models.head_refit --model models/default --data $(DATA) --save
 	$(PY) -m finpulse.models.entity_train --model models/default --data $(DATA)/sentfin_entity_train.jsonl \
 		--data $(DATA)/finentity_train.jsonl --repeat finentity_train=3 --mixed-repeat 5 --epochs 8 --save
+	$(MAKE) train-entity-target
+
+# The target-marked per-company model (models/targets.py): its own small LoRA on MiniLM, run only for texts
+# naming several companies. FinEntity is listed three times to oversample it (its selection rows count once).
+train-entity-target: install
+	$(VENV)/bin/finpulse train entity_target --data $(DATA)/sentfin_entity_train.jsonl \
+		--data $(DATA)/finentity_train.jsonl --data $(DATA)/finentity_train.jsonl --data $(DATA)/finentity_train.jsonl \
+		--epochs 4 --lora-rank 16 --lora-alpha 32 --lr 1e-3 \
+		--version finpulse-entity-target-2026.12-t1 --out models/entity-target
 
 # The "accurate" sentiment model (models/registry-accurate.json): LoRA on all-mpnet-base-v2. Meant for a
 # GPU (about 2.5 minutes on an H100, three trainings sharing it; not tried on a CPU, where mpnet costs ~8x MiniLM per token).

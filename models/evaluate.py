@@ -72,31 +72,60 @@ def headline(task: TaskSpec, report: dict) -> float:
     return report["macro_f1"] if task.kind is TaskKind.SEQUENCE else report["f1"]
 
 
-def entity_predictions(enricher, docs) -> list[list[int]]:
-    """Per document, the predicted label index of each labelled entity, through the enrichment
-    engine itself (the same windows, precision and span scoring the pipeline runs). An entity whose
-    name is not in the text (no offsets) takes the post's sentiment, as the pipeline would."""
+def entity_predictions(enricher, docs) -> list[list[tuple[int, str]]]:
+    """Per document, (predicted label index, scorer) of each labelled entity, through the enrichment
+    engine itself (the same windows, precision, span head and target pass the pipeline runs). An
+    entity whose name is not in the text (no offsets) takes the post's sentiment, as the pipeline would;
+    its scorer is then "post"."""
     from finpulse.models.spans import SPAN_LABELS
 
     spans = [[(e.start, e.end) for e in d.entities if e.start is not None] for d in docs]
     preds = enricher.predict([d.text for d in docs], spans=spans)
-    out: list[list[int]] = []
+    out: list[list[tuple[int, str]]] = []
     for d, p, sp in zip(docs, preds, spans, strict=True):
         if p.mentions is None:
             raise ValueError("the model has no entity_sentiment head")
         given = p.mentions[len(p.mentions) - len(sp):] if sp else []
-        by_span = {(m.start, m.end): m.sentiment for m in given}
-        out.append([SPAN_LABELS.index(by_span[(e.start, e.end)] if e.start is not None else p.sentiment)
-                    for e in d.entities])
+        by_span = {(m.start, m.end): m for m in given}
+        row = []
+        for e in d.entities:
+            m = by_span.get((e.start, e.end)) if e.start is not None else None
+            if m is None or m.origin == "post":
+                row.append((SPAN_LABELS.index(p.sentiment), "post"))
+            else:
+                row.append((SPAN_LABELS.index(m.sentiment), m.scorer))
+        out.append(row)
     return out
 
 
-def evaluate_entity_sentiment(enricher, docs) -> dict:
-    """Entity-level accuracy and macro-F1 (every labelled entity counts once)."""
+def opposite_pairs(docs, preds: list[list[tuple[int, str]]]) -> dict:
+    """Within each text, every (positive company, negative company) pair of the gold labels: how many get
+    exactly those opposite labels (`opposite`), out of `pairs`. The hardest case for per-company sentiment:
+    a model that repeats the sentence's direction for every company gets none of them."""
     from finpulse.models.spans import SPAN_LABELS
 
-    preds = entity_predictions(enricher, docs)
+    neg, pos = SPAN_LABELS.index("negative"), SPAN_LABELS.index("positive")
+    pairs = opposite = 0
+    for d, row in zip(docs, preds, strict=True):
+        got = [(e.label, label) for e, (label, _) in zip(d.entities, row, strict=True)]
+        for gp, pp in got:
+            for gn, pn in got:
+                if gp == pos and gn == neg:
+                    pairs += 1
+                    opposite += pp == pos and pn == neg
+    return {"pairs": pairs, "opposite": opposite, "rate": round(opposite / pairs, 4) if pairs else None}
+
+
+def evaluate_entity_sentiment(enricher, docs) -> dict:
+    """Entity-level accuracy and macro-F1 (every labelled entity counts once), the opposite-label pairs,
+    and how many entities each scorer labelled (span head, target pass, or the post's sentiment)."""
+    from collections import Counter
+
+    from finpulse.models.spans import SPAN_LABELS
+
+    per_doc = entity_predictions(enricher, docs)
+    preds = [p for ps in per_doc for p in ps]
     gold = [e.label for d in docs for e in d.entities]
-    flat = [p for ps in preds for p in ps]
-    report = classification_report(gold, flat, SPAN_LABELS)
-    return {"documents": len(docs), **report}
+    report = classification_report(gold, [label for label, _ in preds], SPAN_LABELS)
+    return {"documents": len(docs), **report, "opposite_pairs": opposite_pairs(docs, per_doc),
+            "scored_by": dict(sorted(Counter(s for _, s in preds).items()))}

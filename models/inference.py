@@ -10,7 +10,9 @@ are analysed (default 20,000, about 40 windows), so a huge text costs bounded ti
 Per-company sentiment (a span head, models/spans.py) reads the same pass's token states: in each
 batch, every ORG run the NER head finds in a window and every span the caller asks for (cashtags,
 gazetteer names: `mention_finder`, or explicit `spans`) is scored from that window, and a mention
-takes the score of the window where it sits most centrally. No second encoder pass.
+takes the score of the window where it sits most centrally. In texts that name several companies,
+a registry with an `entity_target` model then re-reads each mention with the company marked in the
+input (models/targets.py): a second, short pass of a small model, only where the span head is weakest.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ from finpulse.models.device import gpu_token_budget, to_device
 from finpulse.models.entities import EntitySpan, TokenPrediction, decode_entities, merge_windows
 from finpulse.models.registry import ModelRegistry
 from finpulse.models.stages import stage
+from finpulse.models.targets import MIN_ORG_SCORE, mark_target, wants_target_pass
 from finpulse.models.tasks import TaskKind
 
 
@@ -44,6 +47,7 @@ class InferenceSettings:
     chunk_texts: int = 2048  # texts tokenised and held at once: memory stays flat however many are passed
     quantize: str = "none"  # "int8": dynamic int8 linear layers on CPU (measurement only: batch-dependent)
     precision: str = "auto"  # "auto": bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32
+    target_pass: str = "multi"  # which texts' mentions the entity_target model re-reads: multi, all or off
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class MentionSentiment:
     score: float  # P(positive) - P(negative)
     probs: dict[str, float]
     origin: str  # "ner" (an ORG entity), "given" (a caller's span) or "post" (not scorable: the post's sentiment)
+    scorer: str = "span"  # "span" (the shared pass's span head) or "target" (the target-marked second pass)
 
 
 @dataclass
@@ -130,6 +135,18 @@ class Enricher:
                     loaded.model.to(torch.bfloat16)
                 budget = max(budget, gpu_token_budget(loaded.model.encoder.config, torch.device(settings.device), max_len, self.bf16))
             self.groups.append(_EncoderGroup(loaded, tasks, max_len, budget))
+        self.target: _EncoderGroup | None = None
+        wants_target_pass((), settings.target_pass)  # an unknown policy fails here, not on the first text
+        if registry.entity_target is not None and settings.target_pass != "off" and self.has_span_head:
+            tm = registry.entity_target
+            loaded = load_artifact(tm.artifact_path, settings.device, settings.quantize)
+            head = loaded.model.tasks.get("entity_target")
+            if head is None or list(head.labels) != tm.labels:
+                raise ModelLoadError(f"artifact {tm.artifact_path} has no entity_target head with labels "
+                                     f"{tm.labels}; fix the registry")
+            if on_gpu and self.bf16:
+                loaded.model.to(torch.bfloat16)
+            self.target = _EncoderGroup(loaded, ["entity_target"], tm.max_length, settings.token_budget)
 
     # -- tokenisation -------------------------------------------------------------------------
     def _windows(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
@@ -164,13 +181,7 @@ class Enricher:
         out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in dense}
         for idx in plan_batches([len(w.input_ids) for w in windows], group.token_budget, self.settings.max_batch):
             with stage("pad"):
-                width = max(len(windows[i].input_ids) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    n = len(windows[i].input_ids)
-                    ids[row, :n] = torch.tensor(windows[i].input_ids)
-                    mask[row, :n] = 1
+                ids, mask = _padded([windows[i].input_ids for i in idx], pad)
             with stage("to_device"):
                 ids, mask = to_device(ids, device), to_device(mask, device)
             with stage("forward"), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -311,7 +322,56 @@ class Enricher:
                     targets += [(s, e, "given") for s, e in (spans[i] if spans is not None else [])]
                     pred.mentions = [_mention(text, s, e, origin, span_scores[i], sent_labels, pred)
                                      for s, e, origin in targets]
+        if self.target is not None:
+            self._target_pass(texts, results)
         return results
+
+    @torch.inference_mode()
+    def _target_pass(self, texts: list[str], results: list[Prediction]) -> None:
+        """Re-score the mentions of the texts the policy picks with the target model, in place.
+
+        Mentions it reads: the caller's spans (cashtags, gazetteer names, labelled entities) and the ORG entities
+        the NER head is sure of; one input per distinct (text, span), so an ORG entity and a gazetteer name on
+        the same words cost one pass."""
+        todo: dict[tuple[int, int, int], str] = {}
+        for i, pred in enumerate(results):
+            sure = {(e.start, e.end) for e in pred.entities if e.type == "ORG" and e.score >= MIN_ORG_SCORE}
+            scorable = [m for m in pred.mentions or []
+                        if m.origin == "given" or (m.origin == "ner" and (m.start, m.end) in sure)]
+            if wants_target_pass([(m.start, m.end, m.text) for m in scorable], self.settings.target_pass):
+                for m in scorable:
+                    todo.setdefault((i, m.start, m.end), mark_target(texts[i], m.start, m.end))
+        if not todo:
+            return
+        group = self.target
+        assert group is not None
+        keys = list(todo)
+        with stage("tokenise"):
+            enc = group.loaded.tokenizer([todo[k] for k in keys], truncation=True, max_length=group.max_length)
+        probs = self._sequence_probs(group, "entity_target", enc["input_ids"])
+        labels = group.loaded.model.tasks["entity_target"].labels
+        scored = {k: {label: round(float(p[j]), 6) for j, label in enumerate(labels)}
+                  for k, p in zip(keys, probs, strict=True)}
+        for i, pred in enumerate(results):
+            if pred.mentions:
+                pred.mentions = [_rescored(m, scored.get((i, m.start, m.end))) for m in pred.mentions]
+
+    def _sequence_probs(self, group: _EncoderGroup, task: str, ids: list[list[int]]) -> list[np.ndarray]:
+        """Class probabilities of one sequence head for pre-tokenised inputs, in order (token-budget batches)."""
+        model = group.loaded.model
+        pad = group.loaded.tokenizer.pad_token_id
+        device = torch.device(self.settings.device)
+        out: list[np.ndarray | None] = [None] * len(ids)
+        for idx in plan_batches([len(x) for x in ids], group.token_budget, self.settings.max_batch):
+            with stage("pad"):
+                batch, mask = _padded([ids[i] for i in idx], pad)
+            batch, mask = to_device(batch, device), to_device(mask, device)
+            with stage("forward"), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                logits = model.head_logits(model.encode(batch, mask), mask, task)
+                probs = torch.softmax(logits.float(), -1).cpu().numpy()
+            for row, i in enumerate(idx):
+                out[i] = probs[row]
+        return out  # type: ignore[return-value]
 
     @staticmethod
     def _prediction(sp: np.ndarray, tp: np.ndarray, entities: list, sent_labels: Sequence[str],
@@ -326,6 +386,23 @@ class Enricher:
             topic_score=round(float(tp[k]), 6),
             entities=entities,
         )
+
+
+def _rescored(m: MentionSentiment, probs: dict[str, float] | None) -> MentionSentiment:
+    """The mention with the target model's probabilities, if it has them."""
+    if probs is None:
+        return m
+    return replace(m, sentiment=max(probs, key=probs.__getitem__), score=_score(probs), probs=probs, scorer="target")
+
+
+def _padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids padded to the longest row, and the attention mask (dynamic padding)."""
+    ids = torch.full((len(rows), max(len(r) for r in rows)), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, r in enumerate(rows):
+        ids[row, : len(r)] = torch.tensor(r)
+        mask[row, : len(r)] = 1
+    return ids, mask
 
 
 def _score(probs: dict[str, float]) -> float:

@@ -12,7 +12,7 @@ from finpulse.models.registry import ModelRegistry, load_registry
 def check_models(registry_path: str | None = None) -> ModelRegistry:
     """Validate registry, configs, tensor names and shapes, and the base encoder without building the models (fast)."""
     registry = load_registry(registry_path)
-    for name, tm in registry.tasks.items():
+    for name, tm in registry.all_tasks.items():
         config = read_config(tm.artifact_path)
         task = next((t for t in config.tasks if t.name == name), None)
         if task is None:

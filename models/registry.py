@@ -39,6 +39,9 @@ class ModelRegistry(BaseModel):
     # Per-company sentiment (a span head). Optional so registries written before it still load;
     # it must sit in the same artifact as `ner`, whose ORG spans it scores in the same pass.
     entity_sentiment: TaskModel | None = None
+    # Per-company sentiment re-read with the company marked in the input (models/targets.py): a second,
+    # short pass of its own small model for texts naming several companies. Optional, like the span head.
+    entity_target: TaskModel | None = None
 
     def task(self, name: str) -> TaskModel:
         found = getattr(self, name, None)
@@ -54,12 +57,17 @@ class ModelRegistry(BaseModel):
         return out
 
     @property
+    def all_tasks(self) -> dict[str, TaskModel]:
+        """`tasks` and the target model: everything whose version shapes an enriched row."""
+        return {**self.tasks, **({"entity_target": self.entity_target} if self.entity_target else {})}
+
+    @property
     def model_version(self) -> str:
         """What enriched rows record: one version if all tasks share it, else one per task."""
-        versions = {t.version for t in self.tasks.values()}
+        versions = {t.version for t in self.all_tasks.values()}
         if len(versions) == 1:
             return versions.pop()
-        return ",".join(f"{name}={t.version}" for name, t in self.tasks.items())
+        return ",".join(f"{name}={t.version}" for name, t in self.all_tasks.items())
 
 
 def load_registry(path: str | Path | None = None) -> ModelRegistry:
@@ -72,7 +80,7 @@ def load_registry(path: str | Path | None = None) -> ModelRegistry:
         reg = ModelRegistry.model_validate(json.loads(path.read_text()))
     except (ValueError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"model registry {path} is invalid: {exc}") from None
-    for t in reg.tasks.values():
+    for t in reg.all_tasks.values():
         p = Path(t.artifact)
         t.artifact_path = p if p.is_absolute() else (path.parent / p).resolve()
     if reg.entity_sentiment is not None and reg.entity_sentiment.artifact_path != reg.ner.artifact_path:
@@ -93,3 +101,13 @@ def registry_for_artifact(path: str | Path) -> ModelRegistry:
     if missing:
         raise ModelLoadError(f"artifact {path} lacks the {', '.join(sorted(missing))} head(s) the engine needs")
     return ModelRegistry(**tasks)
+
+
+def per_company_registry(artifact: str | Path) -> ModelRegistry:
+    """What the pipeline scores companies with: the artifact's span head, plus the default registry's target
+    model when that registry takes its NER (and so its span head) from this artifact."""
+    reg = registry_for_artifact(artifact)
+    shipped = load_registry(DEFAULT_REGISTRY)
+    if shipped.entity_target is not None and shipped.ner.artifact_path == reg.ner.artifact_path:
+        reg.entity_target = shipped.entity_target
+    return reg

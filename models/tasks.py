@@ -78,7 +78,12 @@ NER = TaskSpec(
 ENTITY_SENTIMENT = TaskSpec(name="entity_sentiment", kind=TaskKind.SPAN, labels=SENTIMENT.labels,
                             aliases=SENTIMENT.aliases)
 
-TASKS: dict[str, TaskSpec] = {t.name: t for t in (SENTIMENT, TOPIC, NER)}
+# Per-company sentiment from a target-marked input (models/targets.py): a sequence head on its own small
+# model, run only for texts that name several companies. Trained from the entity-level JSONL files.
+ENTITY_TARGET = TaskSpec(name="entity_target", kind=TaskKind.SEQUENCE, labels=SENTIMENT.labels,
+                         aliases=SENTIMENT.aliases)
+
+TASKS: dict[str, TaskSpec] = {t.name: t for t in (SENTIMENT, TOPIC, NER, ENTITY_TARGET)}
 
 
 def get_task(name: str) -> TaskSpec:

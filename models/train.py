@@ -32,7 +32,8 @@ from finpulse.models.encoding import IGNORE, Encoded, collate, encode_sentences,
 from finpulse.models.evaluate import evaluate, headline, predict_logits
 from finpulse.models.lora import add_lora
 from finpulse.models.network import MultiTaskModel
-from finpulse.models.tasks import TaskKind, TaskSpec, get_task
+from finpulse.models.targets import target_rows
+from finpulse.models.tasks import ENTITY_TARGET, TaskKind, TaskSpec, get_task
 
 
 class TaskData(BaseModel):
@@ -229,16 +230,19 @@ class _TaskState:
 def _load_task(td: TaskData, cfg: TrainConfig, tokenizer, log) -> _TaskState:
     spec = get_task(td.task)
     rows: list = []
-    for f in td.train:
-        rows.extend(read_task_file(f, spec))
     dev: dict[str, list] = {}
-    if td.dev:
+    if spec.name == ENTITY_TARGET.name:  # entity JSONL files, split by document (models/targets.py)
+        train_rows = target_rows(td.train, "fit")
+        dev["select"] = target_rows(td.train, "select")
+    elif td.dev:
+        rows = [r for f in td.train for r in read_task_file(f, spec)]
         for f in td.dev:
             dev[Path(f).stem] = read_task_file(f, spec)
         train_rows = rows
     else:
         if spec.kind is not TaskKind.SEQUENCE:
             raise ValueError(f"{spec.name}: give --dev files; token tasks are not split automatically")
+        rows = [r for f in td.train for r in read_task_file(f, spec)]
         tr, held = stratified_split([r.label for r in rows], cfg.val_fraction, cfg.seed)
         train_rows = [rows[i] for i in tr]
         dev["heldout"] = [rows[i] for i in held]

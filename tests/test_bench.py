@@ -44,3 +44,4 @@ def test_the_separate_models_registry_loads_with_the_per_company_head_beside_ner
     paths = {t: reg.task(t).artifact_path for t in ("sentiment", "topic", "ner", "entity_sentiment")}
     assert len({paths["sentiment"], paths["topic"], paths["ner"]}) == 3
     assert paths["entity_sentiment"] == paths["ner"]
+    assert reg.entity_target.artifact_path == load_registry().entity_target.artifact_path  # its own small model

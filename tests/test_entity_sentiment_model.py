@@ -37,9 +37,9 @@ def enricher():
 
 
 def test_companies_with_opposite_labels_in_one_text(enricher):
-    """Real held-out texts naming a positive and a negative company. The issue asked that most such pairs get
-    opposite labels; the committed head does not reach that (see the card): it gets both labels right for few
-    pairs but scores the positive company above the negative one for almost all. Both rates are pinned."""
+    """Real held-out texts naming a positive and a negative company: most pairs get opposite labels, and the
+    positive company scores above the negative one. It is the target-marked pass that does it: with
+    `target_pass="off"` (the span head alone) 3 of the 21 pairs came out opposite and this test failed."""
     docs = [d for name in FILES for d in heldout(name)
             if {NEG, POS} <= {e.label for e in d.entities if e.start is not None}]
     assert len(docs) >= 10  # real multi-company rows with a positive and a negative company
@@ -57,6 +57,21 @@ def test_companies_with_opposite_labels_in_one_text(enricher):
                 ordered += a.score > b.score
     assert opposite / pairs >= OPPOSITE_MIN, f"{opposite}/{pairs} pairs labelled opposite"
     assert ordered / pairs >= ORDERED_MIN, f"{ordered}/{pairs} pairs with the positive company scored higher"
+
+
+def test_the_target_pass_rereads_only_texts_that_name_several_companies(enricher):
+    """The default policy: a text with two distinct mentions is re-read with each company marked; a text
+    about one company keeps the span head's label; with the pass off the target model is not even loaded."""
+    two = "Apple beats estimates while Samsung slumps"  # the issue's example; in no training file
+    one = "Infosys shares crash 10% after weak guidance"
+    preds = enricher.predict([two, one], spans=[[(0, 5), (28, 35)], [(0, 7)]])
+    given = [m for m in preds[0].mentions if m.origin == "given"]
+    assert [m.scorer for m in given] == ["target", "target"]
+    assert [m.sentiment for m in given] == ["positive", "negative"]
+    assert [m.scorer for m in preds[1].mentions if m.origin == "given"] == ["span"]
+    off = Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(target_pass="off"))
+    assert off.target is None
+    assert {m.scorer for m in off.predict([two], spans=[[(0, 5), (28, 35)]])[0].mentions} == {"span"}
 
 
 def test_a_single_company_post_gets_the_post_direction(enricher):
@@ -100,8 +115,9 @@ def test_eval_command_scores_entities_and_looks_up_missing_offsets(tmp_path):
     assert 0.0 <= report["accuracy"] <= 1.0 and "macro_f1" in report
 
 
-# Measured on the committed head: opposite labels 3/21 pairs (0.14), positive company scored higher 20/21 (0.95),
-# single-company posts agreeing with the post label 132/150 (0.88).
-OPPOSITE_MIN = 0.1
-ORDERED_MIN = 0.8
+# Measured with the committed models (bf16 and fp32 alike): opposite labels 13/21 pairs (0.62; the span head
+# alone 3/21), positive company scored higher 21/21, single-company posts agreeing with the post label 133/150
+# (0.89). "Most" is over half: one flip (12/21, 0.57) still passes.
+OPPOSITE_MIN = 0.55
+ORDERED_MIN = 0.9
 SINGLE_MIN = 0.8

@@ -255,8 +255,8 @@ def _artifact_copy(tmp_path: Path) -> tuple[Path, Path]:
     art = tmp_path / "artifact"
     shutil.copytree(DEFAULT_REGISTRY.parent / "default", art)
     reg = json.loads(DEFAULT_REGISTRY.read_text())
-    for task in reg.values():
-        task["artifact"] = str(art)
+    for name, task in reg.items():  # the target model is a separate artifact: it stays intact
+        task["artifact"] = str(art) if name != "entity_target" else str(DEFAULT_REGISTRY.parent / task["artifact"])
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps(reg))
     return registry, art

@@ -114,7 +114,9 @@ def test_long_and_odd_texts_never_crash(enricher):
 
 def test_model_version_comes_from_the_registry(enricher):  # noqa: D103
     reg = load_registry(DEFAULT_REGISTRY)
-    assert enricher.model_version == reg.model_version == reg.sentiment.version
+    assert enricher.model_version == reg.model_version == (
+        f"sentiment={reg.sentiment.version},topic={reg.topic.version},ner={reg.ner.version},"
+        f"entity_sentiment={reg.entity_sentiment.version},entity_target={reg.entity_target.version}")
 
 
 def broken_registry(tmp_path, damage):
@@ -122,8 +124,8 @@ def broken_registry(tmp_path, damage):
     art = tmp_path / "artifact"
     shutil.copytree(load_registry(DEFAULT_REGISTRY).sentiment.artifact_path, art)
     damage(art)
-    for task in reg.values():
-        task["artifact"] = str(art)
+    for name, task in reg.items():  # the target model is a separate artifact: it stays intact
+        task["artifact"] = str(art) if name != "entity_target" else str(DEFAULT_REGISTRY.parent / task["artifact"])
     path = tmp_path / "registry.json"
     path.write_text(json.dumps(reg))
     return path
@@ -209,7 +211,8 @@ def test_the_accurate_registry_serves_sentiment_from_mpnet_beside_the_shared_enc
     reg = load_registry("accurate")
     assert reg == load_registry(ACCURATE_REGISTRY)
     assert reg.model_version == ("sentiment=finpulse-sentiment-mpnet-2026.11-a1,topic=finpulse-mt-2026.11-r2,"
-                                 "ner=finpulse-mt-2026.11-r2,entity_sentiment=finpulse-mt-2026.11-r2")
+                                 "ner=finpulse-mt-2026.11-r2,entity_sentiment=finpulse-mt-2026.11-r2,"
+                                 "entity_target=finpulse-entity-target-2026.12-t1")
     enricher = Enricher(reg, InferenceSettings())
     assert sorted(sorted(g.tasks) for g in enricher.groups) == [["entity_sentiment", "ner", "topic"], ["sentiment"]]
     assert enricher.groups[[g.tasks for g in enricher.groups].index(["sentiment"])].loaded.model.encoder.config.model_type == "mpnet"

@@ -11,7 +11,7 @@ import click
 
 from finpulse.pipeline.cli.options import device_option, precision_option
 
-TASK_CHOICES = ["sentiment", "topic", "ner", "all"]
+TASK_CHOICES = ["sentiment", "topic", "ner", "entity_target", "all"]
 
 
 def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, list[Path]]:
@@ -98,13 +98,15 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True)
 @click.option("--dtype", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: autocast on CPU too (what the CPU fast path computes)")
-def evaluate(task, data, model_dir, holdout, device, quantize, dtype) -> None:
+@click.option("--target-pass", type=click.Choice(["multi", "all", "off"]), default="multi", show_default=True,
+              help="entity-sentiment: which texts the target-marked model re-reads (off: the span head alone)")
+def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pass) -> None:
     """Score a model on a labelled file; prints one JSON object.
 
     entity-sentiment reads the entity-level JSONL of ../shared/data and scores every entity through
     the enrichment engine (per-company sentiment, entity-level accuracy and macro-F1)."""
     if task == "entity-sentiment":
-        _evaluate_entities(data, model_dir, holdout, device, quantize, dtype)
+        _evaluate_entities(data, model_dir, holdout, device, quantize, dtype, target_pass)
         return
     from finpulse.models.artifact import load_artifact
     from finpulse.models.data import read_task_file, stratified_split
@@ -132,16 +134,16 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype) -> None:
 
 
 def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str, quantize: str,
-                       dtype: str) -> None:
+                       dtype: str, target_pass: str) -> None:
     from finpulse.models.artifact import ModelLoadError, read_config
     from finpulse.models.evaluate import evaluate_entity_sentiment
     from finpulse.models.inference import Enricher, InferenceSettings
-    from finpulse.models.registry import load_registry, registry_for_artifact
+    from finpulse.models.registry import load_registry, per_company_registry
     from finpulse.models.spans import read_entity_jsonl, split_docs
     from finpulse.models.train import pick_device
 
     docs = read_entity_jsonl(data)
-    registry = registry_for_artifact(model_dir) if model_dir else load_registry()
+    registry = per_company_registry(model_dir) if model_dir else load_registry()
     if registry.entity_sentiment is None:
         raise ModelLoadError("the registry has no entity_sentiment model; "
                              "use the default registry or --model with a span head")
@@ -151,11 +153,11 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
         _, held = split_docs(docs, training.get("holdout_fraction", 0.1), training.get("seed", 13))
         docs = [docs[i] for i in held]
     settings = InferenceSettings(device=str(pick_device(device)), quantize=quantize,
-                                 precision=dtype if dtype == "fp32" else "bf16")
+                                 precision=dtype if dtype == "fp32" else "bf16", target_pass=target_pass)
     enricher = Enricher(registry, settings)
     report = evaluate_entity_sentiment(enricher, docs)
     report = {"task": "entity-sentiment", "data": str(data), "model": str(path),
-              "model_version": registry.entity_sentiment.version,
+              "model_version": registry.model_version, "target_pass": target_pass if enricher.target else "none",
               "quantize": quantize, "dtype": dtype, "holdout": holdout, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

@@ -6,6 +6,9 @@ Posts/s always means all three tasks done for each post.
   default batching) on the same fine-tuned weights; `ours_in_beam_posts_per_s`: our handler in the
   same kind of pipeline on the same texts; `speedup` is their ratio
 * `ours_posts_per_s`: the Enricher alone (one shared encoder pass, three heads, length-aware batches)
+* `ours_without_target_pass_posts_per_s`: the Enricher with the target-marked per-company pass off
+  (models/targets.py; the span head alone, as before that pass existed): `target_pass_cost` is
+  1 - ours / this, and `target_pass_texts` the share of posts that got the pass
 * `separate_models_posts_per_s`: the same weights loaded as three separate models, one
   encoder pass per task: what the shared encoder saves
 * `e2e_posts_per_s`, `latency_p50_ms`, `latency_p99_ms`: embedded broker -> `finpulse stream`
@@ -49,6 +52,9 @@ def _separate_registry(tmp: Path) -> Path:
     reg = json.loads(DEFAULT_REGISTRY.read_text())
     src = load_registry().sentiment.artifact_path
     for task in reg:
+        if task == "entity_target":  # its own small model already, run after the shared pass
+            reg[task]["artifact"] = str(load_registry().entity_target.artifact_path)  # type: ignore[union-attr]
+            continue
         dst = tmp / f"artifact-{'ner' if task == 'entity_sentiment' else task}"
         if not dst.exists():
             shutil.copytree(src, dst)
@@ -58,18 +64,33 @@ def _separate_registry(tmp: Path) -> Path:
     return path
 
 
-def inference_throughput(texts: list[str], registry: str | None, device: str, precision: str = "auto") -> float:
+def inference_throughput(texts: list[str], registry: str | None, device: str, precision: str = "auto",
+                         target_pass: str = "multi") -> float:
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
     from finpulse.pipeline.enrich.handler import company_spans
 
     # as the pipeline runs it: cashtags and gazetteer names scored by the per-company head beside the ORG entities
-    enricher = Enricher(load_registry(registry), InferenceSettings(device=device, precision=precision),
+    enricher = Enricher(load_registry(registry), InferenceSettings(device=device, precision=precision,
+                                                                  target_pass=target_pass),
                         mention_finder=company_spans)
     enricher.predict(texts[:64])  # warm-up
     t = time.perf_counter()
     enricher.predict(texts)
     return len(texts) / (time.perf_counter() - t)
+
+
+def target_pass_share(texts: list[str]) -> float | None:
+    """Share of the texts whose mentions the target-marked pass re-reads under the default policy."""
+    from finpulse.models.inference import Enricher, InferenceSettings
+    from finpulse.models.registry import load_registry
+    from finpulse.pipeline.enrich.handler import company_spans
+
+    enricher = Enricher(load_registry(), InferenceSettings(), mention_finder=company_spans)
+    if enricher.target is None:
+        return None
+    preds = enricher.predict(texts)
+    return round(sum(any(m.scorer == "target" for m in p.mentions or []) for p in preds) / len(texts), 3)
 
 
 def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None = None, workers: int = 1) -> dict:
@@ -258,6 +279,10 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
         result["precision"] = "bf16" if use_bf16("auto", device) else "fp32"
         result["ours_posts_per_s"] = round(inference_throughput(texts, None, device), 1)
         result["ours_fp32_posts_per_s"] = round(inference_throughput(texts, None, device, "fp32"), 1)
+        result["ours_without_target_pass_posts_per_s"] = round(
+            inference_throughput(texts, None, device, target_pass="off"), 1)
+        result["target_pass_cost"] = round(1 - result["ours_posts_per_s"] / result["ours_without_target_pass_posts_per_s"], 3)
+        result["target_pass_texts"] = target_pass_share(texts)
         result["separate_models_posts_per_s"] = round(inference_throughput(texts, str(_separate_registry(tmp_path)), device), 1)
         result["shared_encoder_speedup"] = round(result["ours_posts_per_s"] / result["separate_models_posts_per_s"], 2)
         result.update(host_breakdown(posts, device, tmp_path / "stages"))

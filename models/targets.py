@@ -1,0 +1,94 @@
+"""Target-marked per-company sentiment: a short second pass for texts that name several companies.
+
+Why a second pass at all: the span head (models/spans.py) reads the shared encoder's token states,
+and that encoder is frozen for it (it also serves sentiment, topic and NER). Those states carry
+mostly the sentence's sentiment, so on held-out texts naming one positive and one negative company
+the span head got both labels right for only 3 of 21 pairs. A small model fine-tuned on inputs where
+one company is marked learns to read the words about *that* company ("Apple beats estimates while
+[ Samsung ] slumps"): the auxiliary-target input of TD-BERT style models.
+
+The input: the mention's text, a [SEP], then the text (cropped to `context` characters either side
+of the mention, cut at a space) with the mention wrapped in "[ ... ]". The BERT tokenizer reads the
+literal "[SEP]" as its separator token, so this is a sentence pair without a second tokenizer call.
+
+What it costs: one pass of the target model per scored mention, only in texts that name at least two
+distinct mentions (the default `multi` policy; a text about one company keeps the span head's label,
+which agrees with the post for most single-company rows). The crop keeps each pass short.
+
+Training rows come from the entity-level JSONL of ../shared/data, split by document exactly like the
+span head (models/spans.split_docs): seed 13 holds out 10% of the documents (never trained on or
+selected on), seed 14 takes 10% of the rest for model selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from finpulse.models.data import LabeledText
+from finpulse.models.spans import read_entity_jsonl, split_docs
+
+TARGET_CONTEXT_CHARS = 300  # characters kept on each side of the mention
+POLICIES = ("multi", "all", "off")
+PARTS = ("fit", "select", "heldout")
+HOLDOUT_SEED, SELECT_SEED, HOLDOUT_FRACTION = 13, 14, 0.1
+
+
+def mark_target(text: str, start: int, end: int, context: int = TARGET_CONTEXT_CHARS) -> str:
+    """The target model's input for the mention text[start:end]. Pure."""
+    mention = text[start:end]
+    a, b = max(0, start - context), min(len(text), end + context)
+    left, right = text[a:start], text[end:b]
+    if a > 0 and " " in left:  # do not start or end on half a word
+        left = left.split(" ", 1)[1]
+    if b < len(text) and " " in right:
+        right = right.rsplit(" ", 1)[0]
+    return f"{mention} [SEP] {left}[ {mention} ]{right}"
+
+
+MIN_ORG_SCORE = 0.5  # an ORG the NER head is less sure of is rarely a company: it neither triggers nor takes the pass
+
+Span = tuple[int, int, str]  # start, end, the mention's text
+
+
+def distinct_mentions(spans: Sequence[Span]) -> int:
+    """How many different things a text names: a mention overlapping an earlier one ("$AAPL" and the ORG
+    "AAPL" inside it) or repeating its words (case-insensitive) is not counted again. Pure."""
+    kept: list[Span] = []
+    for s in sorted(spans, key=lambda m: (m[0], -(m[1] - m[0]))):
+        if not any(s[0] < k[1] and k[0] < s[1] for k in kept):
+            kept.append(s)
+    return len({text.casefold() for _, _, text in kept})
+
+
+def wants_target_pass(spans: Sequence[Span], policy: str) -> bool:
+    """Whether a text's mentions are re-scored by the target model: `multi` when it names two or more
+    distinct things (`distinct_mentions`), `all` whenever it has a mention, `off` never."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown target-pass policy {policy!r}; use {', '.join(POLICIES)}")
+    if policy == "off" or not spans:
+        return False
+    return policy == "all" or distinct_mentions(spans) >= 2
+
+
+def target_rows(paths: Sequence[str | Path], part: str) -> list[LabeledText]:
+    """Target-marked, labelled rows of one document-level part of the entity JSONL files.
+
+    `fit` rows repeat a file as often as it is listed (oversampling the small FinEntity file);
+    `select` and `heldout` take each file once. Entities whose name is not found in the text are skipped."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; use {', '.join(PARTS)}")
+    files = [Path(p) for p in paths] if part == "fit" else list(dict.fromkeys(Path(p) for p in paths))
+    rows: list[LabeledText] = []
+    for path in files:
+        docs = read_entity_jsonl(path)
+        rest, held = split_docs(docs, HOLDOUT_FRACTION, HOLDOUT_SEED)
+        if part == "heldout":
+            chosen = [docs[i] for i in held]
+        else:
+            sub = [docs[i] for i in rest]
+            fit, select = split_docs(sub, HOLDOUT_FRACTION, SELECT_SEED)
+            chosen = [sub[i] for i in (fit if part == "fit" else select)]
+        rows += [LabeledText(mark_target(d.text, e.start, e.end), e.label)
+                 for d in chosen for e in d.entities if e.start is not None and e.end is not None]
+    return rows
