@@ -32,7 +32,7 @@ from finpulse.models.device import gpu_token_budget, to_device
 from finpulse.models.entities import EntitySpan, TokenPrediction, decode_entities, merge_windows
 from finpulse.models.registry import ModelRegistry
 from finpulse.models.stages import stage
-from finpulse.models.targets import MIN_ORG_SCORE, mark_target, wants_target_pass
+from finpulse.models.targets import MIN_ORG_SCORE, mark_target, pick_targets, wants_target_pass
 from finpulse.models.tasks import TaskKind
 
 
@@ -330,17 +330,19 @@ class Enricher:
     def _target_pass(self, texts: list[str], results: list[Prediction]) -> None:
         """Re-score the mentions of the texts the policy picks with the target model, in place.
 
-        Mentions it reads: the caller's spans (cashtags, gazetteer names, labelled entities) and the ORG entities
-        the NER head is sure of; one input per distinct (text, span), so an ORG entity and a gazetteer name on
-        the same words cost one pass."""
+        Which mentions it reads is `models/targets.pick_targets`: one input per group of overlapping mentions,
+        whose reading every mention of the group takes (the cashtag "$GS" and the ORG "GS" inside it)."""
         todo: dict[tuple[int, int, int], str] = {}
+        picked: list[list[tuple[int, int, str]]] = []
         for i, pred in enumerate(results):
             sure = {(e.start, e.end) for e in pred.entities if e.type == "ORG" and e.score >= MIN_ORG_SCORE}
-            scorable = [m for m in pred.mentions or []
-                        if m.origin == "given" or (m.origin == "ner" and (m.start, m.end) in sure)]
-            if wants_target_pass([(m.start, m.end, m.text) for m in scorable], self.settings.target_pass):
-                for m in scorable:
-                    todo.setdefault((i, m.start, m.end), mark_target(texts[i], m.start, m.end))
+            mentions = pred.mentions or []
+            picked.append(pick_targets([(m.start, m.end, m.text) for m in mentions if m.origin == "given"],
+                                       [(m.start, m.end, m.text) for m in mentions
+                                        if m.origin == "ner" and (m.start, m.end) in sure],
+                                       self.settings.target_pass))
+            for s, e, _ in picked[-1]:
+                todo[(i, s, e)] = mark_target(texts[i], s, e)
         if not todo:
             return
         group = self.target
@@ -352,9 +354,11 @@ class Enricher:
         labels = group.loaded.model.tasks["entity_target"].labels
         scored = {k: {label: round(float(p[j]), 6) for j, label in enumerate(labels)}
                   for k, p in zip(keys, probs, strict=True)}
-        for i, pred in enumerate(results):
-            if pred.mentions:
-                pred.mentions = [_rescored(m, scored.get((i, m.start, m.end))) for m in pred.mentions]
+        for i, pred in enumerate(results):  # a mention takes the reading of the picked span it overlaps
+            if pred.mentions and picked[i]:
+                pred.mentions = [_rescored(m, next((scored[(i, s, e)] for s, e, _ in picked[i]
+                                                    if s < m.end and m.start < e), None))
+                                 for m in pred.mentions]
 
     def _sequence_probs(self, group: _EncoderGroup, task: str, ids: list[list[int]]) -> list[np.ndarray]:
         """Class probabilities of one sequence head for pre-tokenised inputs, in order (token-budget batches)."""

@@ -51,14 +51,19 @@ MIN_ORG_SCORE = 0.5  # an ORG the NER head is less sure of is rarely a company: 
 Span = tuple[int, int, str]  # start, end, the mention's text
 
 
-def distinct_mentions(spans: Sequence[Span]) -> int:
-    """How many different things a text names: a mention overlapping an earlier one ("$AAPL" and the ORG
-    "AAPL" inside it) or repeating its words (case-insensitive) is not counted again. Pure."""
+def non_overlapping(spans: Sequence[Span]) -> list[Span]:
+    """One span per group of overlapping ones ("$AAPL" and the ORG "AAPL" inside it): the earliest, longest."""
     kept: list[Span] = []
     for s in sorted(spans, key=lambda m: (m[0], -(m[1] - m[0]))):
         if not any(s[0] < k[1] and k[0] < s[1] for k in kept):
             kept.append(s)
-    return len({text.casefold() for _, _, text in kept})
+    return kept
+
+
+def distinct_mentions(spans: Sequence[Span]) -> int:
+    """How many different things a text names: a mention overlapping an earlier one or repeating its words
+    (case-insensitive) is not counted again. Pure."""
+    return len({text.casefold() for _, _, text in non_overlapping(spans)})
 
 
 def wants_target_pass(spans: Sequence[Span], policy: str) -> bool:
@@ -69,6 +74,17 @@ def wants_target_pass(spans: Sequence[Span], policy: str) -> bool:
     if policy == "off" or not spans:
         return False
     return policy == "all" or distinct_mentions(spans) >= 2
+
+
+def pick_targets(given: Sequence[Span], sure_orgs: Sequence[Span], policy: str) -> list[Span]:
+    """The mentions of one text the target model reads (empty: the span head's labels stand). Pure.
+
+    The companies of a text are the caller's spans (`given`: in the pipeline its cashtags and gazetteer names,
+    which link to companies; in evaluation the labelled entities); only a text with no such span falls back
+    to the ORG entities the NER head is sure of, so a regulator or an index named beside one company ("files
+    its annual report with the SEC") costs no pass. Overlapping mentions are read once."""
+    chosen = list(given) or list(sure_orgs)
+    return non_overlapping(chosen) if wants_target_pass(chosen, policy) else []
 
 
 def target_rows(paths: Sequence[str | Path], part: str) -> list[LabeledText]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from finpulse.models.spans import read_entity_jsonl, split_docs
-from finpulse.models.targets import mark_target, target_rows, wants_target_pass
+from finpulse.models.targets import mark_target, pick_targets, target_rows, wants_target_pass
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -61,3 +61,12 @@ def test_training_parts_never_share_a_document_and_hold_out_the_span_heads_docum
     assert len(held) == sum(1 for i in held_idx for e in docs[i].entities if e.start is not None)
     assert len(target_rows([path, path], "fit")) == 2 * len(fit)  # a file listed twice is oversampled
     assert len(target_rows([path, path], "select")) == len(select)  # but selection counts each row once
+
+
+def test_the_callers_spans_pick_the_targets_and_confident_orgs_only_stand_in_for_none():
+    pepsi, sec = (0, 7, "PepsiCo"), (35, 38, "SEC")
+    assert pick_targets([pepsi], [pepsi, sec], "multi") == []  # one company and a regulator: no pass
+    assert pick_targets([], [pepsi, sec], "multi") == [pepsi, sec]  # no company spans: the ORGs stand in
+    gs, gs_org, lly = (8, 11, "$GS"), (9, 11, "GS"), (16, 20, "$LLY")
+    assert pick_targets([gs, gs_org, lly], [], "multi") == [gs, lly]  # the cashtag and the ORG inside it: once
+    assert pick_targets([gs, lly], [], "off") == []
