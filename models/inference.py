@@ -32,7 +32,7 @@ from finpulse.models.device import gpu_token_budget, to_device
 from finpulse.models.entities import EntitySpan, TokenPrediction, decode_entities, merge_windows
 from finpulse.models.registry import ModelRegistry
 from finpulse.models.stages import stage
-from finpulse.models.targets import MIN_ORG_SCORE, mark_target, pick_targets, wants_target_pass
+from finpulse.models.targets import MIN_ORG_SCORE, check_policy, mark_target, pick_targets
 from finpulse.models.tasks import TaskKind
 
 
@@ -136,7 +136,7 @@ class Enricher:
                 budget = max(budget, gpu_token_budget(loaded.model.encoder.config, torch.device(settings.device), max_len, self.bf16))
             self.groups.append(_EncoderGroup(loaded, tasks, max_len, budget))
         self.target: _EncoderGroup | None = None
-        wants_target_pass((), settings.target_pass)  # an unknown policy fails here, not on the first text
+        check_policy(settings.target_pass)  # an unknown policy fails here, not on the first text
         if registry.entity_target is not None and settings.target_pass != "off" and self.has_span_head:
             tm = registry.entity_target
             loaded = load_artifact(tm.artifact_path, settings.device, settings.quantize)

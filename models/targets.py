@@ -11,9 +11,9 @@ The input: the mention's text, a [SEP], then the text (cropped to `context` char
 of the mention, cut at a space) with the mention wrapped in "[ ... ]". The BERT tokenizer reads the
 literal "[SEP]" as its separator token, so this is a sentence pair without a second tokenizer call.
 
-What it costs: one pass of the target model per scored mention, only in texts that name at least two
-distinct mentions (the default `multi` policy; a text about one company keeps the span head's label,
-which agrees with the post for most single-company rows). The crop keeps each pass short.
+What it costs: one pass of the target model per company of a text that names at least two different
+companies (`pick_targets`; the default `multi` policy). A text about one company keeps the span head's
+label, which agrees with the post for most single-company rows. The crop keeps each pass short.
 
 Training rows come from the entity-level JSONL of ../shared/data, split by document exactly like the
 span head (models/spans.split_docs): seed 13 holds out 10% of the documents (never trained on or
@@ -29,9 +29,12 @@ from finpulse.models.data import LabeledText
 from finpulse.models.spans import read_entity_jsonl, split_docs
 
 TARGET_CONTEXT_CHARS = 300  # characters kept on each side of the mention
+MIN_ORG_SCORE = 0.5  # an ORG the NER head is less sure of is rarely a company: it neither triggers nor takes the pass
 POLICIES = ("multi", "all", "off")
 PARTS = ("fit", "select", "heldout")
 HOLDOUT_SEED, SELECT_SEED, HOLDOUT_FRACTION = 13, 14, 0.1
+
+Span = tuple[int, int, str]  # start, end, the mention's text
 
 
 def mark_target(text: str, start: int, end: int, context: int = TARGET_CONTEXT_CHARS) -> str:
@@ -45,10 +48,6 @@ def mark_target(text: str, start: int, end: int, context: int = TARGET_CONTEXT_C
         right = right.rsplit(" ", 1)[0]
     return f"{mention} [SEP] {left}[ {mention} ]{right}"
 
-
-MIN_ORG_SCORE = 0.5  # an ORG the NER head is less sure of is rarely a company: it neither triggers nor takes the pass
-
-Span = tuple[int, int, str]  # start, end, the mention's text
 
 
 def non_overlapping(spans: Sequence[Span]) -> list[Span]:
@@ -66,12 +65,17 @@ def distinct_mentions(spans: Sequence[Span]) -> int:
     return len({text.casefold() for _, _, text in non_overlapping(spans)})
 
 
+def check_policy(policy: str) -> str:
+    """The policy, or a ValueError naming the choices."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown target-pass policy {policy!r}; use {', '.join(POLICIES)}")
+    return policy
+
+
 def wants_target_pass(spans: Sequence[Span], policy: str) -> bool:
     """Whether a text's mentions are re-scored by the target model: `multi` when it names two or more
     distinct things (`distinct_mentions`), `all` whenever it has a mention, `off` never."""
-    if policy not in POLICIES:
-        raise ValueError(f"unknown target-pass policy {policy!r}; use {', '.join(POLICIES)}")
-    if policy == "off" or not spans:
+    if check_policy(policy) == "off" or not spans:
         return False
     return policy == "all" or distinct_mentions(spans) >= 2
 

@@ -229,20 +229,19 @@ class _TaskState:
 
 def _load_task(td: TaskData, cfg: TrainConfig, tokenizer, log) -> _TaskState:
     spec = get_task(td.task)
-    rows: list = []
+    train_rows: list = []
     dev: dict[str, list] = {}
     if spec.name == ENTITY_TARGET.name:  # entity JSONL files, split by document (models/targets.py)
         train_rows = target_rows(td.train, "fit")
         dev["select"] = target_rows(td.train, "select")
     elif td.dev:
-        rows = [r for f in td.train for r in read_task_file(f, spec)]
+        train_rows = [r for f in td.train for r in read_task_file(f, spec)]
         for f in td.dev:
             dev[Path(f).stem] = read_task_file(f, spec)
-        train_rows = rows
     else:
         if spec.kind is not TaskKind.SEQUENCE:
             raise ValueError(f"{spec.name}: give --dev files; token tasks are not split automatically")
-        rows = [r for f in td.train for r in read_task_file(f, spec)]
+        rows: list = [r for f in td.train for r in read_task_file(f, spec)]
         tr, held = stratified_split([r.label for r in rows], cfg.val_fraction, cfg.seed)
         train_rows = [rows[i] for i in tr]
         dev["heldout"] = [rows[i] for i in held]
