@@ -82,8 +82,8 @@ train-models: install
 train-entity-target: install
 	$(VENV)/bin/finpulse train entity_target --data $(DATA)/sentfin_entity_train.jsonl \
 		--data $(DATA)/finentity_train.jsonl --data $(DATA)/finentity_train.jsonl --data $(DATA)/finentity_train.jsonl \
-		--epochs 4 --lora-rank 16 --lora-alpha 32 --lr 1e-3 \
-		--version finpulse-entity-target-2026.12-t1 --out models/entity-target
+		--epochs 5 --layers 3 --lora-rank 16 --lora-alpha 32 --lr 1e-3 \
+		--version finpulse-entity-target-2026.12-t2 --out models/entity-target
 
 # The "accurate" sentiment model (models/registry-accurate.json): LoRA on all-mpnet-base-v2. Meant for a
 # GPU (about 2.5 minutes on an H100, three trainings sharing it; not tried on a CPU, where mpnet costs ~8x MiniLM per token).

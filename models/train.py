@@ -59,6 +59,7 @@ class TrainConfig(BaseModel):
     lora_alpha: float = 128.0
     lora_dropout: float = 0.05
     max_length: int = 128
+    layers: int | None = None  # keep only the base's bottom N layers (see artifact.keep_layers)
     val_fraction: float = 0.1
     seed: int = 13
     class_weight: Literal["none", "sqrt"] = "sqrt"
@@ -283,7 +284,7 @@ def train(cfg: TrainConfig) -> dict:
 
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    encoder, tokenizer = load_encoder(cfg.base)
+    encoder, tokenizer = load_encoder(cfg.base, layers=cfg.layers)
     states = [_load_task(td, cfg, tokenizer, log) for td in cfg.tasks]
     model = MultiTaskModel(encoder, [s.spec for s in states])
     if cfg.lora_rank > 0:
@@ -354,6 +355,7 @@ def train(cfg: TrainConfig) -> dict:
                 version=cfg.version,
                 base=cfg.base,
                 max_length=cfg.max_length,
+                layers=cfg.layers,
                 tasks=[TaskConfig(name=s.spec.name, kind=s.spec.kind, labels=list(s.spec.labels)) for s in states],
                 lora=LoraConfig(rank=cfg.lora_rank, alpha=cfg.lora_alpha) if cfg.lora_rank else LoraConfig(),
                 training={**json.loads(cfg.model_dump_json(exclude={"progress"})), "best_epoch": epoch},

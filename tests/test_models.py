@@ -193,6 +193,26 @@ def test_a_base_without_an_sdpa_kernel_loads_with_eager_attention(tmp_path):
     assert hidden.shape == (1, batch["input_ids"].shape[1], 32)
 
 
+def test_a_shallow_encoder_is_the_bottom_of_the_full_one():
+    """`layers` keeps the base's bottom N layers: its output is the full encoder's hidden state at depth N."""
+    import torch
+
+    from finpulse.models.artifact import PACKAGE_BASE, load_encoder
+
+    full, tokenizer = load_encoder(PACKAGE_BASE)
+    shallow, _ = load_encoder(PACKAGE_BASE, layers=3)
+    assert len(shallow.encoder.layer) == 3 and shallow.config.num_hidden_layers == 3
+    batch = tokenizer(["Apple beats estimates while Samsung slumps"], return_tensors="pt")
+    with torch.no_grad():
+        states = full(**batch, output_hidden_states=True).hidden_states
+        mine = shallow(**batch).last_hidden_state
+    assert torch.allclose(mine, states[3], atol=1e-5)
+    assert not torch.allclose(mine, states[6], atol=1e-2)
+    for bad in (0, 7):
+        with pytest.raises(ModelLoadError, match="cannot keep"):
+            load_encoder(PACKAGE_BASE, layers=bad)
+
+
 def test_lora_wraps_the_same_six_layers_per_block_in_bert_and_mpnet():
     from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
 
@@ -212,7 +232,7 @@ def test_the_accurate_registry_serves_sentiment_from_mpnet_beside_the_shared_enc
     assert reg == load_registry(ACCURATE_REGISTRY)
     assert reg.model_version == ("sentiment=finpulse-sentiment-mpnet-2026.11-a1,topic=finpulse-mt-2026.11-r2,"
                                  "ner=finpulse-mt-2026.11-r2,entity_sentiment=finpulse-mt-2026.11-r2,"
-                                 "entity_target=finpulse-entity-target-2026.12-t1")
+                                 "entity_target=finpulse-entity-target-2026.12-t2")
     enricher = Enricher(reg, InferenceSettings())
     assert sorted(sorted(g.tasks) for g in enricher.groups) == [["entity_sentiment", "ner", "topic"], ["sentiment"]]
     assert enricher.groups[[g.tasks for g in enricher.groups].index(["sentiment"])].loaded.model.encoder.config.model_type == "mpnet"

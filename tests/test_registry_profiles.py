@@ -21,4 +21,4 @@ def test_stream_with_the_accurate_registry_records_per_task_versions(broker, tmp
     assert rows.to_pylist()[0] == {"n": 40, "d": 40, "s": 40, "v": "sentiment=finpulse-sentiment-mpnet-2026.11-a1,"
                                    "topic=finpulse-mt-2026.11-r2,ner=finpulse-mt-2026.11-r2,"
                                    "entity_sentiment=finpulse-mt-2026.11-r2,"
-                                   "entity_target=finpulse-entity-target-2026.12-t1"}
+                                   "entity_target=finpulse-entity-target-2026.12-t2"}

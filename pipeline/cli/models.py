@@ -43,6 +43,8 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @click.option("--lora-rank", type=int, default=64, show_default=True, help="0 = full fine-tuning (artifact too large to commit)")
 @click.option("--lora-alpha", type=float, default=128.0, show_default=True)
 @click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=None,
+              help="keep only the base encoder's bottom N layers (cheaper; default: all)")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True)
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--class-weight", type=click.Choice(["sqrt", "none"]), default="sqrt", show_default=True)
@@ -58,7 +60,7 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @device_option()
 @precision_option()
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
-def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, val_fraction, seed, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
+def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, layers, val_fraction, seed, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
     from finpulse.models.artifact import PACKAGE_BASE
     from finpulse.models.train import TaskData, TrainConfig
@@ -81,7 +83,7 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
              for name, files in train_files.items()]
     cfg = TrainConfig(
         tasks=tasks, out=out, base=base or PACKAGE_BASE, epochs=epochs, batch_size=batch_size, lr=lr,
-        head_lr=head_lr, lora_rank=lora_rank, lora_alpha=lora_alpha, max_length=max_length,
+        head_lr=head_lr, lora_rank=lora_rank, lora_alpha=lora_alpha, max_length=max_length, layers=layers,
         val_fraction=val_fraction, seed=seed, class_weight=class_weight, label_smoothing=label_smoothing,
         schedule=schedule, kd_alpha=kd_alpha, kd_temperature=kd_temperature, device=device, precision=precision, version=version,
     )
