@@ -115,9 +115,10 @@ def test_eval_command_scores_entities_and_looks_up_missing_offsets(tmp_path):
     assert 0.0 <= report["accuracy"] <= 1.0 and "macro_f1" in report
 
 
-# Measured with the committed models (bf16 and fp32 alike): opposite labels 13/21 pairs (0.62; the span head
-# alone 3/21), positive company scored higher 21/21, single-company posts agreeing with the post label 133/150
-# (0.89). "Most" is over half: one flip (12/21, 0.57) still passes.
+# Measured with the committed models (bf16 and fp32 alike; the three-layer target model t2): opposite labels
+# 14/21 pairs (0.67; the span head alone 3/21, the six-layer t1 13/21), positive company scored higher 19/21
+# (t1 21/21), single-company posts agreeing with the post label 132/150 (0.88). "Most" is over half: two flips
+# (12/21, 0.57) still pass; the order allows one more miss (18/21).
 OPPOSITE_MIN = 0.55
-ORDERED_MIN = 0.9
+ORDERED_MIN = 0.85
 SINGLE_MIN = 0.8
