@@ -87,6 +87,9 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--bundle-seconds", type=float, default=None,
               help="time a bundle aims for: its record limit follows the measured pace "
                    "(default 1.0; raise it for throughput)")
+@click.option("--catchup-records", type=int, default=None,
+              help="while the stream is behind, bundles may grow to this many records, paced to "
+                   "catchup_seconds (default 2048 and 5 s; set it to --bundle-records to keep bundles small)")
 @metrics_options
 @click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
@@ -102,7 +105,7 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
-           bundle_records, bundle_seconds, metrics_port, metrics_host, source, expansion_service, expansion_jar,
+           bundle_records, bundle_seconds, catchup_records, metrics_port, metrics_host, source, expansion_service, expansion_jar,
            flush_seconds, flush_rows, optimize_every, workers, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
@@ -117,7 +120,7 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
                  max_message_bytes=max_message_bytes, bundle_records=bundle_records, bundle_seconds=bundle_seconds,
-                 metrics_port=metrics_port, metrics_host=metrics_host, flush_seconds=flush_seconds,
+                 catchup_records=catchup_records, metrics_port=metrics_port, metrics_host=metrics_host, flush_seconds=flush_seconds,
                  flush_rows=flush_rows, optimize_every=optimize_every).items() if v is not None}
     if max_records is not None and workers > 1:
         raise click.UsageError("--max-records counts records in each worker process, so with --workers > 1 "

@@ -137,7 +137,8 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
             reader = ReadKafkaPartitions(client, settings.lake, uuid.uuid4().hex, settings.poll_records,
                                          settings.max_message_bytes, settings.max_records, settings.idle_exit,
                                          settings.bundle_records, settings.bundle_seconds, len(partitions),
-                                         settings.bundle_initial, settings.flush_seconds, settings.flush_rows)
+                                         settings.bundle_initial, settings.flush_seconds, settings.flush_rows,
+                                         settings.catchup_records, settings.catchup_seconds)
             messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
                          on_commit=GroupOffsetCommitter(client, settings.group), story_scope="kafka")

@@ -78,6 +78,11 @@ class StreamSettings(BaseSettings):
     # BundleBudget), and after this a bundle stops waiting on empty partitions.
     bundle_seconds: float = Field(default=1.0, gt=0)
     bundle_initial: int = Field(default=32, ge=1)  # records of the first bundle, before the pace is known
+    # While the stream is behind (more records waiting after a bundle than it read), bundles pace
+    # themselves to catchup_seconds under this cap instead: fewer, fuller commits and model batches
+    # drain a backlog faster (BundleBudget). Set it to bundle_records to keep bundles small always.
+    catchup_records: int = Field(default=2048, ge=1)
+    catchup_seconds: float = Field(default=5.0, gt=0)
     metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz (off unless set; 0 = any free port)
     metrics_host: str = "127.0.0.1"
     stalled_after: float = 120.0  # /readyz fails when the last commit is older than this while there is lag
