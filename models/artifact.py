@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from pydantic import BaseModel, Field
@@ -70,7 +70,8 @@ def resolve_base(base: str) -> str:
     return str(path) if path else base  # else a local directory or a Hugging Face hub id
 
 
-def load_encoder(base: str, dtype: torch.dtype = torch.float32, layers: int | None = None) -> tuple[torch.nn.Module, Any]:
+def load_encoder(base: str, dtype: torch.dtype = torch.float32,
+                 layers: int | None = None) -> tuple[torch.nn.Module, Any]:
     """The base encoder and its tokenizer, keeping only its bottom `layers` transformer layers if given."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -102,13 +103,14 @@ def keep_layers(encoder: torch.nn.Module, n: int) -> None:
     Why: a model that reads short inputs for one narrow job (the target-marked per-company pass) keeps
     most of its accuracy with half the depth at half the cost; the lower layers of a sentence encoder
     carry the lexical and local context that job needs."""
-    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+    body: Any = getattr(encoder, "encoder", None)
+    stack = getattr(body, "layer", None)
     if not isinstance(stack, torch.nn.ModuleList):
         raise ModelLoadError(f"cannot keep {n} layers of a {type(encoder).__name__}: no encoder.layer list")
     if not 0 < n <= len(stack):
         raise ModelLoadError(f"cannot keep {n} layers: the base has {len(stack)}")
-    encoder.encoder.layer = torch.nn.ModuleList(list(stack)[:n])
-    encoder.config.num_hidden_layers = n
+    body.layer = torch.nn.ModuleList(list(stack)[:n])
+    cast(Any, encoder).config.num_hidden_layers = n
 
 
 def save_artifact(out: str | Path, model: MultiTaskModel, config: ArtifactConfig, full_encoder: bool = False) -> Path:

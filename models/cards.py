@@ -318,7 +318,8 @@ ENTITY_CARD_TAIL = """Published anchors (other splits, so not directly comparabl
 
 def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
     """Held-out entity-level scores through the enrichment engine (as `finpulse eval entity-sentiment --holdout`),
-    with the target pass (`_heldout`), with it for every mention (`_heldout_all`) and without it (`_heldout_span_only`)."""
+    with the target pass (`_heldout`), with it for every mention (`_heldout_all`) and without it
+    (`_heldout_span_only`)."""
     from finpulse.models.artifact import read_config
     from finpulse.models.evaluate import evaluate_entity_sentiment
     from finpulse.models.inference import Enricher, InferenceSettings
@@ -356,7 +357,8 @@ def _target_lines(registry, reports: dict[str, dict]) -> str:
     return TARGET_LINES.format(
         version=cfg.version, folder=path.name, adapter_kb=(path / "adapter.safetensors").stat().st_size / 1024,
         head_kb=(path / "heads.safetensors").stat().st_size / 1024, base=cfg.base, rank=cfg.lora.rank,
-        alpha=cfg.lora.alpha, layers=cfg.layers or "all", epochs=tr.get("epochs"), lr=tr.get("lr"), batch=tr.get("batch_size"),
+        alpha=cfg.lora.alpha, layers=cfg.layers or "all", epochs=tr.get("epochs"), lr=tr.get("lr"),
+        batch=tr.get("batch_size"),
         best_epoch=best["epoch"], best_f1=best["selection"], minutes=f"{history[-1]['elapsed_s'] / 60:.0f} minutes",
         all_sentfin=sentfin("_all"), multi_sentfin=sentfin(""))
 

@@ -100,9 +100,8 @@ def test_bundles_grow_past_the_cap_only_while_the_stream_is_behind():
     assert budget.largest == max(limits)
     assert sum(backlog) > 0  # still behind after 12 bundles
     # caught up: the last bundle took everything that was there
-    backlog = [0, 0]
     budget.start(now)
-    for i in range(2):
+    for _ in range(2):
         granted = budget.grant()
         budget.spend(min(granted, 300), granted)
         budget.waiting(0)

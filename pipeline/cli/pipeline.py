@@ -105,7 +105,8 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
-           bundle_records, bundle_seconds, catchup_records, metrics_port, metrics_host, source, expansion_service, expansion_jar,
+           bundle_records, bundle_seconds, catchup_records, metrics_port, metrics_host, source, expansion_service,
+           expansion_jar,
            flush_seconds, flush_rows, optimize_every, workers, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
@@ -120,7 +121,8 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
                  max_message_bytes=max_message_bytes, bundle_records=bundle_records, bundle_seconds=bundle_seconds,
-                 catchup_records=catchup_records, metrics_port=metrics_port, metrics_host=metrics_host, flush_seconds=flush_seconds,
+                 catchup_records=catchup_records, metrics_port=metrics_port, metrics_host=metrics_host,
+                 flush_seconds=flush_seconds,
                  flush_rows=flush_rows, optimize_every=optimize_every).items() if v is not None}
     if max_records is not None and workers > 1:
         raise click.UsageError("--max-records counts records in each worker process, so with --workers > 1 "
