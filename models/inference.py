@@ -163,6 +163,7 @@ class Enricher:
             self.target = _EncoderGroup(loaded, ["entity_target"], tm.max_length, settings.token_budget)
         if self.precision == "int8":
             self.precision = self._use_int8(explicit=settings.precision == "int8")
+        log.info("engine precision: %s (asked for %s)", self.precision, settings.precision)
 
     @property
     def encoder_groups(self) -> list[_EncoderGroup]:

@@ -302,7 +302,7 @@ def quantize_encoder(source: Path, out: Path, tokenizer: Any, texts: Sequence[st
     class Reader(_OneByOne, CalibrationDataReader):
         pass
 
-    prepped = out.with_name(out.stem + "-prep.onnx")
+    prepped = source.with_name(source.stem + "-prep.onnx")  # beside the source: scratch, not the output
     # ORT's symbolic shape inference knows the fused contrib ops (plain ONNX shape inference does not)
     quant_pre_process(str(source), str(prepped), skip_symbolic_shape=False)
     graph = onnx.load(str(prepped)).graph
