@@ -21,7 +21,8 @@ this run (`--precision`, default auto; models/inference.py, pick_precision): eve
   real lake, in this process, with `models/stages.py` accounting on), comparable across machines
 * `e2e_2_workers_posts_per_s`: the same burst through `finpulse stream --workers 2`
 * `quality_delta`: held-out scores at `precision` minus fp32 (points)
-* `cpu_features`: which of AMX, AVX512-BF16, AVX512-VNNI, AVX-512, AVX2 the CPU has (the fast paths depend on them)
+* `cpu_features`: which of AMX, AVX512-BF16, AVX512-VNNI or AVX-VNNI (int8), AVX-512, AVX2 the CPU has (the fast
+  paths depend on them)
 """
 
 from __future__ import annotations
