@@ -13,19 +13,25 @@ gazetteer names: `mention_finder`, or explicit `spans`) is scored from that wind
 takes the score of the window where it sits most centrally. In texts that name several companies,
 a registry with an `entity_target` model then re-reads each mention with the company marked in the
 input (models/targets.py): a second, short pass of a small model, only where the span head is weakest.
+
+Precision (`pick_precision`): bf16 on CUDA and on CPUs with native bf16; on other CPUs every encoder
+swapped for a static-int8 ONNX Runtime build (models/int8.py), whose labels do not depend on the batch.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, cast
 
 import numpy as np
 import torch
 
+from finpulse.models import int8
 from finpulse.models.artifact import LoadedModel, ModelLoadError, load_artifact
 from finpulse.models.batching import plan_batches
 from finpulse.models.device import gpu_token_budget, to_device
@@ -34,6 +40,12 @@ from finpulse.models.registry import ModelRegistry
 from finpulse.models.stages import stage
 from finpulse.models.targets import MIN_ORG_SCORE, check_policy, mark_target, pick_targets
 from finpulse.models.tasks import TaskKind
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+Precision = Literal["bf16", "fp32", "int8"]
+NATIVE_BF16 = frozenset({"amx_bf16", "avx512_bf16"})  # /proc/cpuinfo flags: bf16 matrix products in hardware
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,7 @@ class InferenceSettings:
     threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
     chunk_texts: int = 2048  # texts tokenised and held at once: memory stays flat however many are passed
     quantize: str = "none"  # "int8": dynamic int8 linear layers on CPU (measurement only: batch-dependent)
-    precision: str = "auto"  # "auto": bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32
+    precision: str = "auto"  # auto | fp32 | bf16 | int8: see pick_precision
     target_pass: str = "multi"  # which texts' mentions the entity_target model re-reads: multi, all or off
 
 
@@ -110,7 +122,9 @@ class Enricher:
             torch.set_num_threads(settings.threads)
         self.settings = settings
         self.registry = registry
-        self.bf16 = use_bf16(settings.precision, settings.device)
+        int8_ready = settings.quantize == "none" and int8.ready(t.artifact_path for t in registry.all_tasks.values())
+        self.precision = pick_precision(settings.precision, settings.device, cpu_flags(), int8_ready)
+        self.bf16 = self.precision == "bf16"
         on_gpu = torch.device(settings.device).type == "cuda"
         # On CUDA the weights themselves go to bf16: autocast's per-op casts cost more than they save
         # for a small encoder there. On CPU autocast keeps the fp32 weights that oneDNN's bf16 path wants.
@@ -147,6 +161,33 @@ class Enricher:
             if on_gpu and self.bf16:
                 loaded.model.to(torch.bfloat16)
             self.target = _EncoderGroup(loaded, ["entity_target"], tm.max_length, settings.token_budget)
+        if self.precision == "int8":
+            self.precision = self._use_int8(explicit=settings.precision == "int8")
+        log.info("engine precision: %s (asked for %s)", self.precision, settings.precision)
+
+    @property
+    def encoder_groups(self) -> list[_EncoderGroup]:
+        """Every encoder the engine runs: the shared groups and, if loaded, the target model's."""
+        return [*self.groups, *([self.target] if self.target is not None else [])]
+
+    def _use_int8(self, explicit: bool) -> Precision:
+        """Swap every encoder for its int8 ONNX Runtime build (models/int8.py; built once per machine).
+
+        All are built before any is swapped. Under `auto` a failure is a warning and the engine stays
+        fp32; asked for explicitly, it is an error that says why."""
+        if self.settings.quantize != "none":
+            raise int8.Int8Unavailable("precision int8 brings its own quantised encoder; leave quantize at none")
+        groups = self.encoder_groups
+        try:
+            encoders = [int8.int8_encoder(g.loaded) for g in groups]
+        except int8.Int8Unavailable as exc:
+            if explicit:
+                raise
+            log.warning("precision auto: running fp32, since the int8 CPU path is unavailable: %s", exc)
+            return "fp32"
+        for group, encoder in zip(groups, encoders, strict=True):
+            group.loaded.model.encoder = encoder
+        return "int8"
 
     # -- tokenisation -------------------------------------------------------------------------
     def _windows(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
@@ -455,23 +496,44 @@ def _mention(text: str, start: int, end: int, origin: str, scored: list[_SpanSco
     return MentionSentiment(text[start:end], start, end, labels[int(best[2].argmax())], _score(probs), probs, origin)
 
 
-def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16: bf16 matrix products run in hardware (2.5x fp32 on the dev machine)."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as /proc/cpuinfo names them (empty where there is no /proc/cpuinfo)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
     except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
+        return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX or AVX512-BF16: bf16 matrix products run in hardware (2.5x fp32 with AMX, ~1.6x with AVX512-BF16 alone)."""
+    return bool(NATIVE_BF16 & cpu_flags())
+
+
+def pick_precision(requested: str, device: str, flags: Collection[str], int8_ready: bool) -> Precision:
+    """The engine's precision, decided here and only here (pure: the CPU flags come in).
+
+    `auto`: bf16 on CUDA and on CPUs with native bf16 (AMX, AVX512-BF16); on other CPUs (AVX2-only
+    servers) int8, the static-int8 ONNX Runtime encoders of models/int8.py, if `int8_ready`
+    (onnxruntime and onnx installed, every encoder a BERT-family one); else fp32. An explicit fp32,
+    bf16 or int8 is taken as asked, except int8 on CUDA, which does not exist."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; use {', '.join(PRECISIONS)}")
+    cuda = torch.device(device).type == "cuda"
+    if requested == "int8" and cuda:
+        raise int8.Int8Unavailable("precision int8 runs on the CPU (ONNX Runtime); on a GPU use auto or bf16")
+    if requested != "auto":
+        return cast(Precision, requested)
+    if cuda or NATIVE_BF16 & set(flags):
+        return "bf16"
+    return "int8" if int8_ready else "fp32"
 
 
 def use_bf16(precision: str, device: str) -> bool:
-    if precision == "fp32":
-        return False
-    if precision == "bf16":
-        return True
-    if precision != "auto":
-        raise ValueError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
-    return torch.device(device).type == "cuda" or cpu_has_native_bf16()
+    """Whether training and evaluation run bf16 autocast: `precision` as the engine reads it, less int8,
+    which is an inference-only path."""
+    if precision == "int8":
+        raise ValueError("int8 is an inference precision (the engine's ONNX Runtime path); use auto, fp32 or bf16")
+    return pick_precision(precision, device, cpu_flags(), int8_ready=False) == "bf16"
 
 
 def _average_windows(windows: list[_Window], probs: list[np.ndarray], n_texts: int) -> list[np.ndarray]:

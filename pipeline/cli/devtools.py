@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import click
 
-from finpulse.pipeline.cli.options import device_option
+from finpulse.pipeline.cli.options import device_option, precision_option
 
 
 @click.command()
 @click.option("--n", type=int, default=2000, show_default=True, help="generated posts")
 @device_option()
+@precision_option()
 @click.option("--no-e2e", is_flag=True, help="skip the Kafka -> lake run")
 @click.option("--baseline-n", type=int, default=2000, show_default=True, help="posts for the (slow) stock-Beam baseline")
 @click.option("--quality-data", type=click.Path(path_type=Path), default="../shared/data",
-              show_default=True, help="labelled data for quality_delta (fast path vs fp32 on the held-out sets)")
+              show_default=True, help="labelled data for quality_delta (--precision vs fp32 on the held-out sets)")
 @click.option("--json", "as_json", is_flag=True, help="JSON on one line (the default output is JSON too, indented)")
 @click.option("--service", is_flag=True, help="instead: the service latencies (first commit on a backlog, steady "
               "send -> row and send -> alert, metrics cost); see devtools/service_bench.py")
@@ -29,10 +31,11 @@ from finpulse.pipeline.cli.options import device_option
               help="with --service: steady posts/s (below capacity)")
 @click.option("--seconds", type=float, default=60.0, show_default=True,
               help="with --service: length of the steady feed")
-def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data: Path, as_json: bool, service: bool,
-          rate: float, seconds: float) -> None:
-    """Measure throughput and latency; prints one JSON object."""
+def bench(n: int, device: str, precision: str, no_e2e: bool, baseline_n: int, quality_data: Path, as_json: bool,
+          service: bool, rate: float, seconds: float) -> None:
+    """Measure throughput and latency; prints one JSON object (its `precision`: what the engine ran at)."""
     if service:
+        os.environ["FINPULSE_PRECISION"] = precision  # the `finpulse stream` processes it starts read it
         from finpulse.pipeline.devtools.service_bench import run_service_bench
         from finpulse.pipeline.jobs.stream import resolve_device
 
@@ -40,7 +43,8 @@ def bench(n: int, device: str, no_e2e: bool, baseline_n: int, quality_data: Path
     else:
         from finpulse.pipeline.devtools.bench import run_bench
 
-        result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data)
+        result = run_bench(n, device, e2e=not no_e2e, baseline_n=baseline_n, quality_data=quality_data,
+                           precision=precision)
     click.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -58,7 +58,7 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @click.option("--kd-alpha", type=float, default=0.5, show_default=True, help="weight of distillation on labelled rows")
 @click.option("--kd-temperature", type=float, default=2.0, show_default=True)
 @device_option()
-@precision_option()
+@precision_option(training=True)
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
 def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, layers, val_fraction, seed, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""

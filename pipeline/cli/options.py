@@ -18,7 +18,8 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LAKE = "lake"
-PRECISIONS = ["auto", "fp32", "bf16"]
+PRECISIONS = ["auto", "fp32", "bf16", "int8"]  # the engine's (models/inference.py, pick_precision)
+TRAINING_PRECISIONS = ["auto", "fp32", "bf16"]  # int8 is an inference-only path
 
 
 def lake_option(help: str = "lake directory or object-store URL (s3://bucket/path?endpoint_override=..., gs://...)") -> Callable[[F], F]:
@@ -36,10 +37,18 @@ def device_option() -> Callable[[F], F]:
                         help="auto | cpu | cuda")
 
 
-def precision_option() -> Callable[[F], F]:
+def precision_option(training: bool = False) -> Callable[[F], F]:
+    """--precision for the engine (`training=True`: for `finpulse train`, which has no int8 path)."""
+    if training:
+        return click.option("--precision", envvar="FINPULSE_PRECISION", default="auto", show_default=True,
+                            type=click.Choice(TRAINING_PRECISIONS), show_envvar=True,
+                            help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), "
+                                 "else fp32")
     return click.option("--precision", envvar="FINPULSE_PRECISION", default="auto", show_default=True,
                         type=click.Choice(PRECISIONS), show_envvar=True,
-                        help="auto: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32")
+                        help="auto: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16); elsewhere int8 "
+                             "(static int8 ONNX Runtime encoders, built once into the cache), else fp32. "
+                             "int8: CPU only")
 
 
 def bootstrap_option(help: str = "Kafka bootstrap host:port[,host:port]") -> Callable[[F], F]:

@@ -1,6 +1,8 @@
 """`finpulse bench`: throughput and latency figures, measured in one run on the same texts.
 
-Posts/s always means all three tasks done for each post.
+Posts/s always means all three tasks done for each post. `precision` is the engine's precision in
+this run (`--precision`, default auto; models/inference.py, pick_precision): every figure but
+`ours_fp32_posts_per_s` and the baseline runs at it.
 
 * `baseline_posts_per_s`: stock Beam (three RunInference steps with HuggingFacePipelineModelHandler,
   default batching) on the same fine-tuned weights; `ours_in_beam_posts_per_s`: our handler in the
@@ -18,7 +20,9 @@ Posts/s always means all three tasks done for each post.
   each stage of the real pipeline (a backfill of the same posts through the real models and the
   real lake, in this process, with `models/stages.py` accounting on), comparable across machines
 * `e2e_2_workers_posts_per_s`: the same burst through `finpulse stream --workers 2`
-* `cpu_features`: which of AMX, AVX512-BF16, AVX-512, AVX2 the CPU has (the fast paths depend on them)
+* `quality_delta`: held-out scores at `precision` minus fp32 (points)
+* `cpu_features`: which of AMX, AVX512-BF16, AVX512-VNNI or AVX-VNNI (int8), AVX-512, AVX2 the CPU has (the fast
+  paths depend on them)
 """
 
 from __future__ import annotations
@@ -71,8 +75,8 @@ def inference_throughput(texts: list[str], registry: str | None, device: str, pr
 
 
 def timed_predict(texts: list[str], registry: str | None, device: str, precision: str = "auto",
-                  target_pass: str = "multi") -> tuple[float, list]:
-    """(posts/s, predictions) of the Enricher as the pipeline runs it, after a warm-up."""
+                  target_pass: str = "multi") -> tuple[float, list, str]:
+    """(posts/s, predictions, the precision it ran at) of the Enricher as the pipeline runs it, after a warm-up."""
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
     from finpulse.pipeline.enrich.handler import company_spans
@@ -84,10 +88,11 @@ def timed_predict(texts: list[str], registry: str | None, device: str, precision
     enricher.predict(texts[:64])  # warm-up
     t = time.perf_counter()
     preds = enricher.predict(texts)
-    return len(texts) / (time.perf_counter() - t), preds
+    return len(texts) / (time.perf_counter() - t), preds, enricher.precision
 
 
-def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None = None, workers: int = 1) -> dict:
+def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None = None, workers: int = 1,
+               precision: str = "auto") -> dict:
     """Produce `posts` (as fast as possible, or paced at `rate` posts/s) and stream them to the lake
     (`workers`: the stream's `--workers`, SDK worker processes)."""
     from finpulse.infra.broker import EmbeddedBroker, create_topics
@@ -99,7 +104,7 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
         create_topics(broker.bootstrap, {"bench-news": 3, "bench-social": 3})
         cmd = [sys.executable, "-m", "finpulse.pipeline.cli", "stream", "--bootstrap", broker.bootstrap,
                "--topics", "bench-news,bench-social", "--lake", str(lake), "--device", device,
-               "--workers", str(workers)]
+               "--workers", str(workers), "--precision", precision]
         # --max-records counts per worker process, so several workers stop on idleness instead
         # (the throughput is taken from the commits, so the idle wait does not count)
         cmd += ["--max-records", str(len(posts) + 1)] if workers == 1 else ["--idle-exit", "30"]
@@ -175,7 +180,7 @@ def cpu_features() -> list[str]:
     except OSError:
         return []
     named = {"amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8", "avx512_bf16": "AVX512-BF16",
-             "avx512_vnni": "AVX512-VNNI", "avx512f": "AVX-512", "avx2": "AVX2"}
+             "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI", "avx512f": "AVX-512", "avx2": "AVX2"}
     return [label for flag, label in named.items() if flag in flags]
 
 
@@ -222,18 +227,20 @@ def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str
             "startup_core_s": round((first - began) / 1000, 2), "host_stage_posts": n}
 
 
-def quality_delta(data_dir: Path, device: str) -> dict:
-    """Held-out scores of the fast path minus the fp32 reference (points; negative = worse)."""
+def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
+    """Held-out scores at `precision` ("bf16", "fp32" or "int8": what the engine ran) minus the fp32
+    reference (points; negative = worse)."""
+    from finpulse.models import int8
     from finpulse.models.artifact import load_artifact
     from finpulse.models.data import read_task_file, stratified_split
     from finpulse.models.evaluate import evaluate
-    from finpulse.models.inference import use_bf16
     from finpulse.models.registry import load_registry
     from finpulse.models.tasks import get_task
 
     loaded = load_artifact(load_registry().sentiment.artifact_path, device)
     tr = loaded.config.training
-    bf16 = use_bf16("auto", device)
+    fp32_encoder = loaded.model.encoder
+    fast_encoder = int8.int8_encoder(loaded) if precision == "int8" else fp32_encoder
     out = {}
     for task, name, metric in (("sentiment", "tfns_sentiment_train.csv", "macro_f1"), ("topic", "tfn_topic_train.csv", "macro_f1"),
                                ("ner", "conll2003_dev.txt", "f1")):
@@ -241,8 +248,10 @@ def quality_delta(data_dir: Path, device: str) -> dict:
         rows = read_task_file(data_dir / name, spec)
         if task != "ner":
             rows = [rows[i] for i in stratified_split([r.label for r in rows], tr["val_fraction"], tr["seed"])[1]]
+        loaded.model.encoder = fp32_encoder
         ref = evaluate(loaded.model, loaded.tokenizer, rows, spec, device)
-        fast = evaluate(loaded.model, loaded.tokenizer, rows, spec, device, bf16=bf16)
+        loaded.model.encoder = fast_encoder
+        fast = evaluate(loaded.model, loaded.tokenizer, rows, spec, device, bf16=precision == "bf16")
         out[f"{task}_{metric}"] = round(100 * (fast[metric] - ref[metric]), 2)
         if "accuracy" in ref:
             out[f"{task}_accuracy"] = round(100 * (fast["accuracy"] - ref["accuracy"]), 2)
@@ -250,10 +259,9 @@ def quality_delta(data_dir: Path, device: str) -> dict:
 
 
 def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: int = 2000,
-              quality_data: Path | None = None) -> dict:
+              quality_data: Path | None = None, precision: str = "auto") -> dict:
     import torch
 
-    from finpulse.models.inference import use_bf16
     from finpulse.models.registry import load_registry
     from finpulse.pipeline.devtools.stock_beam import run_baseline, run_ours_in_beam
     from finpulse.pipeline.jobs.stream import resolve_device
@@ -268,32 +276,33 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
         same = texts[:baseline_n]
         result["baseline_n"] = len(same)
         result.update(run_baseline(same))
-        result["ours_in_beam_posts_per_s"] = run_ours_in_beam(same, device)["ours_posts_per_s"]
+        result["ours_in_beam_posts_per_s"] = run_ours_in_beam(same, device, precision=precision)["ours_posts_per_s"]
         result["speedup"] = round(result["ours_in_beam_posts_per_s"] / result["baseline_posts_per_s"], 2)
-        result["precision"] = "bf16" if use_bf16("auto", device) else "fp32"
-        rate, preds = timed_predict(texts, None, device)
+        rate, preds, result["precision"] = timed_predict(texts, None, device, precision)
         result["ours_posts_per_s"] = round(rate, 1)
         result["target_pass_texts"] = round(
             sum(any(m.scorer == "target" for m in p.mentions or []) for p in preds) / len(texts), 3)
         result["ours_fp32_posts_per_s"] = round(inference_throughput(texts, None, device, "fp32"), 1)
         result["ours_without_target_pass_posts_per_s"] = round(
-            inference_throughput(texts, None, device, target_pass="off"), 1)
+            inference_throughput(texts, None, device, precision, target_pass="off"), 1)
         without = result["ours_without_target_pass_posts_per_s"]
         result["target_pass_cost"] = round(1 - result["ours_posts_per_s"] / without, 3)
-        result["separate_models_posts_per_s"] = round(inference_throughput(texts, str(_separate_registry(tmp_path)), device), 1)
+        result["separate_models_posts_per_s"] = round(
+            inference_throughput(texts, str(_separate_registry(tmp_path)), device, precision), 1)
         result["shared_encoder_speedup"] = round(result["ours_posts_per_s"] / result["separate_models_posts_per_s"], 2)
-        result.update(host_breakdown(posts, device, tmp_path / "stages"))
+        result.update(host_breakdown(posts, device, tmp_path / "stages", precision))
         if e2e:
-            burst = end_to_end(posts, device, tmp_path / "burst")
+            burst = end_to_end(posts, device, tmp_path / "burst", precision=precision)
             result["e2e_posts_per_s"] = burst["e2e_posts_per_s"]
             result["peak_rss_mb"] = burst["peak_rss_mb"]
             result["burst_latency_p50_ms"] = burst["latency_p50_ms"]
             # The same burst with two SDK worker processes (`--workers 2`), each with its own model.
-            result["e2e_2_workers_posts_per_s"] = end_to_end(posts, device, tmp_path / "burst-2w", workers=2)[
-                "e2e_posts_per_s"]
+            result["e2e_2_workers_posts_per_s"] = end_to_end(posts, device, tmp_path / "burst-2w", workers=2,
+                                                             precision=precision)["e2e_posts_per_s"]
             # Latency under a steady load at half the measured capacity (what a live feed sees).
             rate = round(burst["e2e_posts_per_s"] / 2, 1)
-            paced = end_to_end(_posts(min(n, 1000), seed + 1), device, tmp_path / "paced", rate=rate)
+            paced = end_to_end(_posts(min(n, 1000), seed + 1), device, tmp_path / "paced", rate=rate,
+                               precision=precision)
             result["latency_rate_posts_per_s"] = rate
             result["latency_p50_ms"] = paced["latency_p50_ms"]
             result["latency_p99_ms"] = paced["latency_p99_ms"]
@@ -301,8 +310,9 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
     # story de-dup + company linking beside the models, same texts, same process (bench_stories.py)
     from finpulse.pipeline.devtools.bench_stories import cost
 
-    result["linking_dedup"] = cost(texts[:1000], device)
-    result["quality_delta"] = quality_delta(quality_data, device) if quality_data and quality_data.is_dir() else None
+    result["linking_dedup"] = cost(texts[:1000], device, precision)
+    result["quality_delta"] = (quality_delta(quality_data, device, result["precision"])
+                               if quality_data and quality_data.is_dir() else None)
     result["mean_words_per_post"] = round(sum(len(t.split()) for t in texts) / len(texts), 1)
     result["model_version"] = load_registry().model_version
     return result

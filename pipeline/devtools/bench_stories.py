@@ -39,14 +39,14 @@ def real_texts(data: Path, limit: int | None = None) -> list[str]:
     return texts[:limit] if limit else texts
 
 
-def cost(texts: list[str], device: str = "cpu") -> dict:
+def cost(texts: list[str], device: str = "cpu", precision: str = "auto") -> dict:
     """Models vs linking + de-dup on the same texts, measured here and now."""
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
     from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer
     from finpulse.pipeline.enrich.stories import StoryIndex
 
-    enricher = Enricher(load_registry(), InferenceSettings(device=device))
+    enricher = Enricher(load_registry(), InferenceSettings(device=device, precision=precision))
     enricher.predict(texts[:32])  # warm-up
     t0, c0 = time.perf_counter(), time.process_time()
     preds = enricher.predict(texts)
