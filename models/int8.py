@@ -45,7 +45,6 @@ others (speed does not).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import random
@@ -54,7 +53,7 @@ import tempfile
 import time
 import types
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from finpulse.models.artifact import LoadedModel, ModelLoadError, read_config, resolve_base
+from finpulse.models.artifact import LoadedModel, ModelLoadError
 from finpulse.models.bases import cache_root
 
 log = logging.getLogger(__name__)
@@ -88,23 +87,6 @@ class Recipe:
     calibration_texts: int = 256
     calibration_seed: int = 20261
     opset: int = 17
-
-
-def ready(artifacts: Iterable[str | Path]) -> bool:
-    """Whether `--precision auto` may choose int8 for these artifacts: onnxruntime and onnx are installed
-    and every artifact's base encoder is a BERT-family one (read from its config; no weights load)."""
-    if any(importlib.util.find_spec(name) is None for name in ("onnxruntime", "onnx")):
-        return False
-    return all(_base_model_type(path) in SUPPORTED_MODEL_TYPES for path in artifacts)
-
-
-def _base_model_type(artifact: str | Path) -> str | None:
-    """The `model_type` of an artifact's base encoder if the base is a local folder (None for a hub id)."""
-    config = Path(resolve_base(read_config(artifact).base)) / "config.json"
-    try:
-        return json.loads(config.read_text()).get("model_type")
-    except (OSError, ValueError):
-        return None
 
 
 def _runtime() -> Any:

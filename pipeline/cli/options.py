@@ -46,9 +46,9 @@ def precision_option(training: bool = False) -> Callable[[F], F]:
                                  "else fp32")
     return click.option("--precision", envvar="FINPULSE_PRECISION", default="auto", show_default=True,
                         type=click.Choice(PRECISIONS), show_envvar=True,
-                        help="auto: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16); elsewhere int8 "
-                             "(static int8 ONNX Runtime encoders, built once into the cache), else fp32. "
-                             "int8: CPU only")
+                        help="auto: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32. "
+                             "int8 (CPU only, asked for): static int8 ONNX Runtime encoders, built once into "
+                             "the cache")
 
 
 def bootstrap_option(help: str = "Kafka bootstrap host:port[,host:port]") -> Callable[[F], F]:
