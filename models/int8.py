@@ -62,7 +62,7 @@ import numpy as np
 import torch
 
 from finpulse.models.artifact import LoadedModel, ModelLoadError
-from finpulse.models.bases import cache_root
+from finpulse.models.bases import cache_root, publish_folder
 
 log = logging.getLogger(__name__)
 
@@ -359,12 +359,7 @@ def build_int8(loaded: LoadedModel, recipe: Recipe = Recipe(), cache: Path | Non
                 "calibration_texts": len(texts), "export_s": round(exported - began, 2),
                 "quantise_s": round(done - exported, 2), "build_s": round(done - began, 2), "bytes": size}
         (work / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        (work / ".complete").touch()
-        try:
-            work.rename(dest)
-        except OSError:  # another process finished first: its build is as good as ours
-            if not (dest / ".complete").exists():
-                raise
+        publish_folder(work, dest)
         log.info("int8 encoder: ready in %.1f s (%.1f MiB)", info["build_s"], size / 2**20)
         return dest
     except Exception as exc:
