@@ -5,7 +5,8 @@ Where the CPU has no native bf16 (AVX2-only servers) the engine otherwise runs f
 so a post's labels depended on its batch-mates. In this build no scale depends on another post,
 so a post gets the same labels alone or in any batch (tests/test_int8.py holds it to that).
 
-The Enricher uses it with `precision="int8"` (and `auto` on CPUs without native bf16):
+The Enricher uses it with `precision="int8"` (asked for; `auto` does not pick it, see
+inference.pick_precision):
 
     loaded = load_artifact(path)
     loaded.model.encoder = int8_encoder(loaded)   # same interface; the heads stay torch fp32
@@ -402,7 +403,7 @@ class OrtEncoder(torch.nn.Module):
 def int8_encoder(loaded: LoadedModel, threads: int | None = None, recipe: Recipe = Recipe(),
                  cache: Path | None = None) -> OrtEncoder:
     """An OrtEncoder running the int8 build of `loaded`'s encoder (built into the cache on first use).
-    Every failure is an Int8Unavailable, so that `--precision auto` can fall back to fp32."""
+    Every failure is an Int8Unavailable whose message says what to do."""
     folder = build_int8(loaded, recipe, cache)
     try:
         return OrtEncoder(folder / INT8_FILE, loaded.model.encoder.config, threads)
