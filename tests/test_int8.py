@@ -155,3 +155,24 @@ def test_held_out_quality_is_at_most_half_a_point_below_fp32(int8_engine, task, 
     got = evaluate(loaded.model, loaded.tokenizer, rows, spec, "cpu")
     for metric in ("accuracy", "macro_f1"):
         assert got[metric] >= fp32[metric] - 0.005, (metric, got[metric], fp32[metric])
+
+
+@needs_onnxruntime
+def test_eval_scores_the_int8_encoder_when_asked():
+    """`finpulse eval --dtype int8` measures what `--precision int8` runs: another encoder than fp32's
+    (the per-class figures move), within the quality gate."""
+    import json
+
+    from click.testing import CliRunner
+
+    from finpulse.pipeline.cli.main import main
+
+    reports = {}
+    for dtype in ("fp32", "int8"):
+        out = CliRunner().invoke(main, ["eval", "sentiment", "--data", str(DATA / "tfns_sentiment_train.csv"),
+                                        "--holdout", "--dtype", dtype])
+        assert out.exit_code == 0, out.output
+        reports[dtype] = json.loads(out.output.strip().splitlines()[-1])
+    assert reports["int8"]["dtype"] == "int8"
+    assert reports["int8"]["per_class"] != reports["fp32"]["per_class"]
+    assert reports["int8"]["accuracy"] >= reports["fp32"]["accuracy"] - 0.005

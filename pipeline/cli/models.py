@@ -98,8 +98,9 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
 @device_option()
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True)
-@click.option("--dtype", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="bf16: autocast on CPU too (what the CPU fast path computes)")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "int8"]), default="fp32", show_default=True,
+              help="bf16: autocast on CPU too (what the CPU fast path computes); int8: the static-int8 "
+                   "ONNX Runtime encoder of --precision int8 (CPU only, built once into the cache)")
 @click.option("--target-pass", type=click.Choice(["multi", "all", "off"]), default="multi", show_default=True,
               help="entity-sentiment: which texts the target-marked model re-reads (off: the span head alone)")
 def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pass) -> None:
@@ -122,6 +123,12 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
     path = model_dir or load_registry().task(task).artifact_path
     dev = pick_device(device)
     loaded = load_artifact(path, dev, quantize)
+    if dtype == "int8":  # as the engine's --precision int8 runs it: the encoder swapped, the heads in torch
+        from finpulse.models.inference import pick_precision
+        from finpulse.models.int8 import int8_encoder
+
+        pick_precision("int8", str(dev), ())  # refuses a GPU with a message that says what to use
+        loaded.model.encoder = int8_encoder(loaded)
     if task not in loaded.model.tasks:
         raise click.ClickException(f"artifact {path} has no {task} head (it has {', '.join(loaded.model.tasks)})")
     if holdout:
@@ -155,7 +162,7 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
         _, held = split_docs(docs, training.get("holdout_fraction", 0.1), training.get("seed", 13))
         docs = [docs[i] for i in held]
     settings = InferenceSettings(device=str(pick_device(device)), quantize=quantize,
-                                 precision=dtype if dtype == "fp32" else "bf16", target_pass=target_pass)
+                                 precision=dtype, target_pass=target_pass)
     enricher = Enricher(registry, settings)
     report = evaluate_entity_sentiment(enricher, docs)
     report = {"task": "entity-sentiment", "data": str(data), "model": str(path),
