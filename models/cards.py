@@ -275,9 +275,8 @@ below (`--target-pass off` gives the span head alone).
 
 TARGET_LINES = """- **Version**: `{version}`, folder `{folder}` (adapter {adapter_kb:,.0f} KiB, head {head_kb:,.0f} KiB)
 - **Encoder**: its own copy of the bottom {layers} layers of {base} with a rank-{rank} LoRA (alpha {alpha}),
-  fine-tuned: it learns to read the words about the marked company. Three layers cost half of six and scored the
-  same on the held-out splits (a six-layer t1 model: SEntFiN 0.830 / 0.830, FinEntity 0.805 / 0.777, 13 of 21
-  opposite pairs). Input: `<mention> [SEP] <text with the mention wrapped in [ ]>`, the text cropped
+  fine-tuned: it learns to read the words about the marked company (docs/ANALYTICS.md compares depths and their
+  cost). Input: `<mention> [SEP] <text with the mention wrapped in [ ]>`, the text cropped
   to 300 characters either side of the mention; a sequence head on the mean of the token states.
 - **Training**: `make train-entity-target`: {epochs} epochs, lr {lr}, batch {batch}, best epoch {best_epoch}
   (selection macro-F1 {best_f1}), {minutes} on this shared 2-core CPU; FinEntity listed three

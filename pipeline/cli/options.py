@@ -39,16 +39,12 @@ def device_option() -> Callable[[F], F]:
 
 def precision_option(training: bool = False) -> Callable[[F], F]:
     """--precision for the engine (`training=True`: for `finpulse train`, which has no int8 path)."""
-    if training:
-        return click.option("--precision", envvar="FINPULSE_PRECISION", default="auto", show_default=True,
-                            type=click.Choice(TRAINING_PRECISIONS), show_envvar=True,
-                            help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), "
-                                 "else fp32")
+    help = "auto: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32"
+    if not training:
+        help += ". int8 (CPU only, asked for): static int8 ONNX Runtime encoders, built once into the cache"
     return click.option("--precision", envvar="FINPULSE_PRECISION", default="auto", show_default=True,
-                        type=click.Choice(PRECISIONS), show_envvar=True,
-                        help="auto: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32. "
-                             "int8 (CPU only, asked for): static int8 ONNX Runtime encoders, built once into "
-                             "the cache")
+                        type=click.Choice(TRAINING_PRECISIONS if training else PRECISIONS), show_envvar=True,
+                        help=help)
 
 
 def bootstrap_option(help: str = "Kafka bootstrap host:port[,host:port]") -> Callable[[F], F]:
