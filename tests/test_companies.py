@@ -162,7 +162,7 @@ def test_enriched_rows_carry_tickers_and_company_keys():
 
     from finpulse.models.entities import EntitySpan
     from finpulse.models.inference import Prediction
-    from finpulse.pipeline.enrich.handler import enriched_row
+    from finpulse.pipeline.enrich.rows import enriched_row
     from finpulse.pipeline.messages import Coordinates
     from finpulse.schemas.records import InputRecord
 

@@ -84,7 +84,8 @@ def test_a_single_company_post_gets_the_post_direction(enricher):
 def test_rows_carry_one_element_per_company_with_offsets_into_the_text(enricher):
     from types import SimpleNamespace
 
-    from finpulse.pipeline.enrich.handler import company_spans, enriched_row
+    from finpulse.pipeline.enrich.handler import company_spans
+    from finpulse.pipeline.enrich.rows import enriched_row
     from finpulse.schemas.records import InputRecord
 
     text = "Apple shares jump after record iPhone sales, while $MSFT slides as Microsoft cuts its cloud outlook."

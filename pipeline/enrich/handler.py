@@ -1,4 +1,4 @@
-"""Beam glue for enrichment: a RunInference ModelHandler over the Enricher, and row building."""
+"""Beam glue for enrichment: a RunInference ModelHandler over the Enricher (rows are built in enrich/rows.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from finpulse.models.inference import Enricher, InferenceSettings, Prediction
 from finpulse.models.registry import load_registry
-from finpulse.models.stages import stage
-from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer, name_spans
-from finpulse.pipeline.enrich.per_company import company_sentiment
+from finpulse.pipeline.enrich.companies import load_gazetteer, name_spans
 from finpulse.pipeline.enrich.tickers import cashtag_spans
 from finpulse.pipeline.runtime import metrics
-from finpulse.schemas.records import EnrichedRecord, InputRecord
 
 log = logging.getLogger(__name__)
 
@@ -110,41 +106,3 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
 def company_spans(text: str) -> list[tuple[int, int]]:
     """The spans per-company sentiment scores besides ORG entities: cashtags, then gazetteer names."""
     return cashtag_spans(text) + name_spans(text, load_gazetteer())
-
-
-def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coords, now: datetime | None = None) -> dict:
-    """Build and validate one enriched row (the pydantic model guards the lake schema).
-
-    `story_id`, `copies_seen` and `novelty` stay null here: they depend on the posts seen before
-    this one, so they are set downstream by one stateful step (jobs/transforms.py AssignStories)."""
-    gazetteer = load_gazetteer()
-    # the input's own tickers, then cashtags and Reuters codes, then names linked through the gazetteer
-    with stage("linking"):
-        tickers, companies = company_mentions(record.text, pred.entities, gazetteer, record.tickers)
-        per_company = None if pred.mentions is None else company_sentiment(record.text, pred.mentions, gazetteer)
-    row = EnrichedRecord(
-        id=record.id,
-        kind=record.kind or "news",
-        source=record.source,
-        published_at=record.published_at or now or datetime.now(timezone.utc),
-        ingested_at=now or datetime.now(timezone.utc),
-        title=record.title,
-        text=record.text,
-        url=record.url,
-        author=record.author,
-        lang=record.lang,
-        tickers=tickers,
-        companies=companies,
-        sentiment=pred.sentiment,  # type: ignore[arg-type]
-        sentiment_score=pred.sentiment_score,
-        sentiment_probs=pred.sentiment_probs,  # type: ignore[arg-type]
-        topic=pred.topic,
-        topic_score=pred.topic_score,
-        entities=[{"text": e.text, "type": e.type, "start": e.start, "end": e.end, "score": e.score} for e in pred.entities],  # type: ignore[misc]
-        entity_sentiment=per_company,  # type: ignore[arg-type]
-        model_version=model_version,
-        kafka_topic=coords.topic,
-        kafka_partition=coords.partition,
-        kafka_offset=coords.offset,
-    )
-    return row.model_dump()

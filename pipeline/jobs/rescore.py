@@ -41,7 +41,7 @@ def rescore(
     """Rescore the lake's posts in [since, until) with `registry`'s models; returns counts."""
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
-    from finpulse.pipeline.enrich.handler import enriched_row
+    from finpulse.pipeline.enrich.rows import enriched_row
     from finpulse.pipeline.enrich.parse import Coordinates
     from finpulse.schemas.records import InputRecord
 
