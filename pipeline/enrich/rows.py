@@ -24,6 +24,7 @@ import types
 import typing
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
 
 import numpy as np
@@ -78,7 +79,7 @@ def enriched_row(record: InputRecord, pred: Prediction, model_version: str, coor
         sentiment_probs=pred.sentiment_probs,  # type: ignore[arg-type]
         topic=pred.topic,
         topic_score=pred.topic_score,
-        entities=[{"text": e.text, "type": e.type, "start": e.start, "end": e.end, "score": e.score} for e in pred.entities],  # type: ignore[misc]
+        entities=[{name: getattr(e, name) for name in _ENTITY_FIELDS} for e in pred.entities],  # type: ignore[misc]
         entity_sentiment=per_company,  # type: ignore[arg-type]
         model_version=model_version,
         kafka_topic=coords.topic,
@@ -174,10 +175,17 @@ def violations(table: pa.Table, model: type[BaseModel] = EnrichedRecord) -> dict
     the lake schema is still defined once."""
     bad: dict[int, str] = {}
     rows = np.arange(table.num_rows)
+    hints = _hints(model)
     for name, info in model.model_fields.items():
         column = table.column(name).combine_chunks() if table.num_rows else pa.array([], table.schema.field(name).type)
-        _check(column, rows, typing.get_type_hints(model)[name], info.metadata, name, bad)
+        _check(column, rows, hints[name], info.metadata, name, bad)
     return bad
+
+
+@cache
+def _hints(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's resolved annotations (typing.get_type_hints is slow: once per model, not per bundle)."""
+    return typing.get_type_hints(model)
 
 
 def _check(values: pa.Array, rows: np.ndarray, annotation: Any, metadata: list, path: str, bad: dict[int, str]) -> None:
@@ -206,7 +214,7 @@ def _check(values: pa.Array, rows: np.ndarray, annotation: Any, metadata: list, 
 
 
 def _check_model(values: pa.Array, rows: np.ndarray, model: type[BaseModel], path: str, bad: dict[int, str]) -> None:
-    hints = typing.get_type_hints(model)
+    hints = _hints(model)
     for name, info in model.model_fields.items():
         _check(pc.struct_field(values, name), rows, hints[name], info.metadata, f"{path}.{name}", bad)
 
@@ -219,6 +227,7 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
 
 
 def _flag(mask: pa.Array, rows: np.ndarray, reason: str, bad: dict[int, str]) -> None:
-    hits = np.flatnonzero(mask.to_numpy(zero_copy_only=False)) if len(mask) else ()
-    for i in hits:
+    if not mask.true_count:  # the usual case: nothing to convert
+        return
+    for i in np.flatnonzero(mask.to_numpy(zero_copy_only=False)):
         bad.setdefault(int(rows[i]), reason)

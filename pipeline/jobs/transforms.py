@@ -6,23 +6,25 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from finpulse.models.stages import stage
-from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler, enriched_row
+from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message
+from finpulse.pipeline.enrich.rows import enriched_row, enriched_table
 from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex
-from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.lake.commit import Block, Lake, Row, as_blocks
 from finpulse.pipeline.lake.faults import commit_patiently
-from finpulse.pipeline.messages import OFFSET_MASK, RawMessage
+from finpulse.pipeline.messages import OFFSET_MASK, Coordinates, RawMessage
 from finpulse.pipeline.runtime import metrics
-from finpulse.schemas.records import DeadLetter
+from finpulse.schemas.records import DeadLetter, InputRecord
 
 log = logging.getLogger(__name__)
 
@@ -60,75 +62,76 @@ class Parse(beam.DoFn):
         yield (result, msg.coords, msg.source, msg.position), text
 
 
-class ToRow(beam.DoFn):
-    """A PredictionResult keyed by its record -> an enriched Row (or a dead letter if inference failed)."""
-
-    def process(self, keyed: tuple[Any, Any]):
-        (record, coords, source, position), result = keyed
-        ts = coords.timestamp_ms
-        if isinstance(record, DeadLetter):
-            yield dead_row(record, source, position, ts)
-            return
-        now = datetime.now(timezone.utc)
-        pred = result.inference
-        if isinstance(pred, EnrichError):
-            raw = record.model_dump_json().encode()
-            dead = dead_letter(raw, f"enrichment failed: {pred.error}", "enrich", coords, now)
-            yield dead_row(dead, source, position, ts)
-            return
-        try:
-            with stage("rows"):
-                row = enriched_row(record, pred, result.model_id, coords, now)
-        except Exception as exc:  # noqa: BLE001 - a schema violation must not stop the stream
-            raw = record.model_dump_json().encode()
-            dead = dead_letter(raw, f"output validation failed: {exc}", "enrich", coords, now)
-            yield dead_row(dead, source, position, ts)
-            return
-        yield TimedRow("enriched", row, source, position, _date(record.published_at or now), ts)
-
-
 # Beam's own metrics (exported by Dataflow/Flink, where our Prometheus endpoint cannot see workers).
 _BEAM_ROWS = {"enriched": Metrics.counter("finpulse", "rows_enriched"),
               "deadletter": Metrics.counter("finpulse", "rows_deadletter")}
 
 
-class AssignStories(beam.DoFn):
-    """Sets story_id / copies_seen / novelty on enriched rows, in the order they arrive (pure logic
-    in enrich/stories.py; this is the glue).
+def bundle_blocks(items: list[tuple[Any, Any]], now: datetime) -> tuple[Block | None, list[Row]]:
+    """A bundle's keyed inference results -> (the enriched rows as one Block, the dead letters).
 
-    The index is the lake: on start-up it is rebuilt from the committed rows of the last
-    `window` (story ids travel with each row), so a restart resumes with the state of its last
-    commit and replays the uncommitted rest to the same ids; a replayed id gets its first answer.
-    One index per worker process, shared by its bundles under a lock. Several worker processes
-    each see only their own rows: see docs/ALERTS.md ("Stories") for what that means.
-    """
+    Dead letters: messages that failed parsing (they ride along with no text), texts the engine
+    could not process, and rows that break the lake schema (enrich/rows.violations). If the
+    bundle's columns cannot be built at all, each row is built and validated on its own, so one
+    bad row costs only itself."""
+    dead: list[Row] = []
+    good: list[tuple[InputRecord, Any, Coordinates, str, int]] = []
+    for (record, coords, source, position), result in items:
+        ts = coords.timestamp_ms
+        if isinstance(record, DeadLetter):
+            dead.append(dead_row(record, source, position, ts))
+        elif isinstance(result.inference, EnrichError):
+            raw = record.model_dump_json().encode()
+            failed = dead_letter(raw, f"enrichment failed: {result.inference.error}", "enrich", coords, now)
+            dead.append(dead_row(failed, source, position, ts))
+        else:
+            good.append((record, result.inference, coords, source, position))
+    if not good:
+        return None, dead
+    version = items[0][1].model_id
+    records, preds, coords = [g[0] for g in good], [g[1] for g in good], [g[2] for g in good]
+    try:
+        with stage("rows"):
+            data, bad = enriched_table(records, preds, version, coords, now)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        log.warning("a bundle's rows could not be built as columns (%s); validating them one by one", exc)
+        return _row_by_row(good, version, now, dead)
+    keep = [i not in bad for i in range(len(good))]
+    for i, reason in sorted(bad.items()):
+        record, _, c, source, position = good[i]
+        failed = dead_letter(record.model_dump_json().encode(), f"output validation failed: {reason}", "enrich", c, now)
+        dead.append(dead_row(failed, source, position, c.timestamp_ms))
+    block = Block("enriched", data, [g[3] for g in good], [g[4] for g in good],
+                  [_date(r.published_at or now) for r in records], [c.timestamp_ms for c in coords])
+    return block.where(keep), dead
 
-    _shared: dict[tuple[str, StoryConfig, str | None], StoryIndex] = {}
-    _lock = threading.Lock()
 
-    def __init__(self, lake: str, config: StoryConfig | None = None, scope: str | None = None) -> None:
-        self._lake_root = lake
-        self._config = config or StoryConfig()
-        self._scope = scope  # "kafka" or "file": restore only this writer's rows (see committed_story_rows)
+def _row_by_row(good, version: str, now: datetime, dead: list[Row]) -> tuple[Block | None, list[Row]]:
+    rows: list[Row] = []
+    for record, pred, coords, source, position in good:
+        try:
+            with stage("rows"):
+                row = enriched_row(record, pred, version, coords, now)
+        except Exception as exc:  # noqa: BLE001 - a schema violation must not stop the stream
+            failed = dead_letter(record.model_dump_json().encode(), f"output validation failed: {exc}", "enrich",
+                                 coords, now)
+            dead.append(dead_row(failed, source, position, coords.timestamp_ms))
+            continue
+        rows.append(TimedRow("enriched", row, source, position, _date(record.published_at or now), coords.timestamp_ms))
+    return (Block.of_rows("enriched", rows) if rows else None), dead
 
-    def setup(self) -> None:
-        key = (self._lake_root, self._config, self._scope)
-        with AssignStories._lock:
-            index = AssignStories._shared.get(key)
-            if index is None:
-                index = AssignStories._shared[key] = StoryIndex(self._config)
-                loaded = index.restore(committed_story_rows(self._lake_root, self._config.window, self._scope))
-                log.info("story index: %d committed rows of the last %s restored from %s", loaded, self._config.window,
-                         self._lake_root)
-        self._index = index
 
-    def process(self, row: Row):
-        if row.table == "enriched":
-            r = row.data
-            with AssignStories._lock, stage("stories"):
-                a = self._index.assign(r["id"], r["text"], r["published_at"])
-            r["story_id"], r["copies_seen"], r["novelty"] = a.story_id, a.copies_seen, a.novelty
-        yield row
+def with_stories(block: Block, index: StoryIndex) -> Block:
+    """The block with story_id / copies_seen / novelty set, in row order (enrich/stories.py)."""
+    data = block.data
+    with stage("stories"):
+        ids, texts, published = (data.column(c).to_pylist() for c in ("id", "text", "published_at"))
+        found = [index.assign(i, t, p) for i, t, p in zip(ids, texts, published, strict=True)]
+        for name, values, typ in (("story_id", [a.story_id for a in found], pa.string()),
+                                  ("copies_seen", [a.copies_seen for a in found], pa.int64()),
+                                  ("novelty", [a.novelty for a in found], pa.float64())):
+            data = data.set_column(data.schema.get_field_index(name), data.schema.field(name), pa.array(values, typ))
+    return replace(block, data=data)
 
 
 def committed_story_rows(lake: str, window: timedelta, scope: str | None = None) -> list[tuple]:
@@ -151,64 +154,99 @@ def committed_story_rows(lake: str, window: timedelta, scope: str | None = None)
 
 
 class WriteToLake(beam.DoFn):
-    """Buffers a bundle's rows and commits them at the end of the bundle: one Delta commit per
-    table for all the bundle's sources, each carrying its source's end position (see lake/commit.py).
+    """The end of the chain: a bundle's inference results -> rows -> stories -> one commit.
+
+    Buffers the bundle's keyed results and, at the end of the bundle, builds its enriched rows as
+    one Arrow table (`bundle_blocks`, enrich/rows.py), sets their stories in arrival order and
+    commits: one Delta commit per table for all the bundle's sources, each carrying its source's
+    end position (see lake/commit.py). One step instead of three per-element ones (rows, stories,
+    write), because every element handed between Beam steps costs Python per post (issue #18).
+
+    Stories: the index is the lake. On start-up it is rebuilt from the committed rows of the last
+    `window` (story ids travel with each row), so a restart resumes with the state of its last
+    commit and replays the uncommitted rest to the same ids; a replayed id gets its first answer.
+    One index per worker process, shared by its bundles under a lock. Several worker processes
+    each see only their own rows: see docs/ALERTS.md ("Stories") for what that means.
 
     Logs one progress line every `report_every` seconds (rows, dead letters, rate) at INFO and
     each commit at DEBUG, so an operator sees a live stream without drowning in lines.
     """
 
-    def __init__(self, lake: str, on_commit=None, report_every: float = 30.0) -> None:
+    _indexes: dict[tuple[str, StoryConfig, str | None], StoryIndex] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, lake: str, on_commit=None, report_every: float = 30.0, stories: StoryConfig | None = None,
+                 story_scope: str | None = None) -> None:
         self._lake_root = lake
         self._on_commit = on_commit
         self._report_every = report_every
+        self._stories = stories or StoryConfig()
+        self._scope = story_scope  # "kafka" or "file": restore only this writer's rows (see committed_story_rows)
 
     def setup(self) -> None:
-        import time
-
         self._lake = Lake(self._lake_root)
         self._since = time.monotonic()
         self._counts = {"enriched": 0, "deadletter": 0}
+        key = (self._lake_root, self._stories, self._scope)
+        with WriteToLake._lock:
+            index = WriteToLake._indexes.get(key)
+            if index is None:
+                index = WriteToLake._indexes[key] = StoryIndex(self._stories)
+                loaded = index.restore(committed_story_rows(self._lake_root, self._stories.window, self._scope))
+                log.info("story index: %d committed rows of the last %s restored from %s", loaded,
+                         self._stories.window, self._lake_root)
+        self._index = index
 
     def start_bundle(self) -> None:
-        self._rows: list[Row] = []
+        self._items: list[tuple[Any, Any]] = []
 
-    def process(self, row: Row):
-        self._rows.append(row)
+    def process(self, keyed: tuple[Any, Any]):
+        self._items.append(keyed)
 
     def finish_bundle(self):
-        if self._rows:
-            ends: dict[str, int] = defaultdict(int)
-            for r in self._rows:
-                ends[r.source] = max(ends[r.source], r.position + 1)
-            began = time.perf_counter()
-            kept: list[Row] = []  # a replayed range drops its head: count only the rows the commit kept
-            written = commit_patiently(self._lake, ends, self._rows, kept=kept)  # waits out a full or read-only lake
-            elapsed = time.perf_counter() - began
-            log.debug("committed %d rows of %s", written, dict(ends))
-            by_source: dict[str, list[Row]] = defaultdict(list)
-            for r in kept:
-                by_source[r.source].append(r)
-                self._counts[r.table] += 1
-                _BEAM_ROWS[r.table].inc()
-                if r.table == "deadletter":  # by reason too, the label set of the Prometheus counter
-                    reason = metrics.dead_letter_reason(r.data.get("error") or "")
-                    Metrics.counter("finpulse", "dead_letters_" + reason).inc()
-            for source, end in ends.items():  # one commit for all sources: each observes its latency
-                offset = end & OFFSET_MASK if source.startswith("kafka.") else None  # log epoch stripped
-                rows = by_source.get(source, [])
-                metrics.observe_commit(source, offset, elapsed, rows,
-                                       [ms for r in rows if (ms := getattr(r, "event_ms", None)) is not None])
-                if self._on_commit is not None:
-                    self._on_commit(source, end)
-            log.debug("bundle committed %d records from %d sources", len(self._rows), len(ends))
-            metrics.observe_bundle(len(self._rows))
-        self._rows = []
+        if self._items:
+            block, dead = bundle_blocks(self._items, datetime.now(timezone.utc))
+            if block is not None:
+                with WriteToLake._lock:
+                    block = with_stories(block, self._index)
+            self._commit(([block] if block is not None else []) + dead, len(self._items))
+        self._items = []
         self._report()
 
-    def _report(self) -> None:
-        import time
+    def _commit(self, rows: list[Block | Row], records: int) -> None:
+        blocks = as_blocks(rows)
+        ends: dict[str, int] = defaultdict(int)
+        for b in blocks.values():
+            for source, position in zip(b.sources, b.positions, strict=True):
+                ends[source] = max(ends[source], position + 1)
+        began = time.perf_counter()
+        kept: list[Block] = []  # a replayed range drops its head: count only the rows the commit kept
+        written = commit_patiently(self._lake, ends, list(blocks.values()), kept=kept)  # waits out a full lake
+        elapsed = time.perf_counter() - began
+        log.debug("committed %d rows of %s", written, dict(ends))
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        errors: dict[str, list[str]] = defaultdict(list)
+        event_ms: dict[str, list[int]] = defaultdict(list)
+        for b in kept:
+            self._counts[b.table] += len(b)
+            _BEAM_ROWS[b.table].inc(len(b))
+            texts = b.data.column("error").to_pylist() if b.table == "deadletter" else [None] * len(b)
+            for source, ms, error in zip(b.sources, b.event_ms, texts, strict=True):
+                counts[source][b.table] += 1
+                if ms is not None:
+                    event_ms[source].append(ms)
+                if b.table == "deadletter":  # by reason too, the label set of the Prometheus counter
+                    errors[source].append(error or "")
+                    Metrics.counter("finpulse", "dead_letters_" + metrics.dead_letter_reason(error or "")).inc()
+        for source, end in ends.items():  # one commit for all sources: each observes its latency
+            offset = end & OFFSET_MASK if source.startswith("kafka.") else None  # log epoch stripped
+            metrics.observe_commit(source, offset, elapsed, counts[source], errors[source], event_ms[source])
+            if self._on_commit is not None:
+                self._on_commit(source, end)
+        log.debug("bundle committed %d records from %d sources", records, len(ends))
+        metrics.observe_bundle(records)
 
+    def _report(self) -> None:
         elapsed = time.monotonic() - self._since
         if elapsed < self._report_every:
             return
@@ -221,12 +259,10 @@ class WriteToLake(beam.DoFn):
 def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int,
                      fallback_kind: str = "news", on_commit=None, stories: StoryConfig | None = None,
                      story_scope: str | None = None):
-    """RawMessages -> parsed -> enriched -> lake, one linear fused chain. Every message ends as one row."""
+    """RawMessages -> parsed -> enriched -> rows, stories, lake; one linear fused chain. Every message ends as one row."""
     return (
         messages
         | "Parse" >> beam.ParDo(Parse(max_message_bytes, fallback_kind))
         | "Enrich" >> RunInference(KeyedModelHandler(handler))
-        | "ToRow" >> beam.ParDo(ToRow())
-        | "Stories" >> beam.ParDo(AssignStories(lake, stories, story_scope))
-        | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit))
+        | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit, stories=stories, story_scope=story_scope))
     )

@@ -67,6 +67,59 @@ class Row:
     date: str  # YYYY-MM-DD partition
 
 
+@dataclass
+class Block:
+    """Rows of one table as one Arrow table, each with the source position it consumed.
+
+    What a commit writes: the enriched hot path builds its bundle's rows straight into one
+    (enrich/rows.py), and `Row`s (dead letters, tests, tools) are gathered into one per table, so
+    the commit filters replayed positions and writes without turning columns back into dicts."""
+
+    table: str
+    data: pa.Table  # the table's schema, without the date partition column
+    sources: list[str]
+    positions: list[int]
+    dates: list[str]  # YYYY-MM-DD partition of each row
+    event_ms: list[int | None]  # Kafka timestamp of each row's message (latency metrics; not stored)
+
+    def __len__(self) -> int:
+        return self.data.num_rows
+
+    def where(self, keep: Sequence[bool]) -> Block:
+        """The rows whose `keep` is true."""
+        if all(keep):
+            return self
+        pick = [i for i, k in enumerate(keep) if k]
+        return Block(self.table, self.data.take(pick), [self.sources[i] for i in pick],
+                     [self.positions[i] for i in pick], [self.dates[i] for i in pick], [self.event_ms[i] for i in pick])
+
+    @classmethod
+    def of_rows(cls, table: str, rows: Sequence[Row]) -> Block:
+        return cls(table, pa.Table.from_pylist([r.data for r in rows], schema=TABLES[table]), [r.source for r in rows],
+                   [r.position for r in rows], [r.date for r in rows], [getattr(r, "event_ms", None) for r in rows])
+
+    @classmethod
+    def concat(cls, table: str, blocks: Sequence[Block]) -> Block:
+        if len(blocks) == 1:
+            return blocks[0]
+        return cls(table, pa.concat_tables([b.data for b in blocks]) if blocks else TABLES[table].empty_table(),
+                   *([x for b in blocks for x in getattr(b, name)]
+                     for name in ("sources", "positions", "dates", "event_ms")))
+
+
+def as_blocks(rows: Iterable[Row | Block]) -> dict[str, Block]:
+    """Rows and blocks bound for the lake, one Block per table (in the order given)."""
+    parts: dict[str, list[Block]] = {t: [] for t in TABLES}
+    loose: dict[str, list[Row]] = {t: [] for t in TABLES}
+    for r in rows:
+        if isinstance(r, Block):
+            parts[r.table].append(r)
+        else:
+            loose[r.table].append(r)
+    with stage("arrow"):
+        return {t: Block.concat(t, parts[t] + ([Block.of_rows(t, loose[t])] if loose[t] else [])) for t in TABLES}
+
+
 class Lake:
     """The commit protocol over the Delta tables; `root` is a directory or an s3:// / gs:// URL."""
 
@@ -131,15 +184,16 @@ class Lake:
         """Write rows consumed from [start, end) of one source; returns rows written (see commit_bundle)."""
         return self.commit_bundle({source: end}, rows)
 
-    def commit_bundle(self, ends: Mapping[str, int], rows: Iterable[Row], kept: list[Row] | None = None) -> int:
+    def commit_bundle(self, ends: Mapping[str, int], rows: Iterable[Row | Block],
+                      kept: list[Block] | None = None) -> int:
         """Write a bundle's rows for all its sources (`ends`: source -> end position, exclusive)
         in one commit per table; returns rows written.
 
         Rows below a table's recorded position for their source are dropped (a replayed range),
         so a retry is harmless; sources already at or past `end` are left out. `kept` (if given)
-        receives the rows written (for metrics).
+        receives the rows written, a Block per table written (for metrics).
         """
-        rows = list(rows)
+        blocks = as_blocks(rows)
         sources = sorted(ends)
         with stage("commit"):
             done = {t: tables.transaction_versions(self.root, t, sources, self._table(t)) for t in TABLES}
@@ -148,20 +202,21 @@ class Lake:
             return 0
         written = 0
         for table in ("deadletter", RESUME_TABLE):  # the resume table last (see the module docstring)
-            keep = [r for r in rows if r.table == table and r.source in todo and r.position >= done[table][r.source]]
-            txns = {s: e for s, e in todo.items() if e > done[table][s]}
-            if table != RESUME_TABLE and not keep:
+            block, floor = blocks[table], done[table]
+            keep = block.where([s in todo and p >= floor[s] for s, p in zip(block.sources, block.positions, strict=True)])
+            txns = {s: e for s, e in todo.items() if e > floor[s]}
+            if table != RESUME_TABLE and not len(keep):
                 continue
             self._append(table, keep, txns)
             written += len(keep)
             if kept is not None:
-                kept.extend(keep)
+                kept.append(keep)
         return written
 
-    def _append(self, table: str, rows: Sequence[Row], txns: Mapping[str, int]) -> None:
+    def _append(self, table: str, block: Block, txns: Mapping[str, int]) -> None:
         """One Delta commit: the rows and the sources' new positions, atomically."""
         with stage("arrow"):
-            data = tables.rows_table(table, [r.data for r in rows], [r.date for r in rows])
+            data = block.data.append_column(tables.PARTITION, pa.array(block.dates, pa.string()))
         with stage("commit"):  # Parquet encoding happens inside delta-rs's write: counted here
             tables.append(self.root, table, data, txns, {"finpulse.writer": WRITER, "finpulse.op": "ingest"},
                           self._tables.get(table))

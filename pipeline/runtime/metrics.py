@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,17 +135,20 @@ def observe_batch(size: int, seconds: float) -> None:
         _M["batch_n"].observe(size)
 
 
-def observe_commit(source: str, end: int | None, seconds: float, rows: list[Any], event_ms: list[int]) -> None:
-    """One source's commit: its latency, rows by table and dead-letter reason, end-to-end latency."""
+def observe_commit(source: str, end: int | None, seconds: float, rows: Mapping[str, int], dead_errors: Sequence[str],
+                   event_ms: Sequence[int]) -> None:
+    """One source's commit: its latency, rows by table (`rows`: table -> count) and dead letters by
+    reason (`dead_errors`: their error texts), end-to-end latency (`event_ms`: the rows' Kafka times)."""
     global _last_commit
     if not _enabled:
         return
     now = time.time()
     _M["commit_s"].observe(seconds)
-    for r in rows:
-        if r.table == "deadletter":
-            _M["dead"].labels(dead_letter_reason(r.data.get("error") or "")).inc()
-        _M["rows"].labels(r.table).inc()
+    for table, n in rows.items():
+        if n:
+            _M["rows"].labels(table).inc(n)
+    for error in dead_errors:
+        _M["dead"].labels(dead_letter_reason(error)).inc()
     for ms in event_ms:
         _M["e2e"].observe(max(0.0, now - ms / 1000))
     with _lock:
