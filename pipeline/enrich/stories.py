@@ -231,9 +231,7 @@ class StoryIndex:
         """The story of one post, recording it; an id seen before gets its first answer back."""
         return self.assign_many([record_id], [text], [published_at])[0]
 
-    def assign_many(
-        self, ids: Sequence[str], texts: Sequence[str], published: Sequence[datetime]
-    ) -> list[Assignment]:
+    def assign_many(self, ids: Sequence[str], texts: Sequence[str], published: Sequence[datetime]) -> list[Assignment]:
         """The stories of a batch of posts, in order: the same answers and state as `assign` one by
         one (an id repeated in the batch or seen before gets its first answer back), with the
         signatures of the whole batch computed at once."""
