@@ -53,7 +53,6 @@ _TAG = re.compile(r"^\s*[A-Z][A-Z ]{1,18}:\s+")
 _OUTLET = re.compile(r"\s+(?:[-|–—]\s+(?:[A-Z][\w.&']*\s?){1,3}|\([A-Z][\w ]{1,20}\))\s*$")
 _HASHTAGS = re.compile(r"(?:\s+#\$?\w+)+\s*$")
 _NON_WORD = re.compile(r"[^\w$%.]+|(?<!\d)\.|\.(?!\d)")
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -83,10 +82,12 @@ def normalise(text: str) -> str:
     s = _RT.sub("", s)
     s = _URL.sub(" ", s).strip()
     for _ in range(2):  # "RT @a: BREAKING: text - Reuters #stocks"
-        s = _HASHTAGS.sub("", _OUTLET.sub("", _TAG.sub("", _RT.sub("", s))))
+        s = _OUTLET.sub("", _TAG.sub("", _RT.sub("", s)))
+        if "#" in s:  # the hashtag pattern scans every space: skipped where it cannot match
+            s = _HASHTAGS.sub("", s)
     s = _MENTION.sub(" ", s)
-    s = _NON_WORD.sub(" ", s.casefold())
-    return _SPACES.sub(" ", s).strip()
+    # after _NON_WORD the only white space left is " ", so split/join is _SPACES.sub(" ", s).strip()
+    return " ".join(_NON_WORD.sub(" ", s.casefold()).split())
 
 
 def shingles(norm: str, k: int) -> list[bytes]:
