@@ -17,6 +17,18 @@ were published within `window` of the post. An exact-text table catches identica
 the LSH. Among matching candidates the story whose first report is earliest (then smallest story
 id) wins, so the choice does not depend on the order of the LSH's sets.
 
+Cost (#18, the biggest host stage at ~0.15 core-ms a post): hashing one Python call per shingle
+and checking ~24 LSH candidates one by one on generated posts dominated. Now `assign_many` takes a
+batch: the shingles of all its texts are hashed at once (`shingle_hashes`: zlib's CRC-32 of each
+shingle's UTF-8, computed by table look-ups on shifted code-point arrays) and reduced to MinHash
+values at once (`minhashes`: datasketch's own "affine32" formula and permutation parameters,
+vectorised), the same values bit for bit as `MinHash(hashfunc=zlib.crc32).update_batch` gave, so
+every decision is unchanged. The live entries' values sit in one [slots, num_perm] store (slots
+reused on eviction, halved after a burst), so a post's candidates are checked in one numpy step.
+`assign` is `assign_many` of one post. Measured on 2 shared cores: 0.14-0.16 -> 0.06-0.07 CPU-ms
+a generated post in batches of 256 (0.10-0.11 one by one), 0.071 -> 0.037 a real tweet or
+headline (0.068 one by one); docs/ALERTS.md ("Cost") has the run.
+
 Determinism and durability. Assignment depends only on the sequence of posts offered, so the
 same feed in the same order gives the same ids whether streamed or backfilled. An id offered a
 second time (a replayed bundle, a Kafka redelivery) gets its first assignment back unchanged.
