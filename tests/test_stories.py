@@ -258,3 +258,143 @@ def test_a_backfill_restores_only_backfilled_rows_so_old_archives_are_not_evicte
     assert sorted(r[0] for r in committed_story_rows(str(tmp_path), window, "file")) == ["old-0", "old-1", "old-2"]
     assert sorted(r[0] for r in committed_story_rows(str(tmp_path), window, "kafka")) == ["new-0", "new-1", "new-2"]
     assert sorted(r[0] for r in committed_story_rows(str(tmp_path), window)) == ["new-0", "new-1", "new-2"]
+
+
+# -- the batch path and the vectorised signatures ----------------------------------------------
+def _generated(n: int, seed: int) -> list[tuple[str, str, datetime]]:
+    from finpulse.pipeline.devtools.generator import generate_posts
+
+    return [
+        (f"g{seed}-{i}", p["text"], datetime.fromisoformat(p["published_at"]))
+        for i, p in enumerate(generate_posts(n, seed=seed))
+    ]
+
+
+def _with_replays(feed: list[tuple[str, str, datetime]], seed: int) -> list[list[tuple[str, str, datetime]]]:
+    """`feed` cut into batches of 1-60 posts, with ids offered again: inside the same batch and in
+    later batches (a redelivery, whatever its text), as Kafka and replayed bundles do."""
+    rng = random.Random(seed)
+    batches, i = [], 0
+    while i < len(feed):
+        batch = list(feed[i : i + rng.randint(1, 60)])
+        i += len(batch)
+        if rng.random() < 0.5:  # an id of this batch again, later in the batch
+            rid, _, t = rng.choice(batch)
+            batch.insert(rng.randint(len(batch) // 2, len(batch)), (rid, "a redelivered text", t))
+        if i > 100 and rng.random() < 0.5:  # an id of an earlier batch
+            rid, text, t = feed[rng.randrange(i - 100)]
+            batch.insert(rng.randrange(len(batch) + 1), (rid, text, t))
+        batches.append(batch)
+    return batches
+
+
+def _state(index: StoryIndex) -> tuple:
+    """Everything an index decides with: entries (with their hash values, not their slots), stories, newest."""
+    entries = {
+        rid: (e.ts, e.story_id, e.copies, e.digest, index._store[e.slot].tobytes()) for rid, e in index._entries.items()
+    }
+    return entries, index._stories, index.newest
+
+
+@pytest.mark.parametrize("source", ["generated", "real"])
+def test_assign_many_gives_the_answers_and_state_of_assign_one_by_one(source):
+    feed = _generated(1500, seed=3) if source == "generated" else _feed(300, seed=5)
+    batches = _with_replays(feed, seed=8)
+    one_by_one, batched = StoryIndex(), StoryIndex()
+    expected = [one_by_one.assign(rid, text, t) for batch in batches for rid, text, t in batch]
+    got = [a for batch in batches for a in batched.assign_many(*map(list, zip(*batch, strict=True)))]
+    assert got == expected
+    assert _state(batched) == _state(one_by_one)
+    assert sum(a.copies_seen > 1 for a in expected) > 150  # the feed really has copies
+    assert len({rid for batch in batches for rid, _, _ in batch}) < sum(map(len, batches))  # and replays
+
+
+def test_assign_many_evicts_post_by_post_as_assign_does():
+    """A batch spanning more than the window: the first post is evicted by the second, so the
+    third (its id again) is a new post, here a copy of the second, not a replay of the first."""
+    later = T + timedelta(days=4)
+    feed = [("a", NEGATIVE[0], T), ("b", NEGATIVE[1], later), ("a", NEGATIVE[1], later + timedelta(minutes=1))]
+    sequential = StoryIndex()
+    expected = [sequential.assign(*r) for r in feed]
+    assert [(a.story_id, a.copies_seen) for a in expected] == [("a", 1), ("b", 1), ("b", 2)]
+    assert StoryIndex().assign_many(*map(list, zip(*feed, strict=True))) == expected
+
+
+def _fmix32(h: int) -> int:
+    mask = 0xFFFFFFFF
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    return h ^ (h >> 16)
+
+
+EDGE_TEXTS = ["", "a", "abcde", "abcdef", "é€ café ünï", "日本語のテキストです", "𠀀𠀁 wide plane", "$d 5.5% cut"]
+
+
+def test_vectorised_minhash_equals_a_per_text_loop_of_the_same_formula():
+    """shingle_hashes + minhashes == for each text, min over its distinct shingles s of
+    (a * fmix32(crc32(utf8(s))) + b) mod 2^32: the formula of datasketch's affine32 MinHash
+    over the crc32 of each shingle, what the index computed one Python call per shingle before."""
+    import zlib
+
+    from datasketch import MinHash
+
+    from finpulse.pipeline.enrich.stories import minhashes, shingle_hashes, shingles
+
+    cfg = StoryConfig()
+    texts = [normalise(t) for t in OTHER[:60]] + EDGE_TEXTS
+    a, b = (list(map(int, p)) for p in MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme="affine32").permutations)
+    got = minhashes(*shingle_hashes(texts, cfg.shingle), StoryIndex(cfg)._permutations)
+    for text, row in zip(texts, got, strict=True):
+        mixed = [_fmix32(zlib.crc32(s)) for s in shingles(text, cfg.shingle)]
+        assert row.tolist() == [min((ai * h + bi) % 2**32 for h in mixed) for ai, bi in zip(a, b, strict=True)]
+
+
+def test_vectorised_minhash_equals_datasketch_on_real_tweets_and_headlines_in_one_batch():
+    """Many real texts in one call (several blocks of `minhashes`, non-ASCII windows among them):
+    each row equals datasketch's own MinHash (crc32 per shingle, `update_batch`), and equals the
+    same text hashed alone."""
+    import zlib
+
+    from datasketch import MinHash
+    from realdata import DATA
+
+    from finpulse.pipeline.devtools.bench_stories import real_texts
+    from finpulse.pipeline.enrich.stories import minhashes, shingle_hashes, shingles
+
+    cfg = StoryConfig()
+    texts = [normalise(t) for t in real_texts(DATA, 600) + [h["text"] for h in HEADLINES]] + EDGE_TEXTS
+    assert sum(max(map(ord, t), default=0) >= 0x80 for t in texts) >= 4  # normalised real text is mostly ASCII
+    perms = StoryIndex(cfg)._permutations
+    hashes, counts = shingle_hashes(texts, cfg.shingle)
+    assert len(hashes) > 8192  # more than two blocks
+    got = minhashes(hashes, counts, perms)
+    reference = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=zlib.crc32, scheme="affine32")
+    for text, row in zip(texts, got, strict=True):
+        reference.clear()
+        reference.update_batch(shingles(text, cfg.shingle))
+        assert (row == reference.hashvalues).all(), text
+        assert (minhashes(*shingle_hashes([text], cfg.shingle), perms)[0] == row).all()
+
+
+def test_eviction_reuses_slots_and_the_store_shrinks_after_a_burst():
+    index = StoryIndex(StoryConfig(window=timedelta(days=3)))
+    texts = [h["text"] for h in HEADLINES]
+    for i in range(2000):  # a burst: 2,000 posts in 20 hours
+        index.assign(f"b{i}", texts[i % len(texts)] + f" {i}", T + timedelta(seconds=36 * i))
+    assert len(index) == 2000 and index.slots == 2048
+    for i in range(1000):  # then one post an hour: ~73 live, the slots of the evicted reused
+        index.assign(f"q{i}", texts[i % len(texts)] + f" q{i}", T + timedelta(days=1, hours=i))
+    assert len(index) == 73 and index.slots == 256  # halved while a quarter or less was in use
+
+
+def test_restore_of_thousands_of_rows_then_replay_gives_the_same_ids():
+    feed = _generated(3000, seed=4)
+    straight = StoryIndex()
+    expected = straight.assign_many(*map(list, zip(*feed, strict=True)))
+    committed = [(rid, t, text, a.story_id, a.copies_seen) for (rid, text, t), a in zip(feed, expected, strict=True)]
+    restarted = StoryIndex()
+    assert restarted.restore(reversed(committed[:2600])) == 2600
+    assert [restarted.assign(rid, text, t) for rid, text, t in feed[2600:]] == expected[2600:]
+    assert sum(a.copies_seen > 1 for a in expected[2600:]) > 100
