@@ -126,7 +126,7 @@ def with_stories(block: Block, index: StoryIndex) -> Block:
     data = block.data
     with stage("stories"):
         ids, texts, published = (data.column(c).to_pylist() for c in ("id", "text", "published_at"))
-        found = [index.assign(i, t, p) for i, t, p in zip(ids, texts, published, strict=True)]
+        found = index.assign_many(ids, texts, published)
         for name, values, typ in (("story_id", [a.story_id for a in found], pa.string()),
                                   ("copies_seen", [a.copies_seen for a in found], pa.int64()),
                                   ("novelty", [a.novelty for a in found], pa.float64())):
