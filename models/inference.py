@@ -115,7 +115,8 @@ class _Tokens:
         return len(self.words) - 1
 
     def gather(self, idx: list[int], width: int) -> np.ndarray:
-        """(len(idx), width) column index of each position of a padded batch of these windows (`pad` past a window's end)."""
+        """(len(idx), width): the column index of each position of a padded batch of these windows
+        (`pad` past a window's end)."""
         pos = np.arange(width)
         lengths = self.length[idx]
         return np.where(pos < lengths[:, None], self.first[idx][:, None] + pos, self.pad)
@@ -253,7 +254,8 @@ class Enricher:
         org = _org_tags(model.tasks["ner"].labels) if "ner" in token_tasks else None
         span_out: list[list[_SpanScore]] = [[] for _ in windows]
         out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in dense if t not in token_tasks}
-        tags = {t: (np.zeros(len(tokens.words), np.int64), np.zeros(len(tokens.words), np.float32)) for t in token_tasks}
+        size = len(tokens.words)
+        tags = {t: (np.zeros(size, np.int64), np.zeros(size, np.float32)) for t in token_tasks}
         for idx in plan_batches([len(w.input_ids) for w in windows], group.token_budget, self.settings.max_batch):
             with stage("pad"):
                 ids, mask = _padded([windows[i].input_ids for i in idx], pad)
@@ -283,8 +285,8 @@ class Enricher:
         return out, tags, span_out  # type: ignore[return-value]
 
     def _score_spans(self, model, task: str, hidden: torch.Tensor, mask: torch.Tensor, idx: list[int],
-                     tokens: _Tokens, at: np.ndarray, best: np.ndarray | None, org: tuple[np.ndarray, np.ndarray] | None,
-                     spans, span_out: list[list[_SpanScore]]) -> None:
+                     tokens: _Tokens, at: np.ndarray, best: np.ndarray | None,
+                     org: tuple[np.ndarray, np.ndarray] | None, spans, span_out: list[list[_SpanScore]]) -> None:
         """Score every candidate mention of this batch's windows with the span head, in one call."""
         with stage("mentions"):
             found = self._span_candidates(idx, tokens, at, best, org, spans)
@@ -518,7 +520,7 @@ def _org_runs(starts: np.ndarray, ends: np.ndarray, words: np.ndarray, best: np.
     """Batch row, start and end of every ORG run the NER head tags in a padded batch of windows, in
     row-major order: the window-level twin of decode_entities, for span scoring.
 
-    The rule, token by token along a window (tests/test_entities.py keeps it as a loop, the reference):
+    The rule, token by token along a window (tests/test_entity_columns.py keeps it as a loop: the reference):
     a special or empty token is skipped but forgets the previous word; with a run open, I-ORG or a later
     piece of the previous token's word extends it; else B-ORG or I-ORG opens one; else the run closes.
     As arrays over the whole batch (no loop per token): a run is open after token k exactly when some
