@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 from typing import Literal, cast
 
@@ -36,7 +37,7 @@ from finpulse.models import int8
 from finpulse.models.artifact import LoadedModel, ModelLoadError, load_artifact
 from finpulse.models.batching import plan_batches
 from finpulse.models.device import gpu_token_budget, to_device
-from finpulse.models.entities import EntitySpan, TokenPrediction, decode_entities, merge_windows
+from finpulse.models.entities import EntitySpan, decode_columns
 from finpulse.models.registry import ModelRegistry
 from finpulse.models.stages import stage
 from finpulse.models.targets import MIN_ORG_SCORE, check_policy, mark_target, pick_targets
@@ -92,8 +93,33 @@ class Prediction:
 class _Window:
     text_index: int
     input_ids: list[int]
-    offsets: list[tuple[int, int]]
-    words: list[int | None]
+
+
+@dataclass
+class _Tokens:
+    """One chunk's windows for one encoder, and every token of them in flat columns (window k's tokens
+    are `first[k]` to `first[k] + length[k]`), so that entity decoding and mention candidates run as
+    array operations over whole batches instead of Python loops over tokens (issue #18). One extra row
+    at the end (`pad`: offsets (0, 0), word -1, like a special token) is where padding positions point."""
+
+    windows: list[_Window]
+    window_text: np.ndarray  # (windows,) the text each window belongs to
+    first: np.ndarray  # (windows,)
+    length: np.ndarray  # (windows,) tokens, special tokens included
+    starts: np.ndarray  # (tokens + 1,) character offsets of each token; (0, 0) for special tokens
+    ends: np.ndarray
+    words: np.ndarray  # (tokens + 1,) pre-tokeniser word index; -1 for special tokens
+
+    @property
+    def pad(self) -> int:
+        return len(self.words) - 1
+
+    def gather(self, idx: list[int], width: int) -> np.ndarray:
+        """(len(idx), width): the column index of each position of a padded batch of these windows
+        (`pad` past a window's end)."""
+        pos = np.arange(width)
+        lengths = self.length[idx]
+        return np.where(pos < lengths[:, None], self.first[idx][:, None] + pos, self.pad)
 
 
 # One scored candidate: (start, end, probs, centrality, fully inside the window)
@@ -183,7 +209,7 @@ class Enricher:
             group.loaded.model.encoder = encoder
 
     # -- tokenisation -------------------------------------------------------------------------
-    def _windows(self, group: _EncoderGroup, texts: Sequence[str]) -> list[_Window]:
+    def _windows(self, group: _EncoderGroup, texts: Sequence[str]) -> _Tokens:
         tok = group.loaded.tokenizer
         enc = tok(
             [t[: self.settings.max_chars] for t in texts],
@@ -193,29 +219,47 @@ class Enricher:
             return_overflowing_tokens=True,
             return_offsets_mapping=True,
         )
-        mapping = enc["overflow_to_sample_mapping"]
-        return [
-            _Window(int(mapping[i]), enc["input_ids"][i], [tuple(o) for o in enc["offset_mapping"][i]], enc.word_ids(i))
-            for i in range(len(enc["input_ids"]))
-        ]
+        ids = enc["input_ids"]
+        n = len(ids)
+        length = np.fromiter(map(len, ids), np.int64, n)
+        first = np.zeros(n, np.int64)
+        np.cumsum(length[:-1], out=first[1:])
+        total = int(length.sum())
+        offsets = np.zeros((total + 1, 2), np.int64)
+        offsets[:total] = np.fromiter(chain.from_iterable(chain.from_iterable(enc["offset_mapping"])), np.int64,
+                                      2 * total).reshape(total, 2)
+        words = np.full(total + 1, -1, np.int64)
+        words[:total] = np.fromiter((-1 if w is None else w for w in chain.from_iterable(map(enc.word_ids, range(n)))),
+                                    np.int64, total)
+        window_text = np.asarray(enc["overflow_to_sample_mapping"], np.int64).reshape(n)
+        windows = [_Window(t, x) for t, x in zip(window_text.tolist(), ids, strict=True)]
+        return _Tokens(windows, window_text, first, length, offsets[:, 0], offsets[:, 1], words)
 
     # -- forward ------------------------------------------------------------------------------
     @torch.inference_mode()
-    def _run_group(self, group: _EncoderGroup, windows: list[_Window],
+    def _run_group(self, group: _EncoderGroup, tokens: _Tokens,
                    spans: Sequence[Sequence[tuple[int, int]]] | None = None
-                   ) -> tuple[dict[str, list[np.ndarray]], list[list[_SpanScore]]]:
-        """Per-window probabilities per task and, with a span head in the group, per-window span scores."""
+                   ) -> tuple[dict[str, list[np.ndarray]], dict[str, tuple[np.ndarray, np.ndarray]],
+                              list[list[_SpanScore]]]:
+        """Per-window probabilities per sequence task; per token task, each token's best label id and its
+        probability as columns beside `tokens`' (taken over whole batches, not per window); with a span
+        head in the group, per-window span scores."""
         model = group.loaded.model
         pad = group.loaded.tokenizer.pad_token_id
         device = torch.device(self.settings.device)
+        windows = tokens.windows
         span_task = next((t for t in group.tasks if model.tasks[t].kind is TaskKind.SPAN), None)
         dense = [t for t in group.tasks if t != span_task]
-        ner_labels = model.tasks["ner"].labels if "ner" in dense else ()
+        token_tasks = [t for t in dense if model.tasks[t].kind is TaskKind.TOKEN]
+        org = _org_tags(model.tasks["ner"].labels) if "ner" in token_tasks else None
         span_out: list[list[_SpanScore]] = [[] for _ in windows]
-        out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in dense}
+        out: dict[str, list[np.ndarray | None]] = {t: [None] * len(windows) for t in dense if t not in token_tasks}
+        size = len(tokens.words)
+        tags = {t: (np.zeros(size, np.int64), np.zeros(size, np.float32)) for t in token_tasks}
         for idx in plan_batches([len(w.input_ids) for w in windows], group.token_budget, self.settings.max_batch):
             with stage("pad"):
                 ids, mask = _padded([windows[i].input_ids for i in idx], pad)
+                at = tokens.gather(idx, ids.shape[1])
             with stage("to_device"):
                 ids, mask = to_device(ids, device), to_device(mask, device)
             with stage("forward"), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -223,22 +267,29 @@ class Enricher:
                 logits = {t: model.head_logits(hidden, mask, t) for t in dense}
                 for t in logits:  # the copy back waits for the device: count it as the forward pass
                     logits[t] = torch.softmax(logits[t].float(), -1).cpu()
+            best_ner = None
             with stage("decode_heads"):
                 for task, lg in logits.items():
                     probs = lg.numpy()
-                    for row, i in enumerate(idx):
-                        out[task][i] = probs[row] if probs.ndim == 2 else probs[row, : len(windows[i].input_ids)]
+                    if task in tags:  # argmax once over the padded batch; padding positions are not kept
+                        best = probs.argmax(-1)
+                        real = at != tokens.pad
+                        tags[task][0][at[real]] = best[real]
+                        tags[task][1][at[real]] = probs.max(-1)[real]
+                        best_ner = best if task == "ner" else best_ner
+                    else:
+                        for row, i in enumerate(idx):
+                            out[task][i] = probs[row]
             if span_task is not None:
-                self._score_spans(model, span_task, hidden, mask, idx, windows, out.get("ner"), ner_labels, spans,
-                                  span_out)
-        return out, span_out  # type: ignore[return-value]
+                self._score_spans(model, span_task, hidden, mask, idx, tokens, at, best_ner, org, spans, span_out)
+        return out, tags, span_out  # type: ignore[return-value]
 
     def _score_spans(self, model, task: str, hidden: torch.Tensor, mask: torch.Tensor, idx: list[int],
-                     windows: list[_Window], ner_probs: list | None, ner_labels: Sequence[str], spans,
-                     span_out: list[list[_SpanScore]]) -> None:
+                     tokens: _Tokens, at: np.ndarray, best: np.ndarray | None,
+                     org: tuple[np.ndarray, np.ndarray] | None, spans, span_out: list[list[_SpanScore]]) -> None:
         """Score every candidate mention of this batch's windows with the span head, in one call."""
         with stage("mentions"):
-            found = self._span_candidates(idx, windows, ner_probs, ner_labels, spans, hidden.shape[1])
+            found = self._span_candidates(idx, tokens, at, best, org, spans)
         if found is None:
             return
         rows, meta, span = found
@@ -250,34 +301,44 @@ class Enricher:
             span_out[i].append((s, e, p, c, inside))
 
     @staticmethod
-    def _span_candidates(idx: list[int], windows: list[_Window], ner_probs: list | None, ner_labels: Sequence[str],
-                         spans, width: int) -> tuple[list[int], list[_Candidate], torch.Tensor] | None:
-        """The batch rows, (window, start, end, centrality, inside) and token masks of every candidate mention."""
-        rows: list[int] = []
-        masks: list[np.ndarray] = []
-        meta: list[_Candidate] = []
+    def _span_candidates(idx: list[int], tokens: _Tokens, at: np.ndarray, best: np.ndarray | None,
+                         org: tuple[np.ndarray, np.ndarray] | None, spans
+                         ) -> tuple[list[int], list[_Candidate], torch.Tensor] | None:
+        """The batch rows, (window, start, end, centrality, inside) and token masks of every candidate
+        mention: per window (batch row, in order) its ORG runs in text order, then the given spans that
+        overlap it. `at`: the batch's column indices (Tokens.gather); `best`: the NER head's label ids
+        over the padded batch; `org`: which label ids are B-ORG or I-ORG, and which I-ORG (_org_tags)."""
+        starts, ends = tokens.starts[at], tokens.ends[at]  # (rows, width): padding reads (0, 0)
+        run_row, run_s, run_e = (_org_runs(starts, ends, tokens.words[at], best, *org)
+                                 if best is not None and org is not None else ([], [], []))
+        cands: list[tuple[int, int, int]] = []
+        k = 0
         for row, i in enumerate(idx):
-            w = windows[i]
-            cands = _org_runs(w, ner_probs[i], ner_labels) if ner_probs is not None else []
-            if spans is not None and len(w.offsets) > 2:  # [CLS] ... [SEP]: given spans overlapping the window
-                first, last = w.offsets[1][0], w.offsets[-2][1]
-                cands += [(s, e) for s, e in spans[w.text_index] if s < last and e > first]
-            for s, e in cands:
-                m = np.array([b > a and a < e and b > s for a, b in w.offsets], dtype=bool)
-                pos = np.flatnonzero(m)
-                if not len(pos):
-                    continue
-                n = len(w.offsets)
-                inside = w.offsets[pos[0]][0] <= s and w.offsets[pos[-1]][1] >= e
-                rows.append(row)
-                masks.append(m)
-                meta.append((i, s, e, min(int(pos[0]) - 1, n - 2 - int(pos[-1])), inside))
-        if not rows:
+            while k < len(run_row) and run_row[k] == row:
+                cands.append((row, run_s[k], run_e[k]))
+                k += 1
+            n = int(tokens.length[i])
+            if spans is not None and n > 2:  # [CLS] ... [SEP]: given spans overlapping the window
+                a = int(tokens.first[i])
+                first, last = int(tokens.starts[a + 1]), int(tokens.ends[a + n - 2])
+                cands += [(row, s, e) for s, e in spans[tokens.windows[i].text_index] if s < last and e > first]
+        if not cands:
             return None
-        span = torch.zeros((len(rows), width), dtype=torch.bool)
-        for r, m in enumerate(masks):
-            span[r, : len(m)] = torch.from_numpy(m)
-        return rows, meta, span
+        row_a, s_a, e_a = (np.array(c, np.int64) for c in zip(*cands, strict=True))
+        cs, ce = starts[row_a], ends[row_a]
+        masks = (ce > cs) & (cs < e_a[:, None]) & (ce > s_a[:, None])  # the tokens overlapping each candidate
+        keep = np.flatnonzero(masks.any(1))
+        if not len(keep):
+            return None
+        masks, row_a, s_a, e_a, cs, ce = masks[keep], row_a[keep], s_a[keep], e_a[keep], cs[keep], ce[keep]
+        on = np.arange(len(keep))
+        lo = masks.argmax(1)
+        hi = masks.shape[1] - 1 - masks[:, ::-1].argmax(1)
+        centrality = np.minimum(lo - 1, tokens.length[np.asarray(idx)[row_a]] - 2 - hi)
+        inside = (cs[on, lo] <= s_a) & (ce[on, hi] >= e_a)
+        window = np.asarray(idx)[row_a]
+        meta = list(zip(window.tolist(), s_a.tolist(), e_a.tolist(), centrality.tolist(), inside.tolist(), strict=True))
+        return row_a.tolist(), meta, torch.from_numpy(masks)
 
     # -- aggregation --------------------------------------------------------------------------
     def predict(self, texts: Sequence[str],
@@ -315,18 +376,18 @@ class Enricher:
     def has_span_head(self) -> bool:
         return any(g.loaded.model.tasks[t].kind is TaskKind.SPAN for g in self.groups for t in g.tasks)
 
-    def _tokenize(self, texts: list[str]) -> list[list[_Window]]:
+    def _tokenize(self, texts: list[str]) -> list[_Tokens]:
         with stage("tokenise"):
             return [self._windows(group, texts) for group in self.groups]
 
-    def _predict_chunk(self, texts: list[str], windows_per_group: list[list[_Window]],
+    def _predict_chunk(self, texts: list[str], tokens_per_group: list[_Tokens],
                        spans: Sequence[Sequence[tuple[int, int]]] | None = None) -> list[Prediction]:
         seq: dict[str, list[np.ndarray]] = {}
-        ner_tokens: list[list[list[TokenPrediction]]] = [[] for _ in texts]
+        found: list[list[EntitySpan]] = [[] for _ in texts]
         span_scores: list[list[_SpanScore]] = [[] for _ in texts]
-        for group, windows in zip(self.groups, windows_per_group, strict=False):
-            window_probs, scored = self._run_group(group, windows, spans)
-            for w, sc in zip(windows, scored, strict=True):
+        for group, tokens in zip(self.groups, tokens_per_group, strict=False):
+            window_probs, tags, scored = self._run_group(group, tokens, spans)
+            for w, sc in zip(tokens.windows, scored, strict=True):
                 span_scores[w.text_index].extend(sc)
             for task in group.tasks:
                 labels = group.loaded.model.tasks[task].labels
@@ -334,18 +395,19 @@ class Enricher:
                     continue
                 if group.loaded.model.tasks[task].kind is TaskKind.SEQUENCE:
                     with stage("decode_heads"):
-                        seq[task] = _average_windows(windows, window_probs[task], len(texts))
-                else:
+                        seq[task] = _average_windows(tokens.windows, window_probs[task], len(texts))
+                else:  # the registry's one token task, ner
                     with stage("entities"):
-                        for w, p in zip(windows, window_probs[task], strict=False):
-                            ner_tokens[w.text_index].append(_token_predictions(w, p, labels))
+                        decoded = decode_columns(texts, tokens.window_text, tokens.length, tokens.starts, tokens.ends,
+                                                 tokens.words, *tags[task], labels)
+                        for i, ents in enumerate(decoded):
+                            found[i] += ents
         sent_labels = self.registry.sentiment.labels
         topic_labels = self.registry.topic.labels
         results = []
         with_mentions = self.has_span_head  # a property that walks the groups: once per chunk, not per text
         for i, text in enumerate(texts):
-            with stage("entities"):
-                entities = decode_entities(text, merge_windows(ner_tokens[i])) if ner_tokens[i] else []
+            entities = found[i]
             with stage("decode_heads"):
                 results.append(self._prediction(seq["sentiment"][i], seq["topic"][i], entities,
                                                 sent_labels, topic_labels))
@@ -447,32 +509,49 @@ def _score(probs: dict[str, float]) -> float:
     return round(max(-1.0, min(1.0, probs["positive"] - probs["negative"])), 6)
 
 
-def _org_runs(w: _Window, probs: np.ndarray, labels: Sequence[str]) -> list[tuple[int, int]]:
-    """Character spans of the ORG runs the NER head tags in one window (B-ORG opens, I-ORG or a later
-    piece of the same word continues): the window-level twin of decode_entities, for span scoring."""
-    best = probs.argmax(-1)
-    runs: list[tuple[int, int]] = []
-    cur: list[int] | None = None
-    prev_word = None
-    for j, (s, e) in enumerate(w.offsets):
-        word = w.words[j]
-        if word is None or e <= s:
-            prev_word = None
-            continue
-        tag = labels[int(best[j])]
-        if cur is not None and (word == prev_word or tag == "I-ORG"):
-            cur[1] = e
-        elif tag in ("B-ORG", "I-ORG"):
-            if cur is not None:
-                runs.append((cur[0], cur[1]))
-            cur = [s, e]
-        elif cur is not None:
-            runs.append((cur[0], cur[1]))
-            cur = None
-        prev_word = word
-    if cur is not None:
-        runs.append((cur[0], cur[1]))
-    return runs
+def _org_tags(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per label id: whether it is B-ORG or I-ORG, and whether it is I-ORG (for _org_runs)."""
+    return (np.array([label in ("B-ORG", "I-ORG") for label in labels], bool),
+            np.array([label == "I-ORG" for label in labels], bool))
+
+
+def _org_runs(starts: np.ndarray, ends: np.ndarray, words: np.ndarray, best: np.ndarray, is_org: np.ndarray,
+              is_i_org: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+    """Batch row, start and end of every ORG run the NER head tags in a padded batch of windows, in
+    row-major order: the window-level twin of decode_entities, for span scoring.
+
+    The rule, token by token along a window (tests/test_entity_columns.py keeps it as a loop: the reference):
+    a special or empty token is skipped but forgets the previous word; with a run open, I-ORG or a later
+    piece of the previous token's word extends it; else B-ORG or I-ORG opens one; else the run closes.
+    As arrays over the whole batch (no loop per token): a run is open after token k exactly when some
+    token from the start of k's word chain (the last token that is not a later piece of the one before)
+    to k is tagged ORG, so every token knows whether it extends, opens or closes without a loop."""
+    width = starts.shape[1]
+    valid = ((words >= 0) & (ends > starts)).ravel()
+    tok = np.flatnonzero(valid)
+    if not len(tok):
+        return [], [], []
+    col = tok % width
+    row = tok // width
+    flat_words = words.ravel()
+    sub = (col > 0) & valid[tok - 1] & (flat_words[tok - 1] == flat_words[tok])
+    lab = best.ravel()[tok]
+    org, i_org = is_org[lab], is_i_org[lab]
+    count = np.cumsum(org)
+    chain_of = np.cumsum(~sub) - 1
+    before_chain = (count - org)[np.flatnonzero(~sub)]
+    open_after = count > before_chain[chain_of]
+    open_before = np.zeros(len(tok), bool)
+    open_before[1:] = open_after[:-1] & (row[1:] == row[:-1])
+    extends = open_before & (sub | i_org)
+    opens = org & ~extends
+    member = np.flatnonzero(opens | extends)
+    if not len(member):
+        return [], [], []
+    run_of = np.cumsum(opens)[member]
+    last = member[np.r_[run_of[1:] != run_of[:-1], True]]
+    first = np.flatnonzero(opens)
+    return (row[first].tolist(), starts.ravel()[tok[first]].tolist(), ends.ravel()[tok[last]].tolist())
 
 
 def _mention(text: str, start: int, end: int, origin: str, scored: list[_SpanScore], labels: Sequence[str],
@@ -537,13 +616,3 @@ def _average_windows(windows: list[_Window], probs: list[np.ndarray], n_texts: i
         sums[w.text_index] = p * wt if sums[w.text_index] is None else sums[w.text_index] + p * wt
         weights[w.text_index] += wt
     return [s / wt for s, wt in zip(sums, weights, strict=False)]  # type: ignore[operator]
-
-
-def _token_predictions(w: _Window, probs: np.ndarray, labels: Sequence[str]) -> list[TokenPrediction]:
-    best = probs.argmax(-1)
-    out = []
-    for j, (start, end) in enumerate(w.offsets):
-        if w.words[j] is None or end <= start:  # special tokens
-            continue
-        out.append(TokenPrediction(start, end, w.words[j], labels[int(best[j])], float(probs[j, best[j]])))
-    return out
