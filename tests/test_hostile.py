@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from finpulse.models.entities import EntitySpan
 from finpulse.models.inference import Prediction
-from finpulse.pipeline.enrich.rows import enriched_row
 from finpulse.pipeline.enrich.parse import parse_message
+from finpulse.pipeline.enrich.rows import enriched_row
 from finpulse.pipeline.jobs.transforms import dead_row
 from finpulse.pipeline.lake.commit import TABLES, Row, write_parquet
 from finpulse.pipeline.messages import Coordinates

@@ -84,7 +84,8 @@ def test_empty_bundle_and_no_entity_sentiment_head():
 
 
 def _good(text: str = "Apple and Boeing shares move") -> tuple[InputRecord, Prediction]:
-    mention = MentionSentiment("Apple", 0, 5, "positive", 0.7, {"negative": 0.1, "neutral": 0.1, "positive": 0.8}, "ner")
+    probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.8}
+    mention = MentionSentiment("Apple", 0, 5, "positive", 0.7, probs, "ner")
     pred = Prediction("positive", 0.7, {"negative": 0.1, "neutral": 0.1, "positive": 0.8}, "Markets", 0.9,
                       [EntitySpan("Apple", "ORG", 0, 5, 0.99)], [mention])
     return InputRecord(id=f"id-{hash(text)}", text=text), pred
@@ -147,7 +148,8 @@ def test_backfill_writes_the_rows_of_the_row_path(tmp_path):
 
     records = [parse_message(json.dumps(p).encode(), Coordinates(source_ref=str(archive), source_row=i))
                for i, p in enumerate(posts)]
-    engine = Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(precision="fp32"), mention_finder=company_spans)
+    engine = Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(precision="fp32"),
+                      mention_finder=company_spans)
     preds = engine.predict([r.text for r in records])
     index = StoryIndex()
     expected = []

@@ -41,8 +41,8 @@ def rescore(
     """Rescore the lake's posts in [since, until) with `registry`'s models; returns counts."""
     from finpulse.models.inference import Enricher, InferenceSettings
     from finpulse.models.registry import load_registry
-    from finpulse.pipeline.enrich.rows import enriched_row
     from finpulse.pipeline.enrich.parse import Coordinates
+    from finpulse.pipeline.enrich.rows import enriched_row
     from finpulse.schemas.records import InputRecord
 
     reg = load_registry(registry)

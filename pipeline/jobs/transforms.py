@@ -259,7 +259,8 @@ class WriteToLake(beam.DoFn):
 def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int,
                      fallback_kind: str = "news", on_commit=None, stories: StoryConfig | None = None,
                      story_scope: str | None = None):
-    """RawMessages -> parsed -> enriched -> rows, stories, lake; one linear fused chain. Every message ends as one row."""
+    """RawMessages -> parsed -> enriched -> rows, stories, lake; one linear fused chain.
+    Every message ends as one row."""
     return (
         messages
         | "Parse" >> beam.ParDo(Parse(max_message_bytes, fallback_kind))

@@ -203,7 +203,8 @@ class Lake:
         written = 0
         for table in ("deadletter", RESUME_TABLE):  # the resume table last (see the module docstring)
             block, floor = blocks[table], done[table]
-            keep = block.where([s in todo and p >= floor[s] for s, p in zip(block.sources, block.positions, strict=True)])
+            pairs = zip(block.sources, block.positions, strict=True)
+            keep = block.where([s in todo and p >= floor[s] for s, p in pairs])
             txns = {s: e for s, e in todo.items() if e > floor[s]}
             if table != RESUME_TABLE and not len(keep):
                 continue
