@@ -95,7 +95,17 @@ _SPACES = re.compile(r"\s+")
 
 
 def _basic(name: str) -> str:
-    s = name.casefold().replace("’", "'").replace("‘", "'")
+    """Case-folded, without quotes' possessives, punctuation, extra spaces or a leading "the ".
+
+    Fast path: a folded name of alphanumerics and single inner spaces (most capitalised runs of a
+    post) comes out of the steps below unchanged but for "the ": no quote, no possessive, nothing
+    outside \\w and \\s for _PUNCT, no space run to collapse, nothing to strip. (`str.isalnum` is
+    the alphanumeric half of regex \\w, and no alphanumeric character is whitespace; the folding
+    comes first because it can make punctuation: "İ" folds to "i" and a combining dot.)"""
+    s = name.casefold()
+    if s.replace(" ", "").isalnum() and "  " not in s and s[:1] != " " and s[-1:] != " ":
+        return s[4:] if s.startswith("the ") else s
+    s = s.replace("’", "'").replace("‘", "'")
     s = _POSSESSIVE.sub("", s)
     s = _PUNCT.sub(" ", s)
     s = _SPACES.sub(" ", s).strip()
@@ -108,9 +118,14 @@ def normalize(name: str) -> str:
 
     Memoised: the name scan looks up every capitalised run of up to four words, twice per post
     (spans for per-company sentiment, keys for the row), and the same runs recur across posts;
-    this was most of the linking stage's 0.28 core-ms per post (finpulse bench, host_stages)."""
+    this was most of the linking stage's 0.28 core-ms per post (finpulse bench, host_stages).
+    Most names end in no corporate suffix at all: `_TAIL` can only match a string that ends with
+    one of _SUFFIXES (it is anchored at the end, and `s` never ends in a newline: it is stripped),
+    so `str.endswith` answers first, at a quarter of the regex's cost."""
     s = _basic(name)
     while True:
+        if not s.endswith(_SUFFIXES):
+            return s  # what the loop returns when _TAIL does not match: `s` is stripped already
         stripped = _TAIL.sub("", s).strip()
         if stripped == s or not stripped:
             return s
@@ -131,9 +146,8 @@ class Gazetteer:
     by_ticker: dict[str, str]  # every ticker, share class and old ticker -> company key
     word_tickers: frozenset[str]  # tickers that are everyday words (ALL, NOW): never linked as bare words
     companies: dict[str, Company]
-    # the last texts' scan results: each post is scanned twice (its spans before the model, its
-    # company keys when its row is built), a bundle apart at most
-    scans: dict[str, list[tuple[int, str]]] = field(default_factory=dict, compare=False, repr=False)
+    # the last texts' scan results, (start, key, name end), see `_scanned`
+    scans: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def tickers(self) -> frozenset[str]:
@@ -204,13 +218,22 @@ _FUNCTION_WORD_TEXT = (
 _FUNCTION_WORDS = frozenset(_FUNCTION_WORD_TEXT.split())
 
 
-def _capital_neighbour(text: str, tokens: list, j: int, edge: int) -> bool:
+def _tokens(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, text) of each token, read once: the scan looks at each several times, and a
+    tuple item costs less than a Match method call."""
+    return [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+
+
+def _capital_neighbour(text: str, tokens: list[tuple[int, int, str]], j: int, edge: int) -> bool:
     """Whether token j is a capitalised word right next to `edge` (only spaces between)."""
-    if not 0 <= j < len(tokens) or not tokens[j].group()[:1].isupper():
+    if not 0 <= j < len(tokens):
         return False
-    if tokens[j].end() <= edge and tokens[j].group().casefold() in _FUNCTION_WORDS:
+    start, end, word = tokens[j]
+    if not word[:1].isupper():
+        return False
+    if end <= edge and word.casefold() in _FUNCTION_WORDS:
         return False  # "Why Marriott ...", "The Boeing ...": a capital on a function word says nothing
-    gap = text[edge : tokens[j].start()] if tokens[j].start() >= edge else text[tokens[j].end() : edge]
+    gap = text[edge:start] if start >= edge else text[end:edge]
     return gap.strip() == ""
 
 
@@ -223,42 +246,72 @@ def scan_text(text: str, gazetteer: Gazetteer) -> list[tuple[int, str]]:
     another capitalised word is skipped ("Henry Harteveldt" is a person, not Henry Schein;
     "Sunteck Realty" is not Realty Income): on the
     labelled set, scanning all 10,000 names found "India", "Monday" and "New York" as companies."""
-    hit = gazetteer.scans.get(text)
-    if hit is None:
-        if len(gazetteer.scans) >= SCAN_MEMORY:
-            gazetteer.scans.clear()
-        hit = gazetteer.scans[text] = _scan(text, gazetteer)
-    return list(hit)
+    return [(start, key) for start, key, _ in _scanned(text, gazetteer)]
 
 
 SCAN_MEMORY = 8192  # texts; more than a bundle or a backfill chunk holds
 
 
-def _scan(text: str, gazetteer: Gazetteer) -> list[tuple[int, str]]:
-    tokens = list(_TOKEN.finditer(text))
-    found: list[tuple[int, str]] = []
+def _scanned(text: str, gazetteer: Gazetteer) -> list[tuple[int, str, int | None]]:
+    """The memoised `_scan` of a text: each post is scanned twice (its name spans before the model,
+    its company keys when its row is built), a bundle apart at most."""
+    hit = gazetteer.scans.get(text)
+    if hit is None:
+        if len(gazetteer.scans) >= SCAN_MEMORY:
+            gazetteer.scans.clear()
+        hit = gazetteer.scans[text] = _scan(text, gazetteer)
+    return hit
+
+
+def _scan(text: str, gazetteer: Gazetteer) -> list[tuple[int, str, int | None]]:
+    """(start, key, end) of each name found; `end` is where `name_spans` ends the name (see there),
+    found from the lookups the scan made anyway instead of by tokenising and probing again."""
+    tokens = _tokens(text)
+    by_alias, companies = gazetteer.by_alias, gazetteer.companies
+    found: list[tuple[int, str, int | None]] = []
+    count = len(tokens)
     i = 0
-    while i < len(tokens):
-        if not tokens[i].group()[:1].isupper():
+    while i < count:
+        start, _, word = tokens[i]
+        if not word[:1].isupper():
             i += 1
             continue
-        for n in range(min(MAX_ALIAS_WORDS, len(tokens) - i), 0, -1):
-            start, end = tokens[i].start(), tokens[i + n - 1].end()
+        probed: list[tuple[int, tuple[str, str] | None]] = []  # (end, alias hit) of the runs looked up
+        for n in range(min(MAX_ALIAS_WORDS, count - i), 0, -1):
+            end = tokens[i + n - 1][1]
             mention = text[start:end]
-            hit = gazetteer.by_alias.get(normalize(mention))
-            if hit is not None and gazetteer.companies[hit[0]].sp500:
+            hit = by_alias.get(normalize(mention))
+            probed.append((end, hit))
+            if hit is not None and companies[hit[0]].sp500:
                 if n == 1 and (
                     _capital_neighbour(text, tokens, i + 1, end) or _capital_neighbour(text, tokens, i - 1, start)
                 ):
                     continue  # "Henry Harteveldt"; "Morgan Stanley" was matched by its longer alias above
                 key = gazetteer.link(mention, text, start)
                 if key is not None:
-                    found.append((start, key))
+                    found.append((start, key, _name_end(text, tokens, i, n, key, probed, by_alias)))
                     i += n
                     break
         else:
             i += 1
     return found
+
+
+def _name_end(text: str, tokens: list[tuple[int, int, str]], i: int, n: int, key: str,
+              probed: list[tuple[int, tuple[str, str] | None]], by_alias: dict) -> int | None:
+    """The end of the longest run of up to MAX_ALIAS_WORDS tokens from token i whose alias names
+    `key`: among the runs the scan looked up (n words and longer), else among the shorter ones (the
+    link can name another company than the alias when the mention is a ticker); None if none does."""
+    for end, hit in probed:
+        if hit is not None and hit[0] == key:
+            return end
+    start = tokens[i][0]
+    for m in range(n - 1, 0, -1):
+        end = tokens[i + m - 1][1]
+        hit = by_alias.get(normalize(text[start:end]))
+        if hit is not None and hit[0] == key:
+            return end
+    return None
 
 
 class GazetteerError(ConfigError, ValueError):
@@ -334,18 +387,6 @@ def company_mentions(
 def name_spans(text: str, gazetteer: Gazetteer) -> list[tuple[int, int]]:
     """Character spans of the company names `scan_text` finds in the text, for per-company sentiment
     (which scores each mention's own words). Additive: `scan_text` gives starts only; the end is the
-    longest run of up to MAX_ALIAS_WORDS tokens from that start that names the same company."""
-    tokens = list(_TOKEN.finditer(text))
-    starts = {t.start(): n for n, t in enumerate(tokens)}
-    spans = []
-    for start, key in scan_text(text, gazetteer):
-        i = starts.get(start)
-        if i is None:
-            continue
-        for n in range(min(MAX_ALIAS_WORDS, len(tokens) - i), 0, -1):
-            end = tokens[i + n - 1].end()
-            hit = gazetteer.by_alias.get(normalize(text[start:end]))
-            if hit is not None and hit[0] == key:
-                spans.append((start, end))
-                break
-    return spans
+    longest run of up to MAX_ALIAS_WORDS tokens from that start that names the same company. The
+    scan records that end as it goes (`_name_end`), so this reads the memo and tokenises nothing."""
+    return [(start, end) for start, _, end in _scanned(text, gazetteer) if end is not None]
