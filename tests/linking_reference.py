@@ -334,3 +334,24 @@ def name_spans(text: str, gazetteer: Gazetteer) -> list[tuple[int, int]]:
                 spans.append((start, end))
                 break
     return spans
+
+
+# pipeline/enrich/tickers.py at 8b64d0a: the two cashtag readers, verbatim (the regex is the same object)
+def extract_cashtags(text: str) -> list[str]:
+    import unicodedata
+
+    from finpulse.pipeline.enrich.tickers import CASHTAG
+
+    out = []
+    for m in CASHTAG.finditer(unicodedata.normalize("NFKC", text)):
+        tag = m.group(1)
+        if len(tag.split(".")[0]) <= 2 and not tag.isupper():
+            continue
+        out.append(tag.upper())
+    return out
+
+
+def cashtag_spans(text: str) -> list[tuple[int, int]]:
+    from finpulse.pipeline.enrich.tickers import CASHTAG
+
+    return [(m.start(), m.end()) for m in CASHTAG.finditer(text)]

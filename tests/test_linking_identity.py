@@ -17,7 +17,7 @@ from finpulse.pipeline.devtools.bench import _posts
 from finpulse.pipeline.enrich import companies as new
 from finpulse.pipeline.enrich.handler import company_spans
 from finpulse.pipeline.enrich.per_company import company_sentiment
-from finpulse.pipeline.enrich.tickers import cashtag_spans
+from finpulse.pipeline.enrich.tickers import cashtag_spans, extract_cashtags
 
 
 @cache
@@ -63,7 +63,7 @@ def test_scan_and_name_spans_match_the_reference_on_real_text():
     texts = _texts()
     assert len(texts) > 19_000
     for text, _ in texts:
-        want_spans = cashtag_spans(text) + old.name_spans(text, g_old)
+        want_spans = old.cashtag_spans(text) + old.name_spans(text, g_old)
         assert company_spans(text) == want_spans, text  # first: the spans fill the memo, as in production
         assert new.scan_text(text, g_new) == old.scan_text(text, g_old), text
 
@@ -106,3 +106,11 @@ def test_normalize_matches_the_reference_on_every_run_and_every_character():
     for name in names:
         assert new.normalize(name) == old.normalize.__wrapped__(name), repr(name)
         assert new._basic(name) == old._basic(name), repr(name)
+
+
+def test_cashtag_readers_match_the_reference_on_real_text_and_odd_dollars():
+    texts = [text for text, _ in _texts()]
+    texts += [f"{d}{t} up" for d in ("$", "\uff04", "\ufe69", "L$", "A-$") for t in ("AAPL", "d", "BRK.B", "ab")]
+    for text in texts:
+        assert extract_cashtags(text) == old.extract_cashtags(text), text
+        assert cashtag_spans(text) == old.cashtag_spans(text), text

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from finpulse.pipeline.enrich.tickers import extract_cashtags, extract_rics, merge_tickers
 from finpulse.schemas.errors import ConfigError
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -375,8 +376,6 @@ def company_mentions(
 ) -> tuple[list[str], list[str]]:
     """(tickers, companies) of a post: the input's tickers, cashtags, Reuters codes and linked ORG
     entities, in first-mention order; `companies` maps them to company keys (FB -> META)."""
-    from finpulse.pipeline.enrich.tickers import extract_cashtags, extract_rics, merge_tickers
-
     named = [key for _, key in sorted(scan_text(text, gazetteer))]
     tickers = merge_tickers(
         given, extract_cashtags(text), extract_rics(text), link_entities(entities, gazetteer, text), named

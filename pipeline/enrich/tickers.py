@@ -23,8 +23,13 @@ RIC = re.compile(r"<([A-Z]{1,5}(?:_[a-z])?)\.(?:N|O|OQ|K|A)>")
 
 
 def extract_cashtags(text: str) -> list[str]:
+    """Tickers of the cashtags, in order. Most posts have no `$` once normalised, and the regex
+    (it opens with look-behinds) tries every position before saying so: `in` says it sooner."""
+    text = unicodedata.normalize("NFKC", text)
+    if "$" not in text:
+        return []
     out = []
-    for m in CASHTAG.finditer(unicodedata.normalize("NFKC", text)):
+    for m in CASHTAG.finditer(text):
         tag = m.group(1)
         if len(tag.split(".")[0]) <= 2 and not tag.isupper():
             continue
@@ -49,8 +54,8 @@ def merge_tickers(*groups: Iterable[str]) -> list[str]:
 
 
 def cashtag_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the cashtags ("$AAPL" whole), for per-company sentiment."""
-    return [(m.start(), m.end()) for m in CASHTAG.finditer(text)]
+    """Character spans of the cashtags ("$AAPL" whole), for per-company sentiment (no `$`, no regex)."""
+    return [m.span() for m in CASHTAG.finditer(text)] if "$" in text else []
 
 
 def cashtag_ticker(mention: str) -> str | None:
