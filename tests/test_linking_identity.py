@@ -5,6 +5,7 @@ of the normalisation fast paths (every Unicode character beside a name)."""
 
 import csv
 import json
+import re
 from functools import cache
 from types import SimpleNamespace
 
@@ -102,6 +103,9 @@ def test_normalize_matches_the_reference_on_every_run_and_every_character():
         names.update((f"Apple{c} Inc", f"{c}The Target Corp", f"the{c}Boeing", c + c))
     names.update(("", " ", "The", "the ", "İstanbul Inc", "ǅ Inc", "Straße AG", "THE  APPLE INC", "Apple\u00a0Inc",
                   "Apple\nInc\n", "ΣΑΣ Inc", "ﬁat Corp", "Alphabet’s", "Apples'", "AT&T Inc.", "the the"))
+    space = re.compile(r"\s")  # the premises of the fast paths in `_basic`, over every character
+    assert all(bool(space.match(chr(c))) == chr(c).isspace() for c in range(0x110000))
+    assert not any(chr(c).isalnum() and chr(c).isspace() for c in range(0x110000))
     new.normalize.cache_clear()
     for name in names:
         assert new.normalize(name) == old.normalize.__wrapped__(name), repr(name)

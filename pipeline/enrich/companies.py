@@ -107,9 +107,10 @@ def _basic(name: str) -> str:
     if s.replace(" ", "").isalnum() and "  " not in s and s[:1] != " " and s[-1:] != " ":
         return s[4:] if s.startswith("the ") else s
     s = s.replace("’", "'").replace("‘", "'")
-    s = _POSSESSIVE.sub("", s)
-    s = _PUNCT.sub(" ", s)
-    s = _SPACES.sub(" ", s).strip()
+    if "'" in s:  # a possessive needs a quote
+        s = _POSSESSIVE.sub("", s)
+    # `str.split()` splits at the whitespace regex \\s matches, so this is _SPACES.sub(" ", s).strip()
+    s = " ".join(_PUNCT.sub(" ", s).split())
     return s[4:] if s.startswith("the ") else s
 
 
