@@ -146,3 +146,20 @@ def test_two_worker_processes_split_partitions_and_files_exactly_once(broker, tm
     state = ends(backfill_lake, [archive_key(str(p.resolve())) for p in archives.glob("*.jsonl")])
     assert sorted(state.values()) == [60, 60, 60]
     assert len(writers(backfill_lake)) == 2, writers(backfill_lake)  # two worker processes committed
+
+
+@pytest.mark.parametrize("flag, copies", [("--shared-model", 1), ("--model-per-process", 2)])
+def test_two_worker_processes_with_one_shared_model_or_one_each(broker, tmp_path, flag, copies):
+    """`--workers 2 --shared-model` (Beam's shared-model path, the CUDA default) run on the CPU: the
+    two worker processes send their batches to one model copy, and every record still lands once;
+    `--model-per-process` (the CPU default) loads one copy in each worker."""
+    topic = f"sm-{copies}"
+    send(broker.bootstrap, topic, posts(200, topic, seed=23))
+    lake, log = tmp_path / "stream", tmp_path / "stream.log"
+    run_cli("stream", "--bootstrap", broker.bootstrap, "--topics", topic, "--lake", str(lake), "--idle-exit", "4",
+            "--workers", "2", flag, "--precision", "fp32", log=log)
+    stats = run_query(lake, "select count(*) n, count(distinct id) d, count(distinct kafka_partition) p from enriched")
+    assert stats.to_pylist()[0] == {"n": 200, "d": 200, "p": 3}
+    assert sum(ends(lake, kafka_sources(topic)).values()) == 200
+    loads = [line for line in log.read_text(errors="replace").splitlines() if "models loaded in process" in line]
+    assert len({line.split("models loaded in process ")[1].split()[0] for line in loads}) == copies, loads

@@ -69,6 +69,13 @@ def workers_option() -> Callable[[F], F]:
                              "(on CUDA they share one); partitions and files are split between them")
 
 
+def shared_model_option() -> Callable[[F], F]:
+    return click.option("--shared-model/--model-per-process", "shared_model", default=None,
+                        help="with --workers N: one model copy served to every worker process (Beam's shared-model "
+                             "path; the default on CUDA, one copy in GPU memory) or one copy in each process (the "
+                             "default on CPU, each on its own cores)")
+
+
 def worker_args(workers: int, beam_args: Sequence[str]) -> list[str]:
     """Beam arguments for `--workers N` on the local runner, plus the user's own after `--`.
 

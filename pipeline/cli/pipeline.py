@@ -16,6 +16,7 @@ from finpulse.pipeline.cli.options import (
     precision_option,
     registry_option,
     setup_logging,
+    shared_model_option,
     validated,
     verbose_option,
     worker_args,
@@ -102,12 +103,13 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @click.option("--optimize-every", type=float, default=None,
               help="compact and vacuum the lake in the background every N seconds (default 600; 0: off)")
 @workers_option()
+@shared_model_option()
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
            bundle_records, bundle_seconds, catchup_records, metrics_port, metrics_host, source, expansion_service,
            expansion_jar,
-           flush_seconds, flush_rows, optimize_every, workers, verbose, beam_args) -> None:
+           flush_seconds, flush_rows, optimize_every, workers, shared_model, verbose, beam_args) -> None:
     """Run the streaming pipeline. Arguments after `--` go to Beam (e.g. -- --runner=PortableRunner ...).
 
     --lake may be a directory or an object-store URL (s3://bucket/path?endpoint_override=...)."""
@@ -123,7 +125,8 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
                  max_message_bytes=max_message_bytes, bundle_records=bundle_records, bundle_seconds=bundle_seconds,
                  catchup_records=catchup_records, metrics_port=metrics_port, metrics_host=metrics_host,
                  flush_seconds=flush_seconds,
-                 flush_rows=flush_rows, optimize_every=optimize_every).items() if v is not None}
+                 flush_rows=flush_rows, optimize_every=optimize_every, shared_model=shared_model).items()
+                 if v is not None}
     if max_records is not None and workers > 1:
         raise click.UsageError("--max-records counts records in each worker process, so with --workers > 1 "
                                "a run would not stop where you asked; use --idle-exit, or one worker")
@@ -144,10 +147,11 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
               help="kind for rows that do not say")
 @metrics_options
 @workers_option()
+@shared_model_option()
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, workers,
-             verbose, beam_args) -> None:
+             shared_model, verbose, beam_args) -> None:
     """Enrich archived files into the lake; re-running skips what is already there.
 
     --lake may be a directory or an object-store URL; arguments after `--` go to Beam."""
@@ -159,7 +163,8 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, m
         metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=600.0, needs_lag=False),
                       metrics_host or "127.0.0.1")
     result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
-                          fallback_kind=fallback_kind, beam_args=worker_args(workers, beam_args))
+                          fallback_kind=fallback_kind, beam_args=worker_args(workers, beam_args),
+                          shared_model=shared_model)
     click.echo(json.dumps(result))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
         # cashtags and gazetteer names are scored by the span head beside the ORG entities the NER head finds
         enricher = Enricher(load_registry(self._registry_path), self._settings, mention_finder=company_spans)
         settle_heap()
+        # one line per model copy: with several worker processes it says whether they share one
+        log.info("models loaded in process %d (%s)", os.getpid(),
+                 "one copy shared by this machine's workers" if self.share_model_across_processes()
+                 else "this process's own copy")
         return enricher
 
     def run_inference(self, batch: Sequence[str], model: Enricher, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:

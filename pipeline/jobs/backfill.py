@@ -101,14 +101,14 @@ def _progress_bar(lake: Lake, files: list[ArchiveFile], done: threading.Event) -
 def run_backfill(pattern: str, lake_root: str, registry: str | None = None, device: str = "auto", chunk: int = 2000,
                  precision: str = "auto",
                  fallback_kind: str = "news", max_message_bytes: int = 1024 * 1024, beam_args: list[str] | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, shared_model: bool | None = None) -> dict:
     check_models(registry)
     options, runner = pipeline_options(beam_args, lake_root)
     lake = Lake(lake_root)
     files = [ArchiveFile(p, count_rows(p)) for p in expand_inputs(pattern)]
     before = lake.all_committed(archive_key(f.path) for f in files)
     handler = FinpulseModelHandler(registry, InferenceSettings(device=resolve_device(device), precision=precision),
-                                   batch_size=min(chunk, 512))
+                                   batch_size=min(chunk, 512), large_model=shared_model)
     done = threading.Event()
     bar = threading.Thread(target=_progress_bar, args=(lake, files, done), daemon=True) if progress else None
     if bar:

@@ -129,7 +129,7 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
     log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),
              settings.lake, registry.model_version)
     handler = FinpulseModelHandler(settings.registry, InferenceSettings(device=resolve_device(settings.device), precision=settings.precision),
-                                   settings.batch_size)
+                                   settings.batch_size, large_model=settings.shared_model)
     with beam.Pipeline(runner=runner, options=options) as p:
         if source == "xlang":
             messages = p | "ReadKafkaXlang" >> ReadKafkaXlang(client, settings.topics, settings.group, xlang or XlangConfig())

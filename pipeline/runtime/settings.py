@@ -92,5 +92,8 @@ class StreamSettings(BaseSettings):
     flush_rows: int = Field(default=5000, ge=1)
     optimize_every: float = 600.0  # background compaction + vacuum of the lake, seconds (0: off)
     batch_size: int = 512  # texts handed to the model handler at once
+    # one model copy for all worker processes of the machine (True) or one in each (False);
+    # None: shared on CUDA only (FinpulseModelHandler.share_model_across_processes)
+    shared_model: bool | None = None
     max_records: int | None = None
     idle_exit: float | None = None
