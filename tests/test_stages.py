@@ -78,15 +78,22 @@ def test_bench_breakdown_covers_every_host_stage_of_a_real_backfill(tmp_path):
 
 def test_workers_option_turns_into_the_local_runners_multi_process_arguments(monkeypatch):
     """`--workers N` is Beam's multi_processing mode with N processes, each given cores / N PyTorch
-    threads unless OMP_NUM_THREADS is set; explicit Beam arguments after `--` win."""
+    threads unless OMP_NUM_THREADS is set, and OpenMP threads that sleep when idle instead of
+    spinning (unless OMP_WAIT_POLICY is set); explicit Beam arguments after `--` win."""
+    import os
+
     from finpulse.pipeline.cli.options import worker_args
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert worker_args(1, ["--x=1"]) == ["--x=1"]
-    assert "OMP_NUM_THREADS" not in __import__("os").environ
+    assert "OMP_NUM_THREADS" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
     assert worker_args(4, ["--x=1"]) == ["--direct_num_workers=4", "--direct_running_mode=multi_processing", "--x=1"]
-    assert __import__("os").environ["OMP_NUM_THREADS"] == "2"
+    assert os.environ["OMP_NUM_THREADS"] == "2" and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stands
+    worker_args(2, [])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
     assert worker_args(4, ["--direct_num_workers=3"]) == ["--direct_num_workers=3"]
 
 

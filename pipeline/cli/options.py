@@ -81,13 +81,18 @@ def worker_args(workers: int, beam_args: Sequence[str]) -> list[str]:
 
     Several processes are how the host side (parsing, tokenising, linking, row building: Python,
     one GIL each) scales with cores. Each process gets cores / N PyTorch threads unless
-    OMP_NUM_THREADS says otherwise, so N processes do not fight over the same cores. An explicit
-    --direct_num_workers after `--` wins.
+    OMP_NUM_THREADS says otherwise, so N processes do not fight over the same cores, and OpenMP
+    threads that sleep when idle (OMP_WAIT_POLICY=PASSIVE unless set): GNU OpenMP's threads spin
+    after every forward call by default, taking the core another process's tokenising and row
+    building want (end to end with two workers on two cores: faster in all four alternating
+    pairs measured, docs/SCALING.md). One process keeps the default, where spinning won 7-10%.
+    An explicit --direct_num_workers after `--` wins.
     """
     args = list(beam_args)
     if workers <= 1 or any(a.startswith("--direct_num_workers") for a in args):
         return args
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))  # the workers inherit it
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing", *args]
 
 
