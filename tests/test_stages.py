@@ -76,6 +76,22 @@ def test_bench_breakdown_covers_every_host_stage_of_a_real_backfill(tmp_path):
     assert not stages.enabled()
 
 
+def test_the_tokenizer_floor_times_the_windows_the_engine_tokenises():
+    """`finpulse bench`'s tokenizer_core_ms_per_post times the bare Rust tokenizer: it must cut the
+    same windows (ids, overlap included) as the engine, or the floor would time other work."""
+    from finpulse.models.inference import Enricher, InferenceSettings
+    from finpulse.models.registry import load_registry
+    from finpulse.pipeline.devtools.bench import _posts, bare_tokenizer
+
+    texts = [p["text"] for p in _posts(20, seed=6)] + ["Apple beats estimates. " * 90]  # the last: 3+ windows
+    engine = Enricher(load_registry(), InferenceSettings(precision="fp32"))
+    shared = engine.groups[0]
+    tokens = engine._windows(shared, texts)
+    bare = [ids for e in bare_tokenizer().encode_batch(texts) for ids in [e.ids, *(o.ids for o in e.overflowing)]]
+    assert [list(w.input_ids) for w in tokens.windows] == bare
+    assert len(bare) > len(texts) + 2
+
+
 def test_workers_option_turns_into_the_local_runners_multi_process_arguments(monkeypatch):
     """`--workers N` is Beam's multi_processing mode with N processes, each given cores / N PyTorch
     threads unless OMP_NUM_THREADS is set, and OpenMP threads that sleep when idle instead of

@@ -21,6 +21,8 @@ this run (`--precision`, default auto; models/inference.py, pick_precision): eve
 * `host_stages`, `host_core_ms_per_post`, `model_core_ms_per_post`: core milliseconds per post in
   each stage of the real pipeline (a backfill of the same posts through the real models and the
   real lake, in this process, with `models/stages.py` accounting on), comparable across machines
+* `tokenizer_core_ms_per_post`: the Rust tokenizer alone on the same texts, one thread: the part of
+  `tokenise` (and of the host total) below which none of our code can go
 * `e2e_2_workers_posts_per_s`: the same burst through `finpulse stream --workers 2`
 * `quality_delta`: held-out scores at `precision` minus fp32 (points)
 * `cpu_features`: which of AMX, AVX512-BF16, AVX512-VNNI or AVX-VNNI (int8), AVX-512, AVX2 the CPU has (the fast
@@ -37,7 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -252,6 +254,49 @@ def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str
             "startup_core_s": round((first - began) / 1000, 2), "host_stage_posts": n}
 
 
+def bare_tokenizer(registry: str | None = None) -> Any:
+    """The shared encoder's Rust tokenizer (`tokenizers.Tokenizer`), set to cut windows as the engine
+    does (`Enricher._windows`): what `tokenizer_floor` times."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    from finpulse.models.artifact import read_config, resolve_base
+    from finpulse.models.inference import InferenceSettings
+    from finpulse.models.registry import load_registry
+
+    reg = load_registry(registry)
+    wrapper = AutoTokenizer.from_pretrained(resolve_base(read_config(reg.sentiment.artifact_path).base), use_fast=True)
+    tok = Tokenizer.from_str(wrapper.backend_tokenizer.to_str())
+    tok.enable_truncation(min(t.max_length for t in reg.tasks.values()), stride=InferenceSettings().stride)
+    tok.no_padding()
+    return tok
+
+
+def tokenizer_floor(texts: list[str], registry: str | None = None, repeats: int = 3) -> float:
+    """Core-ms per post of the Rust tokenizer alone on `texts` (the shared encoder's, with the engine's
+    truncation and windows, on one thread; best of `repeats`): the floor under `host_stages`'
+    `tokenise` that none of our code can go below, reported so that the host total can be read
+    against it on any machine (issue #18's 0.05 core-ms target counts the tokenizer too)."""
+    from finpulse.models.inference import InferenceSettings
+
+    tok = bare_tokenizer(registry)
+    clipped = [t[: InferenceSettings().max_chars] for t in texts]
+    parallel = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread: its process time is all the work
+    try:
+        best = float("inf")
+        for _ in range(repeats):
+            began = time.process_time()
+            tok.encode_batch(clipped)
+            best = min(best, time.process_time() - began)
+    finally:
+        if parallel is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = parallel
+    return round(1000 * best / len(texts), 4)
+
+
 def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
     """Held-out scores at `precision` ("bf16", "fp32" or "int8": what the engine ran) minus the fp32
     reference (points; negative = worse)."""
@@ -321,6 +366,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
             inference_throughput(texts, str(_separate_registry(tmp_path)), device, precision), 1)
         result["shared_encoder_speedup"] = round(result["ours_posts_per_s"] / result["separate_models_posts_per_s"], 2)
         result.update(host_breakdown(posts, device, tmp_path / "stages", precision))
+        result["tokenizer_core_ms_per_post"] = tokenizer_floor(texts)
         if e2e:
             burst = end_to_end(posts, device, tmp_path / "burst", precision=precision)
             result["e2e_posts_per_s"] = burst["e2e_posts_per_s"]
