@@ -31,6 +31,7 @@ this run (`--precision`, default auto; models/inference.py, pick_precision): eve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -202,6 +204,23 @@ def cpu_features() -> list[str]:
     return [label for flag, label in named.items() if flag in flags]
 
 
+@contextlib.contextmanager
+def one_tokenizer_thread() -> Iterator[None]:
+    """Tokenise on the calling thread inside the block (TOKENIZERS_PARALLELISM=false, restored after).
+
+    Why: the fast tokenizer spreads a batch over its own Rust threads when allowed to, and a stage's
+    thread clock does not see them (measured: 0.022 core-ms/post counted, 0.097 done)."""
+    parallel = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if parallel is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = parallel
+
+
 HOST_STAGES = ("parse", "tokenise", "pad", "to_device", "decode_heads", "entities", "mentions", "linking", "rows",
                "stories", "arrow", "commit")
 
@@ -215,7 +234,8 @@ def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str
     post was parsed: Beam's own work between the stages and reading the archive.
     `startup_core_s` is what came before (model loading, pipeline construction). The tokeniser
     of the next chunk runs beside the forward pass, so its time can be counted in both: the
-    stages may add up to slightly more than the process used.
+    stages may add up to slightly more than the process used. It runs on the stage's own thread
+    (`one_tokenizer_thread`), so `tokenise` counts all of its work.
     """
     from finpulse.models import stages
     from finpulse.pipeline.enrich.companies import load_gazetteer, normalize
@@ -227,23 +247,15 @@ def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str
     workdir.mkdir(parents=True, exist_ok=True)
     archive = workdir / "posts.jsonl"
     archive.write_text("".join(json.dumps(p) + "\n" for p in posts))
-    # The fast tokenizer spreads a batch over its own Rust threads when allowed to, where the stage's
-    # thread clock does not see it (measured: 0.022 core-ms/post counted, 0.097 done): tokenise on
-    # the stage's thread for this run, so the table counts all of it.
-    parallel = os.environ.get("TOKENIZERS_PARALLELISM")
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     stages.enable()
     began = time.process_time() * 1000
     try:
-        run_backfill(str(archive), str(workdir / "lake"), device=device, precision=precision, progress=False)
+        with one_tokenizer_thread():
+            run_backfill(str(archive), str(workdir / "lake"), device=device, precision=precision, progress=False)
         ended = time.process_time() * 1000
         table, first = stages.totals(), stages.first_entered_ms() or began
     finally:
         stages.enable(False)
-        if parallel is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM", None)
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = parallel
     n = len(posts)
     per_post = {name: round(table[name][0] / n, 4) for name in HOST_STAGES if name in table}
     model = table.get("forward", (0.0, 0))[0] / n
@@ -281,19 +293,12 @@ def tokenizer_floor(texts: list[str], registry: str | None = None, repeats: int 
 
     tok = bare_tokenizer(registry)
     clipped = [t[: InferenceSettings().max_chars] for t in texts]
-    parallel = os.environ.get("TOKENIZERS_PARALLELISM")
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread: its process time is all the work
-    try:
-        best = float("inf")
+    best = float("inf")
+    with one_tokenizer_thread():
         for _ in range(repeats):
             began = time.process_time()
             tok.encode_batch(clipped)
             best = min(best, time.process_time() - began)
-    finally:
-        if parallel is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM", None)
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = parallel
     return round(1000 * best / len(texts), 4)
 
 
