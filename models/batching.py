@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
 MAX_PADDING = 0.25  # padded tokens a batch may add over its real ones, once it is large (below)
 
 
