@@ -23,6 +23,9 @@ this run (`--precision`, default auto; models/inference.py, pick_precision): eve
   real lake, in this process, with `models/stages.py` accounting on), comparable across machines
 * `tokenizer_core_ms_per_post`: the Rust tokenizer alone on the same texts, one thread: the part of
   `tokenise` (and of the host total) below which none of our code can go
+* `e2e_core_ms_per_post`, `latency_core_ms_per_post`: the stream's CPU time (its process and SDK
+  workers, after its first commit) per post in the burst and at the steady rate: what a run beside
+  another job still compares, where posts/s do not
 * `e2e_2_workers_posts_per_s`: the same burst through `finpulse stream --workers 2`
 * `quality_delta`: held-out scores at `precision` minus fp32 (points)
 * `cpu_features`: which of AMX, AVX512-BF16, AVX512-VNNI or AVX-VNNI (int8), AVX-512, AVX2 the CPU has (the fast
@@ -149,6 +152,8 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
                     sent_at[p["id"]] = time.time()
                     yield json.dumps(p).encode()
 
+        proc = psutil.Process(stream.pid)
+        cpu_at_warm = _tree_cpu_s(proc)  # start-up is not part of the per-post CPU either
         started = time.time()
         if rate:
             import threading
@@ -160,10 +165,11 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
         else:
             publish(cfg, "bench-news", messages("news"))
             publish(cfg, "bench-social", messages("social"))
-        proc = psutil.Process(stream.pid)
+        cpu_s = cpu_at_warm
         while stream.poll() is None:
             try:
                 peak_rss = max(peak_rss, sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20)
+                cpu_s = max(cpu_s, _tree_cpu_s(proc))
             except psutil.NoSuchProcess:
                 pass
             time.sleep(0.2)
@@ -178,7 +184,21 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
 
     return {"e2e_rows": len(rows), "e2e_posts_per_s": round(len(rows) / (finished - started), 1),
-            "latency_p50_ms": pct(0.50), "latency_p99_ms": pct(0.99), "peak_rss_mb": round(peak_rss)}
+            "latency_p50_ms": pct(0.50), "latency_p99_ms": pct(0.99), "peak_rss_mb": round(peak_rss),
+            "core_ms_per_post": round(1000 * (cpu_s - cpu_at_warm) / len(rows), 2)}
+
+
+def _tree_cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds (user + system) of a process and its live children: the stream and its SDK
+    workers. Unlike posts/s, a second job on the machine hardly moves it."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def _committed_ids(lake: Path) -> list[tuple[str, str]]:
@@ -375,6 +395,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
         if e2e:
             burst = end_to_end(posts, device, tmp_path / "burst", precision=precision)
             result["e2e_posts_per_s"] = burst["e2e_posts_per_s"]
+            result["e2e_core_ms_per_post"] = burst["core_ms_per_post"]
             result["peak_rss_mb"] = burst["peak_rss_mb"]
             result["burst_latency_p50_ms"] = burst["latency_p50_ms"]
             # The same burst with two SDK worker processes (`--workers 2`), each with its own model.
@@ -387,6 +408,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
             result["latency_rate_posts_per_s"] = rate
             result["latency_p50_ms"] = paced["latency_p50_ms"]
             result["latency_p99_ms"] = paced["latency_p99_ms"]
+            result["latency_core_ms_per_post"] = paced["core_ms_per_post"]
             result["peak_rss_mb"] = max(result["peak_rss_mb"], paced["peak_rss_mb"])
     # story de-dup + company linking beside the models, same texts, same process (bench_stories.py)
     from finpulse.pipeline.devtools.bench_stories import cost
