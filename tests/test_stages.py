@@ -100,14 +100,16 @@ def test_workers_option_turns_into_the_local_runners_multi_process_arguments(mon
 
     from finpulse.pipeline.cli.options import worker_args
 
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    # a copy of the environment: worker_args writes to it, and nothing may leak into later tests'
+    # subprocesses (monkeypatch.delenv of an absent variable records nothing to undo)
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items()
+                                        if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")})
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert worker_args(1, ["--x=1"]) == ["--x=1"]
     assert "OMP_NUM_THREADS" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
     assert worker_args(4, ["--x=1"]) == ["--direct_num_workers=4", "--direct_running_mode=multi_processing", "--x=1"]
     assert os.environ["OMP_NUM_THREADS"] == "2" and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stands
+    os.environ["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's choice stands
     worker_args(2, [])
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
     assert worker_args(4, ["--direct_num_workers=3"]) == ["--direct_num_workers=3"]

@@ -153,7 +153,7 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
                     yield json.dumps(p).encode()
 
         proc = psutil.Process(stream.pid)
-        cpu_at_warm = _tree_cpu_s(proc)  # start-up is not part of the per-post CPU either
+        cpu_at_warm = _tree_usage(proc)[1]  # start-up is not part of the per-post CPU either
         started = time.time()
         if rate:
             import threading
@@ -168,11 +168,12 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
         cpu_s = cpu_at_warm
         while stream.poll() is None:
             try:
-                peak_rss = max(peak_rss, sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20)
-                cpu_s = max(cpu_s, _tree_cpu_s(proc))
-            except psutil.NoSuchProcess:
-                pass
+                rss_mb, cpu_now = _tree_usage(proc)
+            except psutil.NoSuchProcess:  # the stream itself has just exited
+                break
+            peak_rss, cpu_s = max(peak_rss, rss_mb), max(cpu_s, cpu_now)
             time.sleep(0.2)
+        stream.wait()
         if stream.returncode != 0:
             raise RuntimeError(f"stream failed; see {workdir / 'stream.log'}")
     rows = [r for r in _committed_ids(lake) if r[0] in sent_at]  # the warm-up post left out
@@ -188,17 +189,20 @@ def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None
             "core_ms_per_post": round(1000 * (cpu_s - cpu_at_warm) / len(rows), 2)}
 
 
-def _tree_cpu_s(proc: psutil.Process) -> float:
-    """CPU seconds (user + system) of a process and its live children: the stream and its SDK
-    workers. Unlike posts/s, a second job on the machine hardly moves it."""
-    total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
+def _tree_usage(proc: psutil.Process) -> tuple[float, float]:
+    """(resident MB, CPU seconds user + system) of a process and its live children: the stream and
+    its SDK workers, in one walk. Unlike posts/s, a second job on the machine hardly moves the CPU
+    time. A child that exits during the walk is skipped; the process itself must be alive."""
+    rss = cpu = 0.0
+    for i, p in enumerate([proc, *proc.children(recursive=True)]):
         try:
-            t = p.cpu_times()
+            times, mem = p.cpu_times(), p.memory_info()
         except psutil.NoSuchProcess:
+            if i == 0:
+                raise
             continue
-        total += t.user + t.system
-    return total
+        rss, cpu = rss + mem.rss / 2**20, cpu + times.user + times.system
+    return rss, cpu
 
 
 def _committed_ids(lake: Path) -> list[tuple[str, str]]:
