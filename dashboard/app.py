@@ -63,6 +63,8 @@ def current_filters(status: LakeStatus) -> Filters:
         start = datetime.combine(day_from, time.min, tzinfo=timezone.utc)
         end = datetime.combine(day_to, time.max, tzinfo=timezone.utc)
     else:
+        if oldest is None or newest is None:  # main_area shows the views only once the lake has posts
+            raise ValueError("a preset range needs a lake with posts (its oldest and newest are unknown)")
         start, end = preset_range(choice if choice in PRESETS else "Last 7 days", oldest, newest)
     return Filters(start=start, end=end, tickers=tuple(state.get("tickers") or ()), topics=tuple(state.get("topics") or ()),
                    sources=tuple(state.get("sources") or ()), kinds=tuple(state.get("kinds") or ()),
@@ -86,8 +88,9 @@ def overview(store: LakeStore, f: Filters) -> None:
     o = queries.overview(store, f)
     alerts = queries.alerts(store, f)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Posts in range", f"{o['posts']:,}",
-              None if not o["prev_posts"] else f"{o['posts'] - o['prev_posts']:+,} vs previous period")
+    posts, prev_posts = o["posts"] or 0, o["prev_posts"] or 0  # counts are never None, unlike shares and means
+    c1.metric("Posts in range", f"{posts:,}",
+              None if not prev_posts else f"{posts - prev_posts:+,} vs previous period")
     share_delta = (None if o["negative_share"] is None or o["prev_negative_share"] is None
                    else f"{(o['negative_share'] - o['prev_negative_share']) * 100:+.1f} pts")
     c2.metric("Negative share", fmt_share(o["negative_share"]), share_delta, delta_color="inverse")
@@ -145,7 +148,8 @@ def alerts_view(store: LakeStore, f: Filters) -> None:
         "ratio": st.column_config.NumberColumn(format="%.1f×"), "p_value": st.column_config.NumberColumn(format="%.1e")})
     labels = {row.alert_id: f"{row.severity} · {row.key_kind} {row.key} · {row.window_start:%Y-%m-%d %H:%M}"
               for row in alerts.itertuples()}
-    chosen = st.selectbox("Show the posts behind", list(labels), format_func=labels.get, key="alert")
+    chosen = st.selectbox("Show the posts behind", list(labels), format_func=lambda alert_id: labels[alert_id],
+                          key="alert")
     alert = alerts.set_index("alert_id").loc[chosen]
     behind = queries.alert_posts(store, alert["key_kind"], alert["key"], alert["window_start"], alert["window_end"])
     st.markdown(f"**{alert['key']}**: {alert['negatives']} of {alert['volume']} negative "
@@ -258,9 +262,8 @@ RENDER = {"Overview": overview, "Trends": trends, "Alerts": alerts_view, "Movers
 
 def main_area(store: LakeStore, had_posts: bool) -> None:
     """Everything below the view picker; re-run alone by the live timer."""
-    if store.refresh():
-        if not had_posts:
-            st.rerun(scope="app")  # first rows arrived: the sidebar needs its options
+    if store.refresh() and not had_posts:
+        st.rerun(scope="app")  # first rows arrived: the sidebar needs its options
     status = store.status()
     header(status)
     if not status.posts:

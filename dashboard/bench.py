@@ -87,7 +87,9 @@ def generate_lake(lake: Path, rows: int, files: int = 400, days: int = 365, seed
 
 def time_queries(store: LakeStore, f: Filters, repeat: int = 3) -> dict[str, float]:
     """Median uncached milliseconds per dashboard query for one selection."""
-    status = store.status()
+    newest = store.status().newest
+    if newest is None:
+        raise ValueError("the lake has no posts: there is nothing to time the dashboard's queries on")
     calls = {
         "status": lambda: store.status(),
         "options": lambda: queries.options(store),
@@ -96,7 +98,7 @@ def time_queries(store: LakeStore, f: Filters, repeat: int = 3) -> dict[str, flo
         "trend": lambda: queries.trend(store, f),
         "mean_by_bucket": lambda: queries.mean_by_bucket(store, f),
         "alerts": lambda: queries.alerts(store, f),
-        "alert_posts": lambda: queries.alert_posts(store, "ticker", "AAPL", status.newest - timedelta(days=30), status.newest),
+        "alert_posts": lambda: queries.alert_posts(store, "ticker", "AAPL", newest - timedelta(days=30), newest),
         "movers": lambda: queries.movers(store, f),
         "topics": lambda: queries.topics(store, f),
         "count_posts": lambda: queries.count_posts(store, f),
@@ -129,11 +131,14 @@ def run(lake: Path, rows: int, browser: bool = True) -> dict:
     result["store_load_s"] = round(time.perf_counter() - t, 2)
     status = store.status()
     result["posts"] = status.posts
+    oldest, newest = status.oldest, status.newest
+    if oldest is None or newest is None:
+        raise ValueError(f"{lake}: the enriched table has no posts to time the dashboard's queries on")
     selections = {
-        "last_7_days": Filters(*preset_range("Last 7 days", status.oldest, status.newest)),
-        "all_1_year": Filters(*preset_range("All", status.oldest, status.newest)),
-        "all_ticker_AAPL": Filters(*preset_range("All", status.oldest, status.newest), tickers=("AAPL",)),
-        "all_text_search": Filters(*preset_range("All", status.oldest, status.newest), text="guidance"),
+        "last_7_days": Filters(*preset_range("Last 7 days", oldest, newest)),
+        "all_1_year": Filters(*preset_range("All", oldest, newest)),
+        "all_ticker_AAPL": Filters(*preset_range("All", oldest, newest), tickers=("AAPL",)),
+        "all_text_search": Filters(*preset_range("All", oldest, newest), text="guidance"),
     }
     result["query_ms"] = {name: time_queries(store, f) for name, f in selections.items()}
     result["slowest_query_ms"] = max(v for q in result["query_ms"].values() for v in q.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
@@ -51,8 +52,9 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> EmbeddedBroker:
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(broker_command(self.port), stdout=out, stderr=subprocess.STDOUT)
+        # the broker writes to its own copy of the log's descriptor: ours can close once it is started
+        with open(self.log_file, "ab") if self.log_file else contextlib.nullcontext(subprocess.DEVNULL) as out:
+            self.proc = subprocess.Popen(broker_command(self.port), stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
         return self
 
@@ -81,9 +83,7 @@ def create_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30.0)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         for name, parts in topics.items():
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(name, num_partitions=parts, replication_factor=1)])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from finpulse.models.artifact import load_artifact
 from finpulse.models.bases import MINILM_BASE, MPNET_BASE
-from finpulse.models.data import read_task_file, stratified_split
+from finpulse.models.data import LabeledText, read_classification_csv, read_task_file, stratified_split
 from finpulse.models.evaluate import evaluate
-from finpulse.models.tasks import get_task
+from finpulse.models.tasks import TaskKind, get_task
 
 DATASETS = {
     "tfns_sentiment_train.csv": ("Twitter Financial News Sentiment (zeroshot/twitter-financial-news-sentiment), train split", "MIT"),
@@ -78,12 +78,14 @@ def evaluate_artifact(artifact: Path, data_dir: Path) -> dict[str, dict]:
             for name in files:
                 rows = read_task_file(data_dir / name, spec)
                 reports[f"{spec.name}/{Path(name).stem}"] = evaluate(loaded.model, loaded.tokenizer, rows, spec, "cpu")
-        else:
-            rows = []
+        else:  # held out from the training files, as training split them: sequence tasks only
+            if spec.kind is not TaskKind.SEQUENCE:
+                raise ValueError(f"{spec.name}: a token task is trained with dev files, so none is held out to score")
+            labelled: list[LabeledText] = []
             for f in task_data["train"]:
-                rows.extend(read_task_file(data_dir / Path(f).name, spec))
-            _, held = stratified_split([r.label for r in rows], tr["val_fraction"], tr["seed"])
-            reports[f"{spec.name}/heldout"] = evaluate(loaded.model, loaded.tokenizer, [rows[i] for i in held], spec, "cpu")
+                labelled.extend(read_classification_csv(data_dir / Path(f).name, spec))
+            _, held = stratified_split([r.label for r in labelled], tr["val_fraction"], tr["seed"])
+            reports[f"{spec.name}/heldout"] = evaluate(loaded.model, loaded.tokenizer, [labelled[i] for i in held], spec, "cpu")
     return reports
 
 

@@ -78,6 +78,8 @@ def collate(batch: Sequence[Encoded], pad_id: int, num_labels: int) -> dict[str,
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
         extra = torch.zeros((len(batch), num_labels), dtype=torch.bool)
         for i, e in enumerate(batch):
+            if isinstance(e.label, int):
+                raise ValueError("a batch mixes sequence labels (one int) with token labels (one per token)")
             labels[i, : len(e.label)] = torch.tensor(e.label)
             extra[i, list(e.allowed_extra)] = True
         out["labels"] = labels

@@ -52,12 +52,12 @@ def _set_child(root: nn.Module, dotted: str, module: nn.Module) -> None:
 def add_lora(model: nn.Module, rank: int, alpha: float, dropout: float = 0.0, targets: str = DEFAULT_TARGETS) -> list[str]:
     """Wrap every nn.Linear whose name matches `targets`; returns the wrapped names."""
     pattern = re.compile(targets)
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and pattern.search(n)]
-    if not names:
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and pattern.search(n)}
+    if not layers:
         raise ValueError(f"no linear layer matches the LoRA target pattern {targets!r}")
-    for name in names:
-        _set_child(model, name, LoRALinear(model.get_submodule(name), rank, alpha, dropout))
-    return names
+    for name, layer in layers.items():
+        _set_child(model, name, LoRALinear(layer, rank, alpha, dropout))
+    return list(layers)
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

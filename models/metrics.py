@@ -61,10 +61,10 @@ def entity_report(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequen
     tp: Counter[str] = Counter()
     n_true: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
-    for t, p in zip(true_tags, pred_tags, strict=False):
-        if len(t) != len(p):
+    for gold, pred in zip(true_tags, pred_tags, strict=False):
+        if len(gold) != len(pred):
             raise ValueError("a predicted sentence has a different length than its gold tags")
-        ts, ps = iob2_spans(t), iob2_spans(p)
+        ts, ps = iob2_spans(gold), iob2_spans(pred)
         n_true.update(s[0] for s in ts)
         n_pred.update(s[0] for s in ps)
         tp.update(s[0] for s in ts & ps)

@@ -6,6 +6,7 @@ not part of `forward`: the caller passes the hidden states and the mentions' tok
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,7 +18,8 @@ class MultiTaskModel(nn.Module):
     def __init__(self, encoder: nn.Module, tasks: Sequence[TaskSpec], dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
-        hidden = encoder.config.hidden_size
+        config: Any = encoder.config  # a Hugging Face config (torch types every Module attribute as Tensor | Module)
+        hidden = config.hidden_size
         self.tasks = {t.name: t for t in tasks}
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({t.name: _head(t, hidden) for t in tasks})

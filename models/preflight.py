@@ -62,7 +62,8 @@ def _shapes(path: Path) -> dict[str, list[int]]:
         raise ModelLoadError(f"model artifact is missing {path}; restore it from git or retrain with `finpulse train`")
     try:
         with safe_open(str(path), framework="pt") as fh:
-            return {k: list(fh.get_slice(k).get_shape()) for k in fh.keys()}
+            # safe_open is not a dict: it has keys() but cannot be iterated
+            return {k: list(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
         raise ModelLoadError(f"{path} is corrupt or not a safetensors file: {exc}") from None
 

@@ -27,7 +27,7 @@ from finpulse.models.artifact import (
     load_encoder,
     save_artifact,
 )
-from finpulse.models.data import read_task_file, read_texts, stratified_split
+from finpulse.models.data import read_classification_csv, read_task_file, read_texts, stratified_split
 from finpulse.models.encoding import IGNORE, Encoded, collate, encode_sentences, encode_texts
 from finpulse.models.evaluate import evaluate, headline, predict_logits
 from finpulse.models.lora import add_lora
@@ -162,9 +162,9 @@ def _heldout_texts(cfg: TrainConfig) -> set[str]:
         if spec.kind is not TaskKind.SEQUENCE:
             continue
         if td.dev:
-            out |= {_norm(r.text) for f in td.dev for r in read_task_file(f, spec)}
+            out |= {_norm(r.text) for f in td.dev for r in read_classification_csv(f, spec)}
         else:
-            rows = [r for f in td.train for r in read_task_file(f, spec)]
+            rows = [r for f in td.train for r in read_classification_csv(f, spec)]
             _, held = stratified_split([r.label for r in rows], cfg.val_fraction, cfg.seed)
             out |= {_norm(rows[i].text) for i in held}
     return out
@@ -208,6 +208,8 @@ def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], t
             score = evaluate(teacher.model, teacher.tokenizer, rows, spec, device, bf16=bf16)
             log(f"{spec.name}: teacher {path} on {name}: " + json.dumps({k: score[k] for k in ("accuracy", "macro_f1")}))
         del teacher
+    if total is None:
+        raise ValueError(f"{spec.name}: distillation needs at least one teacher")
     mean = (total / len(td.teachers)).tolist()
     out = [Encoded(e.input_ids, e.label, soft=tuple(lg)) for e, lg in zip(enc, mean, strict=False)]
     u_enc = encode_texts(tokenizer, extra, [IGNORE] * len(extra), cfg.max_length)

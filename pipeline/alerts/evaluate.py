@@ -81,7 +81,8 @@ def evaluate(lake: str | Path, settings: AlertSettings, now: datetime | None = N
         for kind in settings.key_kinds:
             if kind not in KEY_KINDS:
                 raise ValueError(f"unknown key kind {kind!r}; use {', '.join(KEY_KINDS)}")
-            where, params = ["true"], [settings.bucket, kind, settings.unit]
+            where = ["true"]
+            params: list[object] = [settings.bucket, kind, settings.unit]
             if history_from:
                 where.append("bucket >= ?")
                 params.append(history_from)

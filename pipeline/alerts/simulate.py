@@ -29,6 +29,7 @@ from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, binomial_t
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 TARGET_RATIO, TARGET_POSTS = 2.0, 20  # the issue's criterion: share at least doubled, >= 20 posts
+DEFAULT_CONFIG = DetectorConfig()  # frozen, so one shared instance is a safe default argument
 
 
 @dataclass(frozen=True)
@@ -97,15 +98,15 @@ def make_world(days: int = 30, tickers: int = 50, spikes_per_day: float = 10.0, 
         for h in range(hours):
             season = 1.0 + 0.5 * math.sin(2 * math.pi * (h % 24 - 9) / 24)  # busy by day, quiet at night
             lam, share = rates[t] * season, shares[t]
-            if event := planned.get((t, h)):
-                lam, share = lam * event.surge, min(0.95, share * event.size)
+            if injected := planned.get((t, h)):
+                lam, share = lam * injected.surge, min(0.95, share * injected.size)
             volume = _poisson(rng, lam)
             buckets.append(Bucket(T0 + timedelta(hours=h), volume, sum(rng.random() < share for _ in range(volume))))
         series[t] = buckets
     return World(days, series, shares, events)
 
 
-def score(world: World, cfg: DetectorConfig = DetectorConfig()) -> dict:
+def score(world: World, cfg: DetectorConfig = DEFAULT_CONFIG) -> dict:
     """Recall, delay and false alarms of the detector on one simulated world."""
     g = world.global_share
     alerts = {t: {int((s.bucket_start - T0) / timedelta(hours=1)) for s in detect_spikes(buckets, g, cfg)}
@@ -124,7 +125,7 @@ def score(world: World, cfg: DetectorConfig = DetectorConfig()) -> dict:
                              for h in qualifying)
 
     def summary(group: list[InjectedEvent]) -> dict:
-        delays = [outcome[e] for e in group if outcome[e] is not None]
+        delays = [d for e in group if (d := outcome[e]) is not None]
         return {"spikes": len(group), "recall": round(len(delays) / len(group), 3) if group else None,
                 "median_delay_buckets": statistics.median(delays) if delays else None}
 
@@ -149,12 +150,12 @@ def score(world: World, cfg: DetectorConfig = DetectorConfig()) -> dict:
 
 
 def simulate(days: int = 7, tickers: int = 50, spikes_per_day: float = 4.0, sizes=(1.5, 2.0, 3.0, 4.0),
-             surges=(1.0, 2.0, 3.0), seed: int = 1, cfg: DetectorConfig = DetectorConfig(), decoys_per_day: float = 5.0) -> dict:
+             surges=(1.0, 2.0, 3.0), seed: int = 1, cfg: DetectorConfig = DEFAULT_CONFIG, decoys_per_day: float = 5.0) -> dict:
     """Generate one world and score the detector on it (`finpulse simulate-alerts`)."""
     return score(make_world(days, tickers, spikes_per_day, decoys_per_day, tuple(sizes), tuple(surges), seed), cfg)
 
 
-def tradeoff(worlds: list[World], alphas: list[float], cfg: DetectorConfig = DetectorConfig()) -> list[dict]:
+def tradeoff(worlds: list[World], alphas: list[float], cfg: DetectorConfig = DEFAULT_CONFIG) -> list[dict]:
     """Recall vs false alarms a day for several alphas, pooled over several worlds."""
     rows = []
     for alpha in alphas:
@@ -162,8 +163,8 @@ def tradeoff(worlds: list[World], alphas: list[float], cfg: DetectorConfig = Det
         days = sum(r["days"] for r in results)
         labelled = sum(r["spikes_labelled"] for r in results)
 
-        def pooled(key: str, rs=results) -> float:
-            return round(sum(r[key] * r["spikes_labelled"] for r in rs) / labelled, 3)
+        def pooled(key: str, rs: list[dict] = results, n: int = labelled) -> float:
+            return round(sum(r[key] * r["spikes_labelled"] for r in rs) / n, 3)
 
         rows.append({"alpha": alpha, "false_alarms_per_day": round(sum(r["false_alarms_per_day"] * r["days"] for r in results) / days, 2),
                      "recall_doubling_20_posts": pooled("recall_doubling_20_posts"),

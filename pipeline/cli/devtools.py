@@ -64,6 +64,7 @@ def _detector_setting(cfg, item: str):
     if not sep or not hasattr(cfg, name):
         raise click.BadParameter(f"{item!r}: give FIELD=VALUE with a DetectorConfig field", param_hint="--set")
     current = getattr(cfg, name)
+    parsed: object  # the field's own type
     if isinstance(current, tuple):
         parsed = tuple(int(v) for v in value.split(","))
     elif isinstance(current, bool):

@@ -112,13 +112,16 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
         _evaluate_entities(data, model_dir, holdout, device, quantize, dtype, target_pass)
         return
     from finpulse.models.artifact import load_artifact
-    from finpulse.models.data import read_task_file, stratified_split
+    from finpulse.models.data import LabeledText, read_task_file, stratified_split
     from finpulse.models.evaluate import evaluate as run_eval
     from finpulse.models.registry import load_registry
-    from finpulse.models.tasks import get_task
+    from finpulse.models.tasks import TaskKind, get_task
     from finpulse.models.train import pick_device
 
     spec = get_task(task)
+    if holdout and spec.kind is not TaskKind.SEQUENCE:  # training splits sequence tasks only
+        raise click.ClickException(f"--holdout: {task} is trained with given dev files, so no rows are held out; "
+                                   "score a dev file instead")
     rows = read_task_file(data, spec)
     path = model_dir or load_registry().task(task).artifact_path
     dev = pick_device(device)
@@ -133,8 +136,9 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
         raise click.ClickException(f"artifact {path} has no {task} head (it has {', '.join(loaded.model.tasks)})")
     if holdout:
         tr = loaded.config.training
-        _, held = stratified_split([r.label for r in rows], tr.get("val_fraction", 0.1), tr.get("seed", 13))
-        rows = [rows[i] for i in held]
+        labelled = [r for r in rows if isinstance(r, LabeledText)]  # every row: a sequence task's file
+        _, held = stratified_split([r.label for r in labelled], tr.get("val_fraction", 0.1), tr.get("seed", 13))
+        rows = [labelled[i] for i in held]
     report = run_eval(loaded.model, loaded.tokenizer, rows, spec, dev, bf16=dtype == "bf16")
     report = {"task": task, "data": str(data), "model": str(path), "model_version": loaded.config.version,
               "quantize": quantize, "dtype": dtype, **report}

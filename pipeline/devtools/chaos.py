@@ -15,6 +15,7 @@ lake commit and the Kafka offset commit.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 FINPULSE = [sys.executable, "-m", "finpulse.pipeline.cli"]
 INJECT = [sys.executable, "-m", "finpulse.pipeline.cli", "chaos", "inject"]
@@ -91,7 +93,7 @@ def install_kill_point(point: str, after: int) -> None:
             if point == "committed" and table == "enriched" and due():  # the commit landed; nothing after it ran
                 _die()
 
-        lake_mod.Lake._append = append
+        lake_mod.Lake._append = append  # type: ignore[method-assign]  # the fault injection: a deliberate patch
     elif point == "offset":
         original_call = stream_mod.GroupOffsetCommitter.__call__
 
@@ -100,7 +102,7 @@ def install_kill_point(point: str, after: int) -> None:
                 _die()
             return original_call(self, source, end)
 
-        stream_mod.GroupOffsetCommitter.__call__ = call
+        stream_mod.GroupOffsetCommitter.__call__ = call  # type: ignore[method-assign]  # a deliberate patch
     elif point == "alert-write":  # the new alerts are evaluated, their Delta commit not yet made
         from finpulse.pipeline.alerts import evaluate as alerts_mod
 
@@ -337,11 +339,12 @@ def kill_run(bootstrap: str, workdir: Path, kills: int, n: int, rate: float, see
     producer.start()
     wait_for(lambda: producer.offered > 0, 60, "the producer to start")
     log = workdir / "stream.log"
-    events = []
-    plan = [("inject", p) for p in inject] + [("random", None)] * kills
-    for kind, point in plan:
+    events: list[dict[str, Any]] = []
+    plan: list[str | None] = [*inject] + [None] * kills  # a kill point; None: a random moment
+    for point in plan:
+        kind = "random" if point is None else "inject"
         before = lake_position_total(lake, topic)
-        if kind == "inject":
+        if point is not None:
             proc = start(stream_command(bootstrap, [topic], lake, "--group", "chaos", kill_at=(point, rng.randint(1, 3))), log)
             try:
                 proc.wait(300)
@@ -352,11 +355,15 @@ def kill_run(bootstrap: str, workdir: Path, kills: int, n: int, rate: float, see
                 raise RuntimeError(f"kill point {point}: the stream exited with {proc.returncode} instead of dying; see {log}")
         else:
             proc = start(stream_command(bootstrap, [topic], lake, "--group", "chaos"), log)
-            try:  # once this run is committing (not still loading the model), at a random moment
-                wait_for(lambda: lake_position_total(lake, topic) > before or proc.poll() is not None
-                         or (producer.sent is not None and before >= producer.sent), 120, "a first commit")
-            except TimeoutError:
-                pass  # nothing left to read: kill it idle
+
+            def committing(before: int = before, proc: subprocess.Popen = proc) -> bool:  # bound to this run
+                return (lake_position_total(lake, topic) > before or proc.poll() is not None
+                        or (producer.sent is not None and before >= producer.sent))
+
+            # once this run is committing (not still loading the model), at a random moment; on a
+            # timeout there is nothing left to read: kill it idle
+            with contextlib.suppress(TimeoutError):
+                wait_for(committing, 120, "a first commit")
             time.sleep(rng.uniform(0.0, max_delay))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -393,9 +400,12 @@ def flow_run(bootstrap: str, workdir: Path, seconds: float, rate: float | None, 
         producer.join()
         if producer.error:
             raise RuntimeError(f"producer failed: {producer.error!r}")
+        sent = producer.sent
+        if sent is None:  # set by run() unless publishing raised, which sets `error`
+            raise RuntimeError("the producer finished without a count of what it sent")
         produced_at = producer.finished_at or time.monotonic()
-        lag_at_end = producer.sent - max(lake_position_total(lake, topic), 0)
-        wait_for(lambda: lake_position_total(lake, topic) >= producer.sent or proc.poll() is not None, drain_timeout,
+        lag_at_end = sent - max(lake_position_total(lake, topic), 0)
+        wait_for(lambda: lake_position_total(lake, topic) >= sent or proc.poll() is not None, drain_timeout,
                  "the lag to drain", 1.0)
         drained_at = time.monotonic()
         sampler.take()
@@ -410,13 +420,13 @@ def flow_run(bootstrap: str, workdir: Path, seconds: float, rate: float | None, 
             proc.wait()
     if not alive:
         raise RuntimeError(f"the stream died during the run; see {workdir / 'stream.log'}")
-    result = exactly_once(lake, "f", producer.sent)
+    result = exactly_once(lake, "f", sent)
     samples = sampler.samples
     lags = [s.lag for s in samples]
-    result.update(produce_seconds=round(seconds), offered_rate=rate, produced=producer.sent,
-                  produced_per_s=round(producer.sent / seconds, 1), max_lag=max(lags, default=0), lag_at_producer_end=lag_at_end,
+    result.update(produce_seconds=round(seconds), offered_rate=rate, produced=sent,
+                  produced_per_s=round(sent / seconds, 1), max_lag=max(lags, default=0), lag_at_producer_end=lag_at_end,
                   drain_seconds=round(drained_at - produced_at, 1),
-                  lake_rows_per_s=round(producer.sent / (drained_at - started), 1), **memory_summary(samples))
+                  lake_rows_per_s=round(sent / (drained_at - started), 1), **memory_summary(samples))
     return result
 
 
@@ -458,10 +468,10 @@ def alert_feed(hours: int, tickers: int, spike_hour: int = 30) -> list[list]:
     from datetime import datetime, timedelta, timezone
 
     from finpulse.pipeline.lake.commit import Row
-    from finpulse.schemas.records import EnrichedRecord
+    from finpulse.schemas.records import EnrichedRecord, SentimentProbs
 
     t0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
-    probs = {"negative": 0.8, "neutral": 0.1, "positive": 0.1}
+    probs = SentimentProbs(negative=0.8, neutral=0.1, positive=0.1)
     out = []
     for hour in range(hours):
         rows = []
@@ -495,7 +505,7 @@ def alerts_kill_run(workdir: Path, kills: int, seed: int = 1, hours: int = 44, t
     follow = ["alerts", "--lake", str(lake_dir), "--follow", "--interval", "0.3"]
     if bootstrap:
         follow += ["--bootstrap", bootstrap, "--kafka-topic", "chaos-alerts"]
-    plan = [("inject", p) for p in inject] + [("random", None)] * kills
+    plan: list[str | None] = [*inject] + [None] * kills  # a kill point; None: a random moment
     killed_at: list[str] = []  # kill points that really fired (the child died by SIGKILL there)
     fed = 0
 
@@ -507,12 +517,12 @@ def alerts_kill_run(workdir: Path, kills: int, seed: int = 1, hours: int = 44, t
 
     feed_hours(28)  # history before the first spike
     per_run = max(1, -(-(len(hours_of_rows) - fed) // max(1, len(plan))))
-    for kind, point in plan:
-        cmd = (INJECT + ["--at", point, "--after", "1", "--"] if kind == "inject" else FINPULSE) + follow
+    for point in plan:
+        cmd = (INJECT + ["--at", point, "--after", "1", "--"] if point is not None else FINPULSE) + follow
         proc = start(cmd, log)
         time.sleep(1.5)  # start-up
         feed_hours(per_run)
-        if kind == "inject":
+        if point is not None:
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:

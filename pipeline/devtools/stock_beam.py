@@ -27,16 +27,17 @@ def install_tensorflow_shim() -> None:
     if "tensorflow" not in sys.modules:
         stub = types.ModuleType("tensorflow")
         stub.__spec__ = importlib.machinery.ModuleSpec("tensorflow", loader=None)
-        stub.Tensor = type("Tensor", (), {})  # only used in type hints at import time
+        # only used in type hints at import time; a stub module has no declared attributes
+        stub.Tensor = type("Tensor", (), {})  # type: ignore[attr-defined]
         sys.modules["tensorflow"] = stub
     from transformers import Pipeline  # noqa: F401  (import order matters: see DESIGN.md)
 
     # transformers may replace its module object in sys.modules while importing: patch that one.
     module = sys.modules["transformers"]
     try:
-        from transformers import TFAutoModel  # noqa: F401
+        from transformers import TFAutoModel  # type: ignore[attr-defined]  # noqa: F401  (absent from transformers 5)
     except ImportError:
-        module.TFAutoModel = type("TFAutoModel", (), {})
+        module.TFAutoModel = type("TFAutoModel", (), {})  # type: ignore[attr-defined]  # the placeholder
 
 
 @functools.cache
@@ -93,7 +94,8 @@ def export_hf_models(folder: str | os.PathLike[str]) -> dict[str, Any]:
     models: dict[str, Any] = {}
     for task, hf_task in (("sentiment", "text-classification"), ("topic", "text-classification"), ("ner", "token-classification")):
         labels = reg.task(task).labels
-        config = loaded.model.encoder.config.__class__.from_dict(loaded.model.encoder.config.to_dict())
+        base_config: Any = loaded.model.encoder.config  # a transformers config; torch types it Tensor | Module
+        config = base_config.__class__.from_dict(base_config.to_dict())
         config.num_labels = len(labels)
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
@@ -133,7 +135,8 @@ def _new_log(prefix: str) -> str:
 
 
 def _span(log: str, key: str) -> tuple[float, float, int, list[int]]:
-    rows = [line.split() for line in open(log) if line.startswith(key + " ")]
+    with open(log) as fh:
+        rows = [line.split() for line in fh if line.startswith(key + " ")]
     sizes = [int(r[3]) for r in rows]
     return min(float(r[1]) for r in rows), max(float(r[2]) for r in rows), sum(sizes), sizes
 

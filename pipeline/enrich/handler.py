@@ -19,6 +19,7 @@ from finpulse.pipeline.enrich.tickers import cashtag_spans
 from finpulse.pipeline.runtime import metrics
 
 log = logging.getLogger(__name__)
+DEFAULT_SETTINGS = InferenceSettings()  # frozen, so one shared instance is a safe default argument
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,20 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError | None", Enricher]):
+class FinpulseModelHandler(ModelHandler["str | None", PredictionResult, Enricher]):
     """Loads the registry's models once per worker process and enriches whole batches.
 
     A failing batch is retried text by text, so one bad text costs only itself. `None` items
-    (dead letters travelling along the same chain) pass through with no inference.
+    (dead letters travelling along the same chain) pass through with no inference. Each result is
+    a PredictionResult whose `inference` is a Prediction, an EnrichError, or None for a `None` item.
     """
 
-    def __init__(self, registry_path: str | None = None, settings: InferenceSettings = InferenceSettings(), batch_size: int = 512,
+    def __init__(self, registry_path: str | None = None, settings: InferenceSettings = DEFAULT_SETTINGS, batch_size: int = 512,
                  large_model: bool | None = None) -> None:
         self._registry_path = registry_path
         self._settings = settings
         self._batch_size = batch_size
-        self._large_model = large_model
+        self._large_model_override = large_model  # not Beam's `_large_model`, which is a bool
         self._version: str | None = None
 
     def load_model(self) -> Enricher:
@@ -65,7 +67,7 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
                  else "this process's own copy")
         return enricher
 
-    def run_inference(self, batch: Sequence[str], model: Enricher, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
+    def run_inference(self, batch: Sequence[str | None], model: Enricher, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
         items = list(batch)  # Beam may hand us a tuple
         texts = [t for t in items if t is not None]
         began = time.perf_counter()
@@ -100,8 +102,8 @@ class FinpulseModelHandler(ModelHandler["str | None", "Prediction | EnrichError 
         """One model per machine, whatever the number of SDK worker processes: on by default on a
         GPU (one copy in GPU memory, not one per process), off on CPU where each process wants
         its own copy on its own cores. `large_model=True/False` overrides."""
-        if self._large_model is not None:
-            return self._large_model
+        if self._large_model_override is not None:
+            return self._large_model_override
         return self._settings.device.startswith("cuda")
 
     def get_metrics_namespace(self) -> str:

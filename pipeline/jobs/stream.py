@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -24,6 +25,10 @@ from finpulse.pipeline.runtime.settings import StreamSettings
 from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, halt_reason
 from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.schemas.errors import EX_TEMPFAIL, BrokerUnavailable, PartitionsChanged, UsageError
+
+if TYPE_CHECKING:
+    from apache_beam.runners.runner import PipelineRunner
+    from kafka import KafkaConsumer
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,7 @@ class GroupOffsetCommitter:
     def __init__(self, client_config: dict, group: str) -> None:
         self._config = client_config
         self._group = group
-        self._consumer = None
+        self._consumer: KafkaConsumer | None = None  # made on first use
 
     def __call__(self, source: str, end: int) -> None:
         from kafka import KafkaConsumer, TopicPartition
@@ -86,7 +91,8 @@ class GroupOffsetCommitter:
 REMOTE_WORKERS = {"DataflowRunner"}  # runners whose workers never share the launcher's disk
 
 
-def pipeline_options(beam_args: list[str] | None, lake: str | None = None) -> tuple[PipelineOptions, object | None]:
+def pipeline_options(beam_args: list[str] | None,
+                     lake: str | None = None) -> tuple[PipelineOptions, PipelineRunner | None]:
     """Beam options passed through untouched; FnApiRunner in-process unless --runner is given.
 
     The local runner honours --direct_num_workers/--direct_running_mode (multi_processing: one

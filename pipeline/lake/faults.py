@@ -10,6 +10,7 @@ the reason) and drops them from the table log.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -57,10 +58,8 @@ def require_writable(root: str | Path) -> None:
         raise LakeNotWritable(f"finpulse: the lake {root} is not writable ({exc.strerror or exc}); nothing was consumed. "
                          f"Mount it read-write or free space, then start again.") from None
     finally:
-        try:
+        with contextlib.suppress(OSError):
             probe.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def commit_patiently(lake, ends: Mapping[str, int], rows: list, retry_s: float = 5.0, report_s: float = 60.0,

@@ -53,7 +53,8 @@ def create_parquet_view(con: duckdb.DuckDBPyConnection, view: str, files: list[P
     DuckDB reads every footer when the view is created (union_by_name), and names the file it
     could not read: drop that one and try again.
     """
-    remaining, skipped = list(files), []
+    remaining = list(files)
+    skipped: list[Path] = []
     source = "[" + ", ".join(_quote(str(f)) for f in remaining) + "]"
     while True:
         try:

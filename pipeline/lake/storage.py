@@ -19,6 +19,7 @@ server; credentials come from the usual AWS/GCP environment, never from the URL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -178,7 +179,7 @@ class ObjectStorage(LakeStorage):
         return {"root": self.root}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["root"])
+        ObjectStorage.__init__(self, state["root"])
 
     def _p(self, rel: str) -> str:
         return f"{self._base}/{rel}" if rel else self._base
@@ -213,10 +214,8 @@ class ObjectStorage(LakeStorage):
                       if i.type == pafs.FileType.File and i.path.endswith(suffix))
 
     def remove(self, rel: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._fs.delete_file(self._p(rel))
-        except FileNotFoundError:
-            pass
 
     def remove_tree(self, rel_dir: str) -> None:
         for rel in self.list(rel_dir):
@@ -263,10 +262,8 @@ class Lease:
 
     def _renew(self) -> None:
         while not self._stop.wait(self._ttl / 4):
-            try:
+            with contextlib.suppress(Exception):  # a missed renewal is retried; the TTL leaves room
                 self._write()
-            except Exception:  # noqa: BLE001 - a missed renewal is retried; the TTL leaves room
-                pass
 
     def close(self) -> None:
         self._stop.set()

@@ -33,8 +33,9 @@ def _json_default(v: object) -> str:
 
 def _csv_row(row: dict[str, str]) -> bytes:
     obj: dict[str, object] = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-    if isinstance(obj.get("tickers"), str):  # "AAPL,MSFT" or "AAPL MSFT"
-        obj["tickers"] = [t for t in obj["tickers"].replace(",", " ").split() if t]  # type: ignore[union-attr]
+    tickers = obj.get("tickers")
+    if isinstance(tickers, str):  # "AAPL,MSFT" or "AAPL MSFT"
+        obj["tickers"] = [t for t in tickers.replace(",", " ").split() if t]
     return json.dumps(obj).encode()
 
 

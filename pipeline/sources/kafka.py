@@ -15,6 +15,7 @@ within seconds and keeps committing while it catches up.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -492,13 +493,9 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
     def teardown(self) -> None:
         with _CONSUMER_LOCK:
             for key in [k for k in _CONSUMERS if k[0] == self._run_id]:
-                try:
+                with contextlib.suppress(Exception):
                     _CONSUMERS.pop(key)["consumer"].close()
-                except Exception:  # noqa: BLE001
-                    pass
             watch = _WATCHES.pop(self._run_id, None)
             if watch is not None and watch.consumer is not None:
-                try:
+                with contextlib.suppress(Exception):
                     watch.consumer.close()
-                except Exception:  # noqa: BLE001
-                    pass
