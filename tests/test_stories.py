@@ -398,3 +398,63 @@ def test_restore_of_thousands_of_rows_then_replay_gives_the_same_ids():
     assert restarted.restore(reversed(committed[:2600])) == 2600
     assert [restarted.assign(rid, text, t) for rid, text, t in feed[2600:]] == expected[2600:]
     assert sum(a.copies_seen > 1 for a in expected[2600:]) > 100
+
+
+def _brute_force(feed: list[tuple[str, str, datetime]], cfg: StoryConfig) -> list[tuple[str, int]]:
+    """(story_id, copies_seen) per post, by the index's rules checked against every live earlier post:
+    no LSH tables, no slots, no store. A candidate is a live post that shares at least one band of
+    MinHash values with this one (what the LSH tables find); it matches when published within the
+    window and agreeing on enough values. The index's own hashing is used (it is tested above)."""
+    import numpy as np
+
+    index = StoryIndex(cfg)
+    digests, signatures = index._signatures([text for _, text, _ in feed])
+    digest_ids = np.unique(np.array(digests, object), return_inverse=True)[1]
+    bands = signatures.reshape(len(feed), cfg.bands, cfg.num_perm // cfg.bands)
+    ts = np.array([published.timestamp() for _, _, published in feed])
+    window = cfg.window.total_seconds()
+    alive = np.zeros(len(feed), bool)  # rows of the feed that are live posts
+    story_of: list[str] = [""] * len(feed)
+    row_of: dict[str, int] = {}  # live id -> its row
+    stories: dict[str, list] = {}  # story -> [first ts, copies, live members]
+    copies_of = [0] * len(feed)
+    newest, out = float("-inf"), []
+    for i, (rid, _, _) in enumerate(feed):
+        if rid in row_of:
+            out.append((story_of[row_of[rid]], copies_of[row_of[rid]]))
+            continue
+        near = alive & (np.abs(ts - ts[i]) <= window) & (ts >= newest - window)
+        exact = near & (digest_ids == digest_ids[i])
+        similar = near & (bands == bands[i]).all(2).any(1) & ((signatures == signatures[i]).sum(1) >= index._needed)
+        matched = {story_of[j] for j in np.flatnonzero(exact if exact.any() else similar)}
+        story = min(matched, key=lambda s: (stories[s][0], s)) if matched else rid
+        entry = stories.setdefault(story, [ts[i], 0, 0])
+        entry[1] += 1
+        entry[2] += 1
+        alive[i], story_of[i], copies_of[i], row_of[rid] = True, story, entry[1], i
+        out.append((story, entry[1]))  # answered before eviction, which may drop this very post
+        newest = max(newest, ts[i])
+        for j in np.flatnonzero(alive & (ts < newest - window)):
+            alive[j] = False
+            del row_of[feed[j][0]]
+            stories[story_of[j]][2] -= 1
+            if stories[story_of[j]][2] == 0:
+                del stories[story_of[j]]
+    return out
+
+
+@pytest.mark.parametrize("window_hours", [72, 2])
+def test_the_lsh_tables_find_what_checking_every_live_post_finds(window_hours):
+    """Templated posts (most share a band with many others: hundreds of candidates a post) and real
+    copies, with replays; a 2-hour window evicts, reuses slots and resizes the store all along.
+    The index's answers equal a brute-force check of every live post."""
+    cfg = StoryConfig(window=timedelta(hours=window_hours))
+    generated = _generated(2500, seed=12)
+    shift = generated[0][2] - T + timedelta(hours=1)  # the real headlines and copies among the generated posts
+    feed = sorted(generated + [(rid, text, t + shift) for rid, text, t in _feed(300, seed=7)], key=lambda r: r[2])
+    feed = [r for batch in _with_replays(feed, seed=4) for r in batch]
+    index = StoryIndex(cfg)
+    got = [(a.story_id, a.copies_seen) for i in range(0, len(feed), 256)
+           for a in index.assign_many(*map(list, zip(*feed[i : i + 256], strict=True)))]
+    assert got == _brute_force(feed, cfg)
+    assert sum(c > 1 for _, c in got) > 200

@@ -29,6 +29,12 @@ reused on eviction, halved after a burst), so a post's candidates are checked in
 a generated post in batches of 256 (0.10-0.11 one by one), 0.071 -> 0.037 a real tweet or
 headline (0.068 one by one); docs/ALERTS.md ("Cost") has the run.
 
+The LSH tables hold store slots, not record ids (session 10). Templated posts share a band with
+hundreds of live entries, and checking candidates one id at a time made the stage grow with the
+index: 0.16 CPU-ms a generated post with 4,096 live entries, 0.46 with 16,384 (499 candidates a
+post). With slots the candidates are one set union and one array: 0.12 and 0.20, the same answers
+(`tests/test_stories.py` checks the tables against a brute-force scan of every live post).
+
 Determinism and durability. Assignment depends only on the sequence of posts offered, so the
 same feed in the same order gives the same ids whether streamed or backfilled. An id offered a
 second time (a replayed bundle, a Kafka redelivery) gets its first assignment back unchanged.
@@ -224,7 +230,7 @@ class StoryIndex:
         cfg = self.config = config or StoryConfig()
         if cfg.num_perm % cfg.bands:
             raise ValueError("num_perm must be a multiple of bands")
-        self._tables: list[dict[bytes, list[str]]] = [{} for _ in range(cfg.bands)]  # LSH: band -> ids
+        self._tables: list[dict[bytes, list[int]]] = [{} for _ in range(cfg.bands)]  # LSH: band key -> slots
         # datasketch's permutations (a, b) for this seed; the hashing itself is vectorised here
         self._permutations = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme="affine32").permutations
         self._needed = int(np.ceil(cfg.threshold * cfg.num_perm - 1e-9))  # agreeing slots for Jaccard >= threshold
@@ -233,6 +239,7 @@ class StoryIndex:
         self._store = np.empty((self._MIN_SLOTS, cfg.num_perm), np.uint32)
         self._times = np.empty(self._MIN_SLOTS, np.float64)
         self._free = list(range(self._MIN_SLOTS - 1, -1, -1))
+        self._story_of: list[str | None] = [None] * self._MIN_SLOTS  # the story of each slot's live entry
         self._exact: dict[bytes, list[str]] = {}  # normalised-text digest -> record ids
         self._stories: dict[str, _Story] = {}
         self._heap: list[tuple[float, str]] = []  # (published ts, id): eviction in event-time order
@@ -329,16 +336,15 @@ class StoryIndex:
         on at least `_needed` of the MinHash values."""
         candidates = [rid for rid in self._exact.get(digest, ()) if self._live(self._entries[rid], ts)]
         if not candidates:
-            near = [self._entries[rid] for rid in self._candidates(keys)]
-            if near:
-                slots = np.fromiter((e.slot for e in near), np.intp, len(near))
+            slots = self._candidates(keys)
+            if len(slots):
                 times = self._times[slots]
                 keep = (
                     (np.abs(times - ts) <= self._window)
                     & (times >= self._newest - self._window)
                     & ((self._store[slots] == hv).sum(1) >= self._needed)
                 )
-                stories = {near[i].story_id for i in np.flatnonzero(keep)}
+                stories = set(map(self._story_of.__getitem__, slots[keep].tolist()))  # type: ignore[arg-type]
             else:
                 stories = set()
         else:
@@ -352,15 +358,22 @@ class StoryIndex:
         width = len(raw) // self.config.bands
         return [raw[i : i + width] for i in range(0, len(raw), width)]
 
-    def _candidates(self, keys: list[bytes]) -> set[str]:
-        """Ids sharing at least one band key with a post (the LSH step: its keys are computed once,
-        for this query and for its insert)."""
-        out: set[str] = set()
-        for table, key in zip(self._tables, keys, strict=True):
-            ids = table.get(key)
-            if ids:
-                out.update(ids)
-        return out
+    def _candidates(self, keys: list[bytes]) -> np.ndarray:
+        """Slots of the entries sharing at least one band key with a post (the LSH step: its keys are
+        computed once, for this query and for its insert), each once.
+
+        The tables hold slots, not record ids: on templated traffic a post shares a band with hundreds
+        of live entries (499 on average once 16,384 generated posts were live), and the candidates
+        then cost one C-level set union and one array, not a Python set of ids and a dictionary
+        look-up each, which made this stage grow from 0.14 to 0.44 core-ms a post between 4,096
+        and 16,384 live entries."""
+        buckets = [bucket for bucket in map(dict.get, self._tables, keys) if bucket]
+        if not buckets:
+            return np.empty(0, np.intp)
+        if len(buckets) == 1:
+            return np.array(buckets[0], np.intp)  # a slot is in a bucket once
+        found = set(buckets[0]).union(*buckets[1:])
+        return np.fromiter(found, np.intp, len(found))
 
     def _add(self, record_id: str, entry: _Entry, hv: np.ndarray, keys: list[bytes]) -> None:
         if not self._free:
@@ -368,24 +381,32 @@ class StoryIndex:
         entry.slot = slot = self._free.pop()
         self._store[slot] = hv
         self._times[slot] = entry.ts
+        self._story_of[slot] = entry.story_id
         self._entries[record_id] = entry
         self._exact.setdefault(entry.digest, []).append(record_id)
         for table, key in zip(self._tables, keys, strict=True):
-            table.setdefault(key, []).append(record_id)
+            table.setdefault(key, []).append(slot)
         self._stories[entry.story_id].members += 1
         heapq.heappush(self._heap, (entry.ts, record_id))
         self._newest = max(self._newest, entry.ts)
 
     def _resize(self, size: int) -> None:
-        """Move the live entries to slots 0..n-1 of a store of `size` rows (n <= size)."""
+        """Move the live entries to slots 0..n-1 of a store of `size` rows (n <= size), and the LSH
+        tables' slots with them (in place: a bucket keeps its order)."""
         entries = list(self._entries.values())
         old = np.fromiter((e.slot for e in entries), np.intp, len(entries))
         store = np.empty((size, self.config.num_perm), np.uint32)
         times = np.empty(size, np.float64)
         store[: len(old)], times[: len(old)] = self._store[old], self._times[old]
+        moved = [-1] * len(self._store)  # old slot -> new slot
         for slot, e in enumerate(entries):
+            moved[e.slot] = slot
             e.slot = slot
+        for table in self._tables:
+            for bucket in table.values():
+                bucket[:] = [moved[s] for s in bucket]
         self._store, self._times = store, times
+        self._story_of = [*(e.story_id for e in entries), *([None] * (size - len(entries)))]
         self._free = list(range(size - 1, len(entries) - 1, -1))
 
     def _evict(self) -> None:
@@ -403,9 +424,10 @@ class StoryIndex:
                 del self._exact[entry.digest]
             for table, key in zip(self._tables, self._band_keys(self._store[entry.slot]), strict=True):
                 bucket = table[key]
-                bucket.remove(rid)
+                bucket.remove(entry.slot)
                 if not bucket:
                     del table[key]
+            self._story_of[entry.slot] = None
             self._free.append(entry.slot)
             story = self._stories[entry.story_id]
             story.members -= 1
