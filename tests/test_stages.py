@@ -92,6 +92,15 @@ def test_the_tokenizer_floor_times_the_windows_the_engine_tokenises():
     assert len(bare) > len(texts) + 2
 
 
+def test_story_scaling_times_the_posts_before_each_mark():
+    """`finpulse bench`'s stories_core_ms_per_post_by_live_entries: one figure per mark, keyed by the
+    index's live entries then (no eviction within a few hours of generated posts)."""
+    from finpulse.pipeline.devtools.bench import _posts, story_scaling
+
+    got = story_scaling(_posts(1024, seed=6), marks=(512, 1024))
+    assert list(got) == ["512", "1024"] and all(v > 0 for v in got.values())
+
+
 def test_workers_option_turns_into_the_local_runners_multi_process_arguments(monkeypatch):
     """`--workers N` is Beam's multi_processing mode with N processes, each given cores / N PyTorch
     threads unless OMP_NUM_THREADS is set, and OpenMP threads that sleep when idle instead of

@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -290,6 +291,28 @@ def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str
             "startup_core_s": round((first - began) / 1000, 2), "host_stage_posts": n}
 
 
+def story_scaling(posts: list[dict], marks: tuple[int, ...] = (4096, 16384)) -> dict[str, float]:
+    """Core-ms per post of the story stage (`StoryIndex.assign_many`, 256 a call) over the 4,096
+    posts before each mark of posts seen (fewer when marks are closer), keyed by the live entries then, on generated posts: templated text, so each shares an
+    LSH band with hundreds of live entries, the worst case for the stage's candidate checks. The
+    `stories` host stage above sees a near-empty index; a stream holds three days of posts."""
+    from finpulse.pipeline.enrich.stories import StoryIndex
+
+    posts = posts[: max(marks)]
+    starts = {max(before, mark - 4096) for before, mark in zip((0, *marks), marks)}  # marks: multiples of 256
+    index, out = StoryIndex(), {}
+    timed_from, began = 0, time.process_time()
+    for lo in range(0, len(posts), 256):
+        batch = posts[lo : lo + 256]
+        if lo in starts:
+            timed_from, began = lo, time.process_time()
+        index.assign_many([p["id"] for p in batch], [p["text"] for p in batch],
+                          [datetime.fromisoformat(p["published_at"]) for p in batch])
+        if lo + len(batch) in marks:
+            out[str(len(index))] = round(1000 * (time.process_time() - began) / (lo + len(batch) - timed_from), 4)
+    return out
+
+
 def bare_tokenizer(registry: str | None = None) -> Any:
     """The shared encoder's Rust tokenizer (`tokenizers.Tokenizer`), set to cut windows as the engine
     does (`Enricher._windows`): what `tokenizer_floor` times."""
@@ -396,6 +419,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
         result["shared_encoder_speedup"] = round(result["ours_posts_per_s"] / result["separate_models_posts_per_s"], 2)
         result.update(host_breakdown(posts, device, tmp_path / "stages", precision))
         result["tokenizer_core_ms_per_post"] = tokenizer_floor(texts)
+        result["stories_core_ms_per_post_by_live_entries"] = story_scaling(_posts(16384, seed + 2))
         if e2e:
             burst = end_to_end(posts, device, tmp_path / "burst", precision=precision)
             result["e2e_posts_per_s"] = burst["e2e_posts_per_s"]
