@@ -293,13 +293,15 @@ def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str
 
 def story_scaling(posts: list[dict], marks: tuple[int, ...] = (4096, 16384)) -> dict[str, float]:
     """Core-ms per post of the story stage (`StoryIndex.assign_many`, 256 a call) over the 4,096
-    posts before each mark of posts seen (fewer when marks are closer), keyed by the live entries then, on generated posts: templated text, so each shares an
-    LSH band with hundreds of live entries, the worst case for the stage's candidate checks. The
-    `stories` host stage above sees a near-empty index; a stream holds three days of posts."""
+    posts before each mark of posts seen (fewer when marks are closer), keyed by the live entries
+    then, on generated posts: templated text, so each shares an LSH band with hundreds of live
+    entries, the worst case for the stage's candidate checks. The `stories` host stage above sees
+    a near-empty index; a stream holds three days of posts."""
     from finpulse.pipeline.enrich.stories import StoryIndex
 
     posts = posts[: max(marks)]
-    starts = {max(before, mark - 4096) for before, mark in zip((0, *marks), marks)}  # marks: multiples of 256
+    # timing starts: 4,096 posts before each mark, or the previous mark (marks are multiples of 256)
+    starts = {max(before, mark - 4096) for before, mark in zip((0, *marks), marks, strict=False)}
     index, out = StoryIndex(), {}
     timed_from, began = 0, time.process_time()
     for lo in range(0, len(posts), 256):
@@ -309,7 +311,8 @@ def story_scaling(posts: list[dict], marks: tuple[int, ...] = (4096, 16384)) -> 
         index.assign_many([p["id"] for p in batch], [p["text"] for p in batch],
                           [datetime.fromisoformat(p["published_at"]) for p in batch])
         if lo + len(batch) in marks:
-            out[str(len(index))] = round(1000 * (time.process_time() - began) / (lo + len(batch) - timed_from), 4)
+            timed = lo + len(batch) - timed_from
+            out[str(len(index))] = round(1000 * (time.process_time() - began) / timed, 4)
     return out
 
 

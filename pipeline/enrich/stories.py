@@ -239,7 +239,7 @@ class StoryIndex:
         self._store = np.empty((self._MIN_SLOTS, cfg.num_perm), np.uint32)
         self._times = np.empty(self._MIN_SLOTS, np.float64)
         self._free = list(range(self._MIN_SLOTS - 1, -1, -1))
-        self._story_of: list[str | None] = [None] * self._MIN_SLOTS  # the story of each slot's live entry
+        self._story_of: list[str] = [""] * self._MIN_SLOTS  # the story of each slot's live entry ("": free)
         self._exact: dict[bytes, list[str]] = {}  # normalised-text digest -> record ids
         self._stories: dict[str, _Story] = {}
         self._heap: list[tuple[float, str]] = []  # (published ts, id): eviction in event-time order
@@ -344,7 +344,7 @@ class StoryIndex:
                     & (times >= self._newest - self._window)
                     & ((self._store[slots] == hv).sum(1) >= self._needed)
                 )
-                stories = set(map(self._story_of.__getitem__, slots[keep].tolist()))  # type: ignore[arg-type]
+                stories = set(map(self._story_of.__getitem__, slots[keep].tolist()))
             else:
                 stories = set()
         else:
@@ -406,7 +406,7 @@ class StoryIndex:
             for bucket in table.values():
                 bucket[:] = [moved[s] for s in bucket]
         self._store, self._times = store, times
-        self._story_of = [*(e.story_id for e in entries), *([None] * (size - len(entries)))]
+        self._story_of = [*(e.story_id for e in entries), *([""] * (size - len(entries)))]
         self._free = list(range(size - 1, len(entries) - 1, -1))
 
     def _evict(self) -> None:
@@ -427,7 +427,7 @@ class StoryIndex:
                 bucket.remove(entry.slot)
                 if not bucket:
                     del table[key]
-            self._story_of[entry.slot] = None
+            self._story_of[entry.slot] = ""
             self._free.append(entry.slot)
             story = self._stories[entry.story_id]
             story.members -= 1
