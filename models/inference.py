@@ -613,6 +613,12 @@ def _average_windows(windows: list[_Window], probs: list[np.ndarray], n_texts: i
     weights = [0.0] * n_texts
     for w, p in zip(windows, probs, strict=False):
         wt = float(len(w.input_ids))
-        sums[w.text_index] = p * wt if sums[w.text_index] is None else sums[w.text_index] + p * wt
+        total = sums[w.text_index]
+        sums[w.text_index] = p * wt if total is None else total + p * wt
         weights[w.text_index] += wt
-    return [s / wt for s, wt in zip(sums, weights, strict=False)]  # type: ignore[operator]
+    out = []
+    for s, wt in zip(sums, weights, strict=True):
+        if s is None:  # every text has at least one window (an empty text is one window of specials)
+            raise ValueError("a text without a window: the tokenizer's windows do not cover every text")
+        out.append(s / wt)
+    return out

@@ -357,7 +357,7 @@ def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
     reference (points; negative = worse)."""
     from finpulse.models import int8
     from finpulse.models.artifact import load_artifact
-    from finpulse.models.data import read_task_file, stratified_split
+    from finpulse.models.data import LabeledText, read_task_file, stratified_split
     from finpulse.models.evaluate import evaluate
     from finpulse.models.registry import load_registry
     from finpulse.models.tasks import get_task
@@ -371,8 +371,10 @@ def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
                                ("ner", "conll2003_dev.txt", "f1")):
         spec = get_task(task)
         rows = read_task_file(data_dir / name, spec)
-        if task != "ner":
-            rows = [rows[i] for i in stratified_split([r.label for r in rows], tr["val_fraction"], tr["seed"])[1]]
+        if task != "ner":  # the held-out split of a sequence task's training file, as training made it
+            labelled = [r for r in rows if isinstance(r, LabeledText)]
+            held = stratified_split([r.label for r in labelled], tr["val_fraction"], tr["seed"])[1]
+            rows = [labelled[i] for i in held]
         loaded.model.encoder = fp32_encoder
         ref = evaluate(loaded.model, loaded.tokenizer, rows, spec, device)
         loaded.model.encoder = fast_encoder
