@@ -464,9 +464,9 @@ class Enricher:
         group = self.target
         assert group is not None
         keys = list(todo)
-        with stage("tokenise"):
-            enc = group.loaded.tokenizer([todo[k] for k in keys], truncation=True, max_length=group.max_length)
-        probs = self._sequence_probs(group, "entity_target", enc["input_ids"])
+        with stage("tokenise"):  # the first window of each: the input truncated to max_length
+            ids = [e.ids for e in group.windows_tokenizer.encode_batch([todo[k] for k in keys])]
+        probs = self._sequence_probs(group, "entity_target", ids)
         labels = group.loaded.model.tasks["entity_target"].labels
         scored = {k: {label: round(float(p[j]), 6) for j, label in enumerate(labels)}
                   for k, p in zip(keys, probs, strict=True)}
