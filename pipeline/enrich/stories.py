@@ -369,8 +369,7 @@ class StoryIndex:
         The tables hold slots, not record ids: on templated traffic a post shares a band with hundreds
         of live entries (499 on average once 16,384 generated posts were live), and the candidates
         then cost one C-level set union and one array, not a Python set of ids and a dictionary
-        look-up each, which made this stage grow from 0.14 to 0.44 core-ms a post between 4,096
-        and 16,384 live entries."""
+        look-up each (which made the stage grow ~3x between 4,096 and 16,384 live entries)."""
         buckets = [bucket for bucket in map(dict.get, self._tables, keys) if bucket]
         if not buckets:
             return np.empty(0, np.intp)
