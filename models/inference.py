@@ -516,13 +516,15 @@ def _rescored(m: MentionSentiment, probs: dict[str, float] | None) -> MentionSen
 
 
 def _padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids padded to the longest row, and the attention mask (dynamic padding)."""
-    ids = torch.full((len(rows), max(len(r) for r in rows)), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, r in enumerate(rows):
-        ids[row, : len(r)] = torch.tensor(r)
-        mask[row, : len(r)] = 1
-    return ids, mask
+    """Token ids padded to the longest row, and the attention mask (dynamic padding).
+
+    One scatter of all the ids through the mask, not a tensor per row: 0.014 -> 0.0015 core-ms a
+    post on 2,000 generated posts (the `pad` stage), the same tensors."""
+    lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+    mask = np.arange(int(lengths.max())) < lengths[:, None]
+    ids = np.full(mask.shape, pad, np.int64)
+    ids[mask] = np.fromiter(chain.from_iterable(rows), np.int64, int(lengths.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 def _score(probs: dict[str, float]) -> float:
