@@ -92,6 +92,43 @@ def test_the_tokenizer_floor_times_the_windows_the_engine_tokenises():
     assert len(bare) > len(texts) + 2
 
 
+def test_the_engine_cuts_the_windows_the_hugging_face_tokenizer_cuts():
+    """The engine reads its windows straight from the Rust encodings (`windows_tokenizer`); the
+    Hugging Face call it replaced is the reference: the same windows in the same order, with the
+    same ids, character offsets, word ids and owning text, on real headlines, odd text and a post
+    long enough to overflow; and the target pass's inputs truncated alike."""
+    import numpy as np
+    from realdata import real_rows
+
+    from finpulse.models.inference import Enricher, InferenceSettings
+    from finpulse.models.registry import load_registry
+    from finpulse.models.targets import mark_target
+    from finpulse.pipeline.devtools.bench import _posts
+
+    texts = ([h["text"] for h in real_rows("headlines_real.jsonl")[:150]] + [p["text"] for p in _posts(30, seed=6)]
+             + ["", " ", "é€ café ünï 日本語 𠀀 $TSLA", "Apple beats estimates. " * 90, "x" * 3000])
+    engine = Enricher(load_registry(), InferenceSettings(precision="fp32"))
+    for group in engine.groups:
+        clipped = [t[: engine.settings.max_chars] for t in texts]
+        ref = group.loaded.tokenizer(clipped, truncation=True, max_length=group.max_length,
+                                     stride=engine.settings.stride, return_overflowing_tokens=True,
+                                     return_offsets_mapping=True)
+        got = engine._windows(group, texts)
+        n = len(ref["input_ids"])
+        assert [list(w.input_ids) for w in got.windows] == ref["input_ids"]
+        assert got.window_text.tolist() == list(ref["overflow_to_sample_mapping"])
+        spans = [pair for window in ref["offset_mapping"] for pair in window]
+        assert list(zip(got.starts[:-1].tolist(), got.ends[:-1].tolist(), strict=True)) == [tuple(p) for p in spans]
+        words = [-1 if w is None else w for i in range(n) for w in ref.word_ids(i)]
+        assert got.words[:-1].tolist() == words and np.all(got.length == [len(x) for x in ref["input_ids"]])
+        assert n > len(texts) + 2  # windows overflowed
+    target = engine.target
+    assert target is not None
+    marked = [mark_target(t, 0, min(5, len(t))) for t in texts if t.strip()]
+    ref_ids = target.loaded.tokenizer(marked, truncation=True, max_length=target.max_length)["input_ids"]
+    assert [e.ids for e in target.windows_tokenizer.encode_batch(marked)] == ref_ids
+
+
 def test_story_scaling_times_the_posts_before_each_mark():
     """`finpulse bench`'s stories_core_ms_per_post_by_live_entries: one figure per mark, keyed by the
     index's live entries then (no eviction within a few hours of generated posts)."""

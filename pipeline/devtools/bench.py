@@ -319,19 +319,15 @@ def story_scaling(posts: list[dict], marks: tuple[int, ...] = (4096, 16384)) -> 
 def bare_tokenizer(registry: str | None = None) -> Any:
     """The shared encoder's Rust tokenizer (`tokenizers.Tokenizer`), set to cut windows as the engine
     does (`Enricher._windows`): what `tokenizer_floor` times."""
-    from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
     from finpulse.models.artifact import read_config, resolve_base
-    from finpulse.models.inference import InferenceSettings
+    from finpulse.models.inference import InferenceSettings, windows_tokenizer
     from finpulse.models.registry import load_registry
 
     reg = load_registry(registry)
     wrapper = AutoTokenizer.from_pretrained(resolve_base(read_config(reg.sentiment.artifact_path).base), use_fast=True)
-    tok = Tokenizer.from_str(wrapper.backend_tokenizer.to_str())
-    tok.enable_truncation(min(t.max_length for t in reg.tasks.values()), stride=InferenceSettings().stride)
-    tok.no_padding()
-    return tok
+    return windows_tokenizer(wrapper, min(t.max_length for t in reg.tasks.values()), InferenceSettings().stride)
 
 
 def tokenizer_floor(texts: list[str], registry: str | None = None, repeats: int = 3) -> float:
@@ -357,7 +353,7 @@ def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
     reference (points; negative = worse)."""
     from finpulse.models import int8
     from finpulse.models.artifact import load_artifact
-    from finpulse.models.data import LabeledText, read_task_file, stratified_split
+    from finpulse.models.data import read_classification_csv, read_task_file, stratified_split
     from finpulse.models.evaluate import evaluate
     from finpulse.models.registry import load_registry
     from finpulse.models.tasks import get_task
@@ -370,9 +366,10 @@ def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
     for task, name, metric in (("sentiment", "tfns_sentiment_train.csv", "macro_f1"), ("topic", "tfn_topic_train.csv", "macro_f1"),
                                ("ner", "conll2003_dev.txt", "f1")):
         spec = get_task(task)
-        rows = read_task_file(data_dir / name, spec)
-        if task != "ner":  # the held-out split of a sequence task's training file, as training made it
-            labelled = [r for r in rows if isinstance(r, LabeledText)]
+        if task == "ner":
+            rows: list = read_task_file(data_dir / name, spec)
+        else:  # the held-out split of a sequence task's training file, as training made it
+            labelled = read_classification_csv(data_dir / name, spec)
             held = stratified_split([r.label for r in labelled], tr["val_fraction"], tr["seed"])[1]
             rows = [labelled[i] for i in held]
         loaded.model.encoder = fp32_encoder
