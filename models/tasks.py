@@ -78,7 +78,7 @@ NER = TaskSpec(
 ENTITY_SENTIMENT = TaskSpec(name="entity_sentiment", kind=TaskKind.SPAN, labels=SENTIMENT.labels,
                             aliases=SENTIMENT.aliases)
 
-# Per-company sentiment from a target-marked input (models/targets.py): a sequence head on its own small
+# Per-company sentiment from a target-marked input (models/engine/targets.py): a sequence head on its own small
 # model, run only for texts that name several companies. Trained from the entity-level JSONL files.
 ENTITY_TARGET = TaskSpec(name="entity_target", kind=TaskKind.SEQUENCE, labels=SENTIMENT.labels,
                          aliases=SENTIMENT.aliases)

@@ -17,8 +17,8 @@ Errors that also belong to a standard family keep it as a second base (`DataForm
     │   ├── BrokerUnavailable      no broker, or the topics are missing, after the wait
     │   ├── ExpansionServiceError  --source xlang without a usable Java expansion service
     │   └── PartitionsChanged      exit 75 (EX_TEMPFAIL): partitions were added; a restart reads them
-    ├── ModelLoadError             (finpulse.models.artifact) an artifact or registry cannot be loaded
-    ├── BaseUnavailable            (finpulse.models.bases) a base encoder package is missing
+    ├── ModelLoadError             (finpulse.models.artifacts.artifact) an artifact or registry cannot be loaded
+    ├── BaseUnavailable            (finpulse.models.artifacts.bases) a base encoder package is missing
     ├── DataFormatError            (finpulse.models.data) a training or evaluation file is malformed
     ├── AlertStoreError            (finpulse.pipeline.alerts.evaluate) the alert store is inconsistent
     └── ReadOnlyViolation          (finpulse.pipeline.lake.sql_guard) `finpulse query` refused a statement

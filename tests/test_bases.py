@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from finpulse.models import bases
-from finpulse.models.artifact import ModelLoadError, resolve_base
+from finpulse.models.artifacts import bases
+from finpulse.models.artifacts.artifact import ModelLoadError, resolve_base
 
 
 def split_zip(tmp_path, files: dict[str, bytes], parts: int = 3) -> list:

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finpulse.models.batching import plan_batches
+from finpulse.models.engine.batching import plan_batches
 
 
 def test_batches_respect_the_padded_token_budget():

@@ -8,8 +8,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_baseline_models_predict_what_our_engine_predicts(tmp_path):
-    from finpulse.models.inference import Enricher
-    from finpulse.models.registry import load_registry
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.pipeline.devtools.stock_beam import export_hf_models, install_tensorflow_shim
 
     install_tensorflow_shim()
@@ -37,7 +37,7 @@ def test_bench_baseline_runs_the_stock_beam_handler():
 def test_the_separate_models_registry_loads_with_the_per_company_head_beside_ner(tmp_path):
     """`finpulse bench` compares the shared encoder with one model per task; the per-company head
     must stay with NER (it scores the NER pass's spans). The bench failed here after #14."""
-    from finpulse.models.registry import load_registry
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.pipeline.devtools.bench import _separate_registry
 
     reg = load_registry(str(_separate_registry(tmp_path)))

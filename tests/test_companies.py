@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-from realdata import real_fixture
 
 from finpulse.pipeline.enrich.companies import (
     company_mentions,
@@ -129,13 +128,13 @@ def test_linking_costs_per_token_not_per_company():
 
 
 @pytest.mark.slow  # runs the NER model over 350 texts (~35 s on 2 CPU cores)
-def test_linking_precision_and_recall_on_350_labelled_real_texts():
+def test_linking_precision_and_recall_on_350_labelled_real_texts(real_data):
     """350 real texts (200 FinEntity paragraphs, 150 SEntFiN headlines; provenance in
     tests/fixtures/make_linking_real.py), the registry's NER model, the production linking path.
     Measured: precision 0.978, recall 0.895 on 247 labelled mentions (docs/ALERTS.md)."""
     from finpulse.pipeline.devtools.linking_eval import evaluate_linking
 
-    got = evaluate_linking(real_fixture("linking_real.jsonl"))  # built from ../shared/data
+    got = evaluate_linking(real_data.fixture("linking_real.jsonl"))
     print({k: got[k] for k in ("texts", "labelled_mentions", "precision", "recall")}, got["false_positives"])
     assert got["texts"] == 350 and got["labelled_mentions"] >= 240
     assert got["precision"] >= 0.96 and got["recall"] >= 0.87
@@ -143,8 +142,8 @@ def test_linking_precision_and_recall_on_350_labelled_real_texts():
 
 def test_hand_written_linking_set_still_links():
     """The earlier hand-written set (36 sentences), company keys now."""
-    from finpulse.models.inference import Enricher
-    from finpulse.models.registry import load_registry
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.models.artifacts.registry import load_registry
 
     rows = [json.loads(line) for line in (FIXTURES / "linking.jsonl").read_text().splitlines()]
     preds = Enricher(load_registry()).predict([r["text"] for r in rows])
@@ -160,8 +159,8 @@ def test_hand_written_linking_set_still_links():
 def test_enriched_rows_carry_tickers_and_company_keys():
     from datetime import datetime, timezone
 
-    from finpulse.models.entities import EntitySpan
-    from finpulse.models.inference import Prediction
+    from finpulse.models.engine.entities import EntitySpan
+    from finpulse.models.engine.inference import Prediction
     from finpulse.pipeline.enrich.rows import enriched_row
     from finpulse.pipeline.messages import Coordinates
     from finpulse.schemas.records import InputRecord
@@ -183,7 +182,7 @@ def test_enriched_rows_carry_tickers_and_company_keys():
 
 
 def test_link_entities_keeps_first_mention_order():
-    from finpulse.models.entities import EntitySpan
+    from finpulse.models.engine.entities import EntitySpan
 
     ents = [
         EntitySpan("Microsoft", "ORG", 0, 9, 0.9),

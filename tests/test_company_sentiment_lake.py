@@ -14,7 +14,7 @@ from finpulse.dashboard import queries
 from finpulse.dashboard.app import company_labels
 from finpulse.dashboard.filters import Filters
 from finpulse.dashboard.store import LakeStore
-from finpulse.models.inference import MentionSentiment
+from finpulse.models.engine.inference import MentionSentiment
 from finpulse.pipeline.enrich.companies import parse_gazetteer
 from finpulse.pipeline.enrich.per_company import company_sentiment
 from finpulse.pipeline.lake.query import connect

@@ -120,7 +120,7 @@ def test_as_of_a_version_or_a_time_shows_the_tables_as_they_were(tmp_path):
 
 @pytest.mark.slow
 def test_rescore_with_a_second_registry_keeps_both_versions_and_reads_the_newest(tmp_path):
-    from finpulse.models.registry import load_registry
+    from finpulse.models.artifacts.registry import load_registry
 
     root = Path(__file__).resolve().parents[1]
     old_version = "test"

@@ -9,14 +9,14 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
 
-from finpulse.models.device import (
+from finpulse.models.engine.device import (
     GPU_BUDGET_CAP,
     GPU_BUDGET_FLOOR,
     activation_bytes_per_token,
     to_device,
     token_budget_for_memory,
 )
-from finpulse.models.inference import InferenceSettings
+from finpulse.models.engine.inference import InferenceSettings
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 
 MINILM = dict(hidden=384, intermediate=1536, heads=12, max_length=128)

@@ -1,4 +1,4 @@
-"""Knowledge distillation and the learning-rate schedule in models/train.py."""
+"""Knowledge distillation and the learning-rate schedule in models/training/train.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from finpulse.models.encoding import IGNORE, Encoded, collate
-from finpulse.models.train import lr_factor, sequence_loss
+from finpulse.models.training.train import lr_factor, sequence_loss
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_distilled_training_end_to_end_on_a_tiny_fixture(tmp_path, capfd):
 def test_heldout_texts_of_every_classification_task_are_known_to_the_transfer_filter(tmp_path):
     from finpulse.models.data import read_classification_csv, stratified_split
     from finpulse.models.tasks import SENTIMENT
-    from finpulse.models.train import TaskData, TrainConfig, _heldout_texts
+    from finpulse.models.training.train import TaskData, TrainConfig, _heldout_texts
 
     rows = read_classification_csv(FIXTURES / "sentiment_small.csv", SENTIMENT)
     _, held = stratified_split([r.label for r in rows], 0.3, 13)

@@ -1,5 +1,5 @@
-from finpulse.models.entities import TokenPrediction as T
-from finpulse.models.entities import decode_entities, merge_windows
+from finpulse.models.engine.entities import TokenPrediction as T
+from finpulse.models.engine.entities import decode_entities, merge_windows
 
 TEXT = "Tim Cook said Apple's iPhone sales in New York rose."
 

@@ -1,8 +1,8 @@
 """The columnar entity decoder and ORG-run candidates give exactly what the per-token code gave.
 
-`decode_columns` (models/entities.py) and `Enricher._span_candidates` / `_org_runs` (models/inference.py)
+`decode_columns` (models/engine/entities.py) and `Enricher._span_candidates` / `_org_runs` (models/engine/inference.py)
 replaced a TokenPrediction per token and per-token loops (issue #18). The per-token code is kept here
-and in models/entities.py (`decode_entities`, `merge_windows`) as the reference: the new code must give
+and in models/engine/entities.py (`decode_entities`, `merge_windows`) as the reference: the new code must give
 the same entities, candidates and span masks on hand-made edge cases, on random windows, and, end to
 end, the same `Prediction`s (every field, mentions included) from the real models on real sentences.
 """
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from finpulse.models import inference
-from finpulse.models.entities import EntitySpan, TokenPrediction, decode_columns, decode_entities, merge_windows
-from finpulse.models.inference import Enricher, InferenceSettings, _org_runs, _org_tags, _Tokens, _Window
+from finpulse.models.engine import inference
+from finpulse.models.engine.entities import EntitySpan, TokenPrediction, decode_columns, decode_entities, merge_windows
+from finpulse.models.engine.inference import Enricher, InferenceSettings, _org_runs, _org_tags, _Tokens, _Window
 
 LABELS = ("O", "B-ORG", "I-ORG", "B-PER", "I-PER", "B-LOC", "I-LOC")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -232,7 +232,7 @@ def test_real_predictions_match_the_per_token_code(monkeypatch):
     """Every field of every Prediction (entities, mentions and their scores) from the real models on
     FinEntity, SEntFiN and TFNS texts: the columnar path against the per-token reference, which is
     swapped in for `decode_columns` and `_span_candidates` and reads the tokeniser's own lists."""
-    from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
+    from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
     from finpulse.pipeline.enrich.handler import company_spans
 
     enricher = Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(), mention_finder=company_spans)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from finpulse.models.inference import Enricher, InferenceSettings
-from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
+from finpulse.models.engine.inference import Enricher, InferenceSettings
+from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
 from finpulse.models.spans import SPAN_LABELS, find_by_name, read_entity_jsonl, split_docs
 from finpulse.pipeline.cli.main import main
 

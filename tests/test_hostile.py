@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finpulse.models.entities import EntitySpan
-from finpulse.models.inference import Prediction
+from finpulse.models.engine.entities import EntitySpan
+from finpulse.models.engine.inference import Prediction
 from finpulse.pipeline.enrich.parse import parse_message
 from finpulse.pipeline.enrich.rows import enriched_row
 from finpulse.pipeline.jobs.transforms import dead_row

@@ -1,4 +1,4 @@
-"""The int8 CPU path (models/int8.py) and how the engine picks its precision (inference.pick_precision).
+"""The int8 CPU path (models/engine/int8.py) and how the engine picks its precision (inference.pick_precision).
 
 The issue's gates, on fixed samples: labels the same batched and one at a time on at least 99.5% of
 posts; held-out quality no more than 0.5 points below fp32. Speed is measured by
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from finpulse.models import int8
-from finpulse.models.inference import Enricher, InferenceSettings, pick_precision, use_bf16
-from finpulse.models.registry import load_registry
+from finpulse.models.engine import int8
+from finpulse.models.engine.inference import Enricher, InferenceSettings, pick_precision, use_bf16
+from finpulse.models.artifacts.registry import load_registry
 from finpulse.pipeline.devtools.bench_int8 import stability
 from finpulse.pipeline.devtools.generator import generate_posts
 
@@ -53,7 +53,7 @@ def test_int8_on_a_gpu_or_an_unknown_precision_is_refused():
 
 
 def test_the_cli_offers_the_engine_precisions_and_training_no_int8():
-    from finpulse.models import inference
+    from finpulse.models.engine import inference
     from finpulse.pipeline.cli import options
 
     assert list(inference.PRECISIONS) == options.PRECISIONS
@@ -61,7 +61,7 @@ def test_the_cli_offers_the_engine_precisions_and_training_no_int8():
 
 
 def test_int8_that_cannot_be_built_is_a_clear_error_and_auto_never_builds_it(monkeypatch):
-    from finpulse.models import inference
+    from finpulse.models.engine import inference
 
     def cannot(loaded, *args, **kwargs):
         raise int8.Int8Unavailable("no int8 here (test)")
@@ -93,7 +93,7 @@ def int8_engine():
 
 
 def test_the_ort_encoder_stands_in_for_the_torch_encoder(int8_engine):
-    from finpulse.models.artifact import load_artifact
+    from finpulse.models.artifacts.artifact import load_artifact
 
     group = next(g for g in int8_engine.groups if "sentiment" in g.tasks)
     loaded = load_artifact(group.loaded.path)
@@ -115,7 +115,7 @@ def test_the_ort_encoder_stands_in_for_the_torch_encoder(int8_engine):
 
 
 def test_the_build_is_cached_once_per_machine_and_recorded(int8_engine):
-    from finpulse.models.artifact import load_artifact
+    from finpulse.models.artifacts.artifact import load_artifact
 
     for group in int8_engine.encoder_groups:
         folder = int8.build_int8(load_artifact(group.loaded.path))  # the engine built it: found, not rebuilt
@@ -139,9 +139,9 @@ def test_labels_do_not_depend_on_the_batch(int8_engine):
 @pytest.mark.parametrize(("task", "file"), [("sentiment", "tfns_sentiment_train.csv"),
                                             ("topic", "tfn_topic_train.csv")])
 def test_held_out_quality_is_at_most_half_a_point_below_fp32(int8_engine, task, file):
-    from finpulse.models.artifact import load_artifact
+    from finpulse.models.artifacts.artifact import load_artifact
     from finpulse.models.data import read_task_file, stratified_split
-    from finpulse.models.evaluate import evaluate
+    from finpulse.models.evaluation.evaluate import evaluate
     from finpulse.models.tasks import get_task
 
     group = next(g for g in int8_engine.groups if task in g.tasks)

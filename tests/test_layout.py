@@ -100,8 +100,8 @@ def test_only_the_cli_exits():
 
 
 def test_every_domain_error_derives_from_finpulse_error():
-    from finpulse.models.artifact import ModelLoadError
-    from finpulse.models.bases import BaseUnavailable
+    from finpulse.models.artifacts.artifact import ModelLoadError
+    from finpulse.models.artifacts.bases import BaseUnavailable
     from finpulse.models.data import DataFormatError
     from finpulse.pipeline.alerts.evaluate import AlertStoreError
     from finpulse.pipeline.lake.sql_guard import ReadOnlyViolation

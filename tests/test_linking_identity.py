@@ -13,7 +13,7 @@ import linking_reference as old
 import pytest
 from realdata import DATA
 
-from finpulse.models.inference import MentionSentiment
+from finpulse.models.engine.inference import MentionSentiment
 from finpulse.pipeline.devtools.bench import _posts
 from finpulse.pipeline.enrich import companies as new
 from finpulse.pipeline.enrich.handler import company_spans

@@ -4,7 +4,7 @@ from seqeval.metrics import classification_report as seqeval_report
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 
-from finpulse.models.metrics import classification_report, entity_report, iob2_spans
+from finpulse.models.evaluation.metrics import classification_report, entity_report, iob2_spans
 
 
 def test_iob2_spans_strict():

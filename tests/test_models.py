@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from finpulse.models.artifact import ModelLoadError
-from finpulse.models.inference import Enricher, InferenceSettings
-from finpulse.models.preflight import check_models
-from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
+from finpulse.models.artifacts.artifact import ModelLoadError
+from finpulse.models.engine.inference import Enricher, InferenceSettings
+from finpulse.models.artifacts.preflight import check_models
+from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
 from finpulse.pipeline.cli.main import main
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
@@ -94,7 +94,7 @@ def test_fast_path_matches_fp32_within_tolerance(enricher, fp32):
 
 
 def test_precision_auto_follows_the_hardware():
-    from finpulse.models.inference import cpu_has_native_bf16, use_bf16
+    from finpulse.models.engine.inference import cpu_has_native_bf16, use_bf16
 
     assert use_bf16("auto", "cpu") == cpu_has_native_bf16()
     assert use_bf16("auto", "cuda") and not use_bf16("fp32", "cuda") and use_bf16("bf16", "cpu")
@@ -177,7 +177,7 @@ def test_a_base_without_an_sdpa_kernel_loads_with_eager_attention(tmp_path):
     import torch
     from transformers import MPNetConfig, MPNetModel
 
-    from finpulse.models.artifact import load_encoder
+    from finpulse.models.artifacts.artifact import load_encoder
 
     base = tmp_path / "tiny-mpnet"
     config = MPNetConfig(vocab_size=30527, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -197,7 +197,7 @@ def test_a_shallow_encoder_is_the_bottom_of_the_full_one():
     """`layers` keeps the base's bottom N layers: its output is the full encoder's hidden state at depth N."""
     import torch
 
-    from finpulse.models.artifact import PACKAGE_BASE, load_encoder
+    from finpulse.models.artifacts.artifact import PACKAGE_BASE, load_encoder
 
     full, tokenizer = load_encoder(PACKAGE_BASE)
     shallow, _ = load_encoder(PACKAGE_BASE, layers=3)
@@ -216,7 +216,7 @@ def test_a_shallow_encoder_is_the_bottom_of_the_full_one():
 def test_lora_wraps_the_same_six_layers_per_block_in_bert_and_mpnet():
     from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
 
-    from finpulse.models.lora import add_lora
+    from finpulse.models.artifacts.lora import add_lora
 
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     for model in (BertModel(BertConfig(**small)), MPNetModel(MPNetConfig(**small))):
@@ -226,7 +226,7 @@ def test_lora_wraps_the_same_six_layers_per_block_in_bert_and_mpnet():
 
 
 def test_the_accurate_registry_serves_sentiment_from_mpnet_beside_the_shared_encoder():
-    from finpulse.models.registry import ACCURATE_REGISTRY
+    from finpulse.models.artifacts.registry import ACCURATE_REGISTRY
 
     reg = load_registry("accurate")
     assert reg == load_registry(ACCURATE_REGISTRY)
@@ -250,7 +250,7 @@ def test_the_accurate_registry_serves_sentiment_from_mpnet_beside_the_shared_enc
 def test_reduce_rank_is_exact_for_low_rank_updates_and_drops_the_smallest_singular_values():
     import torch
 
-    from finpulse.models.lora import reduce_rank
+    from finpulse.models.artifacts.lora import reduce_rank
 
     torch.manual_seed(0)
     a, b = torch.randn(8, 40), torch.randn(30, 8)

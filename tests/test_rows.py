@@ -15,24 +15,23 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pytest
 
-from finpulse.models.entities import EntitySpan
-from finpulse.models.inference import Enricher, InferenceSettings, MentionSentiment, Prediction
-from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
+from finpulse.models.engine.entities import EntitySpan
+from finpulse.models.engine.inference import Enricher, InferenceSettings, MentionSentiment, Prediction
+from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
 from finpulse.pipeline.devtools.generator import generate_posts
 from finpulse.pipeline.enrich.handler import company_spans
 from finpulse.pipeline.enrich.rows import enriched_row, enriched_table, violations
 from finpulse.pipeline.lake.tables import SCHEMAS
 from finpulse.pipeline.messages import Coordinates
 from finpulse.schemas.records import InputRecord
-from tests.realdata import real_rows
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
 
 
-def feed() -> list[InputRecord]:
+def feed(real_data) -> list[InputRecord]:
     """Real headlines and sentences naming companies, then generated posts with cashtags and tickers."""
-    real = [r["text"] for r in real_rows("headlines_real.jsonl")[:120]] + \
-           [r["text"] for r in real_rows("linking_real.jsonl")[:120]]
+    real = [r["text"] for r in real_data.rows("headlines_real.jsonl")[:120]] + \
+           [r["text"] for r in real_data.rows("linking_real.jsonl")[:120]]
     records = [InputRecord(id=f"real-{i}", text=t, source="realtext", kind=None if i % 2 else "social")
                for i, t in enumerate(real)]  # no kind: the row says news
     records += [InputRecord.model_validate(p) for p in generate_posts(160, seed=11)]
@@ -50,8 +49,8 @@ def reference(records, preds, coords) -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def predicted():
-    records = feed()
+def predicted(real_data):
+    records = feed(real_data)
     engine = Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(), mention_finder=company_spans)
     return records, engine.predict([r.text for r in records])
 
@@ -125,7 +124,7 @@ def test_violations_follow_the_pydantic_model():
 
 
 @pytest.mark.slow
-def test_backfill_writes_the_rows_of_the_row_path(tmp_path):
+def test_backfill_writes_the_rows_of_the_row_path(tmp_path, real_data):
     """The whole chain (parse, engine, columnar rows, stories in bundle order, Delta commit) stores
     what the old per-row path gives for the same feed: every column but ingested_at (the commit's
     clock), read back from the lake. fp32 and one engine call for the feed, as the backfill makes
@@ -137,7 +136,7 @@ def test_backfill_writes_the_rows_of_the_row_path(tmp_path):
     from finpulse.pipeline.jobs.backfill import run_backfill
     from finpulse.pipeline.lake.query import run_query
 
-    real = [r["text"] for r in real_rows("headlines_real.jsonl")[:150]]
+    real = [r["text"] for r in real_data.rows("headlines_real.jsonl")[:150]]
     posts = [{"id": f"h{i}", "text": t, "source": "wire", "published_at": f"2026-11-0{1 + i % 2}T10:{i % 60:02d}:00Z"}
              for i, t in enumerate(real)]
     posts += [{**p, "id": f"h{i}-copy", "text": "RT @desk: " + p["text"]} for i, p in enumerate(posts[:40])]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from finpulse.models import stages
+from finpulse.pipeline.runtime import stages
 
 
 def burn(seconds: float) -> None:
@@ -79,8 +79,8 @@ def test_bench_breakdown_covers_every_host_stage_of_a_real_backfill(tmp_path):
 def test_the_tokenizer_floor_times_the_windows_the_engine_tokenises():
     """`finpulse bench`'s tokenizer_core_ms_per_post times the bare Rust tokenizer: it must cut the
     same windows (ids, overlap included) as the engine, or the floor would time other work."""
-    from finpulse.models.inference import Enricher, InferenceSettings
-    from finpulse.models.registry import load_registry
+    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.pipeline.devtools.bench import _posts, bare_tokenizer
 
     texts = [p["text"] for p in _posts(20, seed=6)] + ["Apple beats estimates. " * 90]  # the last: 3+ windows
@@ -92,20 +92,19 @@ def test_the_tokenizer_floor_times_the_windows_the_engine_tokenises():
     assert len(bare) > len(texts) + 2
 
 
-def test_the_engine_cuts_the_windows_the_hugging_face_tokenizer_cuts():
+def test_the_engine_cuts_the_windows_the_hugging_face_tokenizer_cuts(real_data):
     """The engine reads its windows straight from the Rust encodings (`windows_tokenizer`); the
     Hugging Face call it replaced is the reference: the same windows in the same order, with the
     same ids, character offsets, word ids and owning text, on real headlines, odd text and a post
     long enough to overflow; and the target pass's inputs truncated alike."""
     import numpy as np
-    from realdata import real_rows
 
-    from finpulse.models.inference import Enricher, InferenceSettings
-    from finpulse.models.registry import load_registry
-    from finpulse.models.targets import mark_target
+    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.engine.targets import mark_target
     from finpulse.pipeline.devtools.bench import _posts
 
-    texts = ([h["text"] for h in real_rows("headlines_real.jsonl")[:150]] + [p["text"] for p in _posts(30, seed=6)]
+    texts = ([h["text"] for h in real_data.rows("headlines_real.jsonl")[:150]] + [p["text"] for p in _posts(30, seed=6)]
              + ["", " ", "é€ café ünï 日本語 𠀀 $TSLA", "Apple beats estimates. " * 90, "x" * 3000])
     engine = Enricher(load_registry(), InferenceSettings(precision="fp32"))
     for group in engine.groups:
@@ -171,7 +170,7 @@ def test_a_loaded_worker_hides_its_long_lived_heap_from_the_collector():
 
     code = (
         "import gc, json\n"
-        "from finpulse.models.inference import InferenceSettings\n"
+        "from finpulse.models.engine.inference import InferenceSettings\n"
         "from finpulse.pipeline.enrich.handler import FinpulseModelHandler\n"
         "model = FinpulseModelHandler(settings=InferenceSettings(precision='fp32')).load_model()\n"
         "label = model.predict(['Apple shares jump 5% after record iPhone sales'])[0].sentiment\n"

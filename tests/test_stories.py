@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from lakefixtures import post, write_posts
-from realdata import real_rows
 
 from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
 from finpulse.pipeline.devtools.copies import copy_of, measure_dedup, retweet, spam, syndicate
@@ -22,10 +21,23 @@ from finpulse.pipeline.enrich.companies import load_gazetteer
 from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex, normalise
 
 FIXTURES = Path(__file__).parent / "fixtures"
-HEADLINES = real_rows("headlines_real.jsonl")  # built from ../shared/data (tests/realdata.py)
-NEGATIVE = [h["text"] for h in HEADLINES if h["label"] == "negative"]
-OTHER = [h["text"] for h in HEADLINES if h["label"] == "other"]
 T = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def headlines(real_data) -> list[dict]:
+    """480 real headlines labelled "negative" or "other" (tests/fixtures/make_headlines_real.py)."""
+    return real_data.rows("headlines_real.jsonl")
+
+
+@pytest.fixture(scope="module")
+def negative(headlines) -> list[str]:
+    return [h["text"] for h in headlines if h["label"] == "negative"]
+
+
+@pytest.fixture(scope="module")
+def other(headlines) -> list[str]:
+    return [h["text"] for h in headlines if h["label"] == "other"]
 
 
 def test_normalise_drops_retweet_prefix_links_mentions_outlet_and_case():
@@ -34,42 +46,42 @@ def test_normalise_drops_retweet_prefix_links_mentions_outlet_and_case():
     ) == normalise("Dominion Energy cuts outlook")
 
 
-def test_copies_join_the_first_report_and_novelty_falls():
+def test_copies_join_the_first_report_and_novelty_falls(negative):
     index = StoryIndex()
-    original = NEGATIVE[0]
+    original = negative[0]
     rng = random.Random(3)
     got = [index.assign("first", original, T)]
     got += [index.assign(f"c{i}", copy_of(original, rng), T + timedelta(minutes=i + 1)) for i in range(5)]
     assert [a.story_id for a in got] == ["first"] * 6
     assert [a.copies_seen for a in got] == [1, 2, 3, 4, 5, 6]
     assert [a.novelty for a in got] == [1.0, 0.5, 0.333333, 0.25, 0.2, 0.166667]
-    other = index.assign("other", NEGATIVE[1], T + timedelta(minutes=10))
+    other = index.assign("other", negative[1], T + timedelta(minutes=10))
     assert (other.story_id, other.copies_seen, other.novelty) == ("other", 1, 1.0)
 
 
-def test_a_replayed_id_gets_its_first_answer_and_counts_nothing():
+def test_a_replayed_id_gets_its_first_answer_and_counts_nothing(negative):
     index = StoryIndex()
-    index.assign("a", NEGATIVE[0], T)
-    b = index.assign("b", retweet(NEGATIVE[0], random.Random(1)), T + timedelta(minutes=1))
+    index.assign("a", negative[0], T)
+    b = index.assign("b", retweet(negative[0], random.Random(1)), T + timedelta(minutes=1))
     assert index.assign("b", "anything at all", T + timedelta(hours=1)) == b
-    assert index.assign("c", NEGATIVE[0], T + timedelta(minutes=2)).copies_seen == 3
+    assert index.assign("c", negative[0], T + timedelta(minutes=2)).copies_seen == 3
 
 
-def test_state_is_bounded_by_the_window_and_old_stories_do_not_match():
+def test_state_is_bounded_by_the_window_and_old_stories_do_not_match(other):
     cfg = StoryConfig(window=timedelta(days=3))
     index = StoryIndex(cfg)
-    for i, text in enumerate(OTHER[:200]):  # one distinct headline an hour for 200 hours
+    for i, text in enumerate(other[:200]):  # one distinct headline an hour for 200 hours
         index.assign(f"h{i}", text, T + timedelta(hours=i))
     assert len(index) == 73  # the last 72 hours and the post at the edge, not 200
-    late = index.assign("late", OTHER[0], T + timedelta(hours=200))
+    late = index.assign("late", other[0], T + timedelta(hours=200))
     assert late.story_id == "late"  # its first report is 8 days old: a new story
 
 
-def _feed(n_originals: int, seed: int) -> list[tuple[str, str, datetime]]:
+def _feed(texts: list[str], n_originals: int, seed: int) -> list[tuple[str, str, datetime]]:
     """Real headlines, each followed within hours by 0-3 copies, in time order."""
     rng = random.Random(seed)
     feed = []
-    for i, text in enumerate((NEGATIVE + OTHER)[:n_originals]):
+    for i, text in enumerate(texts[:n_originals]):
         t = T + timedelta(minutes=7 * i)
         feed.append((f"o{i}", text, t))
         feed += [
@@ -79,10 +91,10 @@ def _feed(n_originals: int, seed: int) -> list[tuple[str, str, datetime]]:
     return sorted(feed, key=lambda r: (r[2], r[0]))
 
 
-def test_a_restart_that_restores_committed_rows_and_replays_the_rest_gives_the_same_ids():
+def test_a_restart_that_restores_committed_rows_and_replays_the_rest_gives_the_same_ids(negative, other):
     """The crash contract in pure form: commit the first 300 rows, lose the next 40 in flight,
     rebuild from what was committed (any order), replay from row 300: same ids, same counts."""
-    feed = _feed(300, seed=5)
+    feed = _feed(negative + other, 300, seed=5)
     straight = StoryIndex()
     expected = [straight.assign(rid, text, t) for rid, text, t in feed]
     crashed = StoryIndex()
@@ -98,21 +110,22 @@ def test_a_restart_that_restores_committed_rows_and_replays_the_rest_gives_the_s
     assert sum(a.copies_seen > 1 for a in expected[300:]) > 50  # the replay really meets copies
 
 
-def test_dedup_precision_and_recall_on_copies_of_real_headlines():
+def test_dedup_precision_and_recall_on_copies_of_real_headlines(headlines):
     """Floors measured on 480 real headlines x 2 copies each (docs/ALERTS.md has the full figures)."""
-    got = measure_dedup([h["text"] for h in HEADLINES], copies_per_text=2, seed=11)
+    got = measure_dedup([h["text"] for h in headlines], copies_per_text=2, seed=11)
     print(got)
     assert got["copies"] == 960
     assert got["recall"] >= 0.93 and got["precision"] >= 0.97
 
 
 # -- alerts on real text ----------------------------------------------------------------------
-def _lake(tmp_path: Path, burst: list[tuple[str, str]], company_tickers=("D",)) -> Path:
+def _lake(tmp_path: Path, burst: list[tuple[str, str]], negative: list[str], other: list[str],
+          company_tickers=("D",)) -> Path:
     """48 hours of background about one company (6 distinct real headlines an hour, 1 in 6
     negative), then `burst` = [(text, sentiment)] in hour 48. Stories assigned in time order
     by the pipeline's own index; company keys from the gazetteer."""
     rng = random.Random(7)
-    rows, others, negatives = [], iter(OTHER * 2), iter(NEGATIVE[60:] * 5)
+    rows, others, negatives = [], iter(other * 2), iter(negative[60:] * 5)
     gaz = load_gazetteer()
     for hour in range(48):
         for j in range(6):
@@ -156,28 +169,28 @@ def _copies(text: str, n: int, seed: int) -> list[str]:
     return [text] + [retweet(text, rng) if i % 2 else syndicate(text, rng) for i in range(n - 1)]
 
 
-def test_50_copies_of_one_negative_post_raise_no_alert(tmp_path):
-    lake = _lake(tmp_path, [(t, "negative") for t in _copies(NEGATIVE[0], 50, seed=1)])
+def test_50_copies_of_one_negative_post_raise_no_alert(tmp_path, negative, other):
+    lake = _lake(tmp_path, [(t, "negative") for t in _copies(negative[0], 50, seed=1)], negative, other)
     assert evaluate(lake, AlertSettings()) == []
     # the same lake counted post by post (the old behaviour) alerts: the test can fail
     assert [a.key for a in evaluate(lake, AlertSettings(unit="post"))] == ["D"]
 
 
-def test_50_distinct_negative_posts_about_the_company_raise_one_alert_that_counts_them(tmp_path):
-    lake = _lake(tmp_path, [(t, "negative") for t in NEGATIVE[:50]])
+def test_50_distinct_negative_posts_about_the_company_raise_one_alert_that_counts_them(tmp_path, negative, other):
+    lake = _lake(tmp_path, [(t, "negative") for t in negative[:50]], negative, other)
     [alert] = evaluate(lake, AlertSettings())
     assert (alert.key_kind, alert.key, alert.window_start) == ("company", "D", T0_48())
     assert alert.stories == 50 and alert.posts == 50 and alert.sources == 3
     assert alert.negatives >= 50 and alert.unit == "story"
 
 
-def test_a_real_negative_burst_diluted_by_60_spam_copies_is_still_found(tmp_path):
+def test_a_real_negative_burst_diluted_by_60_spam_copies_is_still_found(tmp_path, negative, other):
     """13 distinct real negative headlines and 60 copies of a neutral promotion carrying the ticker:
     counted post by post the spam dilutes the share below the bar; counted by story it does not."""
     rng = random.Random(2)
-    burst = [(t, "negative") for t in NEGATIVE[:13]] + [(spam("D", rng), "neutral") for _ in range(60)]
+    burst = [(t, "negative") for t in negative[:13]] + [(spam("D", rng), "neutral") for _ in range(60)]
     rng.shuffle(burst)
-    lake = _lake(tmp_path, burst)
+    lake = _lake(tmp_path, burst, negative, other)
     [alert] = evaluate(lake, AlertSettings())
     assert alert.key == "D" and alert.window_end == T0_48() + timedelta(hours=1)
     # the 13, plus hour 47's one background negative when the 2-bucket window carried the alert
@@ -186,8 +199,8 @@ def test_a_real_negative_burst_diluted_by_60_spam_copies_is_still_found(tmp_path
     assert evaluate(lake, AlertSettings(unit="post")) == []
 
 
-def test_posts_under_fb_and_meta_are_one_company_and_one_alert(tmp_path):
-    lake = _lake(tmp_path, [(t, "negative") for t in NEGATIVE[:30]], company_tickers=("FB", "META"))
+def test_posts_under_fb_and_meta_are_one_company_and_one_alert(tmp_path, negative, other):
+    lake = _lake(tmp_path, [(t, "negative") for t in negative[:30]], negative, other, company_tickers=("FB", "META"))
     alerts = evaluate(lake, AlertSettings())
     assert [(a.key, a.stories) for a in alerts] == [("META", 30)]
     # keyed by raw ticker, the same posts split into two thinner series
@@ -297,8 +310,11 @@ def _state(index: StoryIndex) -> tuple:
 
 
 @pytest.mark.parametrize("source", ["generated", "real"])
-def test_assign_many_gives_the_answers_and_state_of_assign_one_by_one(source):
-    feed = _generated(1500, seed=3) if source == "generated" else _feed(300, seed=5)
+def test_assign_many_gives_the_answers_and_state_of_assign_one_by_one(source, request):
+    if source == "generated":
+        feed = _generated(1500, seed=3)
+    else:
+        feed = _feed(request.getfixturevalue("negative") + request.getfixturevalue("other"), 300, seed=5)
     batches = _with_replays(feed, seed=8)
     one_by_one, batched = StoryIndex(), StoryIndex()
     expected = [one_by_one.assign(rid, text, t) for batch in batches for rid, text, t in batch]
@@ -309,11 +325,11 @@ def test_assign_many_gives_the_answers_and_state_of_assign_one_by_one(source):
     assert len({rid for batch in batches for rid, _, _ in batch}) < sum(map(len, batches))  # and replays
 
 
-def test_assign_many_evicts_post_by_post_as_assign_does():
+def test_assign_many_evicts_post_by_post_as_assign_does(negative):
     """A batch spanning more than the window: the first post is evicted by the second, so the
     third (its id again) is a new post, here a copy of the second, not a replay of the first."""
     later = T + timedelta(days=4)
-    feed = [("a", NEGATIVE[0], T), ("b", NEGATIVE[1], later), ("a", NEGATIVE[1], later + timedelta(minutes=1))]
+    feed = [("a", negative[0], T), ("b", negative[1], later), ("a", negative[1], later + timedelta(minutes=1))]
     sequential = StoryIndex()
     expected = [sequential.assign(*r) for r in feed]
     assert [(a.story_id, a.copies_seen) for a in expected] == [("a", 1), ("b", 1), ("b", 2)]
@@ -332,7 +348,7 @@ def _fmix32(h: int) -> int:
 EDGE_TEXTS = ["", "a", "abcde", "abcdef", "é€ café ünï", "日本語のテキストです", "𠀀𠀁 wide plane", "$d 5.5% cut"]
 
 
-def test_vectorised_minhash_equals_a_per_text_loop_of_the_same_formula():
+def test_vectorised_minhash_equals_a_per_text_loop_of_the_same_formula(other):
     """shingle_hashes + minhashes == for each text, min over its distinct shingles s of
     (a * fmix32(crc32(utf8(s))) + b) mod 2^32: the formula of datasketch's affine32 MinHash
     over the crc32 of each shingle, what the index computed one Python call per shingle before."""
@@ -343,7 +359,7 @@ def test_vectorised_minhash_equals_a_per_text_loop_of_the_same_formula():
     from finpulse.pipeline.enrich.stories import minhashes, shingle_hashes, shingles
 
     cfg = StoryConfig()
-    texts = [normalise(t) for t in OTHER[:60]] + EDGE_TEXTS
+    texts = [normalise(t) for t in other[:60]] + EDGE_TEXTS
     a, b = (list(map(int, p)) for p in MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme="affine32").permutations)
     got = minhashes(*shingle_hashes(texts, cfg.shingle), StoryIndex(cfg)._permutations)
     for text, row in zip(texts, got, strict=True):
@@ -351,20 +367,19 @@ def test_vectorised_minhash_equals_a_per_text_loop_of_the_same_formula():
         assert row.tolist() == [min((ai * h + bi) % 2**32 for h in mixed) for ai, bi in zip(a, b, strict=True)]
 
 
-def test_vectorised_minhash_equals_datasketch_on_real_tweets_and_headlines_in_one_batch():
+def test_vectorised_minhash_equals_datasketch_on_real_tweets_and_headlines_in_one_batch(real_data, headlines):
     """Many real texts in one call (several blocks of `minhashes`, non-ASCII windows among them):
     each row equals datasketch's own MinHash (crc32 per shingle, `update_batch`), and equals the
     same text hashed alone."""
     import zlib
 
     from datasketch import MinHash
-    from realdata import DATA
 
     from finpulse.pipeline.devtools.bench_stories import real_texts
     from finpulse.pipeline.enrich.stories import minhashes, shingle_hashes, shingles
 
     cfg = StoryConfig()
-    texts = [normalise(t) for t in real_texts(DATA, 600) + [h["text"] for h in HEADLINES]] + EDGE_TEXTS
+    texts = [normalise(t) for t in real_texts(real_data.path("tfns_sentiment_train.csv").parent, 600) + [h["text"] for h in headlines]] + EDGE_TEXTS
     assert sum(max(map(ord, t), default=0) >= 0x80 for t in texts) >= 4  # normalised real text is mostly ASCII
     perms = StoryIndex(cfg)._permutations
     hashes, counts = shingle_hashes(texts, cfg.shingle)
@@ -378,9 +393,9 @@ def test_vectorised_minhash_equals_datasketch_on_real_tweets_and_headlines_in_on
         assert (minhashes(*shingle_hashes([text], cfg.shingle), perms)[0] == row).all()
 
 
-def test_eviction_reuses_slots_and_the_store_shrinks_after_a_burst():
+def test_eviction_reuses_slots_and_the_store_shrinks_after_a_burst(headlines):
     index = StoryIndex(StoryConfig(window=timedelta(days=3)))
-    texts = [h["text"] for h in HEADLINES]
+    texts = [h["text"] for h in headlines]
     for i in range(2000):  # a burst: 2,000 posts in 20 hours
         index.assign(f"b{i}", texts[i % len(texts)] + f" {i}", T + timedelta(seconds=36 * i))
     assert len(index) == 2000 and index.slots == 2048
@@ -444,14 +459,14 @@ def _brute_force(feed: list[tuple[str, str, datetime]], cfg: StoryConfig) -> lis
 
 
 @pytest.mark.parametrize("window_hours", [72, 2])
-def test_the_lsh_tables_find_what_checking_every_live_post_finds(window_hours):
+def test_the_lsh_tables_find_what_checking_every_live_post_finds(window_hours, negative, other):
     """Templated posts (most share a band with many others: hundreds of candidates a post) and real
     copies, with replays; a 2-hour window evicts, reuses slots and resizes the store all along.
     The index's answers equal a brute-force check of every live post."""
     cfg = StoryConfig(window=timedelta(hours=window_hours))
     generated = _generated(2500, seed=12)
     shift = generated[0][2] - T + timedelta(hours=1)  # the real headlines and copies among the generated posts
-    feed = sorted(generated + [(rid, text, t + shift) for rid, text, t in _feed(300, seed=7)], key=lambda r: r[2])
+    feed = sorted(generated + [(rid, text, t + shift) for rid, text, t in _feed(negative + other, 300, seed=7)], key=lambda r: r[2])
     feed = [r for batch in _with_replays(feed, seed=4) for r in batch]
     index = StoryIndex(cfg)
     got = [(a.story_id, a.copies_seen) for i in range(0, len(feed), 256)

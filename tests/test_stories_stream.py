@@ -15,22 +15,20 @@ from pathlib import Path
 
 import pytest
 from conftest import StreamProcess, lake_rows, send, wait_until
-from realdata import real_rows
 
 from finpulse.pipeline.devtools.copies import copy_of
 from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow
-HEADLINES = [h["text"] for h in real_rows("headlines_real.jsonl")]  # built from ../shared/data
 
 
-def feed(n: int = 60, seed: int = 9) -> list[dict]:
+def feed(headlines: list[str], n: int = 60, seed: int = 9) -> list[dict]:
     """n real headlines, each copied 0-2 times within the next hours (retweets, syndication)."""
     rng = random.Random(seed)
     start = datetime(2026, 5, 4, 9, tzinfo=timezone.utc)
     posts = []
-    for i, text in enumerate(HEADLINES[:n]):
+    for i, text in enumerate(headlines[:n]):
         t = start + timedelta(minutes=20 * i)
         posts.append({"id": f"o{i}", "text": text, "published_at": t.isoformat(), "source": "reuters", "kind": "news"})
         for j in range(rng.randrange(3)):
@@ -51,8 +49,8 @@ def stories(lake: Path) -> dict[str, tuple[str, int, float]]:
     return {r["id"]: (r["story_id"], r["copies_seen"], r["novelty"]) for r in rows}
 
 
-def test_stream_killed_mid_feed_and_backfill_give_the_same_story_ids(broker, tmp_path):
-    posts = feed()
+def test_stream_killed_mid_feed_and_backfill_give_the_same_story_ids(broker, tmp_path, real_data):
+    posts = feed([h["text"] for h in real_data.rows("headlines_real.jsonl")])
     cut = len(posts) * 3 // 5
     archive = tmp_path / "feed.jsonl"
     archive.write_text("".join(json.dumps(p) + "\n" for p in posts))

@@ -1,4 +1,4 @@
-"""The target-marked input and the policy that picks which texts get the second pass (models/targets.py)."""
+"""The target-marked input and the policy that picks which texts get the second pass (models/engine/targets.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from finpulse.models.spans import read_entity_jsonl, split_docs
-from finpulse.models.targets import mark_target, pick_targets, target_rows, wants_target_pass
+from finpulse.models.engine.targets import mark_target, pick_targets, target_rows, wants_target_pass
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -62,9 +62,9 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
 def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, layers, val_fraction, seed, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
-    from finpulse.models.artifact import PACKAGE_BASE
-    from finpulse.models.train import TaskData, TrainConfig
-    from finpulse.models.train import train as run_train
+    from finpulse.models.artifacts.artifact import PACKAGE_BASE
+    from finpulse.models.training.train import TaskData, TrainConfig
+    from finpulse.models.training.train import train as run_train
 
     train_files = _task_files(data, task, "--data")
     dev_files = _task_files(dev, task, "--dev")
@@ -111,12 +111,12 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
     if task == "entity-sentiment":
         _evaluate_entities(data, model_dir, holdout, device, quantize, dtype, target_pass)
         return
-    from finpulse.models.artifact import load_artifact
+    from finpulse.models.artifacts.artifact import load_artifact
     from finpulse.models.data import LabeledText, read_task_file, stratified_split
-    from finpulse.models.evaluate import evaluate as run_eval
-    from finpulse.models.registry import load_registry
+    from finpulse.models.evaluation.evaluate import evaluate as run_eval
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.tasks import TaskKind, get_task
-    from finpulse.models.train import pick_device
+    from finpulse.models.training.train import pick_device
 
     spec = get_task(task)
     if holdout and spec.kind is not TaskKind.SEQUENCE:  # training splits sequence tasks only
@@ -127,8 +127,8 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
     dev = pick_device(device)
     loaded = load_artifact(path, dev, quantize)
     if dtype == "int8":  # as the engine's --precision int8 runs it: the encoder swapped, the heads in torch
-        from finpulse.models.inference import pick_precision
-        from finpulse.models.int8 import int8_encoder
+        from finpulse.models.engine.inference import pick_precision
+        from finpulse.models.engine.int8 import int8_encoder
 
         pick_precision("int8", str(dev), ())  # refuses a GPU with a message that says what to use
         loaded.model.encoder = int8_encoder(loaded)
@@ -148,12 +148,12 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
 
 def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str, quantize: str,
                        dtype: str, target_pass: str) -> None:
-    from finpulse.models.artifact import ModelLoadError, read_config
-    from finpulse.models.evaluate import evaluate_entity_sentiment
-    from finpulse.models.inference import Enricher, InferenceSettings
-    from finpulse.models.registry import load_registry, per_company_registry
+    from finpulse.models.artifacts.artifact import ModelLoadError, read_config
+    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
+    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.artifacts.registry import load_registry, per_company_registry
     from finpulse.models.spans import read_entity_jsonl, split_docs
-    from finpulse.models.train import pick_device
+    from finpulse.models.training.train import pick_device
 
     docs = read_entity_jsonl(data)
     registry = per_company_registry(model_dir) if model_dir else load_registry()
@@ -181,7 +181,7 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
 @click.option("--rank", type=int, required=True, help="the new LoRA rank (lower than the artifact's)")
 def shrink(artifact: Path, rank: int) -> None:
     """Reduce a committed LoRA adapter to a lower rank by truncated SVD (keeps files under 5 MiB)."""
-    from finpulse.models.shrink import shrink_adapter
+    from finpulse.models.artifacts.shrink import shrink_adapter
 
     shrink_adapter(artifact, rank)
     click.echo(json.dumps({"artifact": str(artifact), "rank": rank}))

@@ -18,7 +18,7 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LAKE = "lake"
-PRECISIONS = ["auto", "fp32", "bf16", "int8"]  # the engine's (models/inference.py, pick_precision)
+PRECISIONS = ["auto", "fp32", "bf16", "int8"]  # the engine's (models/engine/inference.py, pick_precision)
 TRAINING_PRECISIONS = ["auto", "fp32", "bf16"]  # int8 is an inference-only path
 
 

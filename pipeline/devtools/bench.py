@@ -1,7 +1,7 @@
 """`finpulse bench`: throughput and latency figures, measured in one run on the same texts.
 
 Posts/s always means all three tasks done for each post. `precision` is the engine's precision in
-this run (`--precision`, default auto; models/inference.py, pick_precision): every figure but
+this run (`--precision`, default auto; models/engine/inference.py, pick_precision): every figure but
 `ours_fp32_posts_per_s` and the baseline runs at it.
 
 * `baseline_posts_per_s`: stock Beam (three RunInference steps with HuggingFacePipelineModelHandler,
@@ -9,7 +9,7 @@ this run (`--precision`, default auto; models/inference.py, pick_precision): eve
   same kind of pipeline on the same texts; `speedup` is their ratio
 * `ours_posts_per_s`: the Enricher alone (one shared encoder pass, three heads, length-aware batches)
 * `ours_without_target_pass_posts_per_s`: the Enricher with the target-marked per-company pass off
-  (models/targets.py; the span head alone, as before that pass existed): `target_pass_cost` is the
+  (models/engine/targets.py; the span head alone, as before that pass existed): `target_pass_cost` is the
   share of the engine's throughput the pass costs (on a CPU from the `*_core_ms_per_post` figures,
   this process's CPU time, which a second job on the machine does not move; on a GPU from posts/s),
   and `target_pass_texts` the share of posts that got the pass
@@ -20,7 +20,7 @@ this run (`--precision`, default auto; models/inference.py, pick_precision): eve
   commit (rename) of the Parquet file that holds the row
 * `host_stages`, `host_core_ms_per_post`, `model_core_ms_per_post`: core milliseconds per post in
   each stage of the real pipeline (a backfill of the same posts through the real models and the
-  real lake, in this process, with `models/stages.py` accounting on), comparable across machines
+  real lake, in this process, with `pipeline/runtime/stages.py` accounting on), comparable across machines
 * `tokenizer_core_ms_per_post`: the Rust tokenizer alone on the same texts, one thread: the part of
   `tokenise` (and of the host total) below which none of our code can go
 * `e2e_core_ms_per_post`, `latency_core_ms_per_post`: the stream's CPU time (its process and SDK
@@ -62,7 +62,7 @@ def _posts(n: int, seed: int) -> list[dict]:
 def _separate_registry(tmp: Path) -> Path:
     """A registry whose three tasks point at three copies of the default artifact (the per-company
     head stays with NER: it scores the ORG spans of the NER pass, so it cannot be separated)."""
-    from finpulse.models.registry import DEFAULT_REGISTRY, load_registry
+    from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
 
     reg = json.loads(DEFAULT_REGISTRY.read_text())
     shipped = load_registry()
@@ -100,8 +100,8 @@ def timed_predict(texts: list[str], registry: str | None, device: str, precision
     first sight (process-wide), and the target-marked per-company pass sees few shapes in a short
     warm-up; a 64-text warm-up left that compiling in the timed run (AMX machine: the pass seemed to
     cost 27% of the engine, 9% once warm). A stream running for hours has met its shapes."""
-    from finpulse.models.inference import Enricher, InferenceSettings
-    from finpulse.models.registry import load_registry
+    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.pipeline.enrich.handler import company_spans
 
     # as the pipeline runs it: cashtags and gazetteer names scored by the per-company head beside the ORG entities
@@ -262,7 +262,7 @@ def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str
     stages may add up to slightly more than the process used. It runs on the stage's own thread
     (`one_tokenizer_thread`), so `tokenise` counts all of its work.
     """
-    from finpulse.models import stages
+    from finpulse.pipeline.runtime import stages
     from finpulse.pipeline.enrich.companies import load_gazetteer, normalize
     from finpulse.pipeline.jobs.backfill import run_backfill
 
@@ -321,9 +321,9 @@ def bare_tokenizer(registry: str | None = None) -> Any:
     does (`Enricher._windows`): what `tokenizer_floor` times."""
     from transformers import AutoTokenizer
 
-    from finpulse.models.artifact import read_config, resolve_base
-    from finpulse.models.inference import InferenceSettings, windows_tokenizer
-    from finpulse.models.registry import load_registry
+    from finpulse.models.artifacts.artifact import read_config, resolve_base
+    from finpulse.models.engine.inference import InferenceSettings, windows_tokenizer
+    from finpulse.models.artifacts.registry import load_registry
 
     reg = load_registry(registry)
     wrapper = AutoTokenizer.from_pretrained(resolve_base(read_config(reg.sentiment.artifact_path).base), use_fast=True)
@@ -335,7 +335,7 @@ def tokenizer_floor(texts: list[str], registry: str | None = None, repeats: int 
     truncation and windows, on one thread; best of `repeats`): the floor under `host_stages`'
     `tokenise` that none of our code can go below, reported so that the host total can be read
     against it on any machine (issue #18's 0.05 core-ms target counts the tokenizer too)."""
-    from finpulse.models.inference import InferenceSettings
+    from finpulse.models.engine.inference import InferenceSettings
 
     tok = bare_tokenizer(registry)
     clipped = [t[: InferenceSettings().max_chars] for t in texts]
@@ -351,11 +351,11 @@ def tokenizer_floor(texts: list[str], registry: str | None = None, repeats: int 
 def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
     """Held-out scores at `precision` ("bf16", "fp32" or "int8": what the engine ran) minus the fp32
     reference (points; negative = worse)."""
-    from finpulse.models import int8
-    from finpulse.models.artifact import load_artifact
+    from finpulse.models.engine import int8
+    from finpulse.models.artifacts.artifact import load_artifact
     from finpulse.models.data import read_classification_csv, read_task_file, stratified_split
-    from finpulse.models.evaluate import evaluate
-    from finpulse.models.registry import load_registry
+    from finpulse.models.evaluation.evaluate import evaluate
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.tasks import get_task
 
     loaded = load_artifact(load_registry().sentiment.artifact_path, device)
@@ -386,7 +386,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
               quality_data: Path | None = None, precision: str = "auto") -> dict:
     import torch
 
-    from finpulse.models.registry import load_registry
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.pipeline.devtools.stock_beam import run_baseline, run_ours_in_beam
     from finpulse.pipeline.jobs.stream import resolve_device
 

@@ -1,4 +1,4 @@
-"""The static-int8 CPU path (models/int8.py) beside fp32 and bf16: engine posts/s, label stability, quality.
+"""The static-int8 CPU path (models/engine/int8.py) beside fp32 and bf16: engine posts/s, label stability, quality.
 
     python -m finpulse.pipeline.devtools.bench_int8 --data ../shared/data > int8.json
 
@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from finpulse.models import int8
-from finpulse.models.artifact import LoadedModel
+from finpulse.models.engine import int8
+from finpulse.models.artifacts.artifact import LoadedModel
 
 PATHS = ("torch_fp32", "ort_fp32", "ort_int8", "ort_int8_per_tensor", "torch_bf16")
 RECIPES = {"ort_int8": int8.Recipe(), "ort_int8_per_tensor": int8.Recipe(per_token=False)}
@@ -66,8 +66,8 @@ def engine(path: str, registry: str | None = None, cache: Path | None = None, th
            scratch: Path | None = None, mention_finder: Callable[[str], Any] | None = None) -> Any:
     """An Enricher on one of PATHS. The ORT ones start from fp32 and swap every encoder (shared groups
     and target model) themselves, so that the recipe and the cache (timed by `build_cost`) are this run's."""
-    from finpulse.models.inference import Enricher, InferenceSettings
-    from finpulse.models.registry import load_registry
+    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.artifacts.registry import load_registry
 
     precision = "bf16" if path == "torch_bf16" else "fp32"
     enricher = Enricher(load_registry(registry), InferenceSettings(precision=precision, threads=threads),
@@ -163,9 +163,9 @@ def training_texts(loaded: Any, data: Path, n: int, seed: int = 1) -> list[str]:
 
 
 def predictions(loaded: Any, spec: Any, rows: list) -> list:
-    """Per row, the predicted label index (classes) or word tags (NER): as models/evaluate.py predicts them."""
+    """Per row, the predicted label index (classes) or word tags (NER): as models/evaluation/evaluate.py predicts them."""
     from finpulse.models.encoding import encode_sentences, encode_texts
-    from finpulse.models.evaluate import predict_logits
+    from finpulse.models.evaluation.evaluate import predict_logits
     from finpulse.models.tasks import TaskKind
 
     tok = loaded.tokenizer
@@ -183,7 +183,7 @@ def predictions(loaded: Any, spec: Any, rows: list) -> list:
 
 def report(spec: Any, rows: list, preds: list) -> dict[str, float]:
     """accuracy and macro-F1 (classes) or entity F1 (NER), by the project's scorers."""
-    from finpulse.models.metrics import classification_report, entity_report
+    from finpulse.models.evaluation.metrics import classification_report, entity_report
     from finpulse.models.tasks import TaskKind
 
     if spec.kind is TaskKind.SEQUENCE:
@@ -209,8 +209,8 @@ def deltas(new: dict, ref: dict) -> dict[str, dict[str, float]]:
 
 def entity_sentiment_scores(enricher: Any, data: Path) -> dict[str, dict[str, float]]:
     """Per-company sentiment on the entity hold-out, through the engine (`finpulse eval entity-sentiment --holdout`)."""
-    from finpulse.models.artifact import read_config
-    from finpulse.models.evaluate import evaluate_entity_sentiment
+    from finpulse.models.artifacts.artifact import read_config
+    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
     from finpulse.models.spans import read_entity_jsonl, split_docs
 
     path = enricher.registry.entity_sentiment.artifact_path
@@ -228,8 +228,8 @@ def entity_sentiment_scores(enricher: Any, data: Path) -> dict[str, dict[str, fl
 def quality(data: Path, cache: Path, registry: str | None, threads: int | None, scratch: Path,
             calibration_sources: bool = True) -> dict:
     """fp32 and each int8 variant on the held-out sets: scores, deltas in points, and label agreement with fp32."""
-    from finpulse.models.artifact import load_artifact
-    from finpulse.models.registry import load_registry
+    from finpulse.models.artifacts.artifact import load_artifact
+    from finpulse.models.artifacts.registry import load_registry
 
     loaded = load_artifact(load_registry(registry).sentiment.artifact_path)
     sets = heldout_sets(loaded, data)
@@ -313,9 +313,9 @@ def int8_gemm_share(cache: Path, registry: str | None, threads: int | None, text
     """Share of the int8 encoder's ORT kernel time spent in its integer GEMMs (MatMulIntegerToFloat)."""
     import onnxruntime as ort
 
-    from finpulse.models.artifact import load_artifact
-    from finpulse.models.batching import plan_batches
-    from finpulse.models.registry import load_registry
+    from finpulse.models.artifacts.artifact import load_artifact
+    from finpulse.models.engine.batching import plan_batches
+    from finpulse.models.artifacts.registry import load_registry
 
     loaded = load_artifact(load_registry(registry).sentiment.artifact_path)
     folder = int8.build_int8(loaded, cache=cache)
@@ -343,8 +343,8 @@ def _folder_bytes(path: Path) -> int:
 
 def build_cost(registry: str | None, cache: Path) -> dict:
     """Build every int8 encoder the engine needs into an empty cache; time and size each."""
-    from finpulse.models.artifact import load_artifact
-    from finpulse.models.registry import load_registry
+    from finpulse.models.artifacts.artifact import load_artifact
+    from finpulse.models.artifacts.registry import load_registry
 
     reg = load_registry(registry)
     paths = sorted({str(t.artifact_path) for t in reg.all_tasks.values()})
@@ -373,7 +373,7 @@ def run(n: int = 2000, seed: int = 11, reps: int = 3, data: Path | None = Path("
         avx2_estimate: bool = True, paths: Sequence[str] | None = None) -> dict:
     import onnxruntime as ort
 
-    from finpulse.models.inference import cpu_has_native_bf16
+    from finpulse.models.engine.inference import cpu_has_native_bf16
     from finpulse.pipeline.devtools.bench import cpu_features
     from finpulse.pipeline.enrich.handler import company_spans
 

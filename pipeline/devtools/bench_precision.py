@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from finpulse.models.inference import Enricher, InferenceSettings, Prediction
-from finpulse.models.registry import load_registry
+from finpulse.models.engine.inference import Enricher, InferenceSettings, Prediction
+from finpulse.models.artifacts.registry import load_registry
 from finpulse.pipeline.devtools.generator import generate_posts
 
 

@@ -85,8 +85,8 @@ def export_hf_models(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
     Returns task -> (pipeline task, model, tokenizer).
     """
-    from finpulse.models.artifact import load_artifact
-    from finpulse.models.registry import load_registry
+    from finpulse.models.artifacts.artifact import load_artifact
+    from finpulse.models.artifacts.registry import load_registry
 
     reg = load_registry()
     loaded = load_artifact(reg.sentiment.artifact_path)
@@ -174,7 +174,7 @@ def run_ours_in_beam(texts: list[str], device: str, run_id: str = "ours", precis
     from apache_beam.ml.inference.base import RunInference
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    from finpulse.models.inference import InferenceSettings
+    from finpulse.models.engine.inference import InferenceSettings
     from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 
     log = _new_log("finpulse-ours-")

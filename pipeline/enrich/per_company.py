@@ -1,6 +1,6 @@
 """Per-company sentiment rows: scored mentions -> one `entity_sentiment` element per company. Pure.
 
-The engine (models/inference.py) scores every ORG entity and every cashtag span of a text with the
+The engine (models/engine/inference.py) scores every ORG entity and every cashtag span of a text with the
 span head; here each mention is linked to a ticker (a cashtag names its own, an ORG goes through
 the gazetteer), unlinked mentions are dropped, overlapping mentions of one company count once
 ("$AAPL" and the ORG "AAPL" inside it), and the mentions of one company are merged: probabilities
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from finpulse.models.inference import MentionSentiment
+from finpulse.models.engine.inference import MentionSentiment
 from finpulse.models.spans import relevance
 from finpulse.pipeline.enrich.companies import Gazetteer
 from finpulse.pipeline.enrich.tickers import cashtag_ticker

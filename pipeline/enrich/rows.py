@@ -33,8 +33,8 @@ import pyarrow.compute as pc
 from annotated_types import Ge, Le
 from pydantic import BaseModel
 
-from finpulse.models.inference import Prediction
-from finpulse.models.stages import stage
+from finpulse.models.engine.inference import Prediction
+from finpulse.pipeline.runtime.stages import stage
 from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer
 from finpulse.pipeline.enrich.per_company import company_sentiment
 from finpulse.pipeline.messages import Coordinates

@@ -17,8 +17,8 @@ import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.transforms.core import RestrictionProvider
 
-from finpulse.models.inference import InferenceSettings
-from finpulse.models.preflight import check_models
+from finpulse.models.engine.inference import InferenceSettings
+from finpulse.models.artifacts.preflight import check_models
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 from finpulse.pipeline.jobs.stream import pipeline_options, resolve_device
 from finpulse.pipeline.jobs.transforms import enrich_and_write

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from finpulse.models.inference import InferenceSettings
-from finpulse.models.preflight import check_models
+from finpulse.models.engine.inference import InferenceSettings
+from finpulse.models.artifacts.preflight import check_models
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 from finpulse.pipeline.jobs.transforms import enrich_and_write
 from finpulse.pipeline.lake.commit import Lake

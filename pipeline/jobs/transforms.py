@@ -15,7 +15,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from finpulse.models.stages import stage
+from finpulse.pipeline.runtime.stages import stage
 from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.pipeline.enrich.rows import enriched_row, enriched_table

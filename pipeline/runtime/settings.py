@@ -68,7 +68,7 @@ class StreamSettings(BaseSettings):
     group: str = "finpulse"  # Kafka group whose offsets mirror the lake's progress (for lag monitoring)
     registry: str | None = None  # model registry JSON or shipped name "default" / "accurate" (default: models/registry.json)
     device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16 | int8 (see models/inference.py, pick_precision)
+    precision: str = "auto"  # auto | fp32 | bf16 | int8 (see models/engine/inference.py, pick_precision)
     max_message_bytes: int = 1024 * 1024
     poll_records: int = 500  # most records one partition reads in one bundle
     # A bundle reads at most this many records over all partitions, then commits: the bound on

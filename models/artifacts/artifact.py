@@ -17,8 +17,8 @@ from typing import Any, cast
 import torch
 from pydantic import BaseModel, Field
 
-from finpulse.models.bases import MINILM_BASE, BaseUnavailable, resolve_package_base
-from finpulse.models.lora import DEFAULT_TARGETS, add_lora, lora_state_dict, merge_lora
+from finpulse.models.artifacts.bases import MINILM_BASE, BaseUnavailable, resolve_package_base
+from finpulse.models.artifacts.lora import DEFAULT_TARGETS, add_lora, lora_state_dict, merge_lora
 from finpulse.models.network import MultiTaskModel
 from finpulse.models.tasks import TaskKind, TaskSpec
 from finpulse.schemas.errors import FinpulseError

@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel, Field
 from torch import nn
 
-from finpulse.models.artifact import (
+from finpulse.models.artifacts.artifact import (
     PACKAGE_BASE,
     ArtifactConfig,
     LoraConfig,
@@ -29,10 +29,10 @@ from finpulse.models.artifact import (
 )
 from finpulse.models.data import read_classification_csv, read_task_file, read_texts, stratified_split
 from finpulse.models.encoding import IGNORE, Encoded, collate, encode_sentences, encode_texts
-from finpulse.models.evaluate import evaluate, headline, predict_logits
-from finpulse.models.lora import add_lora
+from finpulse.models.evaluation.evaluate import evaluate, headline, predict_logits
+from finpulse.models.artifacts.lora import add_lora
 from finpulse.models.network import MultiTaskModel
-from finpulse.models.targets import target_rows
+from finpulse.models.engine.targets import target_rows
 from finpulse.models.tasks import ENTITY_TARGET, TaskKind, TaskSpec, get_task
 
 
@@ -179,11 +179,11 @@ def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], t
     dropped, so held-out rows never reach training, not even unlabelled (e.g. topic texts as
     sentiment transfer data leave the topic hold-out out).
     """
-    from finpulse.models.artifact import load_artifact
+    from finpulse.models.artifacts.artifact import load_artifact
 
     if spec.kind is not TaskKind.SEQUENCE:
         raise ValueError(f"{spec.name}: distillation is implemented for sequence tasks only")
-    from finpulse.models.inference import use_bf16
+    from finpulse.models.engine.inference import use_bf16
 
     device = pick_device(cfg.device)
     bf16 = use_bf16(cfg.precision, str(device))
@@ -234,7 +234,7 @@ def _load_task(td: TaskData, cfg: TrainConfig, tokenizer, log) -> _TaskState:
     spec = get_task(td.task)
     train_rows: list = []
     dev: dict[str, list] = {}
-    if spec.name == ENTITY_TARGET.name:  # entity JSONL files, split by document (models/targets.py)
+    if spec.name == ENTITY_TARGET.name:  # entity JSONL files, split by document (models/engine/targets.py)
         train_rows = target_rows(td.train, "fit")
         dev["select"] = target_rows(td.train, "select")
     elif td.dev:
@@ -309,7 +309,7 @@ def train(cfg: TrainConfig) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm, cfg.schedule))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"device {device}, {trainable:,} trainable parameters, {total} steps")
-    from finpulse.models.inference import use_bf16
+    from finpulse.models.engine.inference import use_bf16
 
     use_amp = use_bf16(cfg.precision, str(device))
     log(f"bf16 autocast: {'on' if use_amp else 'off'}")

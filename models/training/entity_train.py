@@ -6,7 +6,7 @@ change any other task's output, and each training window is encoded exactly once
 windowing and precision as the enrichment engine), after which an epoch over ~12k mentions costs
 seconds on a CPU instead of an encoder pass.
 
-    python -m finpulse.models.entity_train --model models/default \
+    python -m finpulse.models.training.entity_train --model models/default \
         --data ../shared/data/sentfin_entity_train.jsonl --data ../shared/data/finentity_train.jsonl
 
 Splits: each file is split by document (models/spans.split_docs, seed 13, 10% held out); the held-out
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finpulse.models.metrics import classification_report
+from finpulse.models.evaluation.metrics import classification_report
 from finpulse.models.spans import (
     SPAN_LABELS,
     EntityDoc,
@@ -202,8 +202,8 @@ def train_head(store: FeatureStore, train: list[SpanExample], select: list[SpanE
 
 
 def main(argv: list[str] | None = None) -> int:
-    from finpulse.models.artifact import load_artifact
-    from finpulse.models.inference import use_bf16
+    from finpulse.models.artifacts.artifact import load_artifact
+    from finpulse.models.engine.inference import use_bf16
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/default", help="artifact whose encoder the head reads (frozen)")
@@ -267,7 +267,7 @@ def save_head(artifact: Path, head: SpanSentimentHead, training: dict, heldout: 
     `entity_sentiment.`, its task joins the config; the encoder files are untouched."""
     from safetensors.torch import load_file, save_file
 
-    from finpulse.models.artifact import CONFIG_FILE, HEADS_FILE, TaskConfig, read_config
+    from finpulse.models.artifacts.artifact import CONFIG_FILE, HEADS_FILE, TaskConfig, read_config
     from finpulse.models.tasks import TaskKind
 
     tensors = {k: v for k, v in load_file(str(artifact / HEADS_FILE)).items() if not k.startswith(HEAD_NAME + ".")}

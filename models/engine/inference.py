@@ -12,10 +12,10 @@ batch, every ORG run the NER head finds in a window and every span the caller as
 gazetteer names: `mention_finder`, or explicit `spans`) is scored from that window, and a mention
 takes the score of the window where it sits most centrally. In texts that name several companies,
 a registry with an `entity_target` model then re-reads each mention with the company marked in the
-input (models/targets.py): a second, short pass of a small model, only where the span head is weakest.
+input (models/engine/targets.py): a second, short pass of a small model, only where the span head is weakest.
 
 Precision (`pick_precision`): `auto` is bf16 on CUDA and on CPUs with native bf16, else fp32; `int8`
-(asked for, CPU only) swaps every encoder for a static-int8 ONNX Runtime build (models/int8.py), whose
+(asked for, CPU only) swaps every encoder for a static-int8 ONNX Runtime build (models/engine/int8.py), whose
 labels do not depend on the batch.
 """
 
@@ -33,14 +33,14 @@ from typing import Any, Literal, cast
 import numpy as np
 import torch
 
-from finpulse.models import int8
-from finpulse.models.artifact import LoadedModel, ModelLoadError, load_artifact
-from finpulse.models.batching import plan_batches
-from finpulse.models.device import gpu_token_budget, to_device
-from finpulse.models.entities import EntitySpan, decode_columns
-from finpulse.models.registry import ModelRegistry
-from finpulse.models.stages import stage
-from finpulse.models.targets import MIN_ORG_SCORE, check_policy, mark_target, pick_targets
+from finpulse.models.engine import int8
+from finpulse.models.artifacts.artifact import LoadedModel, ModelLoadError, load_artifact
+from finpulse.models.engine.batching import plan_batches
+from finpulse.models.engine.device import gpu_token_budget, to_device
+from finpulse.models.engine.entities import EntitySpan, decode_columns
+from finpulse.models.artifacts.registry import ModelRegistry
+from finpulse.pipeline.runtime.stages import stage
+from finpulse.models.engine.targets import MIN_ORG_SCORE, check_policy, mark_target, pick_targets
 from finpulse.models.tasks import TaskKind
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class Enricher:
         return [*self.groups, *([self.target] if self.target is not None else [])]
 
     def _use_int8(self) -> None:
-        """Swap every encoder for its int8 ONNX Runtime build (models/int8.py; built once per machine).
+        """Swap every encoder for its int8 ONNX Runtime build (models/engine/int8.py; built once per machine).
 
         All are built before any is swapped; a failure is an error that says why (Int8Unavailable)."""
         if self.settings.quantize != "none":

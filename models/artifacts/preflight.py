@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from finpulse.models.artifact import ADAPTER_FILE, CONFIG_FILE, HEADS_FILE, ModelLoadError, read_config, resolve_base
-from finpulse.models.registry import ModelRegistry, load_registry
+from finpulse.models.artifacts.artifact import ADAPTER_FILE, CONFIG_FILE, HEADS_FILE, ModelLoadError, read_config, resolve_base
+from finpulse.models.artifacts.registry import ModelRegistry, load_registry
 
 
 def check_models(registry_path: str | None = None) -> ModelRegistry:

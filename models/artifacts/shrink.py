@@ -13,8 +13,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from finpulse.models.artifact import ADAPTER_FILE, CONFIG_FILE
-from finpulse.models.lora import reduce_rank
+from finpulse.models.artifacts.artifact import ADAPTER_FILE, CONFIG_FILE
+from finpulse.models.artifacts.lora import reduce_rank
 
 
 def shrink_adapter(artifact: Path, rank: int) -> None:

@@ -1,0 +1,8 @@
+"""Model evaluation: held-out scoring, metrics, model cards, behavioural probes.
+
+- `evaluate`: held-out scoring of a network on labelled data (training and `finpulse eval`).
+- `metrics`: classification report and strict IOB2 entity precision/recall/F1.
+- `cards`: model cards written from the artifact itself and a fresh evaluation.
+
+May import `models.engine`, `models.artifacts` and the models' vocabulary; never `models.training`.
+"""
