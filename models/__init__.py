@@ -10,5 +10,6 @@
 
 Why layers: the engine is what the pipeline loads on every worker, so it must not drag training code
 (or its data readers' side effects) into a stream process; evaluation is shared by training and the
-CLI; training sits on top and nothing imports it. `tests/test_layout.py` checks these rules.
+CLI; training sits on top and nothing imports it. `tests/test_layout.py` checks these rules: `models.core`
+there means the five vocabulary modules.
 """

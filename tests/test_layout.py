@@ -5,6 +5,7 @@ including the ones inside functions)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,3 +112,94 @@ def test_every_domain_error_derives_from_finpulse_error():
     found = [ModelLoadError, BaseUnavailable, DataFormatError, AlertStoreError, ReadOnlyViolation, BeamInternalsChanged]
     found += [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)]
     assert all(issubclass(cls, errors.FinpulseError) for cls in found), [c for c in found if not issubclass(c, errors.FinpulseError)]
+
+
+# -- declared import rules and module lists -------------------------------------------------------
+# Every sub-package's docstring ends with "May import: `a`, `b`." (or "everything"), names as seen from
+# `finpulse.` (`pipeline.lake`, `models.engine`, `schemas`); `models.core` is the models' vocabulary,
+# the modules at the top of models/. The rules live where a reader of the package looks first, and this
+# test holds the code to them.
+
+MODELS = ROOT / "models"
+MODEL_CORE = {"tasks", "network", "spans", "data", "encoding"}
+
+
+def unit_of(module: str) -> str | None:
+    """The import-rule unit a finpulse module belongs to (`pipeline.lake`, `models.core`, `schemas`...)."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return None
+    if parts[0] == "pipeline":
+        return None if len(parts) < 2 else f"pipeline.{parts[1]}"
+    if parts[0] == "models":
+        if len(parts) >= 2 and (MODELS / parts[1]).is_dir():
+            return f"models.{parts[1]}"
+        return "models.core"
+    return parts[0]
+
+
+def rule_packages() -> dict[str, Path]:
+    out = {f"pipeline.{p.name}": p for p in PIPELINE.iterdir() if (p / "__init__.py").is_file()}
+    out |= {f"models.{p.name}": p for p in MODELS.iterdir() if (p / "__init__.py").is_file()}
+    out["dashboard"] = ROOT / "dashboard"
+    return out
+
+
+def declared_imports(package: Path) -> set[str] | None:
+    """The names on the `May import:` line of a package docstring; None means everything."""
+    doc = " ".join((ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or "").split())
+    assert "May import:" in doc, f"{package.relative_to(ROOT)}/__init__.py: say what it may import ('May import: ...')"
+    tail = doc.split("May import:", 1)[1].lstrip()
+    if tail.startswith("everything"):
+        return None
+    listed = re.match(r"((?:`[^`]+`(?:,\s*|\s+and\s+)?)+)", tail)
+    assert listed, f"{package.relative_to(ROOT)}: 'May import:' must be followed by `names` or 'everything'"
+    return set(re.findall(r"`([^`]+)`", listed.group(1)))
+
+
+def test_each_package_imports_only_what_its_docstring_declares():
+    broken = []
+    for unit, package in sorted(rule_packages().items()):
+        allowed = declared_imports(package)
+        if allowed is None:
+            continue
+        prefix = f"finpulse.{unit}"
+        for path in package.rglob("*.py"):
+            for imported in imports_of(path):
+                dst = unit_of(imported)
+                if dst is None or dst == unit or imported.startswith(prefix):
+                    continue
+                if dst in allowed or any(imported.startswith(f"finpulse.{a}") for a in allowed):
+                    continue
+                broken.append(f"{path.relative_to(ROOT)} imports {imported} ({unit} may import {sorted(allowed)})")
+    assert broken == [], "\n".join(broken)
+
+
+def test_the_rules_catch_a_forbidden_import(tmp_path):
+    # The check above must be able to fail: a lake module that imports the models is caught.
+    rogue = PIPELINE / "lake" / "_rogue_for_test.py"
+    rogue.write_text("from finpulse.models.engine import inference\n")
+    try:
+        try:
+            test_each_package_imports_only_what_its_docstring_declares()
+        except AssertionError as e:
+            assert "_rogue_for_test.py imports finpulse.models.engine.inference" in str(e)
+        else:
+            raise AssertionError("lake importing models went unnoticed")
+    finally:
+        rogue.unlink()
+
+
+def test_every_package_docstring_lists_its_modules():
+    missing = []
+    for unit, package in sorted(rule_packages().items()):
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        for module in sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__"):
+            if f"`{module}.py`" not in doc and f"`{module}`" not in doc:
+                missing.append(f"{unit}: {module}")
+    top = ast.get_docstring(ast.parse((MODELS / "__init__.py").read_text())) or ""
+    missing += [f"models: {m}" for m in sorted(p.stem for p in MODELS.glob("*.py") if p.stem != "__init__")
+                if f"`{m}.py`" not in top]
+    assert sorted(p.stem for p in MODELS.glob("*.py") if p.stem != "__init__") == sorted(MODEL_CORE), \
+        "a new module at the top of models/ belongs in a sub-package (or in MODEL_CORE and the docstring)"
+    assert missing == [], f"modules the package docstring does not name: {missing}"

@@ -7,5 +7,5 @@
 - `lora`: low-rank updates on linear layers, merged away for inference.
 - `shrink`: lowering a committed adapter's rank by truncated SVD.
 
-May import the models' vocabulary (`models.tasks`, `network`, `spans`, `data`) and `schemas`.
+May import: `models.core`, `schemas`.
 """

@@ -7,5 +7,5 @@
 - `int8`: the int8 CPU runtime (ONNX Runtime encoders, torch heads).
 - `targets`: the target-marked second pass for texts that name several companies.
 
-May import `models.artifacts`, the models' vocabulary and `pipeline.runtime.stages` (the profiler).
+May import: `models.artifacts`, `models.core`, `pipeline.runtime`, `schemas`.
 """

@@ -1,6 +1,10 @@
-"""Alerts: when opinion on a company turns sharply negative.
+"""Alerts: when opinion on a company turns sharply negative, and who hears about it.
 
-The negative-spike detector as a pure function over bucketed counts (`detector.py`), its evaluation
-over the lake's sentiment series plus the alert store and delivery (`evaluate.py`), and the labelled
-Poisson simulation that tunes it (`simulate.py`). May import `lake` and `schemas`.
+- `detector.py`: the negative-spike rule, a pure function over bucketed counts.
+- `evaluate.py`: the rule run over the lake's per-company series, and the `alerts` store.
+- `notify.py`: delivery of new alerts to webhooks, Kafka and routed channels.
+- `routes.py`: the routing file (which alerts go to which desk's channel), validated.
+- `simulate.py`: the labelled Poisson simulation the detector's defaults were tuned on.
+
+May import: `pipeline.lake`, `pipeline.runtime`, `schemas`.
 """

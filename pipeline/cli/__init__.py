@@ -1,7 +1,18 @@
 """The `finpulse` command: every click command, the shared option decorators, and the one place
 where errors become exit codes and messages.
 
-`main` is the click group (`finpulse.pipeline.cli:main`, also `python -m finpulse.pipeline.cli`).
+- `main.py`: the click group and the error -> exit code mapping.
+- `options.py`: option decorators and value types shared by every command.
+- `pipeline.py`: `broker`, `produce`, `stream`, `backfill`, `rescore`, `query`, `alerts`.
+- `ops.py`: `lake check`, `lake optimize`, `lake migrate`.
+- `status.py`: `status`.
+- `models.py`: `train`, `eval`, `shrink`.
+- `dashboard.py`: `dashboard`, `bench-dashboard`.
+- `devtools.py`: `bench`, `bench-precision`, `simulate-alerts`, `demo`.
+- `chaos.py`: `chaos ...` (kill, outage, load, soak).
+- `__main__.py`: `python -m finpulse.pipeline.cli`.
+
+`main` is the click group (`finpulse.pipeline.cli:main`). May import: everything.
 """
 from finpulse.pipeline.cli.main import main
 

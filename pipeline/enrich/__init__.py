@@ -1,11 +1,14 @@
 """Enrichment: raw message -> validated input record -> model predictions -> enriched row.
 
-Parsing into `InputRecord` or `DeadLetter` (`parse.py`, pure), the Beam `ModelHandler` over the
-shared-encoder engine (`handler.py`), enriched rows as one Arrow table per bundle with the
-schema's invariants checked column-wise (`rows.py`, pure), company linking through the gazetteer
-(`companies.py`, pure; the gazetteer in `reference/` is generated), cashtag extraction
-(`tickers.py`, pure) and near-duplicate story assignment (`stories.py`, pure; the stateful Beam
-step around it is `jobs/transforms.py` WriteToLake). Everything here but the handler
-is testable without Beam or Kafka. May import `messages`, `models` and `schemas`; never `lake`,
-`sources` or `jobs`.
+- `parse.py` (pure): raw bytes into an `InputRecord` or a `DeadLetter`.
+- `handler.py`: the Beam `ModelHandler` over the engine (`models.engine`).
+- `rows.py` (pure): enriched rows as one Arrow table per bundle, invariants checked column-wise.
+- `companies.py` (pure): company linking through the gazetteer in `reference/` (generated).
+- `per_company.py` (pure): per-company sentiment columns from the engine's spans.
+- `tickers.py` (pure): cashtag extraction.
+- `stories.py` (pure): near-duplicate story assignment (the stateful Beam step is `jobs/transforms.py`).
+
+Everything here but the handler is testable without Beam or Kafka; never imports `lake`, `sources`
+or `jobs`. May import: `pipeline.messages`, `pipeline.runtime`, `models.engine`, `models.artifacts`,
+`models.core`, `schemas`.
 """

@@ -1,6 +1,10 @@
-"""Jobs: the two pipelines and the transforms they share.
+"""Jobs: the pipelines and the transforms they share.
 
-`stream.py` (Kafka -> parse -> enrich -> lake, unbounded) and `backfill.py` (archives through the same
-transforms, bounded) compose the concerns below them; `transforms.py` holds the Beam DoFns both use.
-May import every package but `cli` and `devtools`.
+- `stream.py`: Kafka -> parse -> enrich -> lake, unbounded.
+- `backfill.py`: archives through the same transforms, bounded.
+- `rescore.py`: lake rows re-enriched with another model version.
+- `transforms.py`: the Beam DoFns they all use.
+
+May import: `pipeline.sources`, `pipeline.enrich`, `pipeline.lake`, `pipeline.runtime`, `pipeline.messages`,
+`models.engine`, `models.artifacts`, `models.core`, `schemas`.
 """

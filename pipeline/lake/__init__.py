@@ -1,7 +1,13 @@
 """The lake: how enriched rows, dead letters and alerts are stored, committed and read.
 
-The exactly-once commit protocol (`commit.py`), local and object-store storage (`storage.py`),
-storage faults and corrupt files (`faults.py`), DuckDB views for readers (`query.py`) and the guard
-that keeps `finpulse query` read-only and inside the lake (`sql_guard.py`). May import `schemas`
-only: every other package reaches storage through here.
+- `commit.py`: the exactly-once commit protocol (one Delta transaction id per source).
+- `tables.py`: the tables, their schemas and the one way to open them.
+- `storage.py`: local and object-store storage behind one seam.
+- `faults.py`: storage faults and corrupt files.
+- `query.py`: DuckDB views for every reader.
+- `sql_guard.py`: keeps `finpulse query` read-only and inside the lake.
+- `maintenance.py`: compaction and vacuum.
+- `migrate.py`: rewriting older lakes into the current layout.
+
+Every other package reaches storage through here. May import: `pipeline.runtime`, `schemas`.
 """

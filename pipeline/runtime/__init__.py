@@ -1,7 +1,11 @@
 """Runtime: how the pipeline runs on Beam here.
 
-Typed settings from defaults, environment and flags (`settings.py`), the local runner with
-splittable-DoFn checkpoints kept in multi-worker mode (`runner.py`), fixes to Beam internals
-(`beam_patches.py`) and the native-memory settings the stream applies to itself (`memory_env.py`).
-Imports nothing of finpulse's but `errors`, so every other package may import it.
+- `settings.py`: typed settings from defaults, environment and flags.
+- `runner.py`: the local runner, splittable-DoFn checkpoints kept in multi-worker mode.
+- `beam_patches.py`, `beam_internals.py`: guarded fixes to Beam internals, loud when they move.
+- `memory_env.py`: the native-memory settings the stream applies to itself.
+- `metrics.py`: Prometheus metrics, `/healthz`, `/readyz`.
+- `stages.py`: core time per stage of the enrichment path (what `finpulse bench` reports).
+
+Every other package may import it. May import: `schemas`.
 """
