@@ -1,4 +1,5 @@
-"""Shared fixtures: a real embedded broker (Tansu) and a way to run `finpulse stream` as a process."""
+"""Shared fixtures: a real embedded broker (Tansu), a way to run `finpulse stream` as a process, and
+the one place that knows where the real data sets are (`real_data`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,64 @@ from finpulse.pipeline.devtools.produce import publish
 from finpulse.pipeline.lake.query import run_query
 
 FINPULSE = [sys.executable, "-m", "finpulse.pipeline.cli"]
+
+# Every skip for a missing data set starts with this, so the summary can count them and CI can refuse them.
+MISSING_DATA = "needs real data:"
+
+
+def data_dir() -> Path:
+    """Where the real data sets are: $FINPULSE_DATA, else ../shared/data beside the repository."""
+    env = os.environ.get("FINPULSE_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class RealData:
+    """The real (labelled, public) data sets, read where they live, never copied into the repository.
+
+    A test that needs one asks for it here; when it is not there the test is skipped with one reason
+    naming the file and FINPULSE_DATA (a clone without ../shared still passes), unless
+    FINPULSE_REQUIRE_DATA=1 (CI, which has the data) makes that a failure.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, *names: str) -> Path:
+        """Path of data set `names[0]`, after checking that every one of `names` is there."""
+        for name in names:
+            if not (self.root / name).is_file():
+                reason = (f"{MISSING_DATA} {self.root / name} not found; set FINPULSE_DATA to the folder "
+                          "that holds the shared data sets (see README.md, 'Data')")
+                if os.environ.get("FINPULSE_REQUIRE_DATA") == "1":
+                    pytest.fail(reason, pytrace=False)
+                pytest.skip(reason)
+        return self.root / names[0]
+
+    def fixture(self, name: str) -> Path:
+        """Path of the tests' real-text file `name` ("linking_real.jsonl", "headlines_real.jsonl"), built
+        from the data sets by tests/fixtures/make_*.py on first use."""
+        self.path("sentfin_entity_train.jsonl", "finentity_train.jsonl")
+        from realdata import real_fixture  # only tests that use real data import the builder
+
+        return real_fixture(self.root, name)
+
+    def rows(self, name: str) -> list[dict]:
+        lines = self.fixture(name).read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def real_data() -> RealData:
+    return RealData(data_dir())
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line at the end: how many tests did not run for want of a data set, and how to give it."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and MISSING_DATA in str(r.longrepr[2])]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} tests skipped for missing real data "
+                                    f"(looked in {data_dir()}; set FINPULSE_DATA)", yellow=True)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from finpulse.models.engine import inference
@@ -23,7 +22,6 @@ from finpulse.models.engine.entities import EntitySpan, TokenPrediction, decode_
 from finpulse.models.engine.inference import Enricher, InferenceSettings, _org_runs, _org_tags, _Tokens, _Window
 
 LABELS = ("O", "B-ORG", "I-ORG", "B-PER", "I-PER", "B-LOC", "I-LOC")
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # One token of a hand-made window: (start, end, word or None for a special token, label, score)
 Tok = tuple[int, int, "int | None", str, float]
@@ -217,18 +215,17 @@ def test_org_runs_and_candidates_match_the_reference_on_random_windows():
 
 
 # -- the real models on real sentences -------------------------------------------------------------------
-def real_texts() -> list[str]:
-    fin = [json.loads(line)["text"] for line in (DATA / "finentity_train.jsonl").open(encoding="utf-8")]
-    sent = [json.loads(line)["text"] for line in (DATA / "sentfin_entity_train.jsonl").open(encoding="utf-8")]
-    with (DATA / "tfns_sentiment_train.csv").open(encoding="utf-8", newline="") as f:
+def real_texts(data: Path) -> list[str]:
+    fin = [json.loads(line)["text"] for line in (data / "finentity_train.jsonl").open(encoding="utf-8")]
+    sent = [json.loads(line)["text"] for line in (data / "sentfin_entity_train.jsonl").open(encoding="utf-8")]
+    with (data / "tfns_sentiment_train.csv").open(encoding="utf-8", newline="") as f:
         tweets = [r["text"] for r in csv.DictReader(f)]
     rng = random.Random(3)
     longs = [" ".join(rng.sample(fin, 30)) for _ in range(3)]  # several windows each
     return rng.sample(fin, 150) + rng.sample(sent, 150) + rng.sample(tweets, 150) + longs + ["", "$"]
 
 
-@pytest.mark.skipif(not (DATA / "finentity_train.jsonl").is_file(), reason="needs ../shared/data")
-def test_real_predictions_match_the_per_token_code(monkeypatch):
+def test_real_predictions_match_the_per_token_code(monkeypatch, real_data):
     """Every field of every Prediction (entities, mentions and their scores) from the real models on
     FinEntity, SEntFiN and TFNS texts: the columnar path against the per-token reference, which is
     swapped in for `decode_columns` and `_span_candidates` and reads the tokeniser's own lists."""
@@ -236,7 +233,8 @@ def test_real_predictions_match_the_per_token_code(monkeypatch):
     from finpulse.pipeline.enrich.handler import company_spans
 
     enricher = Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings(), mention_finder=company_spans)
-    texts = real_texts()
+    texts = real_texts(real_data.path("finentity_train.jsonl", "sentfin_entity_train.jsonl",
+                                      "tfns_sentiment_train.csv").parent)
     fast = enricher.predict(texts)
     group = next(g for g in enricher.groups if "ner" in g.tasks)
     tok = group.loaded.tokenizer

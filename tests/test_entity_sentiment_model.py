@@ -1,6 +1,6 @@
 """The committed per-company sentiment head, measured on real held-out rows of the entity-level files.
 
-Rows come from the document-level held-out split (models/spans.split_docs, seed 13, 10%) that the
+Rows come from the document-level held-out split (models/data.holdout_split, seed 13, 10%) that the
 head never saw in training or model selection. Thresholds sit a little under the rates measured
 when the head was committed (see models/cards/entity_sentiment.md), so a regression fails them.
 """
@@ -15,19 +15,24 @@ from click.testing import CliRunner
 
 from finpulse.models.engine.inference import Enricher, InferenceSettings
 from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
-from finpulse.models.spans import SPAN_LABELS, find_by_name, read_entity_jsonl, split_docs
+from finpulse.models.data import holdout_split
+from finpulse.models.spans import SPAN_LABELS, find_by_name, read_entity_jsonl
 from finpulse.pipeline.cli.main import main
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FILES = ("sentfin_entity_train.jsonl", "finentity_train.jsonl")
 NEG, POS = SPAN_LABELS.index("negative"), SPAN_LABELS.index("positive")
 
-pytestmark = pytest.mark.skipif(not (DATA / FILES[0]).is_file(), reason="needs ../shared/data")
 
 
-def heldout(name: str):
-    docs = read_entity_jsonl(DATA / name)
-    _, held = split_docs(docs, 0.1, 13)
+@pytest.fixture(scope="module")
+def data(real_data) -> Path:
+    """The folder of the entity-level files (the test skips when they are missing)."""
+    return real_data.path(*FILES).parent
+
+
+def heldout(data: Path, name: str):
+    docs = read_entity_jsonl(data / name)
+    _, held = holdout_split(docs)
     return [docs[i] for i in held]
 
 
@@ -36,11 +41,11 @@ def enricher():
     return Enricher(load_registry(DEFAULT_REGISTRY), InferenceSettings())
 
 
-def test_companies_with_opposite_labels_in_one_text(enricher):
+def test_companies_with_opposite_labels_in_one_text(data, enricher):
     """Real held-out texts naming a positive and a negative company: most pairs get opposite labels, and the
     positive company scores above the negative one. It is the target-marked pass that does it: with
     `target_pass="off"` (the span head alone) 3 of the 21 pairs came out opposite and this test failed."""
-    docs = [d for name in FILES for d in heldout(name)
+    docs = [d for name in FILES for d in heldout(data, name)
             if {NEG, POS} <= {e.label for e in d.entities if e.start is not None}]
     assert len(docs) >= 10  # real multi-company rows with a positive and a negative company
     spans = [[(e.start, e.end) for e in d.entities] for d in docs]
@@ -74,8 +79,8 @@ def test_the_target_pass_rereads_only_texts_that_name_several_companies(enricher
     assert {m.scorer for m in off.predict([two], spans=[[(0, 5), (28, 35)]])[0].mentions} == {"span"}
 
 
-def test_a_single_company_post_gets_the_post_direction(enricher):
-    docs = [d for d in heldout(FILES[0]) if len(d.entities) == 1][:150]
+def test_a_single_company_post_gets_the_post_direction(data, enricher):
+    docs = [d for d in heldout(data, FILES[0]) if len(d.entities) == 1][:150]
     preds = enricher.predict([d.text for d in docs], spans=[[(d.entities[0].start, d.entities[0].end)] for d in docs])
     same = sum(p.mentions[-1].sentiment == p.sentiment for p in preds)
     assert same / len(docs) >= SINGLE_MIN, f"{same}/{len(docs)} single-company posts agree with the post label"

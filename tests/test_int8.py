@@ -9,7 +9,6 @@ into the finpulse cache (FINPULSE_CACHE), 9-17 s per artifact the first time.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +19,6 @@ from finpulse.models.artifacts.registry import load_registry
 from finpulse.pipeline.devtools.bench_int8 import stability
 from finpulse.pipeline.devtools.generator import generate_posts
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
 needs_onnxruntime = pytest.mark.skipif(sys.version_info < (3, 11), reason="onnxruntime 1.32 needs Python 3.11+")
 STABILITY_POSTS = 2000  # the issue's sample size; ~35 s on one core
@@ -135,21 +133,20 @@ def test_labels_do_not_depend_on_the_batch(int8_engine):
         assert same[key] >= 0.995, f"{key}: only {same[key]:.2%} of the posts got the same labels alone"
 
 
-@pytest.mark.skipif(not (DATA / "tfns_sentiment_train.csv").is_file(), reason="needs ../shared/data")
 @pytest.mark.parametrize(("task", "file"), [("sentiment", "tfns_sentiment_train.csv"),
                                             ("topic", "tfn_topic_train.csv")])
-def test_held_out_quality_is_at_most_half_a_point_below_fp32(int8_engine, task, file):
+def test_held_out_quality_is_at_most_half_a_point_below_fp32(real_data, int8_engine, task, file):
     from finpulse.models.artifacts.artifact import load_artifact
-    from finpulse.models.data import read_task_file, stratified_split
+    from finpulse.models.data import holdout_split, read_task_file
     from finpulse.models.evaluation.evaluate import evaluate
     from finpulse.models.tasks import get_task
 
     group = next(g for g in int8_engine.groups if task in g.tasks)
     loaded = load_artifact(group.loaded.path)
     spec = get_task(task)
-    rows = read_task_file(DATA / file, spec)
+    rows = read_task_file(real_data.path(file), spec)
     tr = loaded.config.training  # the hold-out of `finpulse eval --holdout`: same fraction and seed
-    rows = [rows[i] for i in stratified_split([r.label for r in rows], tr["val_fraction"], tr["seed"])[1]]
+    rows = [rows[i] for i in holdout_split(rows, tr)[1]]
     fp32 = evaluate(loaded.model, loaded.tokenizer, rows, spec, "cpu")
     loaded.model.encoder = group.loaded.model.encoder
     got = evaluate(loaded.model, loaded.tokenizer, rows, spec, "cpu")
@@ -158,7 +155,7 @@ def test_held_out_quality_is_at_most_half_a_point_below_fp32(int8_engine, task, 
 
 
 @needs_onnxruntime
-def test_eval_scores_the_int8_encoder_when_asked():
+def test_eval_scores_the_int8_encoder_when_asked(real_data):
     """`finpulse eval --dtype int8` measures what `--precision int8` runs: another encoder than fp32's
     (the per-class figures move), within the quality gate."""
     import json
@@ -169,7 +166,7 @@ def test_eval_scores_the_int8_encoder_when_asked():
 
     reports = {}
     for dtype in ("fp32", "int8"):
-        out = CliRunner().invoke(main, ["eval", "sentiment", "--data", str(DATA / "tfns_sentiment_train.csv"),
+        out = CliRunner().invoke(main, ["eval", "sentiment", "--data", str(real_data.path("tfns_sentiment_train.csv")),
                                         "--holdout", "--dtype", dtype])
         assert out.exit_code == 0, out.output
         reports[dtype] = json.loads(out.output.strip().splitlines()[-1])

@@ -6,12 +6,10 @@ of the normalisation fast paths (every Unicode character beside a name)."""
 import csv
 import json
 import re
-from functools import cache
 from types import SimpleNamespace
 
 import linking_reference as old
 import pytest
-from realdata import DATA
 
 from finpulse.models.engine.inference import MentionSentiment
 from finpulse.pipeline.devtools.bench import _posts
@@ -21,17 +19,16 @@ from finpulse.pipeline.enrich.per_company import company_sentiment
 from finpulse.pipeline.enrich.tickers import cashtag_spans, extract_cashtags
 
 
-@cache
-def _texts() -> list[tuple[str, list[tuple[int, int]]]]:
+@pytest.fixture(scope="module")
+def real_texts(real_data) -> list[tuple[str, list[tuple[int, int]]]]:
     """(text, labelled entity spans) of the real sets, then generated posts (no labels)."""
-    if not (DATA / "finentity_train.jsonl").is_file():
-        pytest.skip(f"{DATA} is missing")
+    data = real_data.path("finentity_train.jsonl", "sentfin_entity_train.jsonl", "tfns_sentiment_train.csv").parent
     out = []
     for name in ("finentity_train.jsonl", "sentfin_entity_train.jsonl"):
-        for line in (DATA / name).read_text(encoding="utf-8").splitlines():
+        for line in (data / name).read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             out.append((row["text"], [(e["start"], e["end"]) for e in row["entities"]]))
-    with open(DATA / "tfns_sentiment_train.csv", encoding="utf-8", newline="") as f:
+    with open(data / "tfns_sentiment_train.csv", encoding="utf-8", newline="") as f:
         out += [(row["text"], []) for row in csv.DictReader(f)]
     out += [(p["text"], []) for p in _posts(1000, 3)]
     return out + _nested_names()
@@ -58,10 +55,10 @@ def _fresh(gazetteer) -> None:
     gazetteer.scans.clear()
 
 
-def test_scan_and_name_spans_match_the_reference_on_real_text():
+def test_scan_and_name_spans_match_the_reference_on_real_text(real_texts):
     g_new, g_old = new.load_gazetteer(), old.load_gazetteer()
     _fresh(g_new)
-    texts = _texts()
+    texts = real_texts
     assert len(texts) > 19_000
     for text, _ in texts:
         want_spans = old.cashtag_spans(text) + old.name_spans(text, g_old)
@@ -69,10 +66,10 @@ def test_scan_and_name_spans_match_the_reference_on_real_text():
         assert new.scan_text(text, g_new) == old.scan_text(text, g_old), text
 
 
-def test_company_mentions_and_sentiment_match_the_reference_on_real_text():
+def test_company_mentions_and_sentiment_match_the_reference_on_real_text(real_texts):
     g_new, g_old = new.load_gazetteer(), old.load_gazetteer()
     _fresh(g_new)
-    for text, labelled in _texts():
+    for text, labelled in real_texts:
         spans = labelled + company_spans(text)  # ORG entities: the labelled ones, else the scanned names
         entities = [SimpleNamespace(type="ORG", text=text[s:e], start=s, end=e) for s, e in spans]
         mentions = [
@@ -88,9 +85,9 @@ def test_company_mentions_and_sentiment_match_the_reference_on_real_text():
             assert g_new.link(text[s:e]) == g_old.link(text[s:e])
 
 
-def test_normalize_matches_the_reference_on_every_run_and_every_character():
+def test_normalize_matches_the_reference_on_every_run_and_every_character(real_texts):
     names = set()
-    for text, _ in _texts()[:6000]:
+    for text, _ in real_texts[:6000]:
         tokens = list(new._TOKEN.finditer(text))
         for i in range(len(tokens)):
             for n in range(1, min(new.MAX_ALIAS_WORDS, len(tokens) - i) + 1):
@@ -112,8 +109,8 @@ def test_normalize_matches_the_reference_on_every_run_and_every_character():
         assert new._basic(name) == old._basic(name), repr(name)
 
 
-def test_cashtag_readers_match_the_reference_on_real_text_and_odd_dollars():
-    texts = [text for text, _ in _texts()]
+def test_cashtag_readers_match_the_reference_on_real_text_and_odd_dollars(real_texts):
+    texts = [text for text, _ in real_texts]
     texts += [f"{d}{t} up" for d in ("$", "\uff04", "\ufe69", "L$", "A-$") for t in ("AAPL", "d", "BRK.B", "ab")]
     for text in texts:
         assert extract_cashtags(text) == old.extract_cashtags(text), text

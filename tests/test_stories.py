@@ -379,7 +379,8 @@ def test_vectorised_minhash_equals_datasketch_on_real_tweets_and_headlines_in_on
     from finpulse.pipeline.enrich.stories import minhashes, shingle_hashes, shingles
 
     cfg = StoryConfig()
-    texts = [normalise(t) for t in real_texts(real_data.path("tfns_sentiment_train.csv").parent, 600) + [h["text"] for h in headlines]] + EDGE_TEXTS
+    data = real_data.path("tfns_sentiment_train.csv", "sentfin_entity_train.jsonl").parent
+    texts = [normalise(t) for t in real_texts(data, 600) + [h["text"] for h in headlines]] + EDGE_TEXTS
     assert sum(max(map(ord, t), default=0) >= 0x80 for t in texts) >= 4  # normalised real text is mostly ASCII
     perms = StoryIndex(cfg)._permutations
     hashes, counts = shingle_hashes(texts, cfg.shingle)
@@ -466,7 +467,8 @@ def test_the_lsh_tables_find_what_checking_every_live_post_finds(window_hours, n
     cfg = StoryConfig(window=timedelta(hours=window_hours))
     generated = _generated(2500, seed=12)
     shift = generated[0][2] - T + timedelta(hours=1)  # the real headlines and copies among the generated posts
-    feed = sorted(generated + [(rid, text, t + shift) for rid, text, t in _feed(negative + other, 300, seed=7)], key=lambda r: r[2])
+    real = [(rid, text, t + shift) for rid, text, t in _feed(negative + other, 300, seed=7)]
+    feed = sorted(generated + real, key=lambda r: r[2])
     feed = [r for batch in _with_replays(feed, seed=4) for r in batch]
     index = StoryIndex(cfg)
     got = [(a.story_id, a.copies_seen) for i in range(0, len(feed), 256)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from finpulse.models.spans import read_entity_jsonl, split_docs
+from finpulse.models.data import holdout_split
+from finpulse.models.spans import read_entity_jsonl
 from finpulse.models.engine.targets import mark_target, pick_targets, target_rows, wants_target_pass
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def test_the_marked_input_names_the_target_first_and_brackets_it_in_place():
@@ -49,15 +46,14 @@ def test_an_unknown_policy_is_refused_with_the_choices():
         wants_target_pass([APPLE, SAMSUNG], "some")
 
 
-@pytest.mark.skipif(not (DATA / "sentfin_entity_train.jsonl").is_file(), reason="needs ../shared/data")
-def test_training_parts_never_share_a_document_and_hold_out_the_span_heads_documents():
-    path = DATA / "finentity_train.jsonl"
+def test_training_parts_never_share_a_document_and_hold_out_the_span_heads_documents(real_data):
+    path = real_data.path("finentity_train.jsonl")
     fit, select, held = (target_rows([path], part) for part in ("fit", "select", "heldout"))
     texts = [{r.text.split(" [SEP] ", 1)[1].replace("[ ", "").replace(" ]", "") for r in rows}
              for rows in (fit, select, held)]
     assert not texts[0] & texts[1] and not texts[0] & texts[2] and not texts[1] & texts[2]
     docs = read_entity_jsonl(path)
-    _, held_idx = split_docs(docs, 0.1, 13)  # the span head's held-out documents: the same ones
+    _, held_idx = holdout_split(docs)  # the span head's held-out documents: the same ones
     assert len(held) == sum(1 for i in held_idx for e in docs[i].entities if e.start is not None)
     assert len(target_rows([path, path], "fit")) == 2 * len(fit)  # a file listed twice is oversampled
     assert len(target_rows([path, path], "select")) == len(select)  # but selection counts each row once
