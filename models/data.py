@@ -1,4 +1,4 @@
-"""Readers for the labelled files (classification CSV, CoNLL IOB2) and a seeded stratified split.
+"""Readers for the labelled files (classification CSV, CoNLL IOB2) and the one held-out split.
 
 Every reader reports problems as `DataFormatError` naming the file and line, because a
 bad training file is a user error that must say where to look.
@@ -7,12 +7,14 @@ bad training file is a user error that must say where to look.
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from finpulse.models.tasks import TaskKind, TaskSpec
 from finpulse.schemas.errors import FinpulseError
@@ -163,3 +165,47 @@ def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[lis
         held.extend(idx[:n_held])
         train.extend(idx[n_held:])
     return sorted(train), sorted(held)
+
+
+# The held-out split. Every trainer, scorer, card and bench takes its held-out rows from
+# `holdout_split`, so "held out" means the same rows everywhere: a figure reported as held-out was
+# never trained on, and changing the split is one edit here. An artifact records the fraction and seed
+# it was trained with; pass that record so scorers follow the artifact, not today's defaults.
+HOLDOUT_FRACTION = 0.1
+HOLDOUT_SEED = 13
+
+
+class HasText(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+def holdout_split(items: Sequence[LabeledText] | Sequence[HasText], record: Mapping[str, Any] | None = None, *,
+                  fraction: float | None = None, seed: int | None = None) -> tuple[list[int], list[int]]:
+    """(train, held-out) index lists of `items`, the project's one held-out split.
+
+    Labelled texts are split stratified by label (each class keeps its share); anything else with a
+    `text` (per-company documents) by document, on a keyed hash of the normalised text, so the same
+    headline repeated never lands on both sides and adding rows moves no others. The fraction and seed
+    come from `record` (an artifact's training record: `val_fraction` or `holdout_fraction`, `seed`)
+    when given, else the defaults; `fraction`/`seed` override both (a selection split inside the
+    training rows uses another seed).
+    """
+    rec = record or {}
+    frac = fraction if fraction is not None else float(rec.get("val_fraction", rec.get("holdout_fraction",
+                                                                                          HOLDOUT_FRACTION)))
+    sd = seed if seed is not None else int(rec.get("seed", HOLDOUT_SEED))
+    if items and all(isinstance(x, LabeledText) for x in items):
+        return stratified_split([x.label for x in items], frac, sd)  # type: ignore[union-attr]
+    return document_split([x.text for x in items], frac, sd)
+
+
+def document_split(texts: Sequence[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split by document: held out when a keyed hash of the normalised text falls below `fraction`."""
+    train: list[int] = []
+    held: list[int] = []
+    for i, text in enumerate(texts):
+        key = " ".join(text.casefold().split())
+        h = hashlib.sha256(f"{seed}\x1f{key}".encode()).digest()
+        (held if int.from_bytes(h[:8], "big") / 2**64 < fraction else train).append(i)
+    return train, held

@@ -19,7 +19,6 @@ The data format is the entity-level JSONL of ../shared/data (see its README): on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -94,22 +93,6 @@ def read_entity_jsonl(path: str | Path) -> list[EntityDoc]:
     if not docs:
         raise DataFormatError(f"{path}: no documents")
     return docs
-
-
-def _doc_key(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def split_docs(docs: Sequence[EntityDoc], fraction: float = 0.1, seed: int = 13) -> tuple[list[int], list[int]]:
-    """Seeded document-level split (train, held-out). Deterministic per text, not per file order: a
-    document is held out when a keyed hash of its normalised text falls below `fraction`, so the
-    same headline (the file repeats 9) never lands on both sides and adding rows moves no others."""
-    train: list[int] = []
-    held: list[int] = []
-    for i, d in enumerate(docs):
-        h = hashlib.sha256(f"{seed}\x1f{_doc_key(d.text)}".encode()).digest()
-        (held if int.from_bytes(h[:8], "big") / 2**64 < fraction else train).append(i)
-    return train, held
 
 
 def span_token_mask(offsets: Sequence[tuple[int, int]], start: int, end: int) -> list[bool]:

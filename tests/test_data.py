@@ -49,3 +49,23 @@ def test_stratified_split_is_seeded_and_keeps_class_shares():
     assert stratified_split(labels, 0.2, seed=3) == (tr, held)
     assert sorted(tr + held) == list(range(100))
     assert sum(labels[i] == 1 for i in held) == 2 and len(held) == 20
+
+
+def test_holdout_split_is_the_one_split_for_labelled_texts_and_documents():
+    from finpulse.models.data import HOLDOUT_FRACTION, HOLDOUT_SEED, LabeledText, holdout_split, stratified_split
+    from finpulse.models.spans import EntityDoc
+
+    rows = [LabeledText(f"text {i}", i % 3) for i in range(300)]
+    # labelled texts: stratified, with the artifact's record deciding fraction and seed
+    assert holdout_split(rows) == stratified_split([r.label for r in rows], HOLDOUT_FRACTION, HOLDOUT_SEED)
+    assert holdout_split(rows, {"val_fraction": 0.2, "seed": 5}) == stratified_split([r.label for r in rows], 0.2, 5)
+    assert len(holdout_split(rows)[1]) == 30
+    # documents: by text, so a repeated headline lands on one side only, and adding rows moves no others
+    docs = [EntityDoc(id=str(i), text=f"Headline number {i % 250}", entities=()) for i in range(500)]
+    train, held = holdout_split(docs)
+    held_texts = {docs[i].text for i in held}
+    assert held_texts.isdisjoint(docs[i].text for i in train)
+    assert 10 < len(held_texts) < 45  # ~10% of 250 distinct texts
+    more = docs + [EntityDoc(id=f"a{i}", text=f"Another {i}", entities=()) for i in range(50)]
+    assert set(holdout_split(more)[1]) >= set(held)
+    assert holdout_split(docs, {"holdout_fraction": 0.1, "seed": 13}) == (train, held)

@@ -76,11 +76,11 @@ def test_lr_schedule_warms_up_then_decays_to_zero(schedule):
 
 def test_distilled_training_end_to_end_on_a_tiny_fixture(tmp_path, capfd):
     """Teacher = the committed artifact; unlabelled texts that equal a held-out row are dropped."""
-    from finpulse.models.data import read_classification_csv, stratified_split
+    from finpulse.models.data import holdout_split, read_classification_csv
     from finpulse.models.tasks import SENTIMENT
 
     rows = read_classification_csv(FIXTURES / "sentiment_small.csv", SENTIMENT)
-    _, held = stratified_split([r.label for r in rows], 0.3, 13)
+    _, held = holdout_split(rows, fraction=0.3)
     unlabeled = tmp_path / "extra.csv"
     held_text = rows[held[0]].text
     unlabeled.write_text(
@@ -110,12 +110,12 @@ def test_distilled_training_end_to_end_on_a_tiny_fixture(tmp_path, capfd):
 
 
 def test_heldout_texts_of_every_classification_task_are_known_to_the_transfer_filter(tmp_path):
-    from finpulse.models.data import read_classification_csv, stratified_split
+    from finpulse.models.data import holdout_split, read_classification_csv
     from finpulse.models.tasks import SENTIMENT
     from finpulse.models.training.train import TaskData, TrainConfig, _heldout_texts
 
     rows = read_classification_csv(FIXTURES / "sentiment_small.csv", SENTIMENT)
-    _, held = stratified_split([r.label for r in rows], 0.3, 13)
+    _, held = holdout_split(rows, fraction=0.3)
     dev = tmp_path / "dev.csv"
     dev.write_text('text,label\n"Given  DEV text",Bullish\n')
     cfg = TrainConfig(tasks=[TaskData(task="sentiment", train=[FIXTURES / "sentiment_small.csv"]),

@@ -16,7 +16,7 @@ companies (`pick_targets`; the default `multi` policy). A text about one company
 label, which agrees with the post for most single-company rows. The crop keeps each pass short.
 
 Training rows come from the entity-level JSONL of ../shared/data, split by document exactly like the
-span head (models/spans.split_docs): seed 13 holds out 10% of the documents (never trained on or
+span head (models/data.holdout_split): seed 13 holds out 10% of the documents (never trained on or
 selected on), seed 14 takes 10% of the rest for model selection.
 """
 
@@ -26,13 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from finpulse.models.data import LabeledText
-from finpulse.models.spans import read_entity_jsonl, split_docs
+from finpulse.models.data import holdout_split
+from finpulse.models.spans import read_entity_jsonl
 
 TARGET_CONTEXT_CHARS = 300  # characters kept on each side of the mention
 MIN_ORG_SCORE = 0.5  # an ORG the NER head is less sure of is rarely a company: it neither triggers nor takes the pass
 POLICIES = ("multi", "all", "off")
 PARTS = ("fit", "select", "heldout")
-HOLDOUT_SEED, SELECT_SEED, HOLDOUT_FRACTION = 13, 14, 0.1
+SELECT_SEED = 14  # the selection split inside the training documents; the held-out one is data.HOLDOUT_SEED
 
 Span = tuple[int, int, str]  # start, end, the mention's text
 
@@ -102,12 +103,12 @@ def target_rows(paths: Sequence[str | Path], part: str) -> list[LabeledText]:
     rows: list[LabeledText] = []
     for path in files:
         docs = read_entity_jsonl(path)
-        rest, held = split_docs(docs, HOLDOUT_FRACTION, HOLDOUT_SEED)
+        rest, held = holdout_split(docs)
         if part == "heldout":
             chosen = [docs[i] for i in held]
         else:
             sub = [docs[i] for i in rest]
-            fit, select = split_docs(sub, HOLDOUT_FRACTION, SELECT_SEED)
+            fit, select = holdout_split(sub, seed=SELECT_SEED)
             chosen = [sub[i] for i in (fit if part == "fit" else select)]
         rows += [LabeledText(mark_target(d.text, e.start, e.end), e.label)
                  for d in chosen for e in d.entities if e.start is not None and e.end is not None]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from finpulse.models.artifacts.artifact import load_artifact
 from finpulse.models.artifacts.bases import MINILM_BASE, MPNET_BASE
-from finpulse.models.data import LabeledText, read_classification_csv, read_task_file, stratified_split
+from finpulse.models.data import LabeledText, holdout_split, read_classification_csv, read_task_file
 from finpulse.models.evaluation.evaluate import evaluate
 from finpulse.models.tasks import TaskKind, get_task
 
@@ -84,7 +84,7 @@ def evaluate_artifact(artifact: Path, data_dir: Path) -> dict[str, dict]:
             labelled: list[LabeledText] = []
             for f in task_data["train"]:
                 labelled.extend(read_classification_csv(data_dir / Path(f).name, spec))
-            _, held = stratified_split([r.label for r in labelled], tr["val_fraction"], tr["seed"])
+            _, held = holdout_split(labelled, tr)
             reports[f"{spec.name}/heldout"] = evaluate(loaded.model, loaded.tokenizer, [labelled[i] for i in held], spec, "cpu")
     return reports
 
@@ -325,7 +325,7 @@ def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
     from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
     from finpulse.models.engine.inference import Enricher, InferenceSettings
     from finpulse.models.artifacts.registry import per_company_registry
-    from finpulse.models.spans import read_entity_jsonl, split_docs
+    from finpulse.models.spans import read_entity_jsonl
 
     tr = read_config(artifact).training.get("entity_sentiment", {})
     registry = per_company_registry(artifact)
@@ -335,7 +335,7 @@ def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
         enricher = Enricher(registry, InferenceSettings(device="cpu", precision="fp32", target_pass=policy))
         for name in tr.get("data", []):
             docs = read_entity_jsonl(data_dir / name)
-            _, held = split_docs(docs, tr.get("holdout_fraction", 0.1), tr.get("seed", 13))
+            _, held = holdout_split(docs, tr)
             report = evaluate_entity_sentiment(enricher, [docs[i] for i in held])
             out[f"entity_sentiment/{Path(name).stem}_heldout{suffix}"] = report
     return out

@@ -9,7 +9,7 @@ seconds on a CPU instead of an encoder pass.
     python -m finpulse.models.training.entity_train --model models/default \
         --data ../shared/data/sentfin_entity_train.jsonl --data ../shared/data/finentity_train.jsonl
 
-Splits: each file is split by document (models/spans.split_docs, seed 13, 10% held out); the held-out
+Splits: each file is split by document (models/data.holdout_split, seed 13, 10% held out); the held-out
 documents are never seen in training or model selection. Model selection (best epoch) uses a second
 document-level split of the training part (seed 14, 10%), so the held-out figures are not tuned on.
 """
@@ -37,7 +37,6 @@ from finpulse.models.spans import (
     best_window,
     read_entity_jsonl,
     span_token_mask,
-    split_docs,
 )
 
 HEAD_NAME = "entity_sentiment"
@@ -229,11 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     files = {Path(f).stem: read_entity_jsonl(f) for f in args.data}
     # encoded afresh each run (~2 min): a pickled cache of them would break the rule that nothing we load unpickles
     store = build_store(loaded.model, loaded.tokenizer, files, loaded.config.max_length, bf16, log)
-    held_docs = {src: set(split_docs(docs, args.holdout_fraction, args.seed)[1]) for src, docs in files.items()}
+    held_docs = {src: set(holdout_split(docs, fraction=args.holdout_fraction, seed=args.seed)[1])
+                 for src, docs in files.items()}
     sel_docs = {}
     for src, docs in files.items():
         rest = [i for i in range(len(docs)) if i not in held_docs[src]]
-        _, sel = split_docs([docs[i] for i in rest], 0.1, args.seed + 1)
+        _, sel = holdout_split([docs[i] for i in rest], seed=args.seed + 1)  # the selection split
         sel_docs[src] = {rest[i] for i in sel}
     held = [e for e in store.examples if e.doc in held_docs[e.source]]
     select = [e for e in store.examples if e.doc in sel_docs[e.source]]

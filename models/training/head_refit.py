@@ -7,7 +7,7 @@ So the encoder stays frozen and only the linear sentiment head (384 x 3) is refi
 
 * TFNS training rows (the 10% stratified hold-out, seed 13, is left out, as in training);
 * SEntFiN headlines and FinEntity paragraphs whose entities all carry the same label (that label is
-  the text's label), minus the documents held out for per-company sentiment (models/spans.split_docs).
+  the text's label), minus the documents held out for per-company sentiment (models/data.holdout_split).
 
 Features are the engine's own: each 128-token window mean-pooled from the final token states, with
 the engine's precision (bf16 autocast where the CPU has native bf16). Training: a logistic regression
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from finpulse.models.data import read_classification_csv, stratified_split
+from finpulse.models.data import holdout_split, read_classification_csv
 from finpulse.models.evaluation.metrics import classification_report
-from finpulse.models.spans import read_entity_jsonl, split_docs
+from finpulse.models.spans import read_entity_jsonl
 from finpulse.models.tasks import SENTIMENT
 
 NEWS_FILES = ("sentfin_entity_train.jsonl", "finentity_train.jsonl")
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_artifact(args.model, "cpu")
     bf16 = use_bf16("auto", "cpu")
     tfns = read_classification_csv(data / "tfns_sentiment_train.csv", SENTIMENT)
-    _, held = stratified_split([r.label for r in tfns], 0.1, 13)
+    _, held = holdout_split(tfns)
     held_set = set(held)
     x_t, idx_t = window_features(loaded.model, loaded.tokenizer, [r.text for r in tfns], bf16)
     y_t = torch.tensor([tfns[i].label for i in idx_t])
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     xs, ys, evals = [x_t[~is_ho]], [y_t[~is_ho]], {"tfns_sentiment_train/heldout": (x_t[is_ho], y_t[is_ho])}
     for name in NEWS_FILES:
         docs = read_entity_jsonl(data / name)
-        _, ho = split_docs(docs, 0.1, 13)
+        _, ho = holdout_split(docs)
         ho_set = set(ho)
         x, idx = window_features(loaded.model, loaded.tokenizer, [d.text for d in docs], bf16)
         keep = [j for j, i in enumerate(idx) if unanimous_label(docs[i]) is not None]

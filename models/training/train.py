@@ -27,7 +27,7 @@ from finpulse.models.artifacts.artifact import (
     load_encoder,
     save_artifact,
 )
-from finpulse.models.data import read_classification_csv, read_task_file, read_texts, stratified_split
+from finpulse.models.data import holdout_split, read_classification_csv, read_task_file, read_texts
 from finpulse.models.encoding import IGNORE, Encoded, collate, encode_sentences, encode_texts
 from finpulse.models.evaluation.evaluate import evaluate, headline, predict_logits
 from finpulse.models.artifacts.lora import add_lora
@@ -165,7 +165,7 @@ def _heldout_texts(cfg: TrainConfig) -> set[str]:
             out |= {_norm(r.text) for f in td.dev for r in read_classification_csv(f, spec)}
         else:
             rows = [r for f in td.train for r in read_classification_csv(f, spec)]
-            _, held = stratified_split([r.label for r in rows], cfg.val_fraction, cfg.seed)
+            _, held = holdout_split(rows, fraction=cfg.val_fraction, seed=cfg.seed)
             out |= {_norm(rows[i].text) for i in held}
     return out
 
@@ -245,7 +245,7 @@ def _load_task(td: TaskData, cfg: TrainConfig, tokenizer, log) -> _TaskState:
         if spec.kind is not TaskKind.SEQUENCE:
             raise ValueError(f"{spec.name}: give --dev files; token tasks are not split automatically")
         rows: list = [r for f in td.train for r in read_task_file(f, spec)]
-        tr, held = stratified_split([r.label for r in rows], cfg.val_fraction, cfg.seed)
+        tr, held = holdout_split(rows, fraction=cfg.val_fraction, seed=cfg.seed)
         train_rows = [rows[i] for i in tr]
         dev["heldout"] = [rows[i] for i in held]
     if spec.kind is TaskKind.SEQUENCE:

@@ -92,8 +92,9 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 
 
 @click.command(name="eval")
-@click.argument("task", type=click.Choice(["sentiment", "topic", "ner", "entity-sentiment"]))
-@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.argument("task", type=click.Choice(["sentiment", "topic", "ner", "entity-sentiment", "probes"]))
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="labelled file (probes: the probe JSONL, default models/probes/probes.jsonl)")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="artifact folder (default: the registry's)")
 @click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
 @device_option()
@@ -103,16 +104,26 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
                    "ONNX Runtime encoder of --precision int8 (CPU only, built once into the cache)")
 @click.option("--target-pass", type=click.Choice(["multi", "all", "off"]), default="multi", show_default=True,
               help="entity-sentiment: which texts the target-marked model re-reads (off: the span head alone)")
-def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pass) -> None:
+@click.option("--profile", type=click.Choice(["fast", "accurate", "all"]), default="all", show_default=True,
+              help="probes: which shipped model profile(s) to probe")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="probes: a pass-rate table, or JSON with every failure")
+def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pass, profile, fmt) -> None:
     """Score a model on a labelled file; prints one JSON object.
 
     entity-sentiment reads the entity-level JSONL of ../shared/data and scores every entity through
-    the enrichment engine (per-company sentiment, entity-level accuracy and macro-F1)."""
+    the enrichment engine (per-company sentiment, entity-level accuracy and macro-F1). probes runs the
+    behavioural probes (models/evaluation/probes.py) and prints pass rates by capability and profile."""
+    if task == "probes":
+        _evaluate_probes(data, profile, fmt, device)
+        return
+    if data is None:
+        raise click.UsageError(f"eval {task} needs --data FILE")
     if task == "entity-sentiment":
         _evaluate_entities(data, model_dir, holdout, device, quantize, dtype, target_pass)
         return
     from finpulse.models.artifacts.artifact import load_artifact
-    from finpulse.models.data import LabeledText, read_task_file, stratified_split
+    from finpulse.models.data import LabeledText, holdout_split, read_task_file
     from finpulse.models.evaluation.evaluate import evaluate as run_eval
     from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.tasks import TaskKind, get_task
@@ -137,7 +148,7 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
     if holdout:
         tr = loaded.config.training
         labelled = [r for r in rows if isinstance(r, LabeledText)]  # every row: a sequence task's file
-        _, held = stratified_split([r.label for r in labelled], tr.get("val_fraction", 0.1), tr.get("seed", 13))
+        _, held = holdout_split(labelled, tr)
         rows = [labelled[i] for i in held]
     report = run_eval(loaded.model, loaded.tokenizer, rows, spec, dev, bf16=dtype == "bf16")
     report = {"task": task, "data": str(data), "model": str(path), "model_version": loaded.config.version,
@@ -152,7 +163,8 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
     from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
     from finpulse.models.engine.inference import Enricher, InferenceSettings
     from finpulse.models.artifacts.registry import load_registry, per_company_registry
-    from finpulse.models.spans import read_entity_jsonl, split_docs
+    from finpulse.models.data import holdout_split
+    from finpulse.models.spans import read_entity_jsonl
     from finpulse.models.training.train import pick_device
 
     docs = read_entity_jsonl(data)
@@ -163,7 +175,7 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
     path = registry.entity_sentiment.artifact_path
     training = read_config(path).training.get("entity_sentiment", {})
     if holdout:
-        _, held = split_docs(docs, training.get("holdout_fraction", 0.1), training.get("seed", 13))
+        _, held = holdout_split(docs, training)
         docs = [docs[i] for i in held]
     settings = InferenceSettings(device=str(pick_device(device)), quantize=quantize,
                                  precision=dtype, target_pass=target_pass)
@@ -174,6 +186,52 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
               "quantize": quantize, "dtype": dtype, "holdout": holdout, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
+
+
+def _evaluate_probes(data: Path | None, profile: str, fmt: str, device: str) -> None:
+    from finpulse.models.evaluation.probes import PROBES_FILE, PROFILES, evaluate_profile, format_table, read_probes
+    from finpulse.models.training.train import pick_device
+
+    probes = read_probes(data or PROBES_FILE)
+    profiles = list(PROFILES) if profile == "all" else [profile]
+    results = [evaluate_profile(p, probes, str(pick_device(device))) for p in profiles]
+    if fmt == "json":
+        json.dump({"probes": len(probes), "profiles": results}, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        click.echo(format_table(results))
+
+
+@click.group()
+def distill() -> None:
+    """Distillation: soft labels from a teacher profile for training the fast one."""
+
+
+@distill.command(name="label")
+@click.option("--profile", type=click.Choice(["fast", "accurate"]), default="accurate", show_default=True,
+              help="the teacher: a shipped profile's sentiment model")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="folder of chunk files and manifest.json (a rerun continues where it stopped)")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="texts to label: classification CSV, entity JSONL or CoNLL .txt (repeatable)")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--max-chunks", type=click.IntRange(min=1), default=None, help="stop after this many chunks (default: all)")
+@device_option()
+def distill_label(profile: str, out: Path, data: tuple[Path, ...], chunk_size: int, max_chunks: int | None,
+                  device: str) -> None:
+    """Soft-label every text of the files with the teacher; prints the manifest (with texts/s) as JSON."""
+    from tqdm import tqdm
+
+    from finpulse.models.evaluation.probes import PROFILES
+    from finpulse.models.training.soft_labels import corpus, label_corpus, teacher_fn
+    from finpulse.models.training.train import pick_device
+
+    texts = corpus(data)
+    version, labels, fn = teacher_fn(PROFILES[profile], str(pick_device(device)))
+    manifest = label_corpus(texts, out, version, fn, labels, chunk_size, max_chunks,
+                            progress=lambda it, n, done: tqdm(it, total=n, unit="chunk",
+                                                              desc=f"labelling ({done} chunks already done)"))
+    click.echo(json.dumps({k: v for k, v in manifest.items() if k != "done"} | {"done_chunks": len(manifest["done"])}))
 
 
 @click.command()

@@ -353,7 +353,7 @@ def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
     reference (points; negative = worse)."""
     from finpulse.models.engine import int8
     from finpulse.models.artifacts.artifact import load_artifact
-    from finpulse.models.data import read_classification_csv, read_task_file, stratified_split
+    from finpulse.models.data import holdout_split, read_classification_csv, read_task_file
     from finpulse.models.evaluation.evaluate import evaluate
     from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.tasks import get_task
@@ -370,7 +370,7 @@ def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
             rows: list = read_task_file(data_dir / name, spec)
         else:  # the held-out split of a sequence task's training file, as training made it
             labelled = read_classification_csv(data_dir / name, spec)
-            held = stratified_split([r.label for r in labelled], tr["val_fraction"], tr["seed"])[1]
+            held = holdout_split(labelled, tr)[1]
             rows = [labelled[i] for i in held]
         loaded.model.encoder = fp32_encoder
         ref = evaluate(loaded.model, loaded.tokenizer, rows, spec, device)

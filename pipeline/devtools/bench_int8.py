@@ -129,7 +129,7 @@ def stability(enricher: Any, texts: Sequence[str]) -> dict:
 # -- quality -----------------------------------------------------------------------------------
 def heldout_sets(loaded: Any, data: Path) -> dict[str, tuple[Any, list]]:
     """The held-out sets `finpulse eval --holdout` and the model cards score (same split, seed and fraction)."""
-    from finpulse.models.data import read_classification_csv, read_conll, stratified_split
+    from finpulse.models.data import holdout_split, read_classification_csv, read_conll
     from finpulse.models.tasks import get_task
 
     tr = loaded.config.training
@@ -137,7 +137,7 @@ def heldout_sets(loaded: Any, data: Path) -> dict[str, tuple[Any, list]]:
     for task, name in (("sentiment", "tfns_sentiment_train.csv"), ("topic", "tfn_topic_train.csv")):
         spec = get_task(task)
         rows = read_classification_csv(data / name, spec)
-        _, held = stratified_split([r.label for r in rows], tr.get("val_fraction", 0.1), tr.get("seed", 13))
+        _, held = holdout_split(rows, tr)
         sets[f"{task}/heldout"] = (spec, [rows[i] for i in held])
     spec = get_task("ner")
     for name in ("conll2003_dev.txt", "finer_ord_dev.txt"):
@@ -147,14 +147,14 @@ def heldout_sets(loaded: Any, data: Path) -> dict[str, tuple[Any, list]]:
 
 def training_texts(loaded: Any, data: Path, n: int, seed: int = 1) -> list[str]:
     """Training text for the calibration comparison: the training part only, never a held-out row."""
-    from finpulse.models.data import read_classification_csv, read_conll, stratified_split
+    from finpulse.models.data import holdout_split, read_classification_csv, read_conll
     from finpulse.models.tasks import get_task
 
     tr = loaded.config.training
     out: list[str] = []
     for task, name in (("sentiment", "tfns_sentiment_train.csv"), ("topic", "tfn_topic_train.csv")):
         rows = read_classification_csv(data / name, get_task(task))
-        train, _ = stratified_split([r.label for r in rows], tr.get("val_fraction", 0.1), tr.get("seed", 13))
+        train, _ = holdout_split(rows, tr)
         out += [rows[i].text for i in train]
     for name in ("conll2003_train.txt", "finer_ord_train.txt"):
         out += [" ".join(s.tokens) for s in read_conll(data / name, get_task("ner"))]
@@ -211,14 +211,15 @@ def entity_sentiment_scores(enricher: Any, data: Path) -> dict[str, dict[str, fl
     """Per-company sentiment on the entity hold-out, through the engine (`finpulse eval entity-sentiment --holdout`)."""
     from finpulse.models.artifacts.artifact import read_config
     from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
-    from finpulse.models.spans import read_entity_jsonl, split_docs
+    from finpulse.models.data import holdout_split
+    from finpulse.models.spans import read_entity_jsonl
 
     path = enricher.registry.entity_sentiment.artifact_path
     training = read_config(path).training.get("entity_sentiment", {})
     out = {}
     for name in ("sentfin_entity_train.jsonl", "finentity_train.jsonl"):
         docs = read_entity_jsonl(data / name)
-        _, held = split_docs(docs, training.get("holdout_fraction", 0.1), training.get("seed", 13))
+        _, held = holdout_split(docs, training)
         report = evaluate_entity_sentiment(enricher, [docs[i] for i in held])
         key = f"entity_sentiment/{Path(name).stem}_heldout"
         out[key] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
