@@ -12,7 +12,6 @@ Kafka topic).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -28,8 +27,9 @@ from pathlib import Path
 from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.faults import storage_unavailable
+from finpulse.pipeline.lake.locks import writer_lock
 from finpulse.pipeline.lake.query import company_rows, connect
-from finpulse.pipeline.lake.storage import is_remote, open_storage
+from finpulse.pipeline.lake.storage import open_storage
 from finpulse.schemas.errors import FinpulseError
 from finpulse.schemas.records import AlertRecord
 
@@ -176,23 +176,6 @@ class AlertStoreError(FinpulseError, ValueError):
     """The lake cannot take the alerts (read-only, disk full). A ValueError, so the CLI reports it plainly."""
 
 
-@contextlib.contextmanager
-def _writer_lock(lake: str | Path):
-    """One alerts writer at a time on a local lake (a second `alerts --follow` waits its turn).
-    flock: released by the OS if the holder is killed. On an object store there is no flock; the
-    table's merge keyed by alert_id (and Delta's conflict check) keeps an alert from being
-    recorded twice."""
-    if is_remote(lake):
-        yield
-        return
-    import fcntl
-
-    Path(lake).mkdir(parents=True, exist_ok=True)
-    with open(Path(lake) / ".alerts.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 def _commit_alerts(lake: str | Path, new: list[AlertRecord]) -> None:
     """One Delta commit adding the alerts whose id the table does not hold (a merge: inserts only)."""
     data = tables.rows_table("alerts", [a.model_dump() for a in new], [f"{a.created_at:%Y-%m-%d}" for a in new])
@@ -219,7 +202,7 @@ def record_new(lake: str | Path, alerts: list[AlertRecord]) -> list[AlertRecord]
     commit is atomic, so a killed run leaves all of its alerts or none.
     """
     try:
-        with _writer_lock(lake):
+        with writer_lock(lake):
             seen = existing_revisions(lake)
             new = [a for a in alerts if a.alert_id not in seen or (a.revision or 0) > seen[a.alert_id]]
             if not new:

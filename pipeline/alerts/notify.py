@@ -33,6 +33,7 @@ from typing import Any
 
 from finpulse.pipeline.alerts import routes as rules
 from finpulse.pipeline.alerts.routes import Example, Latest, Notice, Routes
+from finpulse.pipeline.lake.locks import writer_lock
 from finpulse.pipeline.lake.query import connect
 from finpulse.pipeline.runtime import metrics
 
@@ -290,10 +291,10 @@ def pass_after_record(
     send: Sender = apprise_send,
 ) -> dict[str, int]:
     """Plan what the recorded alerts call for, log it, deliver. Called by run_alerts after recording."""
-    from finpulse.pipeline.alerts.evaluate import _writer_lock, recorded_alerts
+    from finpulse.pipeline.alerts.evaluate import recorded_alerts
 
     now = now or datetime.now(timezone.utc)
-    with _writer_lock(lake):
+    with writer_lock(lake):
         historic, logged = read_log(lake)
         alerts = recorded_alerts(lake)
         new = plan(lake, historic, logged, alerts, bucket, min_volume, now)

@@ -3,6 +3,7 @@
 - `commit.py`: the exactly-once commit protocol (one Delta transaction id per source).
 - `tables.py`: the tables, their schemas and the one way to open them.
 - `storage.py`: local and object-store storage behind one seam.
+- `locks.py`: the waiting writer lock (one alerts writer at a time; the next waits its turn).
 - `faults.py`: storage faults and corrupt files.
 - `query.py`: DuckDB views for every reader.
 - `sql_guard.py`: keeps `finpulse query` read-only and inside the lake.
