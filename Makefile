@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install browser demo test test-fast lint lint-baseline dashboard soak chaos train-models train-entity-target train-accurate cards clean
+.PHONY: install browser monitoring demo test test-fast lint lint-baseline dashboard soak chaos train-models train-entity-target train-accurate cards clean
 
 install: $(STAMP)
 
@@ -28,14 +28,20 @@ browser:
 	@command -v chromedriver >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
 		|| echo "could not install chromium + chromium-driver (needs root and apt); the browser test will fail"
 
+# The monitoring tests run Debian's Prometheus and promtool (a real server scraping a stream's /metrics,
+# `promtool check rules` / `test rules` on infra/prometheus); install the package when missing, as `browser` does.
+monitoring:
+	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null) \
+		|| echo "could not install prometheus (needs root and apt); the monitoring tests will fail"
+
 # Two pytest workers (pytest-xdist): most slow tests wait on brokers, sleeps and child processes,
 # so two share these 2 cores well (serial: 18 min; see README). Each worker has its own broker.
 TEST_WORKERS ?= 2
-test: install browser
+test: install browser monitoring
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 # Everything but the slow end-to-end tests (real broker runs, kills, S3, Beam job service): a few minutes.
-test-fast: install browser
+test-fast: install browser monitoring
 	$(PY) -m pytest -q -m "not slow" tests
 
 # ruff + mypy against lint-baseline.json: a finding added to any file fails; the counts may only shrink.
