@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from click.testing import CliRunner
 
-from finpulse.pipeline.alerts.evaluate import AlertSettings, alert_id, evaluate, post_webhook, run_alerts
+from finpulse.pipeline.alerts.delivery import post_webhook
+from finpulse.pipeline.alerts.evaluate import AlertSettings, alert_id, evaluate, run_alerts
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.query import run_query
@@ -197,7 +198,7 @@ def test_follow_mode_records_a_new_spike_once(tmp_path):
 def test_an_escalation_updates_the_same_alert_and_is_delivered_again(tmp_path):
     """Hour 30 reads medium, hour 31 critical: one event, so one alert (same id) at revision 1,
     not a second alert; the alerts view shows the latest revision and channels get the update."""
-    from finpulse.pipeline.alerts.evaluate import delivery_key, mark_delivered, pending
+    from finpulse.pipeline.alerts.delivery import delivery_key, mark_delivered, pending
 
     lake = spiky_lake(tmp_path, spike={30: 15, 31: 29})
     [first] = run_alerts(str(lake), AlertSettings(until=T0 + timedelta(hours=31)))

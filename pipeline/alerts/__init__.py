@@ -2,7 +2,8 @@
 
 - `detector.py`: the negative-spike rule, a pure function over bucketed counts.
 - `evaluate.py`: the rule run over the lake's per-company series, and the `alerts` store.
-- `notify.py`: delivery of new alerts to webhooks, Kafka and routed channels.
+- `delivery.py`: sending recorded alerts to webhooks and Kafka, with a ledger per channel.
+- `notify.py`: routed notices (alert, escalation, resolved) planned and sent through apprise.
 - `routes.py`: the routing file (which alerts go to which desk's channel), validated.
 - `simulate.py`: the labelled Poisson simulation the detector's defaults were tuned on.
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from finpulse.pipeline.alerts import routes as rules
+from finpulse.pipeline.alerts.delivery import delivery_key, recorded_alerts
 from finpulse.pipeline.alerts.routes import Example, Latest, Notice, Routes
 from finpulse.pipeline.lake.locks import writer_lock
 from finpulse.pipeline.lake.query import connect
@@ -156,7 +157,7 @@ def plan(
     now: datetime,
 ) -> list[Notice]:
     """The notices the alert store and the latest buckets call for that the log lacks (in order)."""
-    from finpulse.pipeline.alerts.evaluate import _interval, delivery_key
+    from finpulse.pipeline.alerts.evaluate import _interval
 
     # an escalation rewrites its alert with a higher revision (one event, one alert): it is a new
     # notice under `alert_id#revision`
@@ -291,8 +292,6 @@ def pass_after_record(
     send: Sender = apprise_send,
 ) -> dict[str, int]:
     """Plan what the recorded alerts call for, log it, deliver. Called by run_alerts after recording."""
-    from finpulse.pipeline.alerts.evaluate import recorded_alerts
-
     now = now or datetime.now(timezone.utc)
     with writer_lock(lake):
         historic, logged = read_log(lake)
