@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import types
 import typing
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
 
 import pyarrow as pa
 from pydantic import BaseModel
 
-from finpulse.schemas.records import AlertRecord, DeadLetter, EnrichedRecord
+from finpulse.schemas.records import AlertRecord, DeadLetter, EnrichedRecord, PriceRecord
 
 _SCALARS: dict[Any, pa.DataType] = {
     str: pa.string(),
@@ -20,6 +20,7 @@ _SCALARS: dict[Any, pa.DataType] = {
     bool: pa.bool_(),
     bytes: pa.binary(),
     datetime: pa.timestamp("us", tz="UTC"),
+    date: pa.date32(),
 }
 
 
@@ -60,3 +61,4 @@ def schema_for(model: type[BaseModel]) -> pa.Schema:
 ENRICHED_SCHEMA = schema_for(EnrichedRecord)
 DEADLETTER_SCHEMA = schema_for(DeadLetter)
 ALERT_SCHEMA = schema_for(AlertRecord)
+PRICES_SCHEMA = schema_for(PriceRecord)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -187,3 +187,21 @@ class AlertRecord(BaseModel):
     posts: int | None = None  # negative posts in the window, copies included (buzz, not evidence)
     unit: str | None = None  # what volume/negatives count: "story" (default) or "post"
     revision: int | None = None  # 0 when first raised, +1 for each escalation of the same event
+
+
+class PriceRecord(BaseModel):
+    """One row of LAKE/prices: a company's (or a benchmark's) close on one trading day.
+
+    Loaded from a user's file by `finpulse prices load` (pipeline/market/); keyed by (company, day),
+    so loading a corrected file replaces the days it covers. The trading calendar the signal study
+    uses is the set of days this table holds."""
+
+    company: str  # company key (the gazetteer's: FB and META are META), or the benchmark's own ticker
+    ticker: str  # as written in the file
+    day: date  # the trading session (exchange-local date)
+    close: float = Field(gt=0.0)  # adjusted close where the file has one, else the close
+    adjusted: bool  # True when `close` is an adjusted close (dividends and splits folded in)
+    volume: float | None = None
+    kind: Literal["company", "benchmark"] = "company"  # benchmarks stay out of the equal-weighted market
+    source: str  # the file it came from (its name)
+    loaded_at: datetime

@@ -14,6 +14,7 @@ import click
 from finpulse.pipeline.cli.chaos import chaos
 from finpulse.pipeline.cli.dashboard import bench_dashboard, dashboard
 from finpulse.pipeline.cli.devtools import bench, bench_precision, demo, simulate_alerts
+from finpulse.pipeline.cli.market import compare_detectors, prices_group, signal
 from finpulse.pipeline.cli.models import distill, evaluate, shrink, train
 from finpulse.pipeline.cli.ops import lake_check, lake_group
 from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, rescore, stream
@@ -38,7 +39,8 @@ def main() -> None:
 
 
 COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, status, lake_check, lake_group, dashboard, train,
-            evaluate, shrink, distill, demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos)
+            evaluate, shrink, distill, demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos,
+            prices_group, signal, compare_detectors)
 for command in COMMANDS:
     main.add_command(command)
 

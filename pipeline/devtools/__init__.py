@@ -9,6 +9,8 @@ deployment can leave it out.
 - `generator.py`, `copies.py`, `realtext.py`: synthetic and real feeds; `produce.py`: the producer.
 - `demo.py`: `finpulse demo`.
 - `gazetteer.py`: rebuilds the company gazetteer; `linking_eval.py`: scores company linking.
+- `signal_choice.py`: `finpulse compare-detectors`, alert settings judged by the prices after the alerts,
+  and the synthetic universe with a planted effect to rehearse it on.
 
 May import: everything.
 """

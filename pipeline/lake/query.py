@@ -1,4 +1,4 @@
-"""DuckDB over the lake: read-only views `enriched`, `deadletter`, `alerts` (empty when no table yet).
+"""DuckDB over the lake: read-only views `enriched`, `deadletter`, `alerts`, `prices` (empty when no table yet).
 
 `finpulse query` runs arbitrary read-only SQL by design: the connection is in-memory, only
 views over the lake's Parquet files exist, and no file outside the lake is written.
@@ -21,9 +21,10 @@ import pyarrow as pa
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.sql_guard import check_read_only, create_parquet_view, lock_down
 from finpulse.pipeline.lake.storage import is_remote
-from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
+from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA, PRICES_SCHEMA
 
-VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
+VIEWS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA,
+                               "prices": PRICES_SCHEMA}  # prices: `finpulse prices load` (pipeline/market/)
 
 
 @functools.cache

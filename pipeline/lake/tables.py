@@ -31,11 +31,15 @@ from urllib.parse import parse_qsl, urlsplit
 import pyarrow as pa
 
 from finpulse.pipeline.lake.storage import is_remote
-from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA
+from finpulse.schemas.arrow import ALERT_SCHEMA, DEADLETTER_SCHEMA, ENRICHED_SCHEMA, PRICES_SCHEMA
 
 log = logging.getLogger(__name__)
 
 SCHEMAS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEADLETTER_SCHEMA, "alerts": ALERT_SCHEMA}
+# Reference tables a user loads (`finpulse prices load`, pipeline/market/): written by their own
+# command as a keyed merge, not partitioned, not migrated or compacted with the record tables above;
+# read through `snapshot` like every table.
+REFERENCE_SCHEMAS: dict[str, pa.Schema] = {"prices": PRICES_SCHEMA}
 PARTITION = "date"
 RESCORED_PROPERTY = "finpulse.rescored"  # table property set by the first rescore
 COMMIT_RETRIES = 30  # delta-rs re-tries a commit whose version was taken by a concurrent writer
@@ -121,13 +125,14 @@ class TableFiles:
 def snapshot(root: str | Path, table: str, as_of: int | datetime | None = None) -> TableFiles:
     """The files of `table` at its latest version (or `as_of`)."""
     dt = open_table(root, table, as_of)
+    schema = SCHEMAS[table] if table in SCHEMAS else REFERENCE_SCHEMAS[table]
     if dt is None:
-        return TableFiles(table, None, (), SCHEMAS[table])
+        return TableFiles(table, None, (), schema)
     files = tuple(dt.file_uris())
     if not is_remote(root):
         files = tuple(f.removeprefix("file://") for f in files)
     rescored = dt.metadata().configuration.get(RESCORED_PROPERTY) == "true"
-    return TableFiles(table, dt.version(), files, SCHEMAS[table], rescored)
+    return TableFiles(table, dt.version(), files, schema, rescored)
 
 
 def object_paths(root: str | Path, uris: Sequence[str]):
