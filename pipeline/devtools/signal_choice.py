@@ -11,12 +11,15 @@ on, beside the defaults' on that same period. Alerts are evaluated, not recorded
 gazetteer on a weekday calendar with US holidays, background stories around the clock, and two
 kinds of burst:
 
-* news: `burst` distinct negative stories within 45 minutes of a trading day, after which the
-  company's abnormal return is planted: `reaction` on the session of the burst and `drift` spread
-  over the three sessions after it (so CAR[+1,+5] is `drift` in expectation and CAR[-1,+1] is
-  `reaction` + `drift` / 3);
-* copies: one negative story copied `copies` times within 45 minutes (retweets, syndication),
-  with no effect on the price: counting posts alerts on them, counting stories does not.
+* news: 6 to 30 (`burst`) distinct negative stories over 20 to 150 minutes (`burst_minutes`) of a
+  trading day, after which the company's abnormal return is planted in proportion to the burst's
+  size: on average `reaction` on the session of the burst and `drift` spread over the three
+  sessions after it (so CAR[+1,+5] is `drift` on average, and CAR[-1,+1] `reaction` + `drift` / 3).
+  Small, slow bursts are hard to tell from noise, which is what makes window, floor and bucket
+  matter;
+* copies: one negative story copied `copies` times within 20 to 150 minutes (retweets,
+  syndication), with no effect on the price: counting posts alerts on them, counting stories
+  does not.
 
 Its figures say only that the procedure finds what was planted. They are no evidence about real
 markets, and the detector's defaults must not be changed on them: run `finpulse compare-detectors
@@ -60,6 +63,7 @@ class Burst:
     company: str
     at: datetime  # UTC
     kind: str  # "news" (priced) or "copies" (not)
+    size: int  # posts in the burst
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,14 @@ def _close(day: date) -> datetime:
 
 def synthetic_universe(lake: str | Path, companies: int = 20, sessions: int = 180, start: date = date(2025, 1, 6),
                        stories_per_hour: float = 1.0, news_per_company: float = 4.0, copies_per_company: float = 3.0,
-                       burst: int = 25, copies: int = 40, reaction: float = -0.01, drift: float = -0.03,
+                       burst: tuple[int, int] = (6, 30), burst_minutes: tuple[float, float] = (20.0, 150.0),
+                       copies: int = 40, reaction: float = -0.01, drift: float = -0.03,
                        noise: float = 0.015, market_noise: float = 0.01, seed: int = 7,
-                       shuffle_effects: bool = False) -> Universe:
+                       shuffle_effects: bool = False, benchmark: str | None = "SPY") -> Universe:
     """Write posts and prices of a synthetic universe with a planted effect into `lake` (see the
     module docstring). `shuffle_effects`: plant the returns on random sessions instead of after
-    the news bursts (what a study must then find: nothing)."""
+    the news bursts (what a study must then find: nothing). `benchmark`: also load the market
+    factor itself under this name (kind "benchmark"), for `finpulse signal --benchmark`."""
     from finpulse.pipeline.enrich.companies import load_gazetteer
     from finpulse.pipeline.market.load import load_prices
     from finpulse.pipeline.market.prices import PriceFile
@@ -103,7 +109,7 @@ def synthetic_universe(lake: str | Path, companies: int = 20, sessions: int = 18
         rows["company"].append(company)
         rows["sentiment"].append(sentiment)
         rows["story"].append(story or pid)
-        rows["relevance"].append(float(rng.choice([1.0, 0.5])))
+        rows["relevance"].append(1.0 if len(rows["id"]) % 3 else 0.5)  # a passing mention now and then
 
     labels = np.array(["negative", "neutral", "positive"])
     for key in keys:  # background: Poisson stories around the clock, 20% negative
@@ -114,14 +120,22 @@ def synthetic_universe(lake: str | Path, companies: int = 20, sessions: int = 18
             add(key, t0 + timedelta(seconds=float(off)), str(s))
     bursts: list[Burst] = []
     for key in keys:
+        taken: list[int] = []  # a company's news sessions, 8 apart: one event's window holds no other's effect
         for kind, rate in (("news", news_per_company), ("copies", copies_per_company)):
             for _ in range(rng.poisson(rate)):
-                day = calendar[int(rng.integers(10, len(calendar) - 8))]  # history before, returns after
+                t = int(rng.integers(10, len(calendar) - 8))  # history before, returns after
+                if kind == "news":
+                    if any(abs(t - u) < 8 for u in taken):
+                        continue
+                    taken.append(t)
+                day = calendar[t]
                 at = _close(day) - timedelta(hours=float(rng.uniform(1.5, 6.0)))
-                bursts.append(Burst(key, at, kind))
+                size = int(rng.integers(burst[0], burst[1] + 1)) if kind == "news" else copies
+                bursts.append(Burst(key, at, kind, size))
                 first = None
-                for _ in range(burst if kind == "news" else copies):
-                    when = at + timedelta(minutes=float(rng.uniform(0, 45)))
+                minutes = float(rng.uniform(*burst_minutes))
+                for _ in range(size):
+                    when = at + timedelta(minutes=float(rng.uniform(0, minutes)))
                     add(key, when, "negative", story=None if kind == "news" else first)
                     first = first or rows["id"][-1]
     n = len(rows["id"])
@@ -159,7 +173,8 @@ def synthetic_universe(lake: str | Path, companies: int = 20, sessions: int = 18
 
     # prices: one market factor, idiosyncratic noise, and the planted effect after each news burst
     index = {d: i for i, d in enumerate(calendar)}
-    returns = rng.normal(0, market_noise, len(calendar))[None, :] + rng.normal(0, noise, (len(keys), len(calendar)))
+    market = rng.normal(0, market_noise, len(calendar))
+    returns = market[None, :] + rng.normal(0, noise, (len(keys), len(calendar)))
     row = {k: i for i, k in enumerate(keys)}
     for b in bursts:
         if b.kind != "news":
@@ -167,13 +182,19 @@ def synthetic_universe(lake: str | Path, companies: int = 20, sessions: int = 18
         day = session_day(b.at, calendar)
         assert day is not None  # bursts are placed inside the calendar
         t = int(rng.integers(10, len(calendar) - 8)) if shuffle_effects else index[day]
-        returns[row[b.company], t] += reaction
-        returns[row[b.company], t + 1:t + 4] += drift / 3
+        scale = b.size / (sum(burst) / 2)  # larger bursts, larger moves; `drift` on average
+        returns[row[b.company], t] += reaction * scale
+        returns[row[b.company], t + 1:t + 4] += drift * scale / 3
+    names, kinds = list(keys), ["company"] * len(keys)
+    if benchmark:
+        returns = np.vstack([returns, market[None, :]])
+        names.append(benchmark)
+        kinds.append("benchmark")
     closes = 100 * np.exp(np.cumsum(returns, axis=1))
     loaded = datetime.now(timezone.utc)
-    price_rows = {"company": [k for k in keys for _ in calendar], "ticker": [k for k in keys for _ in calendar],
-                  "day": calendar * len(keys), "close": closes.ravel().tolist(), "adjusted": [True] * closes.size,
-                  "volume": [None] * closes.size, "kind": ["company"] * closes.size,
+    price_rows = {"company": [k for k in names for _ in calendar], "ticker": [k for k in names for _ in calendar],
+                  "day": calendar * len(names), "close": closes.ravel().tolist(), "adjusted": [True] * closes.size,
+                  "volume": [None] * closes.size, "kind": [k for k in kinds for _ in calendar],
                   "source": ["synthetic"] * closes.size, "loaded_at": [loaded] * closes.size}
     load_prices(lake, PriceFile("synthetic", closes.size, pa.Table.from_pydict(price_rows, schema=PRICES_SCHEMA)))
     return Universe(keys, calendar, bursts, n)
@@ -196,8 +217,8 @@ MIN_EVENTS = 10
 
 def alert_settings(change: dict):
     """AlertSettings with one alternative's changes applied to the current defaults."""
-    from finpulse.pipeline.alerts.detector import DetectorConfig
-    from finpulse.pipeline.alerts.evaluate import AlertSettings
+    from finpulse.pipeline.runtime.settings import DetectorConfig
+    from finpulse.pipeline.runtime.settings import AlertSettings
 
     detector = dataclasses.replace(DetectorConfig(), **change.get("detector", {}))
     return AlertSettings(detector=detector, **{k: v for k, v in change.items() if k != "detector"})
