@@ -9,7 +9,6 @@ appear without reloading the page.
 from __future__ import annotations
 
 import os
-import sys
 from datetime import date, datetime, time, timezone
 
 import duckdb
@@ -23,17 +22,15 @@ from finpulse.dashboard.store import LakeStatus, LakeStore, open_store
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.storage import is_remote
 
+from finpulse.pipeline.runtime.settings import DashboardSettings
 VIEWS = ["Overview", "Trends", "Alerts", "Movers", "Topics", "Posts", "Models"]
 SENTIMENT_ICON = {"negative": "🔴", "neutral": "⚪", "positive": "🟢"}
 PAGE_ROWS = 200
 
 
 def lake_path() -> str:
-    """`streamlit run app.py -- --lake DIR`, else $FINPULSE_LAKE, else ./lake."""
-    args = sys.argv[1:]
-    if "--lake" in args and args.index("--lake") + 1 < len(args):
-        return args[args.index("--lake") + 1]
-    return os.environ.get("FINPULSE_LAKE", "lake")
+    """The lake of the settings' dashboard section ($FINPULSE_LAKE; `finpulse dashboard --lake` sets it)."""
+    return DashboardSettings().lake
 
 
 def sidebar(store: LakeStore, status: LakeStatus) -> None:

@@ -146,8 +146,9 @@ def enriched_lake(tmp_path_factory) -> Path:
     import dataclasses
     from datetime import datetime, timedelta, timezone
 
-    from finpulse.pipeline.alerts.detector import DetectorConfig
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
+    from finpulse.pipeline.runtime.settings import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import run_alerts
+    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.devtools.generator import Event, generate_posts
     from finpulse.pipeline.jobs.backfill import run_backfill
 

@@ -16,7 +16,7 @@ from finpulse.models.engine.device import (
     to_device,
     token_budget_for_memory,
 )
-from finpulse.models.engine.inference import InferenceSettings
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 
 MINILM = dict(hidden=384, intermediate=1536, heads=12, max_length=128)

@@ -19,7 +19,8 @@ import torch
 
 from finpulse.models.engine import inference
 from finpulse.models.engine.entities import EntitySpan, TokenPrediction, decode_columns, decode_entities, merge_windows
-from finpulse.models.engine.inference import Enricher, InferenceSettings, _org_runs, _org_tags, _Tokens, _Window
+from finpulse.models.engine.inference import Enricher, _org_runs, _org_tags, _Tokens, _Window
+from finpulse.pipeline.runtime.settings import InferenceSettings
 
 LABELS = ("O", "B-ORG", "I-ORG", "B-PER", "I-PER", "B-LOC", "I-LOC")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from finpulse.models.engine.inference import Enricher, InferenceSettings
+from finpulse.models.engine.inference import Enricher
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
 from finpulse.models.data import holdout_split
 from finpulse.models.spans import SPAN_LABELS, find_by_name, read_entity_jsonl

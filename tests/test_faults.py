@@ -213,7 +213,8 @@ def test_corrupt_parquet_files_are_skipped_by_queries_and_quarantined(tmp_path):
     """Four committed data files broken on disk afterwards (a bad disk, a stray copy over them):
     queries and alerts skip them, lake-check names them, --quarantine moves them aside and drops
     them from the table log."""
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
+    from finpulse.pipeline.alerts.evaluate import evaluate
+    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.cli.main import main
     from finpulse.pipeline.devtools.chaos import alert_feed
     from finpulse.pipeline.lake import tables

@@ -16,7 +16,8 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.testing.util import assert_that, equal_to
 
 from finpulse.models.engine.device import GPU_BUDGET_CAP, GPU_BUDGET_FLOOR, to_device
-from finpulse.models.engine.inference import Enricher, InferenceSettings
+from finpulse.models.engine.inference import Enricher
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
 from finpulse.pipeline.devtools.generator import generate_posts
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from finpulse.models.engine import int8
-from finpulse.models.engine.inference import Enricher, InferenceSettings, pick_precision, use_bf16
+from finpulse.models.engine.inference import Enricher, pick_precision, use_bf16
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.registry import load_registry
 from finpulse.pipeline.devtools.bench_int8 import stability
 from finpulse.pipeline.devtools.generator import generate_posts

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from finpulse.models.artifacts.artifact import ModelLoadError
-from finpulse.models.engine.inference import Enricher, InferenceSettings
+from finpulse.models.engine.inference import Enricher
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.preflight import check_models
 from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
 from finpulse.pipeline.cli.main import main

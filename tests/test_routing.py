@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from test_alerts import T0, post
 
-from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
+from finpulse.pipeline.alerts.evaluate import run_alerts
+from finpulse.pipeline.runtime.settings import AlertSettings
 from finpulse.pipeline.alerts.routes import (
     Episode,
     Example,

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pytest
 
 from finpulse.models.engine.entities import EntitySpan
-from finpulse.models.engine.inference import Enricher, InferenceSettings, MentionSentiment, Prediction
+from finpulse.models.engine.inference import Enricher, MentionSentiment, Prediction
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.registry import DEFAULT_REGISTRY, load_registry
 from finpulse.pipeline.devtools.generator import generate_posts
 from finpulse.pipeline.enrich.handler import company_spans

@@ -250,7 +250,8 @@ def test_status_shows_lag_per_partition_rows_and_dead_letters_today_and_the_late
     from click.testing import CliRunner
     from test_alerts import T0, post, spiky_lake
 
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
+    from finpulse.pipeline.alerts.evaluate import run_alerts
+    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.cli.main import main
     from finpulse.pipeline.cli.status import collect
     from finpulse.pipeline.lake.commit import Lake, Row, source_key

@@ -3,7 +3,8 @@
 import math
 from datetime import datetime, timedelta, timezone
 
-from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, binomial_tail, count_tail, detect_spikes
+from finpulse.pipeline.alerts.detector import Bucket, binomial_tail, count_tail, detect_spikes
+from finpulse.pipeline.runtime.settings import DetectorConfig
 
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
 

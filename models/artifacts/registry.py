@@ -8,12 +8,12 @@ Tasks that name the same artifact share one encoder pass at inference.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from finpulse.models.artifacts.artifact import ModelLoadError
+from finpulse.pipeline.runtime.settings import ModelSettings
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "registry.json"
 # Sentiment from a LoRA on all-mpnet-base-v2 (meets the accuracy target; ~8x the compute per token,
@@ -72,7 +72,7 @@ class ModelRegistry(BaseModel):
 
 def load_registry(path: str | Path | None = None) -> ModelRegistry:
     """Load the registry: explicit path or shipped name ("default", "accurate"), else $FINPULSE_REGISTRY, else the default."""
-    chosen = str(path or os.environ.get("FINPULSE_REGISTRY") or DEFAULT_REGISTRY)
+    chosen = str(path or ModelSettings().registry or DEFAULT_REGISTRY)
     path = SHIPPED.get(chosen, Path(chosen))
     if not path.is_file():
         raise ModelLoadError(f"model registry {path} not found; pass --registry or restore models/registry.json")

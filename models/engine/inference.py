@@ -33,15 +33,16 @@ from typing import Any, Literal, cast
 import numpy as np
 import torch
 
-from finpulse.models.engine import int8
 from finpulse.models.artifacts.artifact import LoadedModel, ModelLoadError, load_artifact
+from finpulse.models.artifacts.registry import ModelRegistry
+from finpulse.models.engine import int8
 from finpulse.models.engine.batching import plan_batches
 from finpulse.models.engine.device import gpu_token_budget, to_device
 from finpulse.models.engine.entities import EntitySpan, decode_columns
-from finpulse.models.artifacts.registry import ModelRegistry
-from finpulse.pipeline.runtime.stages import stage
 from finpulse.models.engine.targets import MIN_ORG_SCORE, check_policy, mark_target, pick_targets
 from finpulse.models.tasks import TaskKind
+from finpulse.pipeline.runtime.settings import InferenceSettings
+from finpulse.pipeline.runtime.stages import stage
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +51,6 @@ Precision = Literal["bf16", "fp32", "int8"]
 NATIVE_BF16 = frozenset({"amx_bf16", "avx512_bf16"})  # /proc/cpuinfo flags: bf16 matrix products in hardware
 
 
-@dataclass(frozen=True)
-class InferenceSettings:
-    device: str = "cpu"
-    stride: int = 32
-    max_chars: int = 20_000
-    token_budget: int = 8192  # padded tokens per forward pass
-    max_batch: int = 256  # texts per pass (on an H100 larger batches measured no faster: the host side binds)
-    threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
-    chunk_texts: int = 2048  # texts tokenised and held at once: memory stays flat however many are passed
-    quantize: str = "none"  # "int8": dynamic int8 linear layers on CPU (measurement only: batch-dependent)
-    precision: str = "auto"  # auto | fp32 | bf16 | int8: see pick_precision
-    target_pass: str = "multi"  # which texts' mentions the entity_target model re-reads: multi, all or off
 
 
 @dataclass(frozen=True)
@@ -180,7 +169,7 @@ class Enricher:
             by_artifact[str(tm.artifact_path)].append(name)
         self.groups: list[_EncoderGroup] = []
         for path, tasks in by_artifact.items():
-            loaded = load_artifact(path, settings.device, settings.quantize)
+            loaded = load_artifact(path, settings.device)
             for name in tasks:
                 tm = registry.task(name)
                 if name not in loaded.model.tasks:
@@ -199,7 +188,7 @@ class Enricher:
         check_policy(settings.target_pass)  # an unknown policy fails here, not on the first text
         if registry.entity_target is not None and settings.target_pass != "off" and self.has_span_head:
             tm = registry.entity_target
-            loaded = load_artifact(tm.artifact_path, settings.device, settings.quantize)
+            loaded = load_artifact(tm.artifact_path, settings.device)
             head = loaded.model.tasks.get("entity_target")
             if head is None or list(head.labels) != tm.labels:
                 raise ModelLoadError(f"artifact {tm.artifact_path} has no entity_target head with labels "
@@ -220,8 +209,6 @@ class Enricher:
         """Swap every encoder for its int8 ONNX Runtime build (models/engine/int8.py; built once per machine).
 
         All are built before any is swapped; a failure is an error that says why (Int8Unavailable)."""
-        if self.settings.quantize != "none":
-            raise int8.Int8Unavailable("precision int8 brings its own quantised encoder; leave quantize at none")
         groups = self.encoder_groups
         encoders = [int8.int8_encoder(g.loaded) for g in groups]
         for group, encoder in zip(groups, encoders, strict=True):

@@ -323,7 +323,8 @@ def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
     (`_heldout_span_only`)."""
     from finpulse.models.artifacts.artifact import read_config
     from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
-    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import per_company_registry
     from finpulse.models.spans import read_entity_jsonl
 

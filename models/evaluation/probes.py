@@ -209,7 +209,8 @@ def run_probes(enricher: Any, probes: Sequence[Probe]) -> tuple[list[dict[str, b
 def evaluate_profile(profile: str, probes: Sequence[Probe], device: str = "cpu") -> dict[str, Any]:
     """One profile's pass rates by capability (and its failures), through the engine the pipeline runs."""
     from finpulse.models.artifacts.registry import load_registry
-    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.runtime.settings import InferenceSettings
 
     registry = load_registry(PROFILES[profile])
     enricher = Enricher(registry, InferenceSettings(device=device))

@@ -33,37 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from finpulse.pipeline.runtime.settings import DetectorConfig
+
 SEVERITY_ORDER = {"medium": 1, "high": 2, "critical": 3}
 
 
-@dataclass(frozen=True)
-class DetectorConfig:
-    baseline_buckets: int = 72  # 3 days of hours: a steadier share than 1 day, still tracks drift
-    guard_buckets: int = 1  # buckets between baseline and test, so an event's onset is not its own baseline
-    min_history_posts: int = 30  # below this much baseline volume, no alert (cold start)
-    min_volume: int = 20  # posts in the tested window
-    min_ratio: float = 1.5
-    min_delta: float = 0.10
-    alpha: float = 1e-3  # on the Bonferroni-adjusted p-value; docs/ALERTS.md has the recall / false-alarm trade-off
-    windows: tuple[int, ...] = (1, 2)  # share test over the last 1 and the last 2 buckets
-    count_channel: bool = True
-    season_buckets: int = 24  # buckets per seasonal period: a day of hours (alerts.seasonal sets it from the bucket width)
-    season_periods: int = 7  # same-phase buckets in the count channel's history
-    min_count_ratio: float = 2.0  # count channel: negatives >= this x the seasonal expectation
-    support_alpha: float = 0.05  # count channel: the share test must reach at least this
-    cooldown_buckets: int = 6
-    prior_posts: float = 20.0
-
-    @property
-    def tests(self) -> int:
-        """Hypotheses tested per bucket (the Bonferroni factor)."""
-        return len(self.windows) + (1 if self.count_channel else 0)
-
-    @property
-    def history_buckets(self) -> int:
-        """How far back a bucket's evidence reaches (what a backtest must load before its start)."""
-        seasonal = self.season_buckets * self.season_periods if self.count_channel else 0
-        return max(self.baseline_buckets + self.guard_buckets + max(self.windows) - 1, seasonal)
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,16 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from finpulse.pipeline.alerts.delivery import deliver, open_channels
-from finpulse.pipeline.alerts.detector import Bucket, DetectorConfig, detect_spikes
+from finpulse.pipeline.alerts.detector import Bucket, detect_spikes
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.faults import storage_unavailable
 from finpulse.pipeline.lake.locks import writer_lock
 from finpulse.pipeline.lake.query import company_rows, connect
+from finpulse.pipeline.runtime.settings import AlertSettings, DetectorConfig
 from finpulse.schemas.errors import FinpulseError
 from finpulse.schemas.records import AlertRecord
 
@@ -36,18 +36,6 @@ UNITS = ("story", "post")
 _NOT_STORED = {"bucket_start", "window_buckets", "channel", "event_start"}  # stored as window_start/end and in the id
 
 
-@dataclass
-class AlertSettings:
-    bucket: str = "1 hour"
-    key_kinds: tuple[str, ...] = ("company",)
-    unit: str = "story"  # count distinct stories (default) or every post ("post", the pre-#15 behaviour)
-    # With unit "story" the volume floor counts distinct stories: 12 found every labelled event of the
-    # real-text evaluation with no alert on copies (20, the posts floor, missed half the diluted ones;
-    # docs/ALERTS.md, "Real text"). None keeps the detector's min_volume.
-    min_stories: int | None = 12
-    since: datetime | None = None
-    until: datetime | None = None
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
 
 
 def alert_id(key_kind: str, key: str, bucket: str, start: datetime) -> str:

@@ -10,6 +10,7 @@ where errors become exit codes and messages.
 - `dashboard.py`: `dashboard`, `bench-dashboard`.
 - `devtools.py`: `bench`, `bench-precision`, `simulate-alerts`, `demo`.
 - `chaos.py`: `chaos ...` (kill, outage, load, soak).
+- `config.py`: `config show`, the effective settings and their sources.
 - `__main__.py`: `python -m finpulse.pipeline.cli`.
 
 `main` is the click group (`finpulse.pipeline.cli:main`). May import: everything.

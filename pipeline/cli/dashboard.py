@@ -31,7 +31,8 @@ def dashboard(lake: str, port: int, host: str) -> None:
     from finpulse.dashboard.store import open_store
 
     threading.Thread(target=lambda: open_store(lake).refresh(force=True), name="preload-lake", daemon=True).start()
-    sys.argv = streamlit_args(lake, port, host)
+    os.environ.update(lake_env(lake))  # Streamlit runs the app in this process: it reads the lake from settings
+    sys.argv = streamlit_args(port, host)
     streamlit_cli.main()
 
 

@@ -89,7 +89,7 @@ def simulate_alerts(days: int, tickers: int, spikes_per_day: float, decoys_per_d
 
     One seed and at most one alpha: the full report of one world. Several: the trade-off table
     of docs/ALERTS.md (e.g. --seed 2 --seed 3 --seed 4 --alpha 1e-4 --alpha 1e-3)."""
-    from finpulse.pipeline.alerts.detector import DetectorConfig
+    from finpulse.pipeline.runtime.settings import DetectorConfig
     from finpulse.pipeline.alerts.simulate import make_world, simulate, tradeoff
 
     cfg = DetectorConfig()

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from finpulse.pipeline.cli.chaos import chaos
+from finpulse.pipeline.cli.config import config_group
 from finpulse.pipeline.cli.dashboard import bench_dashboard, dashboard
 from finpulse.pipeline.cli.devtools import bench, bench_precision, demo, simulate_alerts
 from finpulse.pipeline.cli.market import compare_detectors, prices_group, signal

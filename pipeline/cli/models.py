@@ -98,7 +98,6 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="artifact folder (default: the registry's)")
 @click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
 @device_option()
-@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True)
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "int8"]), default="fp32", show_default=True,
               help="bf16: autocast on CPU too (what the CPU fast path computes); int8: the static-int8 "
                    "ONNX Runtime encoder of --precision int8 (CPU only, built once into the cache)")
@@ -108,7 +107,7 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
               help="probes: which shipped model profile(s) to probe")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="probes: a pass-rate table, or JSON with every failure")
-def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pass, profile, fmt) -> None:
+def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile, fmt) -> None:
     """Score a model on a labelled file; prints one JSON object.
 
     entity-sentiment reads the entity-level JSONL of ../shared/data and scores every entity through
@@ -120,7 +119,7 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
     if data is None:
         raise click.UsageError(f"eval {task} needs --data FILE")
     if task == "entity-sentiment":
-        _evaluate_entities(data, model_dir, holdout, device, quantize, dtype, target_pass)
+        _evaluate_entities(data, model_dir, holdout, device, dtype, target_pass)
         return
     from finpulse.models.artifacts.artifact import load_artifact
     from finpulse.models.data import LabeledText, holdout_split, read_task_file
@@ -136,7 +135,7 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
     rows = read_task_file(data, spec)
     path = model_dir or load_registry().task(task).artifact_path
     dev = pick_device(device)
-    loaded = load_artifact(path, dev, quantize)
+    loaded = load_artifact(path, dev)
     if dtype == "int8":  # as the engine's --precision int8 runs it: the encoder swapped, the heads in torch
         from finpulse.models.engine.inference import pick_precision
         from finpulse.models.engine.int8 import int8_encoder
@@ -152,16 +151,17 @@ def evaluate(task, data, model_dir, holdout, device, quantize, dtype, target_pas
         rows = [labelled[i] for i in held]
     report = run_eval(loaded.model, loaded.tokenizer, rows, spec, dev, bf16=dtype == "bf16")
     report = {"task": task, "data": str(data), "model": str(path), "model_version": loaded.config.version,
-              "quantize": quantize, "dtype": dtype, **report}
+              "dtype": dtype, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
 
 
-def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str, quantize: str,
+def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str,
                        dtype: str, target_pass: str) -> None:
     from finpulse.models.artifacts.artifact import ModelLoadError, read_config
     from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
-    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry, per_company_registry
     from finpulse.models.data import holdout_split
     from finpulse.models.spans import read_entity_jsonl
@@ -177,13 +177,13 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
     if holdout:
         _, held = holdout_split(docs, training)
         docs = [docs[i] for i in held]
-    settings = InferenceSettings(device=str(pick_device(device)), quantize=quantize,
+    settings = InferenceSettings(device=str(pick_device(device)),
                                  precision=dtype, target_pass=target_pass)
     enricher = Enricher(registry, settings)
     report = evaluate_entity_sentiment(enricher, docs)
     report = {"task": "entity-sentiment", "data": str(data), "model": str(path),
               "model_version": registry.model_version, "target_pass": target_pass if enricher.target else "none",
-              "quantize": quantize, "dtype": dtype, "holdout": holdout, **report}
+              "dtype": dtype, "holdout": holdout, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
 

@@ -28,7 +28,7 @@ def lake_option(help: str = "lake directory or object-store URL (s3://bucket/pat
 
 
 def registry_option() -> Callable[[F], F]:
-    return click.option("--registry", envvar="FINPULSE_REGISTRY", default=None, show_envvar=True,
+    return click.option("--registry", envvar="FINPULSE_REGISTRY", default=None, show_envvar=True, type=Registry(),
                         help="model registry: a JSON file, or a shipped name: default | accurate (mpnet sentiment, for GPUs)")
 
 

@@ -251,8 +251,9 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     import dataclasses
     import time
 
-    from finpulse.pipeline.alerts.detector import DetectorConfig
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts, summary
+    from finpulse.pipeline.runtime.settings import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import run_alerts, summary
+    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.alerts.routes import load_routes
     from finpulse.pipeline.lake.storage import is_remote
     from finpulse.pipeline.runtime import metrics

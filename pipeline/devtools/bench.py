@@ -100,7 +100,8 @@ def timed_predict(texts: list[str], registry: str | None, device: str, precision
     first sight (process-wide), and the target-marked per-company pass sees few shapes in a short
     warm-up; a 64-text warm-up left that compiling in the timed run (AMX machine: the pass seemed to
     cost 27% of the engine, 9% once warm). A stream running for hours has met its shapes."""
-    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
     from finpulse.pipeline.enrich.handler import company_spans
 
@@ -322,7 +323,8 @@ def bare_tokenizer(registry: str | None = None) -> Any:
     from transformers import AutoTokenizer
 
     from finpulse.models.artifacts.artifact import read_config, resolve_base
-    from finpulse.models.engine.inference import InferenceSettings, windows_tokenizer
+    from finpulse.models.engine.inference import windows_tokenizer
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
 
     reg = load_registry(registry)
@@ -335,7 +337,7 @@ def tokenizer_floor(texts: list[str], registry: str | None = None, repeats: int 
     truncation and windows, on one thread; best of `repeats`): the floor under `host_stages`'
     `tokenise` that none of our code can go below, reported so that the host total can be read
     against it on any machine (issue #18's 0.05 core-ms target counts the tokenizer too)."""
-    from finpulse.models.engine.inference import InferenceSettings
+    from finpulse.pipeline.runtime.settings import InferenceSettings
 
     tok = bare_tokenizer(registry)
     clipped = [t[: InferenceSettings().max_chars] for t in texts]

@@ -66,7 +66,8 @@ def engine(path: str, registry: str | None = None, cache: Path | None = None, th
            scratch: Path | None = None, mention_finder: Callable[[str], Any] | None = None) -> Any:
     """An Enricher on one of PATHS. The ORT ones start from fp32 and swap every encoder (shared groups
     and target model) themselves, so that the recipe and the cache (timed by `build_cost`) are this run's."""
-    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
 
     precision = "bf16" if path == "torch_bf16" else "fp32"

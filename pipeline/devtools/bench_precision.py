@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from finpulse.models.engine.inference import Enricher, InferenceSettings, Prediction
+from finpulse.models.engine.inference import Enricher, Prediction
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.registry import load_registry
 from finpulse.pipeline.devtools.generator import generate_posts
 

@@ -493,7 +493,8 @@ def alerts_kill_run(workdir: Path, kills: int, seed: int = 1, hours: int = 44, t
     """`finpulse alerts --follow` while the lake grows an hour at a time; SIGKILLed at each kill
     point and at random moments, restarted each time. Every alert of the final lake must be
     recorded exactly once (and, with a broker, published at least once)."""
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
+    from finpulse.pipeline.alerts.evaluate import evaluate
+    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.lake.commit import Lake
     from finpulse.pipeline.lake.query import run_query
 

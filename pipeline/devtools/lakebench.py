@@ -82,7 +82,8 @@ def timed(fn, repeat: int = 1) -> float:
 def reader_times(lake: str | Path) -> dict:
     """Seconds for a query, the alerts evaluation and the dashboard's first load."""
     from finpulse.dashboard.store import LakeStore
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
+    from finpulse.pipeline.alerts.evaluate import evaluate
+    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.lake.query import run_query
 
     out: dict[str, float | int | None] = {"files": len(tables.snapshot(lake, "enriched").files)}

@@ -261,8 +261,9 @@ def _overlaps(alert, inj: Injected) -> bool:
 
 
 def run(data: Path, days: int = 60, rate: float = 2.0, seed: int = 3, min_volumes: tuple[int, ...] = (20, 12)) -> dict:
-    from finpulse.pipeline.alerts.detector import DetectorConfig
-    from finpulse.pipeline.alerts.evaluate import AlertSettings, evaluate
+    from finpulse.pipeline.runtime.settings import DetectorConfig
+    from finpulse.pipeline.alerts.evaluate import evaluate
+    from finpulse.pipeline.runtime.settings import AlertSettings
 
     posts, injected = build_feed(data, days, rate, seed)
     out: dict = {

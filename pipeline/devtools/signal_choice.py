@@ -217,8 +217,7 @@ MIN_EVENTS = 10
 
 def alert_settings(change: dict):
     """AlertSettings with one alternative's changes applied to the current defaults."""
-    from finpulse.pipeline.runtime.settings import DetectorConfig
-    from finpulse.pipeline.runtime.settings import AlertSettings
+    from finpulse.pipeline.runtime.settings import AlertSettings, DetectorConfig
 
     detector = dataclasses.replace(DetectorConfig(), **change.get("detector", {}))
     return AlertSettings(detector=detector, **{k: v for k, v in change.items() if k != "detector"})

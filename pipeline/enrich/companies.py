@@ -22,7 +22,6 @@ capitals. The NER model is uncased and cannot make these distinctions itself.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from finpulse.pipeline.enrich.tickers import extract_cashtags, extract_rics, merge_tickers
+from finpulse.pipeline.runtime.settings import LinkingSettings
 from finpulse.schemas.errors import ConfigError
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -357,7 +357,7 @@ def parse_gazetteer(lines: list[str], source: str = "gazetteer") -> Gazetteer:
 
 @lru_cache(maxsize=4)
 def load_gazetteer(path: str | None = None) -> Gazetteer:
-    path = path or os.environ.get("FINPULSE_COMPANIES") or str(DEFAULT_GAZETTEER)
+    path = path or LinkingSettings().companies or str(DEFAULT_GAZETTEER)
     return parse_gazetteer(Path(path).read_text(encoding="utf-8").splitlines(), path)
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from finpulse.models.engine.inference import Enricher, InferenceSettings, Prediction
+from finpulse.models.engine.inference import Enricher, Prediction
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.registry import load_registry
 from finpulse.pipeline.enrich.companies import load_gazetteer, name_spans
 from finpulse.pipeline.enrich.tickers import cashtag_spans

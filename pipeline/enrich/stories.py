@@ -60,11 +60,13 @@ import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from datasketch import MinHash
 from datasketch.minhash import _fmix
+
+from finpulse.pipeline.runtime.settings import StoryConfig
 
 _RT = re.compile(r"^(?:\s*(?:rt|via|qt)\s*@\w+\s*:?\s*)+", re.IGNORECASE)
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
@@ -77,18 +79,6 @@ _HASHTAGS = re.compile(r"(?:\s+#\$?\w+)+\s*$")
 _NON_WORD = re.compile(r"[^\w$%.]+|(?<!\d)\.|\.(?!\d)")
 
 
-@dataclass(frozen=True)
-class StoryConfig:
-    """Tuned on copies made from real headlines (docs/ALERTS.md, "Real text")."""
-
-    window: timedelta = timedelta(days=3)  # a copy must be published within this of a post it matches
-    threshold: float = 0.6  # estimated Jaccard of the 5-gram shingle sets
-    num_perm: int = 64  # MinHash permutations: 64 keeps hashing cheap; the estimate's sd is <= 0.0625
-    bands: int = (
-        16  # LSH bands of num_perm / bands rows: a pair at Jaccard 0.6 is a candidate with p 0.9, at 0.3 with p 0.12
-    )
-    shingle: int = 5  # characters per shingle: robust to single-word edits in short posts
-    seed: int = 1
 
 
 @dataclass(frozen=True)

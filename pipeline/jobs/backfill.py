@@ -11,13 +11,14 @@ import glob as globlib
 import logging
 import threading
 from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.transforms.core import RestrictionProvider
 
-from finpulse.models.engine.inference import InferenceSettings
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.preflight import check_models
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 from finpulse.pipeline.jobs.stream import pipeline_options, resolve_device

@@ -39,7 +39,8 @@ def rescore(
     chunk: int = 2000,
 ) -> dict:
     """Rescore the lake's posts in [since, until) with `registry`'s models; returns counts."""
-    from finpulse.models.engine.inference import Enricher, InferenceSettings
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
     from finpulse.pipeline.enrich.parse import Coordinates
     from finpulse.pipeline.enrich.rows import enriched_row

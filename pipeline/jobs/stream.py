@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from finpulse.models.engine.inference import InferenceSettings
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.preflight import check_models
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 from finpulse.pipeline.jobs.transforms import enrich_and_write

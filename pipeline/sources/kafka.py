@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import os
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from finpulse.pipeline.messages import (  # noqa: F401 (OFFSET_MASK: re-exported
     to_position,
 )
 from finpulse.pipeline.runtime import metrics
+from finpulse.pipeline.runtime.settings import StreamSettings
 from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 from finpulse.schemas.errors import EX_TEMPFAIL
 
@@ -204,7 +204,7 @@ class TopicWatch:
     reads them from offset 0. Nothing is lost either way; without the check they were silently unread.
     """
 
-    every: float = field(default_factory=lambda: float(os.environ.get("FINPULSE_METADATA_CHECK_S", "30")))
+    every: float = field(default_factory=lambda: StreamSettings().metadata_check_s)
     last: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)  # partitions per topic when first seen
     missing_logged: dict[str, float] = field(default_factory=dict)
