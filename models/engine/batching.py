@@ -22,7 +22,7 @@ def plan_batches(lengths: Sequence[int], token_budget: int, max_batch: int,
     go through as one batch padded to its longest text. Measured on 1,000 generated posts, bf16 on
     a 2-core AVX512-BF16 CPU, warm, three alternating rounds: 1,000 texts a call 7.1-7.7 core-ms per
     post, 256 a call 11.3-12.6, 64 a call 19.9-21.8; with this rule 6.7-7.8, 7.6-9.2 and 8.9-13.4
-    (docs/SCALING.md, "Session 9"). The floor of budget / 16 tokens keeps batches large enough for
+    (docs/SCALING.md, "A bundle's batches"). The floor of budget / 16 tokens keeps batches large enough for
     efficient matrix products (512 tokens at the CPU budget of 8,192; more on a GPU's larger budget).
     """
     if token_budget <= 0 or max_batch <= 0:

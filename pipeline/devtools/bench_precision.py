@@ -1,9 +1,9 @@
 """Engine throughput by precision path and batch cap, with label agreement against fp32 on the CPU.
 
-    finpulse bench-precision --device cuda --n 40000 > docs/gpu-engine-h100.txt
+    finpulse bench-precision --device cuda --n 40000 > docs/bench/gpu-engine-h100-2026-11-22.txt
 
 Kept beside `finpulse bench` because it answers one question that bench does not: on a given
-GPU, do bf16 weights, bf16 autocast, fp32 or larger batches win (docs/gpu-engine-h100.txt).
+GPU, do bf16 weights, bf16 autocast, fp32 or larger batches win (docs/bench/gpu-engine-h100-2026-11-22.txt).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from finpulse.pipeline.devtools.generator import generate_posts
 
 
 def _autocast_batch256(e: Enricher) -> None:
-    """The path before session 3: fp32 weights under bf16 autocast, 256 texts per pass."""
+    """The older path: fp32 weights under bf16 autocast, 256 texts per pass (the comparison's baseline)."""
     e.bf16 = e.autocast = True
     e.settings = InferenceSettings(**{**e.settings.__dict__, "max_batch": 256})
 

@@ -29,7 +29,7 @@ reused on eviction, halved after a burst), so a post's candidates are checked in
 a generated post in batches of 256 (0.10-0.11 one by one), 0.071 -> 0.037 a real tweet or
 headline (0.068 one by one); docs/ALERTS.md ("Cost") has the run.
 
-The LSH tables hold store slots, not record ids (session 10). Templated posts share a band with
+The LSH tables hold store slots, not record ids. Templated posts share a band with
 hundreds of live entries, and checking candidates one id at a time made the stage grow with the
 index: on generated posts 0.10-0.16 CPU-ms a post with 4,096 live entries, 0.22-0.46 with 16,384
 (499 candidates a post). With slots the candidates are one set union and one array: 0.08-0.12
