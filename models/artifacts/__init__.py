@@ -7,5 +7,5 @@
 - `lora`: low-rank updates on linear layers, merged away for inference.
 - `shrink`: lowering a committed adapter's rank by truncated SVD.
 
-May import: `models.core`, `pipeline.runtime` (settings), `schemas`.
+May import: `models.core`, `pipeline.runtime`, `schemas`.
 """

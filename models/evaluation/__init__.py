@@ -4,5 +4,5 @@
 - `metrics`: classification report and strict IOB2 entity precision/recall/F1.
 - `cards`: model cards written from the artifact itself and a fresh evaluation.
 
-Never imports `models.training`. May import: `models.engine`, `models.artifacts`, `models.core`, `schemas`.
+Never imports `models.training`. May import: `models.engine`, `models.artifacts`, `models.core`, `pipeline.runtime`, `schemas`.
 """

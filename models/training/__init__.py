@@ -4,5 +4,5 @@
 - `entity_train`: the per-company span head on a frozen encoder.
 - `head_refit`: refitting the sentiment head on the frozen encoder.
 
-May import: `models.evaluation`, `models.engine`, `models.artifacts`, `models.core`, `schemas`.
+May import: `models.evaluation`, `models.engine`, `models.artifacts`, `models.core`, `pipeline.runtime`, `schemas`.
 """
