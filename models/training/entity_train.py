@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from finpulse.models.data import holdout_split
 from finpulse.models.evaluation.metrics import classification_report
 from finpulse.models.spans import (
     SPAN_LABELS,
