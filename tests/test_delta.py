@@ -106,7 +106,7 @@ def test_as_of_a_version_or_a_time_shows_the_tables_as_they_were(tmp_path):
             "--lake",
             str(tmp_path),
             "--as-of",
-            str(first),
+            f"enriched@{first}",
             "--format",
             "json",
             "select count(*) n from enriched",

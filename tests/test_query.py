@@ -1,6 +1,7 @@
 import json
 
 from click.testing import CliRunner
+from lakefixtures import post, write_posts
 
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.lake.query import run_query
@@ -15,6 +16,7 @@ def test_views_exist_and_are_empty_on_a_missing_lake(tmp_path):
 
 
 def test_query_command_formats(tmp_path):
+    write_posts(tmp_path, [post("p0", 0)])  # the command refuses a folder with no lake (tests/test_cli_values.py)
     runner = CliRunner()
     out = runner.invoke(main, ["query", "--lake", str(tmp_path), "select 1 as a, 'x' as b"])
     assert out.exit_code == 0 and "a  b" in out.output and "(1 row)" in out.output

@@ -173,7 +173,7 @@ def test_alerts_query_and_dashboard_on_an_s3_lake(s3):
     status = store.status()
     posts = run_query(url, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
     assert status.exists and (status.posts, status.alerts) == (posts, 2) and posts > 0
-    out = CliRunner().invoke(main, ["query", "--lake", url, "--as-of", "0", "--format", "json",
+    out = CliRunner().invoke(main, ["query", "--lake", url, "--as-of", "alerts@0", "--format", "json",
                                     "select count(*) n from alerts"])
     assert out.exit_code == 0 and json.loads(out.stdout) == {"n": 2}, out.output
     check = CliRunner().invoke(main, ["lake-check", "--lake", url])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from finpulse.pipeline.cli.options import COUNT, RATE, SECONDS, Choices, Float, HostPorts, Int
 from finpulse.pipeline.devtools.chaos import (
     ALL_KILL_POINTS,
     KILL_POINTS,
@@ -23,6 +24,9 @@ from finpulse.pipeline.devtools.chaos import (
     kill_run,
     outage_run,
 )
+
+MINUTES = Float(min=0, min_open=True, example="10")
+EVERY = Float(min=0, min_open=True, example="10")
 
 
 def _workdir(path: str | None, name: str) -> Path:
@@ -56,24 +60,26 @@ def chaos() -> None:
 
 
 @chaos.command()
-@click.option("--kills", type=int, default=20, show_default=True, help="random SIGKILLs (after one at each kill point)")
-@click.option("--posts", type=int, default=12000, show_default=True)
-@click.option("--rate", type=float, default=40.0, show_default=True, help="posts/s produced while killing")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--points", default=",".join(KILL_POINTS), show_default=True, help="kill points to hit first ('' for none)")
-@click.option("--bootstrap", default=None, help="an existing broker (default: an embedded one)")
-@click.option("--workdir", default=None)
+@click.option("--kills", type=Int(min=0, example="20"), default=20, show_default=True,
+              help="random SIGKILLs (after one at each kill point)")
+@click.option("--posts", type=COUNT, default=12000, show_default=True)
+@click.option("--rate", type=RATE, default=40.0, show_default=True, help="posts/s produced while killing")
+@click.option("--seed", type=Int(example="1"), default=1, show_default=True)
+@click.option("--points", type=Choices(KILL_POINTS, allow_empty=True), default=",".join(KILL_POINTS), show_default=True,
+              help="kill points to hit first ('' for none)")
+@click.option("--bootstrap", type=HostPorts(many=True), default=None, help="an existing broker (default: an embedded one)")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None)
 def kill(kills: int, posts: int, rate: float, seed: int, points: str, bootstrap: str | None, workdir: str | None) -> None:
     """SIGKILL the stream at each kill point and at random moments while producing; check exactly-once."""
     wd = _workdir(workdir, "kill")
-    inject = tuple(p for p in points.split(",") if p)
+    inject = tuple(points)  # checked by click (Choices)
     _emit(_with_broker(bootstrap, wd, lambda b: kill_run(b, wd, kills, posts, rate, seed, inject=inject)), wd)
 
 
 @chaos.command()
-@click.option("--seconds", type=float, default=60.0, show_default=True)
-@click.option("--posts", type=int, default=600, show_default=True)
-@click.option("--workdir", default=None)
+@click.option("--seconds", type=SECONDS, default=60.0, show_default=True)
+@click.option("--posts", type=COUNT, default=600, show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False), default=None)
 def outage(seconds: float, posts: int, workdir: str | None) -> None:
     """Stop the embedded broker for a while mid-stream, restart it, produce more; check exactly-once."""
     wd = _workdir(workdir, "outage")
@@ -86,22 +92,22 @@ def _flow(name: str, minutes: float, rate: float, every: float, bootstrap: str |
 
 
 @chaos.command()
-@click.option("--minutes", type=float, default=10.0, show_default=True)
-@click.option("--rate", type=float, default=1000.0, show_default=True, help="posts/s offered (above capacity)")
-@click.option("--every", type=float, default=10.0, show_default=True, help="seconds between samples")
-@click.option("--bootstrap", default=None)
-@click.option("--workdir", default=None)
+@click.option("--minutes", type=MINUTES, default=10.0, show_default=True)
+@click.option("--rate", type=RATE, default=1000.0, show_default=True, help="posts/s offered (above capacity)")
+@click.option("--every", type=EVERY, default=10.0, show_default=True, help="seconds between samples")
+@click.option("--bootstrap", type=HostPorts(many=True), default=None)
+@click.option("--workdir", type=click.Path(file_okay=False), default=None)
 def load(minutes: float, rate: float, every: float, bootstrap: str | None, workdir: str | None) -> None:
     """Produce faster than the stream can enrich; memory must stay bounded and the lag drain."""
     _flow("load", minutes, rate, every, bootstrap, workdir)
 
 
 @chaos.command()
-@click.option("--minutes", type=float, default=60.0, show_default=True)
-@click.option("--rate", type=float, default=30.0, show_default=True, help="posts/s (below capacity)")
-@click.option("--every", type=float, default=60.0, show_default=True, help="seconds between samples")
-@click.option("--bootstrap", default=None)
-@click.option("--workdir", default=None)
+@click.option("--minutes", type=MINUTES, default=60.0, show_default=True)
+@click.option("--rate", type=RATE, default=30.0, show_default=True, help="posts/s (below capacity)")
+@click.option("--every", type=EVERY, default=60.0, show_default=True, help="seconds between samples")
+@click.option("--bootstrap", type=HostPorts(many=True), default=None)
+@click.option("--workdir", type=click.Path(file_okay=False), default=None)
 def soak(minutes: float, rate: float, every: float, bootstrap: str | None, workdir: str | None) -> None:
     """A steady feed for a long time; RSS, open files and throughput every --every seconds."""
     _flow("soak", minutes, rate, every, bootstrap, workdir)
@@ -110,7 +116,7 @@ def soak(minutes: float, rate: float, every: float, bootstrap: str | None, workd
 @chaos.command(context_settings={"ignore_unknown_options": True})
 @click.option("--at", "point", type=click.Choice(ALL_KILL_POINTS), required=True,
               help="stream kill points, or alert-write / alert-deliver inside `finpulse alerts`")
-@click.option("--after", type=int, default=1, show_default=True, help="die on this occurrence")
+@click.option("--after", type=Int(min=1, example="1"), default=1, show_default=True, help="die on this occurrence")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def inject(point: str, after: int, args: tuple[str, ...]) -> None:
     """Run a finpulse command (after --) that SIGKILLs itself at a kill point."""

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import click
 
-from finpulse.dashboard.serve import streamlit_args
-from finpulse.pipeline.cli.options import lake_option
+from finpulse.dashboard.serve import lake_env, streamlit_args
+from finpulse.pipeline.cli.options import COUNT, Host, Port, lake_option
 
 
 @click.command()
 @lake_option(help="lake to show: a directory or an object-store URL")
-@click.option("--port", type=int, default=8501, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--port", type=Port(), default=8501, show_default=True)
+@click.option("--host", type=Host(), default="127.0.0.1", show_default=True,
               help="interface to bind; the default serves this machine only (the page has no login)")
 def dashboard(lake: str, port: int, host: str) -> None:
     """The analyst dashboard: trends, alerts, movers, topics, post explorer."""
@@ -37,8 +37,8 @@ def dashboard(lake: str, port: int, host: str) -> None:
 
 
 @click.command(name="bench-dashboard")
-@click.option("--rows", type=int, default=1_000_000, show_default=True, help="enriched rows to generate")
-@click.option("--lake", type=click.Path(path_type=Path), default=Path("/tmp/finpulse-bench-lake"), show_default=True,
+@click.option("--rows", type=COUNT, default=1_000_000, show_default=True, help="enriched rows to generate")
+@click.option("--lake", type=click.Path(path_type=Path, file_okay=False), default=Path("/tmp/finpulse-bench-lake"), show_default=True,
               help="generated once, reused when it exists")
 @click.option("--no-browser", is_flag=True, help="skip the first-paint measurement in headless Chromium")
 def bench_dashboard(rows: int, lake: Path, no_browser: bool) -> None:

@@ -19,6 +19,7 @@ from finpulse.pipeline.cli.market import compare_detectors, prices_group, signal
 from finpulse.pipeline.cli.models import distill, evaluate, shrink, train
 from finpulse.pipeline.cli.ops import lake_check, lake_group
 from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, rescore, stream
+from finpulse.pipeline.cli.quiet import quiet_foreign_noise
 from finpulse.pipeline.cli.status import status
 from finpulse.schemas.errors import FinpulseError
 
@@ -37,6 +38,7 @@ class FinpulseGroup(click.Group):
 @click.group(cls=FinpulseGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """finpulse: streaming financial opinion monitoring."""
+    quiet_foreign_noise()  # before any command imports Beam
 
 
 COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, status, lake_check, lake_group, dashboard, train,

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
-from finpulse.pipeline.cli.options import lake_option, parse_time
+from finpulse.pipeline.cli.options import Int, IsoTime, Ticker, lake_option, parse_time
 
 
-def _period(since: str | None, until: str | None, names: tuple[str, str] = ("--since", "--until")):
+def _period(since: str | datetime | None, until: str | datetime | None,
+            names: tuple[str, str] = ("--since", "--until")):
     start, end = parse_time(since, names[0]), parse_time(until, names[1])
     if start is not None and end is not None and start >= end:
-        raise click.BadParameter(f"{until!r} is not after {names[0]} {since!r} (e.g. {names[0]} 2025-01-01 "
+        raise click.BadParameter(f"{end.isoformat()!r} is not after {names[0]} {start.isoformat()!r} (e.g. {names[0]} 2025-01-01 "
                                  f"{names[1]} 2025-07-01)", param_hint=names[1])
     return start, end
 
@@ -28,8 +29,8 @@ def prices_group() -> None:
 @lake_option()
 @click.option("--file", "file_", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="a .csv or .parquet file: ticker,date,close[,adj_close][,volume] (e.g. prices.csv)")
-@click.option("--ticker", default=None, help="the ticker of a one-ticker file without a ticker column (e.g. AAPL)")
-@click.option("--benchmark", "benchmarks", multiple=True,
+@click.option("--ticker", type=Ticker(), default=None, help="the ticker of a one-ticker file without a ticker column (e.g. AAPL)")
+@click.option("--benchmark", "benchmarks", multiple=True, type=Ticker(),
               help="a ticker outside the company gazetteer to load under its own name, e.g. SPY for "
                    "`finpulse signal --benchmark SPY` (repeat for several)")
 @click.option("--skip-bad", is_flag=True,
@@ -71,12 +72,12 @@ def prices_load(lake: str, file_: Path, ticker: str | None, benchmarks: tuple[st
 
 @click.command(name="signal")
 @lake_option()
-@click.option("--since", default=None, help="posts from this ISO time (e.g. 2025-01-01)")
-@click.option("--until", default=None, help="... until this ISO time (e.g. 2025-07-01)")
+@click.option("--since", type=IsoTime(), default=None, help="posts from this ISO time (e.g. 2025-01-01)")
+@click.option("--until", type=IsoTime(), default=None, help="... until this ISO time (e.g. 2025-07-01)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--bucket", type=click.Choice(["day", "week"]), default="day", show_default=True,
               help="the IC's period: trading sessions, or ISO weeks of them (horizons then count weeks)")
-@click.option("--benchmark", default=None,
+@click.option("--benchmark", type=Ticker(), default=None,
               help="abnormal returns against this loaded benchmark (e.g. SPY) instead of the equal-weighted market")
 @click.option("--unit", type=click.Choice(["story", "post"]), default="story", show_default=True,
               help="count each near-duplicate story once per company, or every post")
@@ -102,14 +103,14 @@ def signal(lake: str, since: str | None, until: str | None, fmt: str, bucket: st
 
 @click.command(name="compare-detectors")
 @lake_option(help="a lake with posts and prices (or, with --synthetic, a new folder to write one into)")
-@click.option("--choose-since", default=None, help="the period the alternative is chosen on (e.g. 2025-01-01)")
-@click.option("--choose-until", default=None, help="... its end (e.g. 2025-07-01)")
-@click.option("--confirm-since", default=None, help="the period the figures are reported on (e.g. 2025-07-01)")
-@click.option("--confirm-until", default=None, help="... its end (e.g. 2026-01-01)")
+@click.option("--choose-since", type=IsoTime(), default=None, help="the period the alternative is chosen on (e.g. 2025-01-01)")
+@click.option("--choose-until", type=IsoTime(), default=None, help="... its end (e.g. 2025-07-01)")
+@click.option("--confirm-since", type=IsoTime(), default=None, help="the period the figures are reported on (e.g. 2025-07-01)")
+@click.option("--confirm-until", type=IsoTime(), default=None, help="... its end (e.g. 2026-01-01)")
 @click.option("--synthetic", is_flag=True,
               help="first write a synthetic universe with a planted effect into the (new) --lake; the periods "
                    "default to its first and second half. Synthetic: shows the procedure, not real markets")
-@click.option("--seed", type=int, default=7, show_default=True, help="with --synthetic")
+@click.option("--seed", type=Int(example="7"), default=7, show_default=True, help="with --synthetic")
 def compare_detectors(lake: str, choose_since: str | None, choose_until: str | None, confirm_since: str | None,
                       confirm_until: str | None, synthetic: bool, seed: int) -> None:
     """Alert settings judged by the prices after the alerts: chosen on one period, reported on another.

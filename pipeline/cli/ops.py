@@ -6,11 +6,11 @@ import json
 
 import click
 
-from finpulse.pipeline.cli.options import lake_option
+from finpulse.pipeline.cli.options import SECONDS, lake_option, require_lake
 
 
 @click.command(name="lake-check")
-@lake_option()
+@lake_option(existing=True)
 @click.option("--quarantine", "move", is_flag=True, help="move unreadable files to LAKE/_quarantine/ (with the reason)")
 def lake_check(lake: str, move: bool) -> None:
     """Read every Parquet file of the lake's tables; report (and optionally quarantine) the unreadable ones.
@@ -34,8 +34,8 @@ def lake_group() -> None:
 
 
 @lake_group.command(name="optimize")
-@lake_option()
-@click.option("--retention-hours", type=float, default=None,
+@lake_option(existing=True)
+@click.option("--retention-hours", type=SECONDS, default=None,
               help="vacuum data files that left the tables more than this long ago (default 1)")
 def lake_optimize(lake: str, retention_hours: float | None) -> None:
     """Compact each table's small files, then vacuum old ones; prints files before/after per table.
@@ -44,12 +44,13 @@ def lake_optimize(lake: str, retention_hours: float | None) -> None:
     queries run (vacuum keeps files younger than the retention)."""
     from finpulse.pipeline.lake.maintenance import DEFAULT_RETENTION_HOURS, optimize
 
+    require_lake(lake)  # compacting nothing is a mistaken --lake, not an empty success
     retention = DEFAULT_RETENTION_HOURS if retention_hours is None else retention_hours
     click.echo(json.dumps(optimize(lake, retention), indent=2))
 
 
 @lake_group.command(name="migrate")
-@lake_option(help="lake directory or object-store URL of the previous layout")
+@lake_option(help="lake directory or object-store URL of the previous layout", existing=True)
 def lake_migrate(lake: str) -> None:
     """Turn a lake of the previous layout (_staging/, _progress/) into Delta tables, keeping every
     row once and each source's position; refuses to run twice."""

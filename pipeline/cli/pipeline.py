@@ -8,6 +8,23 @@ import sys
 import click
 
 from finpulse.pipeline.cli.options import (
+    COUNT,
+    KEY_KINDS,
+    RATE,
+    SECONDS,
+    AsOf,
+    BucketWidth,
+    Float,
+    Glob,
+    Host,
+    HostPorts,
+    Int,
+    IsoTime,
+    Parsed,
+    Port,
+    Topics,
+    WebUrl,
+    announce_new_lake,
     bootstrap_option,
     device_option,
     lake_option,
@@ -15,6 +32,7 @@ from finpulse.pipeline.cli.options import (
     parse_time,
     precision_option,
     registry_option,
+    require_lake,
     setup_logging,
     shared_model_option,
     validated,
@@ -26,8 +44,8 @@ from finpulse.pipeline.runtime.settings import KafkaSettings, StreamSettings
 
 
 @click.command()
-@click.option("--port", type=int, default=9092, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=Port(), default=9092, show_default=True)
+@click.option("--host", type=Host(), default="127.0.0.1", show_default=True)
 def broker(port: int, host: str) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, in-memory) in the foreground."""
     import os
@@ -39,17 +57,25 @@ def broker(port: int, host: str) -> None:
     os.execv(cmd[0], cmd)
 
 
+def _event(spec: str) -> object:
+    from finpulse.pipeline.devtools.generator import Event
+
+    return Event.parse(spec)
+
+
 @click.command()
 @bootstrap_option()
-@click.option("--topic", required=True)
+@click.option("--topic", type=Topics(), required=True)
 @click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="JSONL file to publish line by line")
-@click.option("--sample", type=int, help="publish N generated posts")
-@click.option("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--partitions", type=int, default=None, help="create the topic with this many partitions if missing")
-@click.option("--inject", "inject", multiple=True,
+@click.option("--sample", type=COUNT, help="publish N generated posts")
+@click.option("--rate", type=RATE, default=None, help="messages per second (default: as fast as possible)")
+@click.option("--seed", type=Int(example="7"), default=7, show_default=True)
+@click.option("--partitions", type=Int(min=1, example="3"), default=None,
+              help="create the topic with this many partitions if missing")
+@click.option("--inject", "inject", multiple=True, type=Parsed(_event, "event", "BA@2026-11-03T14:00:00Z,80"),
               help="with --sample: a negative event TICKER@ISO-TIME[,POSTS[,MINUTES]] (repeatable)")
-@click.option("--span-hours", type=float, default=72.0, show_default=True, help="with --sample: time span of the posts")
+@click.option("--span-hours", type=Float(min=0, min_open=True, example="72"), default=72.0, show_default=True,
+              help="with --sample: time span of the posts")
 def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, span_hours) -> None:
     """Publish archive lines or generated posts to a topic."""
     from finpulse.infra.broker import create_topics
@@ -61,12 +87,7 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
     kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {}))
     if partitions:
         create_topics(kafka.bootstrap, {topic: partitions})
-    from finpulse.pipeline.devtools.generator import Event
-
-    try:
-        events = tuple(Event.parse(e) for e in inject)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--inject") from None
+    events = tuple(inject)  # parsed by click (_event)
     messages = file_messages(file_) if file_ else post_messages(generate_posts(sample, seed=seed, span_hours=span_hours, events=events))
     n = publish(kafka.client_config(), topic, messages, rate)
     click.echo(json.dumps({"topic": topic, "sent": n}))
@@ -74,39 +95,45 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @bootstrap_option()
-@click.option("--topics", default=None, help="comma-separated topics (default news,social)")
+@click.option("--topics", type=Topics(many=True), default=None, help="comma-separated topics (default news,social)")
 @lake_option()
 @click.option("--group", default=None, help="Kafka group that mirrors the lake's progress (for lag monitoring)")
-@click.option("--max-records", type=int, default=None, help="stop cleanly after this many records")
-@click.option("--idle-exit", type=float, default=None, help="stop cleanly after this many seconds without records")
+@click.option("--join-group", is_flag=True, default=None,
+              help="read only the partitions Kafka's group coordinator assigns this process in --group: several "
+                   "stream processes (any hosts) share the topics and the lake (docs/DEPLOY.md)")
+@click.option("--max-records", type=COUNT, default=None, help="stop cleanly after this many records")
+@click.option("--idle-exit", type=SECONDS, default=None, help="stop cleanly after this many seconds without records")
 @registry_option()
 @device_option()
 @precision_option()
-@click.option("--max-message-bytes", type=int, default=None, help="larger messages are dead-lettered (default 1 MiB)")
-@click.option("--bundle-records", type=int, default=None,
+@click.option("--max-message-bytes", type=Int(min=1, example="1048576"), default=None,
+              help="larger messages are dead-lettered (default 1 MiB)")
+@click.option("--bundle-records", type=Int(min=1, example="256"), default=None,
               help="most records one bundle reads over all partitions before it commits (default 256)")
-@click.option("--bundle-seconds", type=float, default=None,
+@click.option("--bundle-seconds", type=Float(min=0, min_open=True, example="1.0"), default=None,
               help="time a bundle aims for: its record limit follows the measured pace "
                    "(default 1.0; raise it for throughput)")
-@click.option("--catchup-records", type=int, default=None,
+@click.option("--catchup-records", type=Int(min=1, example="2048"), default=None,
               help="while the stream is behind, bundles may grow to this many records, paced to "
                    "catchup_seconds (default 2048 and 5 s; set it to --bundle-records to keep bundles small)")
 @metrics_options
 @click.option("--source", type=click.Choice(["sdf", "xlang"]), default="sdf", show_default=True,
               help="sdf: the Python splittable-DoFn reader; xlang: Beam's Java KafkaIO (needs an expansion service)")
-@click.option("--expansion-service", default=None, help="with --source xlang: host:port of Beam's Java expansion service")
-@click.option("--expansion-jar", default=None, help="with --source xlang: a local beam-sdks-java-io-expansion-service jar")
-@click.option("--flush-seconds", type=float, default=None,
+@click.option("--expansion-service", type=HostPorts(), default=None,
+              help="with --source xlang: host:port of Beam's Java expansion service")
+@click.option("--expansion-jar", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="with --source xlang: a local beam-sdks-java-io-expansion-service jar")
+@click.option("--flush-seconds", type=SECONDS, default=None,
               help="a commit holds at least this many seconds of data (default 1.0) ...")
-@click.option("--flush-rows", type=int, default=None,
+@click.option("--flush-rows", type=Int(min=1, example="5000"), default=None,
               help="... or this many rows per partition, whichever first (default 5000)")
-@click.option("--optimize-every", type=float, default=None,
+@click.option("--optimize-every", type=SECONDS, default=None,
               help="compact and vacuum the lake in the background every N seconds (default 600; 0: off)")
 @workers_option()
 @shared_model_option()
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, device, precision, max_message_bytes,
+def stream(bootstrap, topics, lake, group, join_group, max_records, idle_exit, registry, device, precision, max_message_bytes,
            bundle_records, bundle_seconds, catchup_records, metrics_port, metrics_host, source, expansion_service,
            expansion_jar,
            flush_seconds, flush_rows, optimize_every, workers, shared_model, verbose, beam_args) -> None:
@@ -120,7 +147,9 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
     from finpulse.pipeline.sources.kafka_xlang import XlangConfig
 
     setup_logging(verbose)
+    announce_new_lake(lake)
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
+                 join_group=join_group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
                  max_message_bytes=max_message_bytes, bundle_records=bundle_records, bundle_seconds=bundle_seconds,
                  catchup_records=catchup_records, metrics_port=metrics_port, metrics_host=metrics_host,
@@ -137,12 +166,13 @@ def stream(bootstrap, topics, lake, group, max_records, idle_exit, registry, dev
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--input", "pattern", required=True, help="glob of .jsonl/.csv/.parquet files (comma-separate several)")
+@click.option("--input", "pattern", type=Glob(), required=True,
+              help="glob of .jsonl/.csv/.parquet files (comma-separate several)")
 @lake_option()
 @registry_option()
 @device_option()
 @precision_option()
-@click.option("--chunk", type=int, default=2000, show_default=True, help="rows per committed chunk")
+@click.option("--chunk", type=COUNT, default=2000, show_default=True, help="rows per committed chunk")
 @click.option("--kind", "fallback_kind", type=click.Choice(["news", "social"]), default="news", show_default=True,
               help="kind for rows that do not say")
 @metrics_options
@@ -159,6 +189,7 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, m
     from finpulse.pipeline.runtime import metrics
 
     setup_logging(verbose)
+    announce_new_lake(lake)
     if metrics_port is not None:  # readiness: the lake takes writes and a chunk committed in the last 10 minutes
         metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=600.0, needs_lag=False),
                       metrics_host or "127.0.0.1")
@@ -169,10 +200,11 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, m
 
 
 @click.command()
-@lake_option()
+@lake_option(existing=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--as-of", "as_of", default=None,
-              help="the tables as they were: a table version (integer) or an ISO time")
+@click.option("--as-of", "as_of", type=AsOf(), default=None,
+              help="the tables as they were: TABLE@VERSION (e.g. enriched@12: that table's version, the others "
+                   "as they were at its commit) or an ISO time (every table)")
 @click.option("--model-version", default=None,
               help="read this model version's rows (after a rescore) instead of the newest")
 @click.argument("sql")
@@ -182,15 +214,10 @@ def query(lake, fmt, as_of, model_version, sql) -> None:
     import duckdb
 
     from finpulse.pipeline.lake.query import format_table, run_query
-    from finpulse.pipeline.lake.tables import parse_as_of
 
+    require_lake(lake)
     try:
-        when = parse_as_of(as_of)
-    except ValueError:
-        raise click.BadParameter(f"{as_of!r} is neither a table version nor an ISO time",
-                                 param_hint="--as-of") from None
-    try:
-        table = run_query(lake, sql, as_of=when, model_version=model_version)
+        table = run_query(lake, sql, as_of=as_of, model_version=model_version)
     except duckdb.Error as exc:
         raise click.ClickException(f"query failed: {exc}") from None
     if fmt == "json":
@@ -205,12 +232,12 @@ def query(lake, fmt, as_of, model_version, sql) -> None:
 
 
 @click.command()
-@lake_option()
+@lake_option(existing=True)
 @registry_option()
-@click.option("--since", default=None, help="rescore posts published from this ISO time")
-@click.option("--until", default=None, help="... until this ISO time")
+@click.option("--since", type=IsoTime(), default=None, help="rescore posts published from this ISO time")
+@click.option("--until", type=IsoTime(), default=None, help="... until this ISO time")
 @device_option()
-@click.option("--chunk", type=int, default=2000, show_default=True, help="rows per commit")
+@click.option("--chunk", type=COUNT, default=2000, show_default=True, help="rows per commit")
 def rescore(lake, registry, since, until, device, chunk) -> None:
     """Re-enrich the lake's posts with another model version into the same table (old rows kept:
     see `query --as-of` / `--model-version`)."""
@@ -224,23 +251,28 @@ def rescore(lake, registry, since, until, device, chunk) -> None:
 
 @click.command()
 @lake_option()
-@click.option("--bucket", default="1 hour", show_default=True, help="bucket width: N second|minute|hour|day[s]")
-@click.option("--keys", default="company", show_default=True, help="comma-separated key kinds: company,ticker,topic,source,kind,all")
+@click.option("--bucket", type=BucketWidth(), default="1 hour", show_default=True,
+              help="bucket width: N second|minute|hour|day[s]")
+@click.option("--keys", type=KEY_KINDS, default="company", show_default=True,
+              help="comma-separated key kinds: company,ticker,topic,source,kind,all")
 @click.option("--unit", type=click.Choice(["story", "post"]), default="story", show_default=True,
               help="count distinct near-duplicate stories (copies are buzz, not evidence) or every post")
-@click.option("--since", default=None, help="backtest from this ISO time (history before it feeds the baseline)")
-@click.option("--until", default=None, help="backtest until this ISO time")
+@click.option("--since", type=IsoTime(), default=None,
+              help="backtest from this ISO time (history before it feeds the baseline)")
+@click.option("--until", type=IsoTime(), default=None, help="backtest until this ISO time")
 @click.option("--follow", is_flag=True, help="keep evaluating every --interval seconds")
-@click.option("--interval", type=float, default=60.0, show_default=True)
-@click.option("--webhook", default=None, help="POST each new alert as JSON to this URL (retries with backoff)")
-@click.option("--kafka-topic", default=None, help="publish each new alert as JSON to this topic")
+@click.option("--interval", type=Float(min=0, min_open=True, example="60"), default=60.0, show_default=True)
+@click.option("--webhook", type=WebUrl(), default=None,
+              help="POST each new alert as JSON to this URL (retries with backoff)")
+@click.option("--kafka-topic", type=Topics(), default=None, help="publish each new alert as JSON to this topic")
 @bootstrap_option(help="Kafka bootstrap for --kafka-topic")
-@click.option("--min-volume", type=int, default=None,
+@click.option("--min-volume", type=Int(min=1, example="12"), default=None,
               help="detector: minimum stories (--unit story, default 12) or posts (--unit post, default 20) in the window")
-@click.option("--min-history", type=int, default=None,
+@click.option("--min-history", type=Int(min=0, example="30"), default=None,
               help="detector: no alert for a key until its baseline holds this many stories (posts with "
                    "--unit post); the cold-start guard, default 30")
-@click.option("--alpha", type=float, default=None, help="detector: binomial tail threshold")
+@click.option("--alpha", type=Float(min=0, max=1, min_open=True, max_open=True, example="1e-4"), default=None,
+              help="detector: binomial tail threshold")
 @click.option("--routes", "routes_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML routes file: which alerts go to which apprise URLs (Slack, Teams, email, ...); "
                    "see docs/ALERTS.md")
@@ -259,6 +291,8 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     from finpulse.pipeline.runtime import metrics
 
     setup_logging(False)
+    if not follow:  # a follower may start before the first commit; a single evaluation needs a lake
+        require_lake(lake)
     if routes_file and is_remote(lake):
         # alerts/notify.py keeps its outbox in local files beside the lake; on an object-store URL that
         # would be a local folder named after the URL, and a restart elsewhere would send everything again
@@ -272,7 +306,7 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     overrides = {k: v for k, v in {"min_volume": min_volume, "min_history_posts": min_history, "alpha": alpha}.items()
                  if v is not None}
     stories = {"min_stories": min_volume} if min_volume is not None else {}
-    settings = AlertSettings(bucket=bucket, key_kinds=tuple(k.strip() for k in keys.split(",")), unit=unit, **stories,
+    settings = AlertSettings(bucket=bucket, key_kinds=keys, unit=unit, **stories,
                              since=parse_time(since, "--since"), until=parse_time(until, "--until"),
                              detector=dataclasses.replace(DetectorConfig(), **overrides))
     kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from finpulse.pipeline.cli.options import bootstrap_option, lake_option, validated
+from finpulse.pipeline.cli.options import Topics, bootstrap_option, lake_option, validated
 
 
 def kafka_lag(committed: dict[str, int], kafka_config: dict[str, Any], topics: list[str] | None = None,
@@ -153,7 +153,8 @@ def render(s: dict[str, Any]) -> str:
 @click.command()
 @lake_option()
 @bootstrap_option(help="Kafka bootstrap, to show lag per partition")
-@click.option("--topics", default=None, help="comma-separated topics to include even before their first commit")
+@click.option("--topics", type=Topics(many=True), default=None,
+              help="comma-separated topics to include even before their first commit")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object instead of the screen")
 def status(lake: str, bootstrap: str | None, topics: str | None, as_json: bool) -> None:
     """Lag per partition, last commit, rows and dead letters today, the latest alerts."""

@@ -12,7 +12,6 @@ which DuckDB scans lazily with projection pushdown (DuckDB's httpfs is not insta
 from __future__ import annotations
 
 import functools
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -130,18 +129,20 @@ FROM counted GROUP BY ALL
 """
 
 
-def connect(lake: str | Path, as_of: int | datetime | None = None,
+def connect(lake: str | Path, as_of: tables.AsOf = None,
             model_version: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake's views and the series macro defined.
 
-    Each view reads exactly the files of its Delta table's latest version (or the version at
-    `as_of`: a version number or a time), listed once from the table log (lake/tables.py).
+    Each view reads exactly the files of its Delta table's latest version (or as of `as_of`: a time,
+    or one table's version and the others as they were at its commit; tables.resolve_as_of), listed
+    once from the table log (lake/tables.py).
     `enriched_versions` holds every model version's row of an id; `enriched` one row per id and
     model: the newest model's (the one ingested last) unless `model_version` picks one.
     """
+    at = tables.resolve_as_of(lake, as_of, list(VIEWS))
     con = duckdb.connect(":memory:")
     for name, schema in VIEWS.items():
-        snap = tables.snapshot(lake, name, as_of)
+        snap = tables.snapshot(lake, name, at[name])
         raw = f"_{name}_raw"
         if is_remote(lake):
             if snap.files:
@@ -178,7 +179,7 @@ def _model_view(con: duckdb.DuckDBPyConnection, rescored: bool, model_version: s
         con.execute("CREATE VIEW enriched AS SELECT * FROM enriched_versions")
 
 
-def run_query(lake: str | Path, sql: str, params: list | None = None, as_of: int | datetime | None = None,
+def run_query(lake: str | Path, sql: str, params: list | None = None, as_of: tables.AsOf = None,
               model_version: str | None = None):
     con = connect(lake, as_of, model_version)
     try:

@@ -87,6 +87,9 @@ def open_table(root: str | Path, table: str, as_of: int | datetime | None = None
         return None
     dt = DeltaTable(uri, storage_options=opts or None, version=as_of if isinstance(as_of, int) else None)
     if isinstance(as_of, datetime):
+        # delta-rs loads version 0 for a time before the first commit: the table did not exist yet
+        if as_of.timestamp() * 1000 < min(h["timestamp"] for h in dt.history()):
+            return None
         try:
             dt.load_as_version(as_of)
         except Exception as exc:  # noqa: BLE001 - delta-rs raises a generic error for "before the first commit"
@@ -101,14 +104,63 @@ def exists(root: str | Path) -> bool:
     return any(open_table(root, t) is not None for t in SCHEMAS)
 
 
-def parse_as_of(text: str | None) -> int | datetime | None:
-    """`--as-of` value: a table version (an integer) or an ISO time (naive = UTC)."""
-    if text is None or text == "":
+@dataclass(frozen=True)
+class TableVersion:
+    """`--as-of enriched@12`: one version of one named table (each table has its own version numbers)."""
+
+    table: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.table}@{self.version}"
+
+
+AsOf = TableVersion | datetime | int | None  # int: a version of `enriched` (library callers)
+
+
+def parse_as_of(text: str | None) -> TableVersion | datetime | None:
+    """`--as-of` value: TABLE@VERSION (a version of that table) or an ISO time (naive = UTC).
+    A bare number is refused: every table has its own versions, so it would name none of them."""
+    if text is None or text.strip() == "":
         return None
-    if text.strip().isdigit():
-        return int(text)
-    ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    text = text.strip()
+    table, sep, version = text.partition("@")
+    tables = [*SCHEMAS, *REFERENCE_SCHEMAS]
+    if sep:
+        if table not in tables or not version.isdigit():
+            raise ValueError(f"{text!r}: give TABLE@VERSION with a table of {', '.join(tables)} and a version "
+                             "number, e.g. enriched@12")
+        return TableVersion(table, int(version))
+    if text.isdigit():
+        raise ValueError(f"{text!r}: each table has its own versions; name the table, e.g. enriched@{text}, "
+                         "or give a time, e.g. 2026-11-02T09:00:00Z")
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither TABLE@VERSION (e.g. enriched@12) nor an ISO time "
+                         "(e.g. 2026-11-02T09:00:00Z)") from None
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def resolve_as_of(root: str | Path, as_of: AsOf, names: Sequence[str]) -> dict[str, int | datetime | None]:
+    """What each of `names` is opened at for one `--as-of`: a time is every table's; TABLE@VERSION is that
+    table's version and, for the others, the time of that version's commit (the lake as it was then).
+    A version the table does not have is a UsageError naming the table and its latest version."""
+    from finpulse.schemas.errors import UsageError
+
+    if as_of is None or isinstance(as_of, datetime):
+        return dict.fromkeys(names, as_of)
+    pinned = as_of if isinstance(as_of, TableVersion) else TableVersion("enriched", as_of)
+    dt = open_table(root, pinned.table)
+    if dt is None:
+        raise UsageError(f"--as-of {pinned}: the lake at {root} has no {pinned.table} table yet")
+    latest = dt.version()
+    commit = next((h for h in dt.history() if h.get("version") == pinned.version), None)
+    if pinned.version > latest or commit is None:
+        raise UsageError(f"--as-of {pinned}: table {pinned.table} has versions up to {latest} "
+                         f"(latest: {pinned.table}@{latest})")
+    when = datetime.fromtimestamp(commit["timestamp"] / 1000, timezone.utc)
+    return {name: pinned.version if name == pinned.table else when for name in names}
 
 
 @dataclass(frozen=True)
@@ -123,7 +175,7 @@ class TableFiles:
 
 
 def snapshot(root: str | Path, table: str, as_of: int | datetime | None = None) -> TableFiles:
-    """The files of `table` at its latest version (or `as_of`)."""
+    """The files of `table` at its latest version (or `as_of`: this table's version, or a time)."""
     dt = open_table(root, table, as_of)
     schema = SCHEMAS[table] if table in SCHEMAS else REFERENCE_SCHEMAS[table]
     if dt is None:
