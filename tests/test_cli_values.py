@@ -276,3 +276,16 @@ def test_import_noise_is_dropped_and_real_warnings_still_show():
     err = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120).stderr
     assert "apitools" not in err, err
     assert "a real warning from a library" in err and "a real root warning" in err, err
+
+
+def test_an_object_store_that_cannot_be_opened_is_one_error_line(monkeypatch):
+    from finpulse.pipeline.lake import tables
+
+    def unreachable(root):
+        raise OSError("no credentials\nretried 3 times")
+
+    monkeypatch.setattr(tables, "exists", unreachable)
+    out = CliRunner().invoke(main, ["query", "--lake", "s3://bucket/lake", "select 1"])
+    assert out.exit_code == 2 and "Traceback" not in out.output, out.output
+    assert out.output.strip().splitlines()[-1] == ("Error: --lake 's3://bucket/lake': cannot open it (no credentials); "
+                                                   "check the URL, its endpoint_override and the credentials")

@@ -217,7 +217,12 @@ def require_lake(lake: str) -> None:
     from finpulse.pipeline.lake.tables import exists
     from finpulse.schemas.errors import UsageError
 
-    found = exists(lake) if is_remote(lake) else holds_lake(Path(lake.removeprefix("file://")))
+    try:
+        found = exists(lake) if is_remote(lake) else holds_lake(Path(lake.removeprefix("file://")))
+    except Exception as exc:  # noqa: BLE001 - the object store's own reason (credentials, endpoint), in one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--lake {lake!r}: cannot open it ({reason}); check the URL, its endpoint_override and "
+                         "the credentials") from None
     if not found:
         raise UsageError(f"--lake {lake!r} holds no lake (no table has been written there); give the folder or "
                          "URL a stream or backfill wrote")

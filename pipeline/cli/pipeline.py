@@ -291,8 +291,6 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     from finpulse.pipeline.runtime import metrics
 
     setup_logging(False)
-    if not follow:  # a follower may start before the first commit; a single evaluation needs a lake
-        require_lake(lake)
     if routes_file and is_remote(lake):
         # alerts/notify.py keeps its outbox in local files beside the lake; on an object-store URL that
         # would be a local folder named after the URL, and a restart elsewhere would send everything again
@@ -300,6 +298,8 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
                                "from an s3:// or gs:// lake deliver with --webhook or --kafka-topic, "
                                "whose outbox is in the lake")
     routes = load_routes(routes_file) if routes_file else None  # a bad file is a ConfigError: exit 2 with the reason
+    if not follow:  # a follower may start before the first commit; a single evaluation needs a lake
+        require_lake(lake)
     if metrics_port is not None:  # readiness: the lake takes writes and an evaluation ran recently
         readiness = metrics.Readiness(lake, None, stalled_after=max(60.0, 3 * interval), needs_lag=False)
         metrics.serve(metrics_port, readiness, metrics_host or "127.0.0.1")
