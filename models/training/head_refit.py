@@ -2,7 +2,7 @@
 
 Why: the default sentiment head was trained on tweets (TFNS) only and scored about 0.73 on news
 headlines. The shared encoder also serves topic, NER and per-company sentiment, and retraining it
-(LoRA) cost topic 2.4 points in an earlier session; a head-only refit cannot change any other task.
+(LoRA) by distillation cost topic 2.4 points (README, "Models"); a head-only refit cannot change any other task.
 So the encoder stays frozen and only the linear sentiment head (384 x 3) is refitted on:
 
 * TFNS training rows (the 10% stratified hold-out, seed 13, is left out, as in training);
