@@ -27,17 +27,59 @@ NEG, NEU, POS = "negative", "neutral", "positive"
 
 # (everyday name, ticker)
 COS = [
-    ("Coca-Cola", "KO"), ("Apple", "AAPL"), ("Nike", "NKE"), ("Tesla", "TSLA"), ("Boeing", "BA"),
-    ("Intel", "INTC"), ("Netflix", "NFLX"), ("Walmart", "WMT"), ("Target", "TGT"), ("General Motors", "GM"),
-    ("Starbucks", "SBUX"), ("Disney", "DIS"), ("PepsiCo", "PEP"), ("Harley-Davidson", "HOG"), ("Micron", "MU"),
-    ("Nvidia", "NVDA"), ("Salesforce", "CRM"), ("Oracle", "ORCL"), ("Pfizer", "PFE"), ("Moderna", "MRNA"),
-    ("JPMorgan", "JPM"), ("Wells Fargo", "WFC"), ("Delta Air Lines", "DAL"), ("Carnival", "CCL"),
-    ("Home Depot", "HD"), ("McDonald's", "MCD"), ("Chipotle", "CMG"), ("Caterpillar", "CAT"),
-    ("Exxon Mobil", "XOM"), ("Peloton", "PTON"), ("Snap", "SNAP"), ("PayPal", "PYPL"), ("Uber", "UBER"),
-    ("Zoom Video", "ZM"), ("Lululemon", "LULU"), ("FedEx", "FDX"), ("Costco", "COST"), ("Adobe", "ADBE"),
+    ("Coca-Cola", "KO"),
+    ("Apple", "AAPL"),
+    ("Nike", "NKE"),
+    ("Tesla", "TSLA"),
+    ("Boeing", "BA"),
+    ("Intel", "INTC"),
+    ("Netflix", "NFLX"),
+    ("Walmart", "WMT"),
+    ("Target", "TGT"),
+    ("General Motors", "GM"),
+    ("Starbucks", "SBUX"),
+    ("Disney", "DIS"),
+    ("PepsiCo", "PEP"),
+    ("Harley-Davidson", "HOG"),
+    ("Micron", "MU"),
+    ("Nvidia", "NVDA"),
+    ("Salesforce", "CRM"),
+    ("Oracle", "ORCL"),
+    ("Pfizer", "PFE"),
+    ("Moderna", "MRNA"),
+    ("JPMorgan", "JPM"),
+    ("Wells Fargo", "WFC"),
+    ("Delta Air Lines", "DAL"),
+    ("Carnival", "CCL"),
+    ("Home Depot", "HD"),
+    ("McDonald's", "MCD"),
+    ("Chipotle", "CMG"),
+    ("Caterpillar", "CAT"),
+    ("Exxon Mobil", "XOM"),
+    ("Peloton", "PTON"),
+    ("Snap", "SNAP"),
+    ("PayPal", "PYPL"),
+    ("Uber", "UBER"),
+    ("Zoom Video", "ZM"),
+    ("Lululemon", "LULU"),
+    ("FedEx", "FDX"),
+    ("Costco", "COST"),
+    ("Adobe", "ADBE"),
 ]
-BROKERS = ["Goldman Sachs", "Morgan Stanley", "JPMorgan", "Jefferies", "Barclays", "UBS", "Citi", "Wedbush",
-           "Bernstein", "Piper Sandler", "Raymond James", "BofA"]
+BROKERS = [
+    "Goldman Sachs",
+    "Morgan Stanley",
+    "JPMorgan",
+    "Jefferies",
+    "Barclays",
+    "UBS",
+    "Citi",
+    "Wedbush",
+    "Bernstein",
+    "Piper Sandler",
+    "Raymond James",
+    "BofA",
+]
 LINKS = ["https://t.co/Xk3vQ9aLmP", "https://t.co/7hRt2bWqZe", "https://t.co/pL0sN4cYdA", "https://t.co/Qm8uF1jGvK"]
 
 
@@ -47,13 +89,30 @@ class Writer:
         self.rows: list[dict] = []
         self.counts: dict[str, int] = {}
 
-    def add(self, capability: str, test: str, text: str, post: str | None,
-            companies: dict[str, str | None] | None = None, pair: str | None = None,
-            relation: str | None = None) -> None:
+    def add(
+        self,
+        capability: str,
+        test: str,
+        text: str,
+        post: str | None,
+        companies: dict[str, str | None] | None = None,
+        pair: str | None = None,
+        relation: str | None = None,
+    ) -> None:
         n = self.counts.get(capability, 0) + 1
         self.counts[capability] = n
-        self.rows.append({"id": f"{capability}-{n:03d}", "capability": capability, "test": test, "text": text,
-                          "post": post, "companies": companies or {}, "pair": pair, "relation": relation})
+        self.rows.append(
+            {
+                "id": f"{capability}-{n:03d}",
+                "capability": capability,
+                "test": test,
+                "text": text,
+                "post": post,
+                "companies": companies or {},
+                "pair": pair,
+                "relation": relation,
+            }
+        )
 
     def cos(self, k: int) -> list[tuple[str, str]]:
         return self.rng.sample(COS, k)
@@ -71,8 +130,13 @@ def earnings_numbers(w: Writer) -> None:
     cap = "earnings_numbers"
     for name, tk in [("Coca-Cola", "KO")]:  # the issue's own shapes, as probes (not the tweets themselves)
         w.add(cap, "MFT", f"{name} revs. miss $11.98B vs. $12.12B (est) ${tk}", NEG, {f"${tk}": NEG})
-        w.add(cap, "MFT", f"EARNINGS ALERT: {name} posts earnings of 48 cents a share vs. 53 cents estimate",
-              NEG, {name: NEG})
+        w.add(
+            cap,
+            "MFT",
+            f"EARNINGS ALERT: {name} posts earnings of 48 cents a share vs. 53 cents estimate",
+            NEG,
+            {name: NEG},
+        )
     templates = [
         ("{name} Q{q} EPS {a} vs. {e} est.", "name"),
         ("${tk} Q{q} EPS {a} vs {e} consensus", "tag"),
@@ -110,14 +174,26 @@ def earnings_numbers(w: Writer) -> None:
 def earnings_words(w: Writer) -> None:
     """Beats and misses said in words, in wire and tweet register."""
     cap = "earnings_words"
-    pos = ["{name} tops Wall Street estimates as sales jump", "${tk} crushes earnings, revenue beat across the board",
-           "{name} beats on the top and bottom line", "{name} profit comes in well ahead of forecasts",
-           "${tk} blowout quarter, beat and raise", "{name} quarterly profit surges, beats expectations",
-           "{name} earnings beat as margins widen", "${tk} smashes Q3 estimates"]
-    neg = ["{name} misses Wall Street estimates as sales slow", "${tk} misses on revenue, EPS light",
-           "{name} quarterly profit falls short of forecasts", "{name} posts surprise loss",
-           "${tk} whiffs on earnings, margins compress", "{name} results disappoint, profit drops 20%",
-           "{name} swings to a loss as costs balloon", "${tk} ugly quarter: miss on every line"]
+    pos = [
+        "{name} tops Wall Street estimates as sales jump",
+        "${tk} crushes earnings, revenue beat across the board",
+        "{name} beats on the top and bottom line",
+        "{name} profit comes in well ahead of forecasts",
+        "${tk} blowout quarter, beat and raise",
+        "{name} quarterly profit surges, beats expectations",
+        "{name} earnings beat as margins widen",
+        "${tk} smashes Q3 estimates",
+    ]
+    neg = [
+        "{name} misses Wall Street estimates as sales slow",
+        "${tk} misses on revenue, EPS light",
+        "{name} quarterly profit falls short of forecasts",
+        "{name} posts surprise loss",
+        "${tk} whiffs on earnings, margins compress",
+        "{name} results disappoint, profit drops 20%",
+        "{name} swings to a loss as costs balloon",
+        "${tk} ugly quarter: miss on every line",
+    ]
     for group, lab in ((pos, POS), (neg, NEG)):
         for tpl in group:
             name, tk = w.pick(COS)
@@ -127,15 +203,26 @@ def earnings_words(w: Writer) -> None:
 
 def guidance(w: Writer) -> None:
     cap = "guidance"
-    pos = ["{name} raises full-year guidance", "{name} lifts 2026 outlook after strong quarter",
-           "${tk} guides Q4 revenue above consensus", "{name} boosts annual sales forecast",
-           "{name} hikes profit outlook on robust demand", "${tk} raises FY EPS guide to $4.10-$4.20 from $3.90-$4.00",
-           "{name} now expects revenue growth of 12%, up from 8% previously"]
-    neg = ["{name} cuts full-year guidance", "{name} slashes outlook as demand weakens",
-           "${tk} guides Q4 below the Street", "{name} lowers annual sales forecast",
-           "{name} no longer expects to turn a profit this year", "${tk} cuts FY EPS guide to $2.10-$2.30 from $2.60-$2.80",
-           "{name} withdraws its 2026 forecast, citing uncertainty", "{name} warns of weaker second half",
-           "{name} trims revenue outlook for a second time"]
+    pos = [
+        "{name} raises full-year guidance",
+        "{name} lifts 2026 outlook after strong quarter",
+        "${tk} guides Q4 revenue above consensus",
+        "{name} boosts annual sales forecast",
+        "{name} hikes profit outlook on robust demand",
+        "${tk} raises FY EPS guide to $4.10-$4.20 from $3.90-$4.00",
+        "{name} now expects revenue growth of 12%, up from 8% previously",
+    ]
+    neg = [
+        "{name} cuts full-year guidance",
+        "{name} slashes outlook as demand weakens",
+        "${tk} guides Q4 below the Street",
+        "{name} lowers annual sales forecast",
+        "{name} no longer expects to turn a profit this year",
+        "${tk} cuts FY EPS guide to $2.10-$2.30 from $2.60-$2.80",
+        "{name} withdraws its 2026 forecast, citing uncertainty",
+        "{name} warns of weaker second half",
+        "{name} trims revenue outlook for a second time",
+    ]
     neu = ["{name} reaffirms full-year guidance", "{name} maintains its 2026 outlook", "${tk} reiterates FY guidance"]
     for group, lab in ((pos, POS), (neg, NEG), (neu, NEU)):
         for tpl in group:
@@ -146,18 +233,41 @@ def guidance(w: Writer) -> None:
 
 def price_moves(w: Writer) -> None:
     cap = "price_moves"
-    w.add(cap, "MFT", "$KO is having its worst day since Oct. 2008, and Buffett's stake is down $1.1 billion",
-          NEG, {"$KO": NEG})
-    neg = ["{name} shares fall {p}% after the bell", "${tk} down {p}% premarket", "{name} stock sinks {p}% to a 52-week low",
-           "${tk} is having its worst day since March 2020", "{name} shares tumble {p}%, worst day in a decade",
-           "{name} stock plunges {p}% as investors flee", "${tk} -{p}% and falling", "{name} shares slide for a fifth straight session",
-           "{name} wipes out $20 billion in market value", "${tk} hits a new all-time low",
-           "{name} stock craters {p}% on the open", "{name} shares drop {p}% in heavy volume"]
-    pos = ["{name} shares jump {p}% after the bell", "${tk} up {p}% premarket", "{name} stock soars {p}% to a record high",
-           "${tk} is having its best day since 2009", "{name} shares surge {p}%, best day in years",
-           "{name} stock rallies {p}% as buyers pile in", "${tk} +{p}% and climbing", "{name} shares rise for a seventh straight session",
-           "{name} adds $30 billion in market value", "${tk} hits a new all-time high",
-           "{name} stock rockets {p}% on the open", "{name} shares climb {p}% in heavy volume"]
+    w.add(
+        cap,
+        "MFT",
+        "$KO is having its worst day since Oct. 2008, and Buffett's stake is down $1.1 billion",
+        NEG,
+        {"$KO": NEG},
+    )
+    neg = [
+        "{name} shares fall {p}% after the bell",
+        "${tk} down {p}% premarket",
+        "{name} stock sinks {p}% to a 52-week low",
+        "${tk} is having its worst day since March 2020",
+        "{name} shares tumble {p}%, worst day in a decade",
+        "{name} stock plunges {p}% as investors flee",
+        "${tk} -{p}% and falling",
+        "{name} shares slide for a fifth straight session",
+        "{name} wipes out $20 billion in market value",
+        "${tk} hits a new all-time low",
+        "{name} stock craters {p}% on the open",
+        "{name} shares drop {p}% in heavy volume",
+    ]
+    pos = [
+        "{name} shares jump {p}% after the bell",
+        "${tk} up {p}% premarket",
+        "{name} stock soars {p}% to a record high",
+        "${tk} is having its best day since 2009",
+        "{name} shares surge {p}%, best day in years",
+        "{name} stock rallies {p}% as buyers pile in",
+        "${tk} +{p}% and climbing",
+        "{name} shares rise for a seventh straight session",
+        "{name} adds $30 billion in market value",
+        "${tk} hits a new all-time high",
+        "{name} stock rockets {p}% on the open",
+        "{name} shares climb {p}% in heavy volume",
+    ]
     for group, lab in ((neg, NEG), (pos, POS)):
         for tpl in group:
             name, tk = w.pick(COS)
@@ -167,37 +277,70 @@ def price_moves(w: Writer) -> None:
 
 def analyst_ratings(w: Writer) -> None:
     cap = "analyst_ratings"
-    neg = ["{b} downgrades {name} to Sell from Neutral", "{name} cut to Underperform at {b}",
-           "${tk} downgraded to Hold at {b}, PT cut to ${pt}", "{b} slashes {name} price target to ${pt} from ${pt2}",
-           "{name} downgraded to underweight at {b} on valuation", "{b} turns bearish on {name}, sees 30% downside",
-           "${tk} PT lowered to ${pt} at {b}, reiterates Sell", "{b} double-downgrades {name} to Sell"]
-    pos = ["{b} upgrades {name} to Buy from Neutral", "{name} raised to Outperform at {b}",
-           "${tk} upgraded to Buy at {b}, PT raised to ${pt2}", "{b} lifts {name} price target to ${pt2} from ${pt}",
-           "{name} upgraded to overweight at {b}, sees 25% upside", "{b} turns bullish on {name}",
-           "${tk} added to {b} conviction buy list", "{b} double-upgrades {name} to Buy"]
-    neu = ["{b} initiates {name} at Neutral, PT ${pt}", "{name} started at hold at {b}",
-           "{b} reiterates Equal Weight on {name}", "${tk} coverage assumed at {b} with Market Perform"]
+    neg = [
+        "{b} downgrades {name} to Sell from Neutral",
+        "{name} cut to Underperform at {b}",
+        "${tk} downgraded to Hold at {b}, PT cut to ${pt}",
+        "{b} slashes {name} price target to ${pt} from ${pt2}",
+        "{name} downgraded to underweight at {b} on valuation",
+        "{b} turns bearish on {name}, sees 30% downside",
+        "${tk} PT lowered to ${pt} at {b}, reiterates Sell",
+        "{b} double-downgrades {name} to Sell",
+    ]
+    pos = [
+        "{b} upgrades {name} to Buy from Neutral",
+        "{name} raised to Outperform at {b}",
+        "${tk} upgraded to Buy at {b}, PT raised to ${pt2}",
+        "{b} lifts {name} price target to ${pt2} from ${pt}",
+        "{name} upgraded to overweight at {b}, sees 25% upside",
+        "{b} turns bullish on {name}",
+        "${tk} added to {b} conviction buy list",
+        "{b} double-upgrades {name} to Buy",
+    ]
+    neu = [
+        "{b} initiates {name} at Neutral, PT ${pt}",
+        "{name} started at hold at {b}",
+        "{b} reiterates Equal Weight on {name}",
+        "${tk} coverage assumed at {b} with Market Perform",
+    ]
     for group, lab in ((neg, NEG), (pos, POS), (neu, NEU)):
         for tpl in group:
             name, tk = w.pick([c for c in COS if c[0] not in BROKERS])
             pt = w.rng.randint(20, 300)
             key = name if "{name}" in tpl else f"${tk}"
-            w.add(cap, "MFT", tpl.format(name=name, tk=tk, b=w.pick(BROKERS), pt=pt, pt2=pt + w.rng.randint(10, 60)),
-                  lab, {key: lab})
+            w.add(
+                cap,
+                "MFT",
+                tpl.format(name=name, tk=tk, b=w.pick(BROKERS), pt=pt, pt2=pt + w.rng.randint(10, 60)),
+                lab,
+                {key: lab},
+            )
 
 
 def adverse_events(w: Writer) -> None:
     cap = "adverse_events"
-    tpls = ["{name} to cut 6,000 jobs in restructuring", "{name} lays off 12% of its workforce",
-            "${tk} announces layoffs as sales slump", "{name} sued by shareholders over misleading statements",
-            "{name} hit with class action lawsuit", "DOJ sues {name} over antitrust violations",
-            "{name} recalls 400,000 vehicles over fire risk", "{name} recalls products after contamination reports",
-            "{name} fined $1.2 billion by EU regulators", "SEC charges {name} with accounting fraud",
-            "{name} under federal investigation over safety lapses", "{name} CEO resigns amid probe",
-            "{name} files for Chapter 11 bankruptcy protection", "{name} suspends dividend to conserve cash",
-            "Moody's cuts {name} to junk", "${tk} hit by data breach affecting 40 million customers",
-            "{name} loses key patent case, owes $900 million", "{name} halts production after plant explosion",
-            "{name} misses debt payment", "{name} faces strike as union talks collapse"]
+    tpls = [
+        "{name} to cut 6,000 jobs in restructuring",
+        "{name} lays off 12% of its workforce",
+        "${tk} announces layoffs as sales slump",
+        "{name} sued by shareholders over misleading statements",
+        "{name} hit with class action lawsuit",
+        "DOJ sues {name} over antitrust violations",
+        "{name} recalls 400,000 vehicles over fire risk",
+        "{name} recalls products after contamination reports",
+        "{name} fined $1.2 billion by EU regulators",
+        "SEC charges {name} with accounting fraud",
+        "{name} under federal investigation over safety lapses",
+        "{name} CEO resigns amid probe",
+        "{name} files for Chapter 11 bankruptcy protection",
+        "{name} suspends dividend to conserve cash",
+        "Moody's cuts {name} to junk",
+        "${tk} hit by data breach affecting 40 million customers",
+        "{name} loses key patent case, owes $900 million",
+        "{name} halts production after plant explosion",
+        "{name} misses debt payment",
+        "{name} faces strike as union talks collapse",
+    ]
     for tpl in tpls:
         name, tk = w.pick(COS)
         key = name if "{name}" in tpl else f"${tk}"
@@ -206,12 +349,20 @@ def adverse_events(w: Writer) -> None:
 
 def favourable_events(w: Writer) -> None:
     cap = "favourable_events"
-    tpls = ["{name} announces $10 billion share buyback", "{name} raises quarterly dividend by 10%",
-            "{name} wins $3 billion Pentagon contract", "FDA approves {name}'s new drug",
-            "{name} settles lawsuit, removing overhang", "{name} receives takeover offer at 40% premium",
-            "${tk} record holiday sales", "{name} added to the S&P 500", "Moody's upgrades {name} to investment grade",
-            "{name} wins dismissal of shareholder lawsuit", "{name} subscriber growth crushes expectations",
-            "{name} margins hit record as costs fall"]
+    tpls = [
+        "{name} announces $10 billion share buyback",
+        "{name} raises quarterly dividend by 10%",
+        "{name} wins $3 billion Pentagon contract",
+        "FDA approves {name}'s new drug",
+        "{name} settles lawsuit, removing overhang",
+        "{name} receives takeover offer at 40% premium",
+        "${tk} record holiday sales",
+        "{name} added to the S&P 500",
+        "Moody's upgrades {name} to investment grade",
+        "{name} wins dismissal of shareholder lawsuit",
+        "{name} subscriber growth crushes expectations",
+        "{name} margins hit record as costs fall",
+    ]
     for tpl in tpls:
         name, tk = w.pick(COS)
         key = name if "{name}" in tpl else f"${tk}"
@@ -220,14 +371,23 @@ def favourable_events(w: Writer) -> None:
 
 def neutral_announcements(w: Writer) -> None:
     cap = "neutral_announcements"
-    tpls = ["{name} to report Q3 earnings on Tuesday after the close", "{name} declares quarterly dividend of $0.46 per share",
-            "{name} to present at the Goldman Sachs technology conference", "{name} names new chief financial officer",
-            "{name} schedules annual shareholder meeting for May 14", "What to watch when {name} reports earnings this week",
-            "${tk} earnings preview: what analysts expect", "{name} files 10-Q with the SEC",
-            "{name} opens new headquarters in Austin", "{name} to hold investor day in November",
-            "{name} prices $1.5 billion bond offering", "{name} completes previously announced acquisition",
-            "${tk} options volume elevated ahead of earnings", "{name} changes ticker symbol effective Monday",
-            "{name} to webcast fourth-quarter results call"]
+    tpls = [
+        "{name} to report Q3 earnings on Tuesday after the close",
+        "{name} declares quarterly dividend of $0.46 per share",
+        "{name} to present at the Goldman Sachs technology conference",
+        "{name} names new chief financial officer",
+        "{name} schedules annual shareholder meeting for May 14",
+        "What to watch when {name} reports earnings this week",
+        "${tk} earnings preview: what analysts expect",
+        "{name} files 10-Q with the SEC",
+        "{name} opens new headquarters in Austin",
+        "{name} to hold investor day in November",
+        "{name} prices $1.5 billion bond offering",
+        "{name} completes previously announced acquisition",
+        "${tk} options volume elevated ahead of earnings",
+        "{name} changes ticker symbol effective Monday",
+        "{name} to webcast fourth-quarter results call",
+    ]
     for tpl in tpls:
         name, tk = w.pick(COS)
         key = name if "{name}" in tpl else f"${tk}"
@@ -237,20 +397,37 @@ def neutral_announcements(w: Writer) -> None:
 def negation_hedging(w: Writer) -> None:
     """Negation and hedging flip or soften the cue word: the label follows the whole phrase."""
     cap = "negation_hedging"
-    pos = ["{name} results not as bad as feared, shares rise", "{name} loss narrower than expected",
-           "{name} did not miss estimates for the first time in a year, beats instead",
-           "${tk} guidance cut was smaller than feared; stock bounces", "{name} no longer expects a loss this year",
-           "{name} avoids layoffs, keeps full-year forecast raised", "Worst is over for {name}, says CFO as orders recover",
-           "{name} sales decline less than expected, shares gain", "${tk} never looked better: record margins",
-           "{name} says the recall will not hurt earnings; stock recovers"]
-    neg = ["{name} no longer expects revenue growth this year", "{name} fails to beat estimates",
-           "${tk} not a beat: revenue light, guide lower", "{name} earnings growth far weaker than hoped",
-           "{name} unable to meet its margin targets", "{name} doesn't expect demand to recover until 2028",
-           "${tk} rally fizzles as profit falls short", "{name} profit rises, but not enough to meet forecasts",
-           "{name} no longer sees a rebound in the second half", "{name} will not pay a dividend this quarter"]
-    neu = ["{name} may or may not beat estimates next week", "Is {name} a buy ahead of earnings?",
-           "{name}: not much changed after the investor day", "Analysts split on whether {name} can beat this quarter",
-           "Will ${tk} beat or miss? Options imply a 7% move"]
+    pos = [
+        "{name} results not as bad as feared, shares rise",
+        "{name} loss narrower than expected",
+        "{name} did not miss estimates for the first time in a year, beats instead",
+        "${tk} guidance cut was smaller than feared; stock bounces",
+        "{name} no longer expects a loss this year",
+        "{name} avoids layoffs, keeps full-year forecast raised",
+        "Worst is over for {name}, says CFO as orders recover",
+        "{name} sales decline less than expected, shares gain",
+        "${tk} never looked better: record margins",
+        "{name} says the recall will not hurt earnings; stock recovers",
+    ]
+    neg = [
+        "{name} no longer expects revenue growth this year",
+        "{name} fails to beat estimates",
+        "${tk} not a beat: revenue light, guide lower",
+        "{name} earnings growth far weaker than hoped",
+        "{name} unable to meet its margin targets",
+        "{name} doesn't expect demand to recover until 2028",
+        "${tk} rally fizzles as profit falls short",
+        "{name} profit rises, but not enough to meet forecasts",
+        "{name} no longer sees a rebound in the second half",
+        "{name} will not pay a dividend this quarter",
+    ]
+    neu = [
+        "{name} may or may not beat estimates next week",
+        "Is {name} a buy ahead of earnings?",
+        "{name}: not much changed after the investor day",
+        "Analysts split on whether {name} can beat this quarter",
+        "Will ${tk} beat or miss? Options imply a 7% move",
+    ]
     for group, lab in ((pos, POS), (neg, NEG), (neu, NEU)):
         for tpl in group:
             name, tk = w.pick(COS)
@@ -261,16 +438,24 @@ def negation_hedging(w: Writer) -> None:
 def two_company_contrast(w: Writer) -> None:
     """Two companies, opposite verdicts in one post: per-company labels must differ (post left open)."""
     cap = "two_company_contrast"
-    w.add(cap, "MFT", "Closing Bell: $KO Coca-Cola fizzles, Harley-Davidson $HOG roars", None,
-          {"$KO": NEG, "$HOG": POS})
+    w.add(
+        cap, "MFT", "Closing Bell: $KO Coca-Cola fizzles, Harley-Davidson $HOG roars", None, {"$KO": NEG, "$HOG": POS}
+    )
     tpls = [
-        "${a} fizzles, ${b} roars", "${a} sinks while ${b} soars", "{a_name} tumbles, {b_name} rallies",
-        "{a_name} misses estimates but {b_name} beats", "Losers: ${a}. Winners: ${b}.",
-        "{a_name} cuts guidance; {b_name} raises it", "{a_name} shares fall 8% as {b_name} takes market share",
-        "{b_name} gains after {a_name} recalls 1 million cars", "{b_name} upgraded to Buy, {a_name} downgraded to Sell",
+        "${a} fizzles, ${b} roars",
+        "${a} sinks while ${b} soars",
+        "{a_name} tumbles, {b_name} rallies",
+        "{a_name} misses estimates but {b_name} beats",
+        "Losers: ${a}. Winners: ${b}.",
+        "{a_name} cuts guidance; {b_name} raises it",
+        "{a_name} shares fall 8% as {b_name} takes market share",
+        "{b_name} gains after {a_name} recalls 1 million cars",
+        "{b_name} upgraded to Buy, {a_name} downgraded to Sell",
         "Long ${b}, short ${a} into the print",
-        "{a_name} loses key contract to {b_name}", "{b_name} jumps 6% and {a_name} slides 4% after earnings",
-        "${a} puts printing, ${b} calls printing", "Rotation out of ${a} into ${b} today",
+        "{a_name} loses key contract to {b_name}",
+        "{b_name} jumps 6% and {a_name} slides 4% after earnings",
+        "${a} puts printing, ${b} calls printing",
+        "Rotation out of ${a} into ${b} today",
         "{a_name} down 5%, {b_name} up 7% in early trade",
     ]
     for tpl in tpls:
@@ -280,11 +465,18 @@ def two_company_contrast(w: Writer) -> None:
         kb = bn if "{b_name}" in tpl else f"${bt}"
         w.add(cap, "MFT", text, None, {ka: NEG, kb: POS})
     # the same shapes, verdicts swapped in the other order of mention
-    tpls2 = ["${a} roars, ${b} fizzles", "{a_name} rallies as {b_name} tumbles", "{a_name} beats; {b_name} misses",
-             "Winners: ${a}. Losers: ${b}.", "{a_name} upgraded, {b_name} downgraded at Barclays",
-             "{a_name} soars 10% while {b_name} drops 6%", "${a} to the moon, ${b} bagholders crying",
-             "{a_name} wins the contract {b_name} lost", "{a_name} raises outlook, {b_name} slashes it",
-             "${a} ripping, ${b} dumping"]
+    tpls2 = [
+        "${a} roars, ${b} fizzles",
+        "{a_name} rallies as {b_name} tumbles",
+        "{a_name} beats; {b_name} misses",
+        "Winners: ${a}. Losers: ${b}.",
+        "{a_name} upgraded, {b_name} downgraded at Barclays",
+        "{a_name} soars 10% while {b_name} drops 6%",
+        "${a} to the moon, ${b} bagholders crying",
+        "{a_name} wins the contract {b_name} lost",
+        "{a_name} raises outlook, {b_name} slashes it",
+        "${a} ripping, ${b} dumping",
+    ]
     for tpl in tpls2:
         (an, at), (bn, bt) = w.cos(2)
         text = tpl.format(a=at, b=bt, a_name=an, b_name=bn)
@@ -296,12 +488,26 @@ def two_company_contrast(w: Writer) -> None:
 def ticker_lists(w: Writer) -> None:
     """Several tickers sharing one verdict: every company takes the list's label."""
     cap = "ticker_lists"
-    pos = ["52-week highs: {l}", "New all-time highs today: {l}", "Top gainers this morning: {l}",
-           "Biggest winners of the week: {l}", "Breaking out to new highs: {l}", "Stocks hitting record highs: {l}",
-           "Upgrades today: {l}", "Beat and raise this week: {l}"]
-    neg = ["52-week lows: {l}", "New lows today: {l}", "Top losers this morning: {l}", "Biggest losers of the week: {l}",
-           "Breaking down to new lows: {l}", "Downgrades today: {l}", "Missed and cut guidance this week: {l}",
-           "Stocks getting crushed after hours: {l}"]
+    pos = [
+        "52-week highs: {l}",
+        "New all-time highs today: {l}",
+        "Top gainers this morning: {l}",
+        "Biggest winners of the week: {l}",
+        "Breaking out to new highs: {l}",
+        "Stocks hitting record highs: {l}",
+        "Upgrades today: {l}",
+        "Beat and raise this week: {l}",
+    ]
+    neg = [
+        "52-week lows: {l}",
+        "New lows today: {l}",
+        "Top losers this morning: {l}",
+        "Biggest losers of the week: {l}",
+        "Breaking down to new lows: {l}",
+        "Downgrades today: {l}",
+        "Missed and cut guidance this week: {l}",
+        "Stocks getting crushed after hours: {l}",
+    ]
     for group, lab in ((pos, POS), (neg, NEG)):
         for tpl in group:
             picks = w.cos(w.rng.randint(3, 4))
@@ -311,15 +517,34 @@ def ticker_lists(w: Writer) -> None:
 
 def slang_emoji(w: Writer) -> None:
     cap = "slang_emoji"
-    pos = ["${tk} to the moon 🚀🚀🚀", "${tk} calls printing 💰", "Loaded up on ${tk}, this is going parabolic 📈",
-           "${tk} ripping today, shorts getting squeezed", "${tk} mooning after earnings 🚀", "${tk} breakout confirmed, LFG",
-           "${tk} diamond hands paying off 💎🙌 up 30% this week", "${tk} squeeze is on, shorts are toast 🔥",
-           "${tk} green day, bulls in control 🐂", "Told you ${tk} would run. Up 18% since my entry 🚀",
-           "${tk} just keeps printing money, all-time high again", "${tk} bears in shambles 😂 up another 9%"]
-    neg = ["${tk} puts printing 💰", "${tk} bagholders in shambles", "${tk} rug pull, down 40% 📉",
-           "${tk} dumping hard, stop losses hit", "${tk} getting crushed, longs wrecked 💀", "${tk} is dead money, sold everything",
-           "${tk} bleeding again today 🩸", "${tk} breaking down, next stop $10 📉", "Bought ${tk} at the top, now down 60% 😭",
-           "${tk} falling knife, do not catch it", "${tk} red all week, bulls capitulating 🐻", "${tk} tanking after hours, ouch"]
+    pos = [
+        "${tk} to the moon 🚀🚀🚀",
+        "${tk} calls printing 💰",
+        "Loaded up on ${tk}, this is going parabolic 📈",
+        "${tk} ripping today, shorts getting squeezed",
+        "${tk} mooning after earnings 🚀",
+        "${tk} breakout confirmed, LFG",
+        "${tk} diamond hands paying off 💎🙌 up 30% this week",
+        "${tk} squeeze is on, shorts are toast 🔥",
+        "${tk} green day, bulls in control 🐂",
+        "Told you ${tk} would run. Up 18% since my entry 🚀",
+        "${tk} just keeps printing money, all-time high again",
+        "${tk} bears in shambles 😂 up another 9%",
+    ]
+    neg = [
+        "${tk} puts printing 💰",
+        "${tk} bagholders in shambles",
+        "${tk} rug pull, down 40% 📉",
+        "${tk} dumping hard, stop losses hit",
+        "${tk} getting crushed, longs wrecked 💀",
+        "${tk} is dead money, sold everything",
+        "${tk} bleeding again today 🩸",
+        "${tk} breaking down, next stop $10 📉",
+        "Bought ${tk} at the top, now down 60% 😭",
+        "${tk} falling knife, do not catch it",
+        "${tk} red all week, bulls capitulating 🐻",
+        "${tk} tanking after hours, ouch",
+    ]
     for group, lab in ((pos, POS), (neg, NEG)):
         for tpl in group:
             _, tk = w.pick(COS)
@@ -329,14 +554,28 @@ def slang_emoji(w: Writer) -> None:
 def inv_entity_swap(w: Writer) -> None:
     """Swapping the company (name or ticker) must not change the post label."""
     cap = "inv_entity_swap"
-    tpls = ["{name} shares fall 9% after weak forecast", "{name} beats estimates, raises guidance",
-            "${tk} downgraded to Sell at Barclays", "{name} to report earnings on Thursday",
-            "{name} recalls 200,000 vehicles", "${tk} up 12% premarket on takeover talk",
-            "{name} announces $5 billion buyback", "{name} cuts 3,000 jobs", "${tk} hits 52-week low",
-            "{name} declares quarterly dividend", "${tk} to the moon 🚀", "{name} misses on revenue",
-            "{name} names new CEO", "{name} wins $2 billion contract", "${tk} guides below consensus",
-            "{name} sued by FTC", "{name} posts record quarterly profit", "${tk} started at Neutral at UBS",
-            "{name} stock slides on margin worries", "{name} raises full-year outlook"]
+    tpls = [
+        "{name} shares fall 9% after weak forecast",
+        "{name} beats estimates, raises guidance",
+        "${tk} downgraded to Sell at Barclays",
+        "{name} to report earnings on Thursday",
+        "{name} recalls 200,000 vehicles",
+        "${tk} up 12% premarket on takeover talk",
+        "{name} announces $5 billion buyback",
+        "{name} cuts 3,000 jobs",
+        "${tk} hits 52-week low",
+        "{name} declares quarterly dividend",
+        "${tk} to the moon 🚀",
+        "{name} misses on revenue",
+        "{name} names new CEO",
+        "{name} wins $2 billion contract",
+        "${tk} guides below consensus",
+        "{name} sued by FTC",
+        "{name} posts record quarterly profit",
+        "${tk} started at Neutral at UBS",
+        "{name} stock slides on margin worries",
+        "{name} raises full-year outlook",
+    ]
     for tpl in tpls:
         (an, at), (bn, bt) = w.cos(2)
         w.add(cap, "INV", tpl.format(name=an, tk=at), None, {}, tpl.format(name=bn, tk=bt), "same")
@@ -345,13 +584,26 @@ def inv_entity_swap(w: Writer) -> None:
 def inv_noise(w: Writer) -> None:
     """Links, handles, hashtags, a wire prefix, casing: none of them changes any label."""
     cap = "inv_noise"
-    bases = [("{name} shares fall 9% after weak forecast", "name"), ("{name} beats estimates, raises guidance", "name"),
-             ("${tk} downgraded to Sell at Barclays", "tag"), ("{name} to report earnings on Thursday", "name"),
-             ("${tk} up 12% premarket on takeover talk", "tag"), ("{name} cuts 3,000 jobs", "name"),
-             ("{name} misses on revenue, shares slide", "name"), ("{name} wins $2 billion contract", "name"),
-             ("${tk} guides below consensus", "tag"), ("{name} posts record quarterly profit", "name")]
-    noises = [lambda s: f"{s} {w.pick(LINKS)}", lambda s: f"BREAKING: {s}", lambda s: f"{s} via @markets",
-              lambda s: f"{s} #stocks #investing", lambda s: f"{s} (Reuters)", lambda s: f"{s} | more: {w.pick(LINKS)}"]
+    bases = [
+        ("{name} shares fall 9% after weak forecast", "name"),
+        ("{name} beats estimates, raises guidance", "name"),
+        ("${tk} downgraded to Sell at Barclays", "tag"),
+        ("{name} to report earnings on Thursday", "name"),
+        ("${tk} up 12% premarket on takeover talk", "tag"),
+        ("{name} cuts 3,000 jobs", "name"),
+        ("{name} misses on revenue, shares slide", "name"),
+        ("{name} wins $2 billion contract", "name"),
+        ("${tk} guides below consensus", "tag"),
+        ("{name} posts record quarterly profit", "name"),
+    ]
+    noises = [
+        lambda s: f"{s} {w.pick(LINKS)}",
+        lambda s: f"BREAKING: {s}",
+        lambda s: f"{s} via @markets",
+        lambda s: f"{s} #stocks #investing",
+        lambda s: f"{s} (Reuters)",
+        lambda s: f"{s} | more: {w.pick(LINKS)}",
+    ]
     for i, (tpl, key) in enumerate(bases):
         for k in range(2):
             name, tk = w.pick(COS)
@@ -363,14 +615,33 @@ def inv_noise(w: Writer) -> None:
 def dir_bad_news(w: Writer) -> None:
     """Adding bad news about the company must not make it read more positive."""
     cap = "dir_bad_news"
-    bases = ["{name} reports third-quarter results", "{name} CEO speaks at industry conference",
-             "{name} beats estimates", "{name} launches new product line", "${tk} earnings out",
-             "{name} holds investor day", "{name} raises guidance", "${tk} trading volume picks up",
-             "{name} opens 50 new stores", "{name} names new CFO", "${tk} Q2 numbers are in",
-             "{name} updates on supply chain", "{name} reports monthly sales", "${tk} heading into the close",
-             "{name} comments on pricing"]
-    adds = ["; shares fall 9%", ", but cuts full-year outlook", "; stock worst day since 2008", " as SEC opens probe",
-            ", then announces 5,000 layoffs", " and misses on revenue", "; downgraded to Sell", " amid recall of 1M units"]
+    bases = [
+        "{name} reports third-quarter results",
+        "{name} CEO speaks at industry conference",
+        "{name} beats estimates",
+        "{name} launches new product line",
+        "${tk} earnings out",
+        "{name} holds investor day",
+        "{name} raises guidance",
+        "${tk} trading volume picks up",
+        "{name} opens 50 new stores",
+        "{name} names new CFO",
+        "${tk} Q2 numbers are in",
+        "{name} updates on supply chain",
+        "{name} reports monthly sales",
+        "${tk} heading into the close",
+        "{name} comments on pricing",
+    ]
+    adds = [
+        "; shares fall 9%",
+        ", but cuts full-year outlook",
+        "; stock worst day since 2008",
+        " as SEC opens probe",
+        ", then announces 5,000 layoffs",
+        " and misses on revenue",
+        "; downgraded to Sell",
+        " amid recall of 1M units",
+    ]
     for i, tpl in enumerate(bases):
         name, tk = w.pick(COS)
         text = tpl.format(name=name, tk=tk)
@@ -380,14 +651,33 @@ def dir_bad_news(w: Writer) -> None:
 
 def dir_good_news(w: Writer) -> None:
     cap = "dir_good_news"
-    bases = ["{name} reports third-quarter results", "{name} CEO speaks at industry conference",
-             "{name} misses estimates", "{name} launches new product line", "${tk} earnings out",
-             "{name} holds investor day", "{name} cuts 2,000 jobs", "${tk} trading volume picks up",
-             "{name} opens 50 new stores", "{name} names new CFO", "${tk} Q2 numbers are in",
-             "{name} updates on supply chain", "{name} reports monthly sales", "${tk} heading into the close",
-             "{name} comments on pricing"]
-    adds = ["; shares jump 9%", ", and raises full-year outlook", "; stock best day since 2009", " as regulator drops probe",
-            ", then announces $5B buyback", " and beats on revenue", "; upgraded to Buy", " with record orders"]
+    bases = [
+        "{name} reports third-quarter results",
+        "{name} CEO speaks at industry conference",
+        "{name} misses estimates",
+        "{name} launches new product line",
+        "${tk} earnings out",
+        "{name} holds investor day",
+        "{name} cuts 2,000 jobs",
+        "${tk} trading volume picks up",
+        "{name} opens 50 new stores",
+        "{name} names new CFO",
+        "${tk} Q2 numbers are in",
+        "{name} updates on supply chain",
+        "{name} reports monthly sales",
+        "${tk} heading into the close",
+        "{name} comments on pricing",
+    ]
+    adds = [
+        "; shares jump 9%",
+        ", and raises full-year outlook",
+        "; stock best day since 2009",
+        " as regulator drops probe",
+        ", then announces $5B buyback",
+        " and beats on revenue",
+        "; upgraded to Buy",
+        " with record orders",
+    ]
     for i, tpl in enumerate(bases):
         name, tk = w.pick(COS)
         text = tpl.format(name=name, tk=tk)
@@ -397,9 +687,24 @@ def dir_good_news(w: Writer) -> None:
 
 def main() -> None:
     w = Writer()
-    for make in (earnings_numbers, earnings_words, guidance, price_moves, analyst_ratings, adverse_events,
-                 favourable_events, neutral_announcements, negation_hedging, two_company_contrast, ticker_lists,
-                 slang_emoji, inv_entity_swap, inv_noise, dir_bad_news, dir_good_news):
+    for make in (
+        earnings_numbers,
+        earnings_words,
+        guidance,
+        price_moves,
+        analyst_ratings,
+        adverse_events,
+        favourable_events,
+        neutral_announcements,
+        negation_hedging,
+        two_company_contrast,
+        ticker_lists,
+        slang_emoji,
+        inv_entity_swap,
+        inv_noise,
+        dir_bad_news,
+        dir_good_news,
+    ):
         make(w)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in w.rows), encoding="utf-8")

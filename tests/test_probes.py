@@ -24,9 +24,17 @@ from finpulse.models.evaluation.probes import (
 
 MIN_PER_CAPABILITY = 12
 # What training and distillation read (models/training/head_refit.py, soft_labels.py, `finpulse train`).
-TRAINING_FILES = ("tfns_sentiment_train.csv", "tfn_topic_train.csv", "sentfin_entity_train.jsonl",
-                  "finentity_train.jsonl", "finer_ord_train.txt", "finer_ord_dev.txt", "fin_sec_train.txt",
-                  "conll2003_train.txt", "conll2003_dev.txt")
+TRAINING_FILES = (
+    "tfns_sentiment_train.csv",
+    "tfn_topic_train.csv",
+    "sentfin_entity_train.jsonl",
+    "finentity_train.jsonl",
+    "finer_ord_train.txt",
+    "finer_ord_dev.txt",
+    "fin_sec_train.txt",
+    "conll2003_train.txt",
+    "conll2003_dev.txt",
+)
 
 
 def test_the_probe_file_is_well_formed_and_covers_every_capability():
@@ -46,8 +54,16 @@ def test_the_probe_file_is_well_formed_and_covers_every_capability():
 
 
 def test_a_probe_naming_a_company_that_is_not_in_its_text_is_refused(tmp_path):
-    bad = {"id": "x-1", "capability": "x", "test": "MFT", "text": "$KO misses", "post": "negative",
-           "companies": {"$PEP": "negative"}, "pair": None, "relation": None}
+    bad = {
+        "id": "x-1",
+        "capability": "x",
+        "test": "MFT",
+        "text": "$KO misses",
+        "post": "negative",
+        "companies": {"$PEP": "negative"},
+        "pair": None,
+        "relation": None,
+    }
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps(bad) + "\n")
     with pytest.raises(ProbeFormatError, match=r"p.jsonl:1 \(x-1\).*'\$PEP' is not in the text"):
@@ -75,7 +91,11 @@ def test_judging_follows_the_test_type():
 
 def test_pass_rates_count_post_and_company_checks_apart():
     probes = [Probe(str(i), "cap", "MFT", "t", "negative", {}) for i in range(3)]
-    verdicts = [{"post": True, "companies": None}, {"post": False, "companies": True}, {"post": True, "companies": None}]
+    verdicts = [
+        {"post": True, "companies": None},
+        {"post": False, "companies": True},
+        {"post": True, "companies": None},
+    ]
     rates = pass_rates(probes, verdicts)
     assert rates["cap"]["post"] == {"passed": 2, "n": 3, "rate": 0.6667}
     assert rates["cap"]["companies"] == {"passed": 1, "n": 1, "rate": 1.0}
@@ -85,8 +105,10 @@ def test_pass_rates_count_post_and_company_checks_apart():
 def test_below_floors_names_each_capability_under_its_floor():
     rates = {"a": {"post": {"rate": 0.5}, "companies": {"rate": None}}}
     assert below_floors(rates, {"a": {"post": 0.5}}) == []
-    assert below_floors(rates, {"a": {"post": 0.6, "companies": 0.1}}) == ["a post: 0.5 < floor 0.6",
-                                                                           "a companies: None < floor 0.1"]
+    assert below_floors(rates, {"a": {"post": 0.6, "companies": 0.1}}) == [
+        "a post: 0.5 < floor 0.6",
+        "a companies: None < floor 0.1",
+    ]
 
 
 def test_no_probe_text_is_in_any_training_file(real_data):

@@ -71,5 +71,9 @@ def test_corpus_reads_each_kind_of_file_and_drops_repeats(tmp_path):
     (tmp_path / "b.jsonl").write_text(json.dumps({"id": "1", "text": "shares fall", "entities": []}) + "\n")
     (tmp_path / "c.txt").write_text("Apple B-ORG\nrises O\n\nBank B-ORG\nfalls O\n")
     got = corpus([tmp_path / "a.csv", tmp_path / "b.jsonl", tmp_path / "c.txt"])
-    assert [(t.source, t.text) for t in got] == [("a.csv", "Shares  fall"), ("a.csv", "second"),
-                                                 ("c.txt", "Apple rises"), ("c.txt", "Bank falls")]
+    assert [(t.source, t.text) for t in got] == [
+        ("a.csv", "Shares  fall"),
+        ("a.csv", "second"),
+        ("c.txt", "Apple rises"),
+        ("c.txt", "Bank falls"),
+    ]

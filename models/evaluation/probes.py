@@ -84,9 +84,8 @@ def probe_problems(p: Probe) -> list[str]:
             out.append("an MFT probe expects a post label or company labels")
         if any(label is None for label in p.companies.values()):
             out.append("an MFT probe gives every company a label")
-    elif p.test in RELATIONS:
-        if p.pair is None or p.relation not in RELATIONS[p.test]:
-            out.append(f"a {p.test} probe needs a pair and a relation in {RELATIONS[p.test]}")
+    elif p.test in RELATIONS and (p.pair is None or p.relation not in RELATIONS[p.test]):
+        out.append(f"a {p.test} probe needs a pair and a relation in {RELATIONS[p.test]}")
     for company in p.companies:
         for text in p.texts:
             if not company_spans(text, company):
@@ -104,9 +103,16 @@ def read_probes(path: str | Path = PROBES_FILE) -> list[Probe]:
             continue
         try:
             row = json.loads(line)
-            probe = Probe(id=row["id"], capability=row["capability"], test=row["test"], text=row["text"],
-                          post=row.get("post"), companies=dict(row.get("companies") or {}), pair=row.get("pair"),
-                          relation=row.get("relation"))
+            probe = Probe(
+                id=row["id"],
+                capability=row["capability"],
+                test=row["test"],
+                text=row["text"],
+                post=row.get("post"),
+                companies=dict(row.get("companies") or {}),
+                pair=row.get("pair"),
+                relation=row.get("relation"),
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ProbeFormatError(f"{path}:{n}: not a probe ({exc}); see models/evaluation/probes.py") from None
         problems = probe_problems(probe) + ([f"duplicate id {probe.id!r}"] if probe.id in seen else [])
@@ -158,8 +164,10 @@ def pass_rates(probes: Sequence[Probe], verdicts: Sequence[dict[str, bool | None
                 if v[kind] is not None:
                     counts[cap][kind][0] += bool(v[kind])
                     counts[cap][kind][1] += 1
-    return {cap: {kind: {"passed": k, "n": n, "rate": round(k / n, 4) if n else None}
-                  for kind, (k, n) in c.items()} for cap, c in counts.items()}
+    return {
+        cap: {kind: {"passed": k, "n": n, "rate": round(k / n, 4) if n else None} for kind, (k, n) in c.items()}
+        for cap, c in counts.items()
+    }
 
 
 def readings(enricher: Any, requests: Sequence[tuple[str, Sequence[str]]]) -> list[Reading]:
@@ -172,7 +180,7 @@ def readings(enricher: Any, requests: Sequence[tuple[str, Sequence[str]]]) -> li
     for (text, companies), pred, sp in zip(requests, preds, spans, strict=True):
         by_span = {}
         if with_spans and sp:
-            given = pred.mentions[len(pred.mentions) - len(sp):]
+            given = pred.mentions[len(pred.mentions) - len(sp) :]
             by_span = {(m.start, m.end): m.probs for m in given}
         comp = {}
         for c in companies:
@@ -198,25 +206,41 @@ def run_probes(enricher: Any, probes: Sequence[Probe]) -> tuple[list[dict[str, b
         v = judge(p, a, b, per_company)
         verdicts.append(v)
         if v["post"] is False or v["companies"] is False:
-            failures.append({"id": p.id, "text": p.text, "pair": p.pair, "expected": p.post or p.relation,
-                             "expected_companies": p.companies, "read": [a.label, round(a.score, 3)],
-                             "read_pair": [b.label, round(b.score, 3)] if b else None,
-                             "read_companies": {c: [lab, round(s, 3)] for c, (lab, s) in a.companies.items()},
-                             "failed": [k for k, ok in v.items() if ok is False]})
+            failures.append(
+                {
+                    "id": p.id,
+                    "text": p.text,
+                    "pair": p.pair,
+                    "expected": p.post or p.relation,
+                    "expected_companies": p.companies,
+                    "read": [a.label, round(a.score, 3)],
+                    "read_pair": [b.label, round(b.score, 3)] if b else None,
+                    "read_companies": {c: [lab, round(s, 3)] for c, (lab, s) in a.companies.items()},
+                    "failed": [k for k, ok in v.items() if ok is False],
+                }
+            )
     return verdicts, failures
 
 
-def evaluate_profile(profile: str, probes: Sequence[Probe], device: str = "cpu") -> dict[str, Any]:
-    """One profile's pass rates by capability (and its failures), through the engine the pipeline runs."""
+def evaluate_profile(
+    profile: str, probes: Sequence[Probe], device: str = "cpu", registry_path: str | Path | None = None
+) -> dict[str, Any]:
+    """One profile's pass rates by capability (and its failures), through the engine the pipeline runs.
+    `registry_path` probes another registry under the profile's name (a candidate before adoption)."""
     from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.engine.inference import Enricher
     from finpulse.pipeline.runtime.settings import InferenceSettings
 
-    registry = load_registry(PROFILES[profile])
+    registry = load_registry(registry_path or PROFILES[profile])
     enricher = Enricher(registry, InferenceSettings(device=device))
     verdicts, failures = run_probes(enricher, probes)
-    return {"profile": profile, "model_version": registry.model_version,
-            "per_company": bool(enricher.has_span_head), "rates": pass_rates(probes, verdicts), "failures": failures}
+    return {
+        "profile": profile,
+        "model_version": registry.model_version,
+        "per_company": bool(enricher.has_span_head),
+        "rates": pass_rates(probes, verdicts),
+        "failures": failures,
+    }
 
 
 def read_floors(path: str | Path = FLOORS_FILE) -> dict[str, dict[str, dict[str, float]]]:

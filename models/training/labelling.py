@@ -25,56 +25,107 @@ NEG, NEU, POS = 0, 1, 2
 _NUM = r"\$?(\d+(?:\.\d+)?)\s*(cents?|c|[bBmM]|bn|billion|million)?"
 _EST = r"(?:est\.?|estimates?|consensus|expected|exp\.?|forecast|street|fcst)"
 # "48 cents ... vs. 53 cents estimate", "$0.58 vs $0.53 est", "revs $11.976B vs. $12.119B (est)"
-_VS = re.compile(_NUM + r"[^.;\n]{0,25}?\b(?:vs\.?|versus|v\.|against)\s*(?:an?\s+|the\s+)?" + _NUM
-                 + r"[^.;\n]{0,15}?" + _EST, re.IGNORECASE)
-_VS_EST_FIRST = re.compile(r"(?:" + _EST + r")\s*(?:of|was|were|at)?\s*" + _NUM + r"[^.;\n]{0,20}?\b(?:vs\.?|versus)\s*"
-                           + r"(?:actual\s*)?" + _NUM, re.IGNORECASE)
+_VS = re.compile(
+    _NUM + r"[^.;\n]{0,25}?\b(?:vs\.?|versus|v\.|against)\s*(?:an?\s+|the\s+)?" + _NUM + r"[^.;\n]{0,15}?" + _EST,
+    re.IGNORECASE,
+)
+_VS_EST_FIRST = re.compile(
+    r"(?:"
+    + _EST
+    + r")\s*(?:of|was|were|at)?\s*"
+    + _NUM
+    + r"[^.;\n]{0,20}?\b(?:vs\.?|versus)\s*"
+    + r"(?:actual\s*)?"
+    + _NUM,
+    re.IGNORECASE,
+)
 _BEATS_BY = re.compile(r"\b(beats?|tops?|misses|miss(?:ed)?)\s+(?:by\s+)?\$?\d", re.IGNORECASE)
-_BEAT_WORDS = re.compile(r"\b(beats?|tops?|tops|surpass(?:es)?|exceeds?|crush(?:es)?|smash(?:es)?|ahead of)\b[^.;\n]{0,30}"
-                         r"\b(estimates?|expectations?|forecasts?|consensus|views?|street)\b", re.IGNORECASE)
-_MISS_WORDS = re.compile(r"\b(miss(?:es|ed)?|falls? short of|below|lags?|trails?|shy of|disappoints?)\b[^.;\n]{0,30}"
-                         r"\b(estimates?|expectations?|forecasts?|consensus|views?|street)\b", re.IGNORECASE)
+_BEAT_WORDS = re.compile(
+    r"\b(beats?|tops?|tops|surpass(?:es)?|exceeds?|crush(?:es)?|smash(?:es)?|ahead of)\b[^.;\n]{0,30}"
+    r"\b(estimates?|expectations?|forecasts?|consensus|views?|street)\b",
+    re.IGNORECASE,
+)
+_MISS_WORDS = re.compile(
+    r"\b(miss(?:es|ed)?|falls? short of|below|lags?|trails?|shy of|disappoints?)\b[^.;\n]{0,30}"
+    r"\b(estimates?|expectations?|forecasts?|consensus|views?|street)\b",
+    re.IGNORECASE,
+)
 _GUIDE = r"(?:guidance|outlook|forecasts?|guide|projections?)"
-_GUIDE_UP = re.compile(r"\b(rais(?:es|ed|ing)|lifts?|lifted|boosts?|boosted|hikes?|hiked|ups|increases?|increased)\b"
-                       r"[^.;\n]{0,30}\b" + _GUIDE + r"\b|\bguides?\s+(?:above|higher)", re.IGNORECASE)
-_GUIDE_DOWN = re.compile(r"\b(cuts?|lowers?|lowered|slash(?:es|ed)?|trims?|trimmed|reduces?|reduced|withdraws?|"
-                         r"withdrew|pulls?|suspends?)\b[^.;\n]{0,30}\b" + _GUIDE + r"\b|\bguides?\s+(?:below|lower)|"
-                         r"\bno longer (?:expects|sees)\b|\bwarns? (?:on|of) (?:\w+ )?(?:profit|sales|earnings|revenue|results)\b", re.IGNORECASE)
+_GUIDE_UP = re.compile(
+    r"\b(rais(?:es|ed|ing)|lifts?|lifted|boosts?|boosted|hikes?|hiked|ups|increases?|increased)\b"
+    r"[^.;\n]{0,30}\b" + _GUIDE + r"\b|\bguides?\s+(?:above|higher)",
+    re.IGNORECASE,
+)
+_GUIDE_DOWN = re.compile(
+    r"\b(cuts?|lowers?|lowered|slash(?:es|ed)?|trims?|trimmed|reduces?|reduced|withdraws?|"
+    r"withdrew|pulls?|suspends?)\b[^.;\n]{0,30}\b" + _GUIDE + r"\b|\bguides?\s+(?:below|lower)|"
+    r"\bno longer (?:expects|sees)\b|\bwarns? (?:on|of) (?:\w+ )?(?:profit|sales|earnings|revenue|results)\b",
+    re.IGNORECASE,
+)
 # price moves with the company (a cashtag, a capitalised name, or "shares"/"stock") as the subject
 # (not a macro figure: "Inflation rose 2%" says nothing about a company)
-_MACRO = r"(?!(?:Inflation|GDP|Unemployment|Jobless|Prices|Rates|Yields|Exports|Imports|Wages|Output|Spending|Deficit|Debt)\b)"
+_MACRO = (r"(?!(?:Inflation|GDP|Unemployment|Jobless|Prices|Rates|Yields|Exports|Imports|Wages|Output|Spending|"
+          r"Deficit|Debt)\b)")
 _SUBJ = r"(?:\$[A-Za-z]{1,6}|\b" + _MACRO + r"[A-Z][\w&.'-]*(?:\s+[A-Z][\w&.'-]*){0,3}|\bshares|\bstock)"
-_UP = r"(?:rises?|rose|jumps?|jumped|surges?|surged|soars?|soared|climbs?|climbed|rall(?:y|ies|ied)|gains?|gained|" \
-      r"spikes?|spiked|pops?|popped|rockets?|skyrockets?|advances?|higher|up)"
-_DOWN = r"(?:falls?|fell|drops?|dropped|slides?|slid|sinks?|sank|tumbles?|tumbled|plunges?|plunged|slumps?|slumped|" \
-        r"dives?|dived|crater(?:s|ed)?|tanks?|tanked|plummets?|plummeted|declines?|declined|lower|down|slips?|slipped)"
+_UP = (
+    r"(?:rises?|rose|jumps?|jumped|surges?|surged|soars?|soared|climbs?|climbed|rall(?:y|ies|ied)|gains?|gained|"
+    r"spikes?|spiked|pops?|popped|rockets?|skyrockets?|advances?|higher|up)"
+)
+_DOWN = (
+    r"(?:falls?|fell|drops?|dropped|slides?|slid|sinks?|sank|tumbles?|tumbled|plunges?|plunged|slumps?|slumped|"
+    r"dives?|dived|crater(?:s|ed)?|tanks?|tanked|plummets?|plummeted|declines?|declined|lower|down|slips?|slipped)"
+)
 _MOVE_UP = re.compile(_SUBJ + r"(?:\s+(?:shares|stock))?\s+" + _UP + r"\b[^.;\n]{0,20}?\d+(?:\.\d+)?\s?%")
 _MOVE_DOWN = re.compile(_SUBJ + r"(?:\s+(?:shares|stock))?\s+" + _DOWN + r"\b[^.;\n]{0,20}?\d+(?:\.\d+)?\s?%")
 _SIGNED_PCT_UP = re.compile(r"(?:^|\s)\+\d+(?:\.\d+)?%")
 _SIGNED_PCT_DOWN = re.compile(r"(?:^|\s)[-\u2212]\d+(?:\.\d+)?%")
-_DAY_BAD = re.compile(r"\bworst (?:day|week|month|quarter|year|session|start)\b|\b(?:52-week|all-time|record|multi-year) lows?\b",
-                      re.IGNORECASE)
-_DAY_GOOD = re.compile(r"\bbest (?:day|week|month|quarter|year|session|start)\b|\b(?:52-week|all-time|record) highs?\b",
-                       re.IGNORECASE)
-_UPGRADE = re.compile(r"\bupgrade[sd]?\b|\b(?:raised|upped) to (?:buy|outperform|overweight|strong buy)\b|"
-                      r"\b(?:raises|lifts|boosts|hikes|ups) (?:\w+ )?(?:price )?target\b|\bPT raised\b", re.IGNORECASE)
-_DOWNGRADE = re.compile(r"\bdowngrade[sd]?\b|\b(?:cut|lowered) to (?:sell|underperform|underweight|neutral|hold)\b|"
-                        r"\b(?:cuts|lowers|slashes|trims) (?:\w+ )?(?:price )?target\b|\bPT (?:cut|lowered)\b", re.IGNORECASE)
-_ADVERSE = re.compile(_SUBJ + r"(?:\s+(?:shares|stock))?\s+(?:to\s+|will\s+)?(?:lays? off|laying off|cuts? [\d,]+ jobs|"
-                      r"(?:to )?cut [\d,]+ jobs|recalls?|recalling|(?:is |was )?sued|(?:is |was )?fined|hit with|faces|facing|"
-                      r"files? for (?:chapter 11|bankruptcy)|(?:is )?under (?:federal )?investigation|charged|misses debt)\b|"
-                      r"\b(?:sues|fines|charges|probes|investigates)\s+" + _SUBJ + r"|\blayoffs at\b")
-_RESOLVED = re.compile(r"\bsettles?\b|\bprevails?\b|\bdismiss|\bnot guilty\b|\b(?:ends|drops|closes|resolves?)\b",
-                       re.IGNORECASE)
-_SCHEDULE = re.compile(r"\bto (?:report|announce|release|present|host|hold|webcast)\b|\bearnings preview\b|"
-                       r"\bdeclares? (?:a )?(?:quarterly |monthly |regular )?(?:cash )?dividend\b|\bconference call\b|"
-                       r"\bwhat to (?:watch|expect)\b|\bearnings (?:call )?transcript\b|\bto present at\b", re.IGNORECASE)
-_BULL_SLANG = re.compile(r"to the moon|🚀|\bcalls? (?:are )?printing\b|\bmooning\b|\bripping\b|\bsqueez(?:e|ing)\b|"
-                         r"\bLFG\b|\bbullish\b", re.IGNORECASE)
-_BEAR_SLANG = re.compile(r"\bputs? (?:are )?printing\b|\bbag ?holders?\b|\brug ?pull\b|\bdumping\b|\btanking\b|"
-                         r"\bfalling knife\b|\bbearish\b", re.IGNORECASE)
-_NEGATED = re.compile(r"\bnot as bad as (?:feared|expected)\b|\bbetter than (?:feared|expected)\b|"
-                      r"\bnarrower than expected\b|\bless than (?:feared|expected)\b", re.IGNORECASE)
+_DAY_BAD = re.compile(
+    r"\bworst (?:day|week|month|quarter|year|session|start)\b|\b(?:52-week|all-time|record|multi-year) lows?\b",
+    re.IGNORECASE,
+)
+_DAY_GOOD = re.compile(
+    r"\bbest (?:day|week|month|quarter|year|session|start)\b|\b(?:52-week|all-time|record) highs?\b", re.IGNORECASE
+)
+_UPGRADE = re.compile(
+    r"\bupgrade[sd]?\b|\b(?:raised|upped) to (?:buy|outperform|overweight|strong buy)\b|"
+    r"\b(?:raises|lifts|boosts|hikes|ups) (?:\w+ )?(?:price )?target\b|\bPT raised\b",
+    re.IGNORECASE,
+)
+_DOWNGRADE = re.compile(
+    r"\bdowngrade[sd]?\b|\b(?:cut|lowered) to (?:sell|underperform|underweight|neutral|hold)\b|"
+    r"\b(?:cuts|lowers|slashes|trims) (?:\w+ )?(?:price )?target\b|\bPT (?:cut|lowered)\b",
+    re.IGNORECASE,
+)
+_ADVERSE = re.compile(
+    _SUBJ + r"(?:\s+(?:shares|stock))?\s+(?:to\s+|will\s+)?(?:lays? off|laying off|cuts? [\d,]+ jobs|"
+    r"(?:to )?cut [\d,]+ jobs|recalls?|recalling|(?:is |was )?sued|(?:is |was )?fined|hit with|faces|facing|"
+    r"files? for (?:chapter 11|bankruptcy)|(?:is )?under (?:federal )?investigation|charged|misses debt)\b|"
+    r"\b(?:sues|fines|charges|probes|investigates)\s+" + _SUBJ + r"|\blayoffs at\b"
+)
+_RESOLVED = re.compile(
+    r"\bsettles?\b|\bprevails?\b|\bdismiss|\bnot guilty\b|\b(?:ends|drops|closes|resolves?)\b", re.IGNORECASE
+)
+_SCHEDULE = re.compile(
+    r"\bto (?:report|announce|release|present|host|hold|webcast)\b|\bearnings preview\b|"
+    r"\bdeclares? (?:a )?(?:quarterly |monthly |regular )?(?:cash )?dividend\b|\bconference call\b|"
+    r"\bwhat to (?:watch|expect)\b|\bearnings (?:call )?transcript\b|\bto present at\b",
+    re.IGNORECASE,
+)
+_BULL_SLANG = re.compile(
+    r"to the moon|🚀|\bcalls? (?:are )?printing\b|\bmooning\b|\bripping\b|\bsqueez(?:e|ing)\b|"
+    r"\bLFG\b|\bbullish\b",
+    re.IGNORECASE,
+)
+_BEAR_SLANG = re.compile(
+    r"\bputs? (?:are )?printing\b|\bbag ?holders?\b|\brug ?pull\b|\bdumping\b|\btanking\b|"
+    r"\bfalling knife\b|\bbearish\b",
+    re.IGNORECASE,
+)
+_NEGATED = re.compile(
+    r"\bnot as bad as (?:feared|expected)\b|\bbetter than (?:feared|expected)\b|"
+    r"\bnarrower than expected\b|\bless than (?:feared|expected)\b",
+    re.IGNORECASE,
+)
 
 
 def _scale(v: str, unit: str | None) -> float:
@@ -111,7 +162,7 @@ def numbers_vs_estimate(text: str) -> int:
 
 
 def beats_misses_by(text: str) -> int:
-    """"X beats by $0.05", "misses by $0.02" (TFN's earnings headlines)."""
+    """ "X beats by $0.05", "misses by $0.02" (TFN's earnings headlines)."""
     found = {m.group(1).lower().startswith("miss") for m in _BEATS_BY.finditer(text)}
     found |= {True} if re.search(r"\bmiss(?:es|ed)? on\b", text, re.IGNORECASE) else set()
     found |= {False} if re.search(r"\bbeats? on\b", text, re.IGNORECASE) else set()
@@ -144,7 +195,8 @@ def price_move(text: str) -> int:
 
 
 def extreme_day(text: str) -> int:
-    """"worst day since 2008", "52-week low" / "best day since", "hits a record high" (not "slips from record highs")."""
+    """'worst day since 2008', '52-week low' / 'best day since', 'hits a record high'
+    (not 'slips from record highs')."""
     if re.search(r"\bfrom (?:record|all-time|52-week) highs?\b|\btoward\b", text, re.IGNORECASE):
         return ABSTAIN
     bad, good = _DAY_BAD.search(text), _DAY_GOOD.search(text)
@@ -186,9 +238,22 @@ class LabellingFunction:
     fn: Callable[[str], int]
 
 
-LFS: tuple[LabellingFunction, ...] = tuple(LabellingFunction(f.__name__, f) for f in (
-    numbers_vs_estimate, beats_misses_by, beat_miss_words, guidance_direction, price_move, extreme_day,
-    rating_change, adverse_event, scheduled_announcement, trader_slang, better_than_feared))
+LFS: tuple[LabellingFunction, ...] = tuple(
+    LabellingFunction(f.__name__, f)
+    for f in (
+        numbers_vs_estimate,
+        beats_misses_by,
+        beat_miss_words,
+        guidance_direction,
+        price_move,
+        extreme_day,
+        rating_change,
+        adverse_event,
+        scheduled_announcement,
+        trader_slang,
+        better_than_feared,
+    )
+)
 
 
 def apply_lfs(texts: Sequence[str], lfs: Sequence[LabellingFunction] = LFS) -> list[list[int]]:
@@ -210,8 +275,12 @@ def vote(row: Sequence[int]) -> int:
     return max(counts, key=counts.__getitem__)
 
 
-def lf_table(matrix: Sequence[Sequence[int]], gold: Sequence[int], lfs: Sequence[LabellingFunction] = LFS,
-             labels: Sequence[str] = ("negative", "neutral", "positive")) -> list[dict]:
+def lf_table(
+    matrix: Sequence[Sequence[int]],
+    gold: Sequence[int],
+    lfs: Sequence[LabellingFunction] = LFS,
+    labels: Sequence[str] = ("negative", "neutral", "positive"),
+) -> list[dict]:
     """Per LF (and the vote): how often it fires (coverage), how often it agrees with gold when it fires
     (precision), and the labels it gives. Pure."""
     n = len(gold)
@@ -221,9 +290,15 @@ def lf_table(matrix: Sequence[Sequence[int]], gold: Sequence[int], lfs: Sequence
     for name, col in columns:
         fired = [(p, g) for p, g in zip(col, gold, strict=True) if p != ABSTAIN]
         right = sum(p == g for p, g in fired)
-        out.append({"lf": name, "fires": len(fired), "coverage": round(len(fired) / n, 4) if n else 0.0,
-                    "precision": round(right / len(fired), 4) if fired else None,
-                    "gives": {labels[k]: sum(p == k for p, _ in fired) for k in range(len(labels))}})
+        out.append(
+            {
+                "lf": name,
+                "fires": len(fired),
+                "coverage": round(len(fired) / n, 4) if n else 0.0,
+                "precision": round(right / len(fired), 4) if fired else None,
+                "gives": {labels[k]: sum(p == k for p, _ in fired) for k in range(len(labels))},
+            }
+        )
     return out
 
 
@@ -232,8 +307,10 @@ def format_lf_table(rows: Sequence[dict]) -> str:
     for r in rows:
         prec = f"{r['precision']:.3f}" if r["precision"] is not None else "-"
         g = r["gives"]
-        lines.append(f"{r['lf']:24s} {r['fires']:6d} {r['coverage']:8.2%} {prec:>9s}  "
-                     f"{g['negative']}/{g['neutral']}/{g['positive']}")
+        lines.append(
+            f"{r['lf']:24s} {r['fires']:6d} {r['coverage']:8.2%} {prec:>9s}  "
+            f"{g['negative']}/{g['neutral']}/{g['positive']}"
+        )
     return "\n".join(lines)
 
 
@@ -251,7 +328,7 @@ def dev_split(rows: Sequence, seed: int = 14) -> tuple[list[int], list[int], lis
 def main(argv: list[str] | None = None) -> int:
     """Print the LF table on the TFNS dev split, and how often the vote labels the unlabelled texts.
 
-        python -m finpulse.models.training.labelling --data ../shared/data
+    python -m finpulse.models.training.labelling --data ../shared/data
     """
     import argparse
     import json
@@ -281,8 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-UNLABELLED_FILES = ("tfn_topic_train.csv", "sentfin_entity_train.jsonl", "finentity_train.jsonl", "finer_ord_train.txt",
-                    "finer_ord_dev.txt", "fin_sec_train.txt")
+UNLABELLED_FILES = (
+    "tfn_topic_train.csv",
+    "sentfin_entity_train.jsonl",
+    "finentity_train.jsonl",
+    "finer_ord_train.txt",
+    "finer_ord_dev.txt",
+    "fin_sec_train.txt",
+)
 
 if __name__ == "__main__":
     main()

@@ -108,9 +108,16 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def label_corpus(texts: Sequence[SourceText], out: Path, teacher: str, label_fn: Callable[[list[str]], list[list[float]]],
-                 labels: Sequence[str], chunk_size: int = 512, max_chunks: int | None = None,
-                 progress: Callable[[Iterator[int], int, int], Iterator[int]] | None = None) -> dict[str, Any]:
+def label_corpus(
+    texts: Sequence[SourceText],
+    out: Path,
+    teacher: str,
+    label_fn: Callable[[list[str]], list[list[float]]],
+    labels: Sequence[str],
+    chunk_size: int = 512,
+    max_chunks: int | None = None,
+    progress: Callable[[Iterator[int], int, int], Iterator[int]] | None = None,
+) -> dict[str, Any]:
     """Label the chunks not yet done (at most `max_chunks` this call) and return the manifest.
 
     `label_fn(texts)` gives one logit row per text; `teacher` names it (registry version). The rate is
@@ -118,13 +125,23 @@ def label_corpus(texts: Sequence[SourceText], out: Path, teacher: str, label_fn:
     out.mkdir(parents=True, exist_ok=True)
     fp = fingerprint(texts)
     n_chunks = (len(texts) + chunk_size - 1) // chunk_size
-    manifest = read_manifest(out) or {"teacher": teacher, "labels": list(labels), "fingerprint": fp, "texts": len(texts),
-                                      "chunk_size": chunk_size, "chunks": n_chunks, "done": [], "seconds": 0.0,
-                                      "labelled": 0}
+    manifest = read_manifest(out) or {
+        "teacher": teacher,
+        "labels": list(labels),
+        "fingerprint": fp,
+        "texts": len(texts),
+        "chunk_size": chunk_size,
+        "chunks": n_chunks,
+        "done": [],
+        "seconds": 0.0,
+        "labelled": 0,
+    }
     for key, want in (("teacher", teacher), ("fingerprint", fp), ("chunk_size", chunk_size), ("labels", list(labels))):
         if manifest[key] != want:
-            raise LabellingMismatch(f"{out} holds labels with {key} {manifest[key]!r}, not {want!r}; "
-                                    "use another --out folder (or delete this one to start again)")
+            raise LabellingMismatch(
+                f"{out} holds labels with {key} {manifest[key]!r}, not {want!r}; "
+                "use another --out folder (or delete this one to start again)"
+            )
     done = set(manifest["done"])
     todo = [k for k in range(n_chunks) if k not in done or not (out / chunk_name(k)).is_file()]
     if max_chunks is not None:
@@ -140,8 +157,12 @@ def label_corpus(texts: Sequence[SourceText], out: Path, teacher: str, label_fn:
         tmp = out / (chunk_name(k) + ".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
             for r, lg in zip(rows, logits, strict=True):
-                fh.write(json.dumps({"text": r.text, "source": r.source, "logits": [round(x, 4) for x in lg]},
-                                    ensure_ascii=False) + "\n")
+                fh.write(
+                    json.dumps(
+                        {"text": r.text, "source": r.source, "logits": [round(x, 4) for x in lg]}, ensure_ascii=False
+                    )
+                    + "\n"
+                )
         os.replace(tmp, out / chunk_name(k))
         done.add(k)
         manifest["done"] = sorted(done)
@@ -163,7 +184,9 @@ def read_soft_labels(out: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def teacher_fn(profile: str, device: str = "cpu", batch_size: int = 64) -> tuple[str, list[str], Callable[[list[str]], list[list[float]]]]:
+def teacher_fn(
+    profile: str, device: str = "cpu", batch_size: int = 64
+) -> tuple[str, list[str], Callable[[list[str]], list[list[float]]]]:
     """(version, labels, logits function) of a profile's sentiment model, as `finpulse train --teacher` reads it."""
     from finpulse.models.artifacts.artifact import load_artifact
     from finpulse.models.artifacts.registry import load_registry
@@ -178,8 +201,9 @@ def teacher_fn(profile: str, device: str = "cpu", batch_size: int = 64) -> tuple
 
     def fn(texts: list[str]) -> list[list[float]]:
         enc = encode_texts(loaded.tokenizer, texts, [0] * len(texts), loaded.config.max_length)
-        logits = predict_logits(loaded.model, enc, spec, loaded.tokenizer.pad_token_id, device,
-                                batch_size=batch_size, bf16=bf16)
+        logits = predict_logits(
+            loaded.model, enc, spec, loaded.tokenizer.pad_token_id, device, batch_size=batch_size, bf16=bf16
+        )
         return [lg.tolist() for lg in logits]
 
     return tm.version, list(spec.labels), fn
