@@ -78,8 +78,8 @@ train-models: install
 		--version finpulse-mt-2026.11-r2 --out models/default
 	# r2 adds two head-only steps on the frozen encoder (neither can change topic or NER): the news-aware
 	# sentiment head refit (warm start from the head above) and the per-company sentiment span head.
-	$(PY) -m finpulse.models.training.head_refit --model models/default --data $(DATA) --save
-	$(PY) -m finpulse.models.training.entity_train --model models/default --data $(DATA)/sentfin_entity_train.jsonl \
+	$(VENV)/bin/finpulse refit-head --model models/default --data $(DATA) --save
+	$(VENV)/bin/finpulse train-entity-head --model models/default --data $(DATA)/sentfin_entity_train.jsonl \
 		--data $(DATA)/finentity_train.jsonl --repeat finentity_train=3 --mixed-repeat 5 --epochs 8 --save
 	$(MAKE) train-entity-target
 
@@ -100,8 +100,8 @@ train-accurate: install
 	$(VENV)/bin/finpulse shrink models/sentiment-mpnet --rank 15  # keeps the adapter file under 5 MiB
 
 cards: install
-	$(PY) -m finpulse.models.evaluation.cards models/default --data $(DATA)
-	$(PY) -m finpulse.models.evaluation.cards models/sentiment-mpnet --data $(DATA)
+	$(VENV)/bin/finpulse cards models/default --data $(DATA)
+	$(VENV)/bin/finpulse cards models/sentiment-mpnet --data $(DATA)
 
 clean:
 	rm -rf $(VENV) lake demo-lake .pytest_cache

@@ -1,6 +1,6 @@
 """Model cards written from the artifact itself (its config, training record and a fresh eval).
 
-    python -m finpulse.models.evaluation.cards models/default --data ../shared/data
+    finpulse cards models/default --data ../shared/data
 
 Numbers in the cards are never typed by hand: they come from `evaluate` on held-out data.
 """
@@ -8,7 +8,6 @@ Numbers in the cards are never typed by hand: they come from `evaluate` on held-
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from finpulse.models.artifacts.artifact import load_artifact
@@ -395,12 +394,14 @@ def render_entity_card(artifact: Path, reports: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    artifact = Path(argv[0])
-    data_dir = Path(argv[argv.index("--data") + 1]) if "--data" in argv else Path("../shared/data")
+CARDS_DIR = Path(__file__).resolve().parent.parent / "cards"  # models/cards/, committed
+
+
+def write_cards(artifact: Path, data_dir: Path, out: Path = CARDS_DIR) -> dict[str, dict]:
+    """Evaluate the artifact afresh, write its eval.json and one card per task into `out` (plus the
+    per-company card when it has a span head); the held-out scores, by set."""
     reports = evaluate_artifact(artifact, data_dir)
     (artifact / "eval.json").write_text(json.dumps(reports, indent=2) + "\n")
-    out = Path(__file__).resolve().parent.parent / "cards"
     out.mkdir(exist_ok=True)
     tasks = [t for t in ("sentiment", "topic", "ner") if any(k.startswith(t + "/") for k in reports)]
     for task in tasks:
@@ -413,8 +414,4 @@ def main(argv: list[str]) -> None:
         reports |= entity_reports
         (artifact / "eval.json").write_text(json.dumps(reports, indent=2) + "\n")
         (out / "entity_sentiment.md").write_text(render_entity_card(artifact, entity_reports))
-    print(json.dumps({k: {m: v[m] for m in ("accuracy", "macro_f1", "f1") if m in v} for k, v in reports.items()}))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    return {k: {m: v[m] for m in ("accuracy", "macro_f1", "f1") if m in v} for k, v in reports.items()}

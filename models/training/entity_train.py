@@ -6,7 +6,7 @@ change any other task's output, and each training window is encoded exactly once
 windowing and precision as the enrichment engine), after which an epoch over ~12k mentions costs
 seconds on a CPU instead of an encoder pass.
 
-    python -m finpulse.models.training.entity_train --model models/default \
+    finpulse train-entity-head --model models/default \
         --data ../shared/data/sentfin_entity_train.jsonl --data ../shared/data/finentity_train.jsonl
 
 Splits: each file is split by document (models/data.holdout_split, seed 13, 10% held out); the held-out
@@ -16,12 +16,11 @@ document-level split of the training part (seed 14, 10%), so the held-out figure
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,66 +200,58 @@ def train_head(store: FeatureStore, train: list[SpanExample], select: list[SpanE
     return head, history
 
 
-def main(argv: list[str] | None = None) -> int:
+def _log_to_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def train_entity_head(artifact: Path, data: Sequence[Path], repeat: dict[str, int] | None = None,
+                      mixed_repeat: int = 1, epochs: int = 12, lr: float = 1e-3, seed: int = 13,
+                      holdout_fraction: float = 0.1, save: bool = False, threads: int = 1,
+                      log: Callable[[str], None] | None = None) -> dict:
+    """Train the span head on the artifact's frozen encoder from the entity-level JSONL files.
+
+    `repeat` oversamples a file by its stem (FILE_STEM: N), `mixed_repeat` the mentions of documents
+    whose entities carry different labels (what target dependence is learnt from). Returns the
+    held-out report per file and the best epoch; `save` writes the head into the artifact."""
     from finpulse.models.artifacts.artifact import load_artifact
     from finpulse.models.engine.inference import use_bf16
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/default", help="artifact whose encoder the head reads (frozen)")
-    ap.add_argument("--data", action="append", required=True, help="entity-level JSONL (repeatable)")
-    ap.add_argument("--repeat", action="append", default=[], help="FILE_STEM=N: oversample a file")
-    ap.add_argument("--mixed-repeat", type=int, default=1,
-                    help="oversample mentions of documents whose entities carry different labels (target-dependence)")
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--holdout-fraction", type=float, default=0.1)
-    ap.add_argument("--save", action="store_true", help="write the head into the artifact (heads + config)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a shared machine)")
-    args = ap.parse_args(argv)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    torch.set_num_threads(args.threads)
+    repeat = dict(repeat or {})
+    log = log or _log_to_stderr
+    torch.set_num_threads(threads)
     started = time.time()
-    loaded = load_artifact(args.model, "cpu")
+    loaded = load_artifact(artifact, "cpu")
     bf16 = use_bf16("auto", "cpu")
-    files = {Path(f).stem: read_entity_jsonl(f) for f in args.data}
+    files = {Path(f).stem: read_entity_jsonl(f) for f in data}
     # encoded afresh each run (~2 min): a pickled cache of them would break the rule that nothing we load unpickles
     store = build_store(loaded.model, loaded.tokenizer, files, loaded.config.max_length, bf16, log)
-    held_docs = {src: set(holdout_split(docs, fraction=args.holdout_fraction, seed=args.seed)[1])
-                 for src, docs in files.items()}
+    held_docs = {src: set(holdout_split(docs, fraction=holdout_fraction, seed=seed)[1]) for src, docs in files.items()}
     sel_docs = {}
     for src, docs in files.items():
         rest = [i for i in range(len(docs)) if i not in held_docs[src]]
-        _, sel = holdout_split([docs[i] for i in rest], seed=args.seed + 1)  # the selection split
+        _, sel = holdout_split([docs[i] for i in rest], seed=seed + 1)  # the selection split
         sel_docs[src] = {rest[i] for i in sel}
     held = [e for e in store.examples if e.doc in held_docs[e.source]]
     select = [e for e in store.examples if e.doc in sel_docs[e.source]]
     train = [e for e in store.examples if e.doc not in held_docs[e.source] and e.doc not in sel_docs[e.source]]
     log(f"mentions: train {len(train)}, selection {len(select)}, held-out {len(held)}")
-    repeat = {k: int(v) for k, _, v in (r.partition("=") for r in args.repeat)}
     mixed = {(src, i) for src, docs in files.items() for i, d in enumerate(docs)
              if len({e.label for e in d.entities}) > 1}
-    train = [e for e in train for _ in range(args.mixed_repeat if (e.source, e.doc) in mixed else 1)]
-    log(f"mentions of mixed-label documents repeated x{args.mixed_repeat}: {len(train)} training mentions per epoch "
+    train = [e for e in train for _ in range(mixed_repeat if (e.source, e.doc) in mixed else 1)]
+    log(f"mentions of mixed-label documents repeated x{mixed_repeat}: {len(train)} training mentions per epoch "
         "(before file oversampling)")
     hidden = int(getattr(loaded.model.encoder.config, "hidden_size"))  # noqa: B009 - typed Module attribute
-    head, history = train_head(store, train, select, hidden, args.epochs, args.lr,
-                               seed=args.seed, repeat=repeat, log=log)
+    head, history = train_head(store, train, select, hidden, epochs, lr, seed=seed, repeat=repeat, log=log)
     result: dict[str, Any] = {"train_seconds_total": round(time.time() - started), "history": history,
               "heldout": {src: report(head, store, [e for e in held if e.source == src]) for src in files}}
     best = max(history, key=lambda h: h["select_macro_f1"])
-    print(json.dumps({k: v for k, v in result.items() if k != "history"} | {"best": best}))
-    if args.save:
-        save_head(Path(args.model), head, {"data": [Path(f).name for f in args.data], "repeat": repeat,
-                                             "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-                                             "mixed_repeat": args.mixed_repeat,
-                                             "holdout_fraction": args.holdout_fraction,
-                                             "selection": "document split of the training part, seed+1, 10%",
-                                             "history": history}, result["heldout"])
-    return 0
+    if save:
+        save_head(Path(artifact), head, {"data": [Path(f).name for f in data], "repeat": repeat,
+                                         "epochs": epochs, "lr": lr, "seed": seed, "mixed_repeat": mixed_repeat,
+                                         "holdout_fraction": holdout_fraction,
+                                         "selection": "document split of the training part, seed+1, 10%",
+                                         "history": history}, result["heldout"])
+    return {k: v for k, v in result.items() if k != "history"} | {"best": best}
 
 
 def save_head(artifact: Path, head: SpanSentimentHead, training: dict, heldout: dict) -> None:
@@ -281,7 +272,3 @@ def save_head(artifact: Path, head: SpanSentimentHead, training: dict, heldout: 
     cfg.metrics = {k: v for k, v in cfg.metrics.items() if not k.startswith(HEAD_NAME + "/")}
     cfg.metrics |= {f"{HEAD_NAME}/{src}_heldout": rep for src, rep in heldout.items()}
     (artifact / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -16,13 +16,11 @@ inverse-frequency class weights, seed 13; seconds. Chosen among four recipes (fr
 only, from scratch on TFNS + news, TFNS twice + news, warm start on TFNS + news; an MLP head was
 worse) by the window-level held-out figures it prints: the warm start was best on all three sets.
 
-    python -m finpulse.models.training.head_refit --model models/default --data ../shared/data --save
+    finpulse refit-head --model models/default --data ../shared/data --save
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
@@ -72,20 +70,15 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, init: torch.nn.Linear, epochs: 
     return head.eval()
 
 
-def main(argv: list[str] | None = None) -> int:
+def refit_sentiment_head(artifact: Path, data: Path, save: bool = False, threads: int = 1) -> dict:
+    """Refit the artifact's sentiment head on TFNS plus unanimous news; the held-out figures before
+    and after (window level). `save` replaces the head in the artifact and records the refit in its config."""
     from finpulse.models.artifacts.artifact import CONFIG_FILE, HEADS_FILE, load_artifact, read_config
     from finpulse.models.engine.inference import use_bf16
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/default")
-    ap.add_argument("--data", default="../shared/data", help="folder of tfns_sentiment_train.csv and the entity files")
-    ap.add_argument("--save", action="store_true", help="replace the artifact's sentiment head")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     started = time.time()
-    data = Path(args.data)
-    loaded = load_artifact(args.model, "cpu")
+    loaded = load_artifact(artifact, "cpu")
     bf16 = use_bf16("auto", "cpu")
     tfns = read_classification_csv(data / "tfns_sentiment_train.csv", SENTIMENT)
     _, held = holdout_split(tfns)
@@ -118,11 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                             "after": {k: after[k] for k in ("accuracy", "macro_f1")}}
     result = {"train_rows": int(sum(len(y) for y in ys)), "seconds": round(time.time() - started),
               "window_level": report}
-    print(json.dumps(result))
-    if args.save:
+    if save:
         from safetensors.torch import load_file, save_file
 
-        path = Path(args.model)
+        path = Path(artifact)
         tensors = load_file(str(path / HEADS_FILE))
         tensors["sentiment.weight"] = head.weight.detach().float().contiguous()
         tensors["sentiment.bias"] = head.bias.detach().float().contiguous()
@@ -136,8 +128,4 @@ def main(argv: list[str] | None = None) -> int:
             "window_level": report,
         }
         (path / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    main()
+    return result

@@ -7,6 +7,7 @@ where errors become exit codes and messages.
 - `ops.py`: `lake check`, `lake optimize`, `lake migrate`.
 - `status.py`: `status`.
 - `models.py`: `train`, `eval`, `shrink`.
+- `training.py`: `refit-head`, `train-entity-head`, `cards` (the steps after `train` that make the shipped artifacts).
 - `dashboard.py`: `dashboard`, `bench-dashboard`.
 - `devtools.py`: `bench`, `bench-precision`, `simulate-alerts`, `demo`.
 - `chaos.py`: `chaos ...` (kill, outage, load, soak).

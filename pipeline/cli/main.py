@@ -21,6 +21,7 @@ from finpulse.pipeline.cli.ops import lake_check, lake_group
 from finpulse.pipeline.cli.pipeline import alerts, backfill, broker, produce, query, rescore, stream
 from finpulse.pipeline.cli.quiet import quiet_foreign_noise
 from finpulse.pipeline.cli.status import status
+from finpulse.pipeline.cli.training import cards, refit_head, train_entity_head
 from finpulse.schemas.errors import FinpulseError
 
 
@@ -43,7 +44,7 @@ def main() -> None:
 
 COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, status, lake_check, lake_group, dashboard, train,
             evaluate, shrink, distill, demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos,
-            prices_group, signal, compare_detectors)
+            prices_group, signal, compare_detectors, refit_head, train_entity_head, cards)
 for command in COMMANDS:
     main.add_command(command)
 

@@ -23,6 +23,7 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LAKE = "lake"
+DEFAULT_DATA = "../shared/data"  # the labelled and reference data sets (their README lists sources and licences)
 PRECISIONS = ["auto", "fp32", "bf16", "int8"]  # the engine's (models/engine/inference.py, pick_precision)
 TRAINING_PRECISIONS = ["auto", "fp32", "bf16"]  # int8 is an inference-only path
 
