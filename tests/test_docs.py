@@ -14,7 +14,7 @@ from finpulse.pipeline.cli import main
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 REFERENCE = README[README.index("## Command reference"):README.index("\n## ", README.index("## Command reference") + 5)]
-ROW = re.compile(r"^\| `finpulse ([a-z][a-z-]*)(?: \{([a-z,-]+)\})?", re.MULTILINE)
+ROW = re.compile(r"^\| `finpulse ([a-z][a-z0-9-]*)(?: \{([a-z,-]+)\})?", re.MULTILINE)
 DOCUMENTED = {m.group(1): set((m.group(2) or "").split(",")) - {""} for m in ROW.finditer(REFERENCE)}
 
 

@@ -9,7 +9,8 @@ where errors become exit codes and messages.
 - `models.py`: `train`, `eval`, `shrink`.
 - `training.py`: `refit-head`, `train-entity-head`, `cards` (the steps after `train` that make the shipped artifacts).
 - `dashboard.py`: `dashboard`, `bench-dashboard`.
-- `devtools.py`: `bench`, `bench-precision`, `simulate-alerts`, `demo`.
+- `devtools.py`: `bench`, `bench-precision`, `simulate-alerts`, `demo`, `bench-int8`, `bench-stories`, `bench-lake`,
+  `realtext-eval`, `gazetteer build`.
 - `chaos.py`: `chaos ...` (kill, outage, load, soak).
 - `config.py`: `config show`, the effective settings and their sources.
 - `__main__.py`: `python -m finpulse.pipeline.cli`.

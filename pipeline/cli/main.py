@@ -14,7 +14,17 @@ import click
 from finpulse.pipeline.cli.chaos import chaos
 from finpulse.pipeline.cli.config import config_group
 from finpulse.pipeline.cli.dashboard import bench_dashboard, dashboard
-from finpulse.pipeline.cli.devtools import bench, bench_precision, demo, simulate_alerts
+from finpulse.pipeline.cli.devtools import (
+    bench,
+    bench_int8,
+    bench_lake,
+    bench_precision,
+    bench_stories,
+    demo,
+    gazetteer_group,
+    realtext_eval,
+    simulate_alerts,
+)
 from finpulse.pipeline.cli.market import compare_detectors, prices_group, signal
 from finpulse.pipeline.cli.models import distill, evaluate, shrink, train
 from finpulse.pipeline.cli.ops import lake_check, lake_group
@@ -44,7 +54,8 @@ def main() -> None:
 
 COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, status, lake_check, lake_group, dashboard, train,
             evaluate, shrink, distill, demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos,
-            prices_group, signal, compare_detectors, refit_head, train_entity_head, cards)
+            prices_group, signal, compare_detectors, refit_head, train_entity_head, cards,
+            bench_int8, bench_stories, bench_lake, realtext_eval, gazetteer_group)
 for command in COMMANDS:
     main.add_command(command)
 

@@ -1,6 +1,6 @@
 """The static-int8 CPU path (models/engine/int8.py) beside fp32 and bf16: engine posts/s, label stability, quality.
 
-    python -m finpulse.pipeline.devtools.bench_int8 --data ../shared/data > int8.json
+    finpulse bench-int8 --data ../shared/data > int8.json
 
 prints one JSON object, all figures measured in this run, on this machine:
 
@@ -32,7 +32,6 @@ prints one JSON object, all figures measured in this run, on this machine:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -422,27 +421,3 @@ def run(n: int = 2000, seed: int = 11, reps: int = 3, data: Path | None = Path("
             out["quality"] = quality(data, cache, registry, threads, scratch, calibration_sources)
     out["load_1min_after"] = round(os.getloadavg()[0], 2)
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=2000, help="generator posts per run")
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--reps", type=int, default=3, help="runs per path (the median counts)")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="held-out sets (skipped if absent)")
-    ap.add_argument("--registry", default=None)
-    ap.add_argument("--threads", type=int, default=None, help="torch and ORT intra-op threads (default: torch's)")
-    ap.add_argument("--stability", default="ort_int8,torch_fp32", help="paths whose batch stability is checked")
-    ap.add_argument("--no-calibration-sources", action="store_true", help="skip the calibration-text comparison")
-    ap.add_argument("--no-avx2-estimate", action="store_true")
-    ap.add_argument("--paths", default=",".join(PATHS), help="engine paths to time (torch_bf16 only with native bf16)")
-    args = ap.parse_args(argv)
-    stability_paths = [p for p in args.stability.split(",") if p]
-    result = run(args.n, args.seed, args.reps, args.data, args.registry, args.threads, stability_paths,
-                 not args.no_calibration_sources, not args.no_avx2_estimate, [p for p in args.paths.split(",") if p])
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-
-
-if __name__ == "__main__":
-    main()

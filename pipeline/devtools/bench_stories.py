@@ -1,6 +1,6 @@
 """What story de-duplication and company linking cost: throughput beside the models, and memory after a week.
 
-    python -m finpulse.pipeline.devtools.bench_stories --data ../shared/data
+    finpulse bench-stories --data ../shared/data
 
 prints one JSON object (docs/ALERTS.md, "Real text", quotes it):
 
@@ -17,7 +17,6 @@ prints one JSON object (docs/ALERTS.md, "Real text", quotes it):
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gc
 import json
@@ -128,30 +127,20 @@ def week(texts: list[str], per_day: int = 20000, copy_share: float = 0.3, seed: 
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(data: Path, n: int = 2000, per_day: int = 20000, device: str = "cpu") -> dict:
+    """The three sections: `cost` on the first `n` real texts, a `week` at `per_day` posts a day, `dedup` P/R."""
     from finpulse.pipeline.devtools.copies import measure_dedup
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--n", type=int, default=2000, help="texts for the cost figures")
-    ap.add_argument("--per-day", type=int, default=20000)
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args(argv)
-    texts = real_texts(args.data)
+    texts = real_texts(data)
     headlines = [
         json.loads(line)["text"]
-        for line in (args.data / "sentfin_entity_train.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in (data / "sentfin_entity_train.jsonl").read_text(encoding="utf-8").splitlines()
     ]
-    out = {
-        "cost": cost(texts[: args.n], args.device),
-        "week": week(texts, args.per_day),
+    return {
+        "cost": cost(texts[:n], device),
+        "week": week(texts, per_day),
         "dedup": {
             "sentfin_3000x2": measure_dedup(headlines[:3000], 2),
             "tweets_and_headlines_3000x2": measure_dedup(texts[:3000], 2),
         },
     }
-    print(json.dumps(out, indent=2))
-
-
-if __name__ == "__main__":
-    main()

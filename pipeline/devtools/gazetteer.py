@@ -1,6 +1,6 @@
 """Build the company gazetteer (`pipeline/enrich/reference/companies.csv`) from public reference lists.
 
-    python -m finpulse.pipeline.devtools.gazetteer --data ../shared/data
+    finpulse gazetteer build --data ../shared/data
 
 Inputs (not shipped; see ../shared/data/README.md): `sec_company_tickers.csv` (SEC EDGAR, public
 domain: every ticker with its CIK and registered name) and `sp500_constituents.csv` (PDDL: the
@@ -30,9 +30,7 @@ Tickers that are everyday words (ALL, NOW, ON) are marked `~` and never link as 
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -222,25 +220,12 @@ def write(rows: list[dict], path: Path = DEFAULT_GAZETTEER) -> None:
         w.writerows(rows)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--data", default="../shared/data", help="folder with sec_company_tickers.csv and sp500_constituents.csv"
-    )
-    ap.add_argument("--out", default=str(DEFAULT_GAZETTEER))
-    args = ap.parse_args(argv)
-    rows = build(Path(args.data))
-    write(rows, Path(args.out))
-    print(
-        json.dumps(
-            {
-                "companies": len(rows),
-                "aliases": sum(len(r["aliases"].split(";")) for r in rows if r["aliases"]),
-                "bytes": Path(args.out).stat().st_size,
-            }
-        )
-    )
-
-
-if __name__ == "__main__":
-    main()
+def rebuild(data: Path, out: Path = DEFAULT_GAZETTEER) -> dict:
+    """Build from the lists in `data`, write `out`; what was written (companies, aliases, bytes)."""
+    rows = build(data)
+    write(rows, out)
+    return {
+        "companies": len(rows),
+        "aliases": sum(len(r["aliases"].split(";")) for r in rows if r["aliases"]),
+        "bytes": out.stat().st_size,
+    }

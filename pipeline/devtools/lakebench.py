@@ -17,7 +17,6 @@ Also: commit latency per bundle (`--commits` real commits of rate x flush rows) 
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
@@ -184,10 +183,3 @@ def run(
     result["uncompacted_after_optimize"] = reader_times(lake)
     return result
 
-
-if __name__ == "__main__":
-    import sys
-
-    args = dict(a.split("=", 1) for a in sys.argv[1:])
-    workdir = Path(args.pop("workdir", "/tmp/finpulse-lakebench"))
-    print(json.dumps(run(workdir, **{k: float(v) for k, v in args.items()}), indent=2))  # type: ignore[arg-type]

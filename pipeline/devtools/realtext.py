@@ -1,6 +1,6 @@
 """A labelled alert evaluation on real text: real headlines and tweets on a timeline, with copies and spam.
 
-    python -m finpulse.pipeline.devtools.realtext --data ../shared/data
+    finpulse realtext-eval --data ../shared/data
 
 The earlier simulation (simulate.py) draws counts, and the generator writes posts from a few
 dozen templates: neither has copies, so neither could show what real traffic did (alerts resting
@@ -28,7 +28,6 @@ alert on a non-event storm "rests on copies"; any other alert is a background fa
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -282,17 +281,3 @@ def run(data: Path, days: int = 60, rate: float = 2.0, seed: int = 3, min_volume
                 alerts = evaluate(tmp, AlertSettings(unit=unit, detector=cfg, min_stories=mv))
                 out[f"{unit}_min_volume_{mv}"] = score(alerts, injected, days)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--days", type=int, default=60)
-    ap.add_argument("--rate", type=float, default=2.0)
-    ap.add_argument("--seed", type=int, default=3)
-    args = ap.parse_args(argv)
-    print(json.dumps(run(args.data, args.days, args.rate, args.seed), indent=2))
-
-
-if __name__ == "__main__":
-    main()
