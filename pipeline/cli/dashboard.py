@@ -38,7 +38,8 @@ def dashboard(lake: str, port: int, host: str) -> None:
 
 @click.command(name="bench-dashboard")
 @click.option("--rows", type=COUNT, default=1_000_000, show_default=True, help="enriched rows to generate")
-@click.option("--lake", type=click.Path(path_type=Path, file_okay=False), default=Path("/tmp/finpulse-bench-lake"), show_default=True,
+@click.option("--lake", type=click.Path(path_type=Path, file_okay=False), default=Path("/tmp/finpulse-bench-lake"),
+              show_default=True,
               help="generated once, reused when it exists")
 @click.option("--no-browser", is_flag=True, help="skip the first-paint measurement in headless Chromium")
 def bench_dashboard(rows: int, lake: Path, no_browser: bool) -> None:

@@ -15,7 +15,8 @@ def _period(since: str | datetime | None, until: str | datetime | None,
             names: tuple[str, str] = ("--since", "--until")):
     start, end = parse_time(since, names[0]), parse_time(until, names[1])
     if start is not None and end is not None and start >= end:
-        raise click.BadParameter(f"{end.isoformat()!r} is not after {names[0]} {start.isoformat()!r} (e.g. {names[0]} 2025-01-01 "
+        raise click.BadParameter(f"{end.isoformat()!r} is not after {names[0]} {start.isoformat()!r} "
+                                 f"(e.g. {names[0]} 2025-01-01 "
                                  f"{names[1]} 2025-07-01)", param_hint=names[1])
     return start, end
 
@@ -29,7 +30,8 @@ def prices_group() -> None:
 @lake_option()
 @click.option("--file", "file_", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="a .csv or .parquet file: ticker,date,close[,adj_close][,volume] (e.g. prices.csv)")
-@click.option("--ticker", type=Ticker(), default=None, help="the ticker of a one-ticker file without a ticker column (e.g. AAPL)")
+@click.option("--ticker", type=Ticker(), default=None,
+              help="the ticker of a one-ticker file without a ticker column (e.g. AAPL)")
 @click.option("--benchmark", "benchmarks", multiple=True, type=Ticker(),
               help="a ticker outside the company gazetteer to load under its own name, e.g. SPY for "
                    "`finpulse signal --benchmark SPY` (repeat for several)")
@@ -103,9 +105,11 @@ def signal(lake: str, since: str | None, until: str | None, fmt: str, bucket: st
 
 @click.command(name="compare-detectors")
 @lake_option(help="a lake with posts and prices (or, with --synthetic, a new folder to write one into)")
-@click.option("--choose-since", type=IsoTime(), default=None, help="the period the alternative is chosen on (e.g. 2025-01-01)")
+@click.option("--choose-since", type=IsoTime(), default=None,
+              help="the period the alternative is chosen on (e.g. 2025-01-01)")
 @click.option("--choose-until", type=IsoTime(), default=None, help="... its end (e.g. 2025-07-01)")
-@click.option("--confirm-since", type=IsoTime(), default=None, help="the period the figures are reported on (e.g. 2025-07-01)")
+@click.option("--confirm-since", type=IsoTime(), default=None,
+              help="the period the figures are reported on (e.g. 2025-07-01)")
 @click.option("--confirm-until", type=IsoTime(), default=None, help="... its end (e.g. 2026-01-01)")
 @click.option("--synthetic", is_flag=True,
               help="first write a synthetic universe with a planted effect into the (new) --lake; the periods "
