@@ -178,10 +178,14 @@ def stream(bootstrap, topics, lake, group, join_group, max_records, idle_exit, r
 @metrics_options
 @workers_option()
 @shared_model_option()
+@click.option("--runner", "runner", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: Beam's in-process runner (--workers N processes); dask: Beam's DaskRunner on the "
+                   "Dask cluster at --dask-address (docs/DEPLOY.md)")
+@click.option("--dask-address", default=None, help="with --runner dask: the scheduler, tcp://host:port")
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, workers,
-             shared_model, verbose, beam_args) -> None:
+             shared_model, runner, dask_address, verbose, beam_args) -> None:
     """Enrich archived files into the lake; re-running skips what is already there.
 
     --lake may be a directory or an object-store URL; arguments after `--` go to Beam."""
@@ -193,9 +197,14 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, m
     if metrics_port is not None:  # readiness: the lake takes writes and a chunk committed in the last 10 minutes
         metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=600.0, needs_lag=False),
                       metrics_host or "127.0.0.1")
+    if (runner == "dask") != bool(dask_address):
+        raise click.UsageError("--runner dask needs --dask-address tcp://host:port of the Dask scheduler, and "
+                               "--dask-address is only for --runner dask")
+    if runner == "dask" and workers > 1:
+        raise click.UsageError("--workers is for the local runner; on Dask the cluster's workers run the chunks")
     result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
                           fallback_kind=fallback_kind, beam_args=worker_args(workers, beam_args),
-                          shared_model=shared_model)
+                          shared_model=shared_model, dask_address=dask_address)
     click.echo(json.dumps(result))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,15 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+# Models already loaded in this process, by (registry, inference settings). Beam keeps a model for the
+# life of a DoFn instance, but Beam's DaskRunner tears its DoFns down after every task (one per bag
+# partition): without this, each Dask task would load the models again. Loaded once, a worker
+# process serves every task and every pipeline it runs with the same registry.
+_LOADED: dict[tuple[str | None, InferenceSettings], Enricher] = {}
+_LOADED_LOCK = threading.Lock()
+LOADS = 0  # model loads in this process (tests and the bench check that tasks share one)
+
+
 class FinpulseModelHandler(ModelHandler["str | None", PredictionResult, Enricher]):
     """Loads the registry's models once per worker process and enriches whole batches.
 
@@ -59,6 +69,17 @@ class FinpulseModelHandler(ModelHandler["str | None", PredictionResult, Enricher
         self._version: str | None = None
 
     def load_model(self) -> Enricher:
+        """The registry's models, loaded once per process (see _LOADED)."""
+        key = (self._registry_path, self._settings)
+        with _LOADED_LOCK:
+            enricher = _LOADED.get(key)
+            if enricher is None:
+                enricher = _LOADED[key] = self._load()
+        return enricher
+
+    def _load(self) -> Enricher:
+        global LOADS
+        LOADS += 1
         # cashtags and gazetteer names are scored by the span head beside the ORG entities the NER head finds
         enricher = Enricher(load_registry(self._registry_path), self._settings, mention_finder=company_spans)
         settle_heap()

@@ -177,8 +177,12 @@ class WriteToLake(beam.DoFn):
     _lock = threading.Lock()
 
     def __init__(self, lake: str, on_commit=None, report_every: float = 30.0, stories: StoryConfig | None = None,
-                 story_scope: str | None = None) -> None:
+                 story_scope: str | None = None, flush_rows: int | None = None) -> None:
         self._lake_root = lake
+        # commit every flush_rows results instead of only at the bundle's end: a backfill's bundle may
+        # hold every chunk of the run (FnApiRunner hands a Create's elements over in one bundle), and
+        # a source's rows arrive in order, so a commit mid-bundle is one more in-order commit
+        self._flush_rows = flush_rows
         self._on_commit = on_commit
         self._report_every = report_every
         self._stories = stories or StoryConfig()
@@ -203,8 +207,14 @@ class WriteToLake(beam.DoFn):
 
     def process(self, keyed: tuple[Any, Any]):
         self._items.append(keyed)
+        if self._flush_rows is not None and len(self._items) >= self._flush_rows:
+            self._flush()
 
     def finish_bundle(self):
+        self._flush()
+        self._report()
+
+    def _flush(self) -> None:
         if self._items:
             block, dead = bundle_blocks(self._items, datetime.now(timezone.utc))
             if block is not None:
@@ -212,7 +222,6 @@ class WriteToLake(beam.DoFn):
                     block = with_stories(block, self._index)
             self._commit(([block] if block is not None else []) + dead, len(self._items))
         self._items = []
-        self._report()
 
     def _commit(self, rows: list[Block | Row], records: int) -> None:
         blocks = as_blocks(rows)
@@ -259,12 +268,13 @@ class WriteToLake(beam.DoFn):
 
 def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int,
                      fallback_kind: str = "news", on_commit=None, stories: StoryConfig | None = None,
-                     story_scope: str | None = None):
+                     story_scope: str | None = None, flush_rows: int | None = None):
     """RawMessages -> parsed -> enriched -> rows, stories, lake; one linear fused chain.
     Every message ends as one row."""
     return (
         messages
         | "Parse" >> beam.ParDo(Parse(max_message_bytes, fallback_kind))
         | "Enrich" >> RunInference(KeyedModelHandler(handler))
-        | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit, stories=stories, story_scope=story_scope))
+        | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit, stories=stories, story_scope=story_scope,
+                                                flush_rows=flush_rows))
     )
