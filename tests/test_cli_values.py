@@ -54,6 +54,7 @@ BY_NAME: dict[str, list[str]] = {
     "--webhook": ["not a url", "ftp://example.com/x"],
     "--bootstrap": ["localhost", "localhost:abc", "localhost:70000"],
     "--expansion-service": ["localhost", "localhost:abc"],
+    "--dask-address": ["localhost", "http://localhost:8786", "tcp://localhost:abc"],
     "--topic": ["bad topic!"],
     "--kafka-topic": ["bad topic!"],
     "--topics": ["news,bad topic!"],

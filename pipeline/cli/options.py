@@ -254,18 +254,23 @@ class Host(_Example):
 
 
 class HostPorts(_Example):
-    """host:port, or several comma-separated (`many`: a Kafka bootstrap list)."""
+    """host:port, or several comma-separated (`many`: a Kafka bootstrap list); `schemes`: an optional
+    scheme:// before it (a Dask scheduler's tcp://host:port)."""
 
     name = "host:port"
 
-    def __init__(self, many: bool = False) -> None:
-        self.many = many
-        self.example = "localhost:9092,localhost:9093" if many else "localhost:8097"
+    def __init__(self, many: bool = False, schemes: Sequence[str] = ()) -> None:
+        self.many, self.schemes = many, tuple(schemes)
+        self.example = ("localhost:9092,localhost:9093" if many
+                        else f"{schemes[0]}://localhost:8786" if schemes else "localhost:8097")
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         items = str(value).split(",") if self.many else [str(value)]
         for item in items:
-            host, sep, port = item.strip().rpartition(":")
+            scheme, sep, rest = item.strip().partition("://")
+            if sep and scheme not in self.schemes:
+                self.fail(f"{value!r}: {scheme!r} is not one of {', '.join(self.schemes) or 'no scheme'}", param, ctx)
+            host, sep, port = (rest if sep else item.strip()).rpartition(":")
             if not sep or not _is_host(host) or not port.isdigit() or not 0 < int(port) < 65536:
                 self.fail(f"{value!r}: {item!r} is not host:port" if len(items) > 1 else f"{value!r} is not host:port",
                           param, ctx)

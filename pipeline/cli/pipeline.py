@@ -181,7 +181,8 @@ def stream(bootstrap, topics, lake, group, join_group, max_records, idle_exit, r
 @click.option("--runner", "runner", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="local: Beam's in-process runner (--workers N processes); dask: Beam's DaskRunner on the "
                    "Dask cluster at --dask-address (docs/DEPLOY.md)")
-@click.option("--dask-address", default=None, help="with --runner dask: the scheduler, tcp://host:port")
+@click.option("--dask-address", type=HostPorts(schemes=("tcp", "tls")), default=None,
+              help="with --runner dask: the scheduler, tcp://host:port")
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, workers,
