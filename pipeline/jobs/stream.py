@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -24,6 +27,7 @@ from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
 from finpulse.pipeline.runtime.settings import StreamSettings
 from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, halt_reason
 from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
+from finpulse.pipeline.sources.membership import GroupMembership
 from finpulse.schemas.errors import EX_TEMPFAIL, BrokerUnavailable, PartitionsChanged, UsageError
 
 if TYPE_CHECKING:
@@ -125,13 +129,19 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
     if not is_remote(settings.lake):
         require_writable(settings.lake)  # a read-only or full lake stops us before anything is consumed
     lake = Lake(settings.lake)
-    writer_lock = lake.lock("stream")  # held until this process exits
+    # One stream per lake, unless it shares the topics with its group: then Kafka's coordinator
+    # splits the partitions and the lake's fencing keeps each one to its owner (lake/commit.py).
+    writer_lock = None if settings.join_group else lake.lock("stream")  # held until this process exits
     optimizer = BackgroundOptimizer(settings.lake, settings.optimize_every).start()  # never blocks commits
     client = settings.kafka.client_config(reader=True)
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, metrics.Readiness(settings.lake, client, settings.stalled_after),
                       settings.metrics_host)
     partitions = discover_partitions(client, settings.topics)
+    member, assignment = None, None
+    if settings.join_group:
+        assignment = os.path.join(tempfile.mkdtemp(prefix="finpulse-group-"), "assignment.json")
+        member = GroupMembership(client, settings.group, settings.topics, settings.lake, assignment).start()
     log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),
              settings.lake, registry.model_version)
     handler = FinpulseModelHandler(settings.registry, InferenceSettings(device=resolve_device(settings.device), precision=settings.precision),
@@ -144,12 +154,18 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
                                          settings.max_message_bytes, settings.max_records, settings.idle_exit,
                                          settings.bundle_records, settings.bundle_seconds, len(partitions),
                                          settings.bundle_initial, settings.flush_seconds, settings.flush_rows,
-                                         settings.catchup_records, settings.catchup_seconds)
+                                         settings.catchup_records, settings.catchup_seconds, assignment)
             messages = p | "Partitions" >> beam.Create(partitions) | "ReadKafka" >> beam.ParDo(reader)
+        # a group member mirrors its partitions' offsets itself (a non-member's commits are refused)
         enrich_and_write(messages, settings.lake, handler, settings.max_message_bytes,
-                         on_commit=GroupOffsetCommitter(client, settings.group), story_scope="kafka")
+                         on_commit=None if member else GroupOffsetCommitter(client, settings.group),
+                         story_scope="kafka", assignment=assignment)
+    if member is not None:
+        member.close()
+        shutil.rmtree(os.path.dirname(member.path), ignore_errors=True)
     optimizer.close()
-    writer_lock.close()
+    if writer_lock is not None:
+        writer_lock.close()
     if halt_reason():  # partitions were added: stopped cleanly, a restart reads them (see TopicWatch)
         raise PartitionsChanged(f"partitions were added to {', '.join(settings.topics)}: stopped cleanly; "
                                 f"restart finpulse stream to read them (exit {EX_TEMPFAIL})")

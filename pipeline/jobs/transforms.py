@@ -22,6 +22,7 @@ from finpulse.pipeline.enrich.rows import enriched_row, enriched_table
 from finpulse.pipeline.enrich.stories import StoryIndex
 from finpulse.pipeline.runtime.settings import StoryConfig
 from finpulse.pipeline.lake.commit import Block, Lake, Row, as_blocks
+from finpulse.pipeline.sources.membership import Assignment
 from finpulse.pipeline.lake.faults import commit_patiently
 from finpulse.pipeline.messages import OFFSET_MASK, Coordinates, RawMessage
 from finpulse.pipeline.runtime import metrics
@@ -177,8 +178,9 @@ class WriteToLake(beam.DoFn):
     _lock = threading.Lock()
 
     def __init__(self, lake: str, on_commit=None, report_every: float = 30.0, stories: StoryConfig | None = None,
-                 story_scope: str | None = None, flush_rows: int | None = None) -> None:
+                 story_scope: str | None = None, flush_rows: int | None = None, assignment: str | None = None) -> None:
         self._lake_root = lake
+        self._assignment_path = assignment  # --join-group: commit only partitions this process holds
         # commit every flush_rows results instead of only at the bundle's end: a backfill's bundle may
         # hold every chunk of the run (FnApiRunner hands a Create's elements over in one bundle), and
         # a source's rows arrive in order, so a commit mid-bundle is one more in-order commit
@@ -190,6 +192,7 @@ class WriteToLake(beam.DoFn):
 
     def setup(self) -> None:
         self._lake = Lake(self._lake_root)
+        self._assignment = Assignment(self._assignment_path) if self._assignment_path else None
         self._since = time.monotonic()
         self._counts = {"enriched": 0, "deadletter": 0}
         key = (self._lake_root, self._stories, self._scope)
@@ -231,7 +234,14 @@ class WriteToLake(beam.DoFn):
                 ends[source] = max(ends[source], position + 1)
         began = time.perf_counter()
         kept: list[Block] = []  # a replayed range drops its head: count only the rows the commit kept
-        written = commit_patiently(self._lake, ends, list(blocks.values()), kept=kept)  # waits out a full lake
+        # --join-group: each partition's owner token as published (none: the partition was revoked),
+        # checked against the log by the commit, so a process that lost a partition never commits it
+        tokens = self._assignment.tokens() if self._assignment is not None else None
+        fences = {s: tokens.get(s, -1) for s in ends} if tokens is not None else None
+        written = commit_patiently(self._lake, ends, list(blocks.values()), kept=kept,  # waits out a full lake
+                                   fences=fences)
+        for source in self._lake.fenced:
+            ends.pop(source, None)
         elapsed = time.perf_counter() - began
         log.debug("committed %d rows of %s", written, dict(ends))
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -268,7 +278,7 @@ class WriteToLake(beam.DoFn):
 
 def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_message_bytes: int,
                      fallback_kind: str = "news", on_commit=None, stories: StoryConfig | None = None,
-                     story_scope: str | None = None, flush_rows: int | None = None):
+                     story_scope: str | None = None, flush_rows: int | None = None, assignment: str | None = None):
     """RawMessages -> parsed -> enriched -> rows, stories, lake; one linear fused chain.
     Every message ends as one row."""
     return (
@@ -276,5 +286,5 @@ def enrich_and_write(messages, lake: str, handler: FinpulseModelHandler, max_mes
         | "Parse" >> beam.ParDo(Parse(max_message_bytes, fallback_kind))
         | "Enrich" >> RunInference(KeyedModelHandler(handler))
         | "WriteLake" >> beam.ParDo(WriteToLake(lake, on_commit, stories=stories, story_scope=story_scope,
-                                                flush_rows=flush_rows))
+                                                flush_rows=flush_rows, assignment=assignment))
     )

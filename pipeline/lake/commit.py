@@ -14,9 +14,20 @@ has any), then `enriched` always, even with no rows, because `enriched`'s transa
 source's resume point. A crash between them leaves `deadletter` ahead; the re-read range writes
 the enriched rows, and its dead letters are dropped by `deadletter`'s own (newer) position.
 
-A stream and a backfill may commit to the same tables at once: Delta's optimistic concurrency
-re-tries a commit that lost a race on the next version (appends never conflict). Two streams on
-one lake are still refused (`lock`), because both would read and commit every partition.
+Many writers (streams sharing a Kafka group's partitions, backfill chunks on Dask workers) commit
+to the same tables at once: Delta's optimistic concurrency re-tries a commit that lost a race on
+the next version (appends never conflict). Each source's position is a compare-and-set: it is read
+from the same table version the commit is based on, and delta-rs refuses a commit whose
+transaction id a concurrent commit has also set ("Concurrent transaction"), so two writers of one
+source can never both write the same range; the loser re-reads the log and drops what is there.
+
+Fencing, for Kafka partitions shared by a consumer group: a process that is assigned a partition
+claims it (`claim`: transaction `owner.<source>` = the last owner's token + 1, a commit of its
+own), and every later commit of that source carries `owner.<source>` = its token and is made only
+if the log still holds that token. A process that lost the partition in a rebalance (paused, cut
+off, or just slow to hear of it) holds an older token: its commits of that source are refused
+(`fenced`) even for positions nobody has written yet, and since both the claim and the commit set
+`owner.<source>`, a claim racing a commit makes one of them fail and re-read.
 """
 
 from __future__ import annotations
@@ -50,6 +61,19 @@ SOURCE_PREFIXES = ("kafka.", "file.")  # stream partitions, archive files
 
 def source_key(topic: str, partition: int) -> str:
     return f"kafka.{_safe(topic)}.{partition}"
+
+
+def owner_key(source: str) -> str:
+    """The transaction holding the fencing token of `source`'s current owner (see the module docstring)."""
+    return f"owner.{source}"
+
+
+def concurrent_transaction(exc: BaseException) -> bool:
+    """delta-rs refused a commit because a concurrent commit set one of its transaction ids."""
+    return "Concurrent transaction" in str(exc)
+
+
+CLAIM_RETRIES = 20
 
 
 def _safe(name: str) -> str:
@@ -128,6 +152,7 @@ class Lake:
         self.storage = open_storage(root)
         self._tables: dict[str, Any] = {}  # loaded DeltaTables, brought up to date per commit
         self._uses: dict[str, int] = {}
+        self.fenced: list[str] = []  # sources the last commit_bundle left out: their owner token moved on
 
     def _table(self, name: str) -> Any:
         """The table's DeltaTable at its newest version: read incrementally after the first load,
@@ -179,25 +204,66 @@ class Lake:
                                        where kafka_topic is not null""").to_pylist()
         return sorted(source_key(r["t"], r["p"]) for r in rows)
 
+    # -- ownership of shared sources -----------------------------------------------------------
+    def claim(self, sources: Iterable[str]) -> dict[str, int]:
+        """Take `sources` over from whoever held them: one commit raising each one's owner token;
+        returns source -> this writer's token (pass them to commit_bundle as `fences`)."""
+        wanted = sorted(set(sources))
+        if not wanted:
+            return {}
+        for _ in range(CLAIM_RETRIES):
+            keys = [owner_key(s) for s in wanted]
+            current = tables.transaction_versions(self.root, RESUME_TABLE, keys, self._table(RESUME_TABLE))
+            tokens = {s: current[owner_key(s)] + 1 for s in wanted}
+            try:
+                self._append(RESUME_TABLE, as_blocks([])[RESUME_TABLE], {owner_key(s): t for s, t in tokens.items()})
+                return tokens
+            except Exception as exc:  # noqa: BLE001 - delta-rs's CommitFailedError
+                if not concurrent_transaction(exc):
+                    raise
+                self._tables.pop(RESUME_TABLE, None)  # someone else committed one of them: read again
+        raise RuntimeError(f"could not claim {', '.join(wanted)}: {CLAIM_RETRIES} concurrent commits in a row")
+
     # -- writing ------------------------------------------------------------------------------
     def commit(self, source: str, start: int, end: int, rows: Iterable[Row]) -> int:
         """Write rows consumed from [start, end) of one source; returns rows written (see commit_bundle)."""
         return self.commit_bundle({source: end}, rows)
 
     def commit_bundle(self, ends: Mapping[str, int], rows: Iterable[Row | Block],
-                      kept: list[Block] | None = None) -> int:
+                      kept: list[Block] | None = None, fences: Mapping[str, int] | None = None) -> int:
         """Write a bundle's rows for all its sources (`ends`: source -> end position, exclusive)
         in one commit per table; returns rows written.
 
         Rows below a table's recorded position for their source are dropped (a replayed range),
         so a retry is harmless; sources already at or past `end` are left out. `kept` (if given)
-        receives the rows written, a Block per table written (for metrics).
+        receives the rows written, a Block per table written (for metrics). `fences` (source ->
+        this writer's owner token, from `claim`): a source whose token is no longer the log's is
+        left out and named in `self.fenced`. A commit refused because a concurrent one set the
+        same source is re-read and re-tried.
         """
         blocks = as_blocks(rows)
+        for _ in range(CLAIM_RETRIES):
+            try:
+                return self._commit_bundle(ends, blocks, kept, fences or {})
+            except Exception as exc:  # noqa: BLE001 - delta-rs's CommitFailedError
+                if not concurrent_transaction(exc):
+                    raise
+                self._tables.clear()  # another writer committed one of our sources: read the log again
+                if kept is not None:
+                    kept.clear()
+        raise RuntimeError(f"could not commit {', '.join(sorted(ends))}: {CLAIM_RETRIES} concurrent commits in a row")
+
+    def _commit_bundle(self, ends: Mapping[str, int], blocks: dict[str, Block], kept: list[Block] | None,
+                       fences: Mapping[str, int]) -> int:
         sources = sorted(ends)
         with stage("commit"):
             done = {t: tables.transaction_versions(self.root, t, sources, self._table(t)) for t in TABLES}
-        todo = {s: e for s, e in ends.items() if e > done[RESUME_TABLE][s]}
+            owners = tables.transaction_versions(self.root, RESUME_TABLE, [owner_key(s) for s in fences],
+                                                 self._table(RESUME_TABLE)) if fences else {}
+        self.fenced = sorted(s for s, token in fences.items() if s in ends and owners[owner_key(s)] != token)
+        if self.fenced:
+            log.warning("not committing %s: another process owns it now (fenced)", ", ".join(self.fenced))
+        todo = {s: e for s, e in ends.items() if e > done[RESUME_TABLE][s] and s not in self.fenced}
         if not todo:
             return 0
         written = 0
@@ -206,6 +272,9 @@ class Lake:
             pairs = zip(block.sources, block.positions, strict=True)
             keep = block.where([s in todo and p >= floor[s] for s, p in pairs])
             txns = {s: e for s, e in todo.items() if e > floor[s]}
+            # the owner tokens ride along: a claim racing this commit sets the same ids, so one fails
+            if table == RESUME_TABLE:
+                txns.update({owner_key(s): fences[s] for s in todo if s in fences})
             if table != RESUME_TABLE and not len(keep):
                 continue
             self._append(table, keep, txns)

@@ -63,7 +63,7 @@ def require_writable(root: str | Path) -> None:
 
 
 def commit_patiently(lake, ends: Mapping[str, int], rows: list, retry_s: float = 5.0, report_s: float = 60.0,
-                     kept: list | None = None) -> int:
+                     kept: list | None = None, fences: Mapping[str, int] | None = None) -> int:
     """lake.commit_bundle, waiting out full or read-only storage; other errors propagate.
 
     Retrying the same commit is safe: a failed Delta commit left no log entry (its half-written
@@ -74,7 +74,7 @@ def commit_patiently(lake, ends: Mapping[str, int], rows: list, retry_s: float =
     what = ", ".join(f"{s}<{e}" for s, e in sorted(ends.items()))
     while True:
         try:
-            written = lake.commit_bundle(ends, rows, kept=kept)
+            written = lake.commit_bundle(ends, rows, kept=kept, fences=fences)
             if last_report is not None:
                 log.warning("lake %s is writable again after %.0fs; %s committed", lake.root, waited, what)
             return written

@@ -129,6 +129,13 @@ def observe_highwater(topic: str, partition: int, highwater: int | None) -> None
             _highwater[(topic, partition)] = highwater
 
 
+def forget_partition(topic: str, partition: int) -> None:
+    """A partition another process reads now (--join-group rebalance): its lag is no longer ours to report."""
+    with _lock:
+        _highwater.pop((topic, partition), None)
+        _committed.pop((topic, partition), None)
+
+
 def observe_batch(size: int, seconds: float) -> None:
     if _enabled:
         _M["batch_s"].observe(seconds)

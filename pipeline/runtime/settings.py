@@ -89,6 +89,7 @@ class StreamSettings(BaseSettings):
     topics: list[str] = ["news", "social"]
     lake: str = "lake"
     group: str = "finpulse"  # Kafka group whose offsets mirror the lake's progress (for lag monitoring)
+    join_group: bool = False  # share the topics with the group's other processes (sources/membership.py)
     registry: str | None = None  # model registry JSON or shipped name "default" / "accurate" (default: models/registry.json)
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 | int8 (see models/engine/inference.py, pick_precision)

@@ -41,6 +41,7 @@ from finpulse.pipeline.messages import (  # noqa: F401 (OFFSET_MASK: re-exported
 )
 from finpulse.pipeline.runtime import metrics
 from finpulse.pipeline.runtime.settings import StreamSettings
+from finpulse.pipeline.sources.membership import Assignment
 from finpulse.pipeline.sources.restrictions import CheckpointOnlyTracker
 from finpulse.schemas.errors import EX_TEMPFAIL
 
@@ -269,8 +270,9 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                  max_records: int | None, idle_exit: float | None, bundle_records: int = 256,
                  bundle_seconds: float = 1.0, partitions: int = 1, bundle_initial: int = 32,
                  flush_seconds: float = 1.0, flush_rows: int = 5000, catchup_records: int = 0,
-                 catchup_seconds: float = 0.0) -> None:
+                 catchup_seconds: float = 0.0, assignment: str | None = None) -> None:
         self._config = client_config
+        self._assignment_path = assignment  # --join-group: the partitions Kafka's coordinator gave this process
         self._lake = lake
         self._run_id = run_id
         self._poll_records = poll_records
@@ -293,6 +295,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                                     catchup_seconds=self._catchup[1])
         with _CONSUMER_LOCK:
             self._watch = _WATCHES.setdefault(self._run_id, TopicWatch())
+        self._assignment = Assignment(self._assignment_path) if self._assignment_path else None
 
     def start_bundle(self) -> None:
         self._budget.start(time.monotonic())
@@ -330,6 +333,9 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             tracker.try_claim(restriction.stop - 1)  # finish: nothing more from this partition in this run
             return
         self._watch.check(self._config, element.topic, self._stop)
+        if self._assignment is not None and not self._owned(element, restriction):
+            tracker.defer_remainder(Duration.of(0.5))  # another process reads it now; look again later
+            return
         granted = self._budget.grant()
         if granted == 0:  # this bundle has read its share: the partition is read first thing next bundle
             tracker.defer_remainder(Duration.of(0))
@@ -337,6 +343,11 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
         entry = self._consumer(element)
         consumer, tp = entry["consumer"], entry["tp"]
         epoch, expected = split_position(restriction.start)
+        if entry.get("resume") is not None:  # just assigned: where the lake says (see _owned)
+            if entry["resume"] >= restriction.start:
+                epoch, expected = split_position(entry["resume"])
+            else:
+                entry["resume"] = None
         if entry["reset"] is not None and entry["reset"][0] > epoch:
             epoch, expected = entry["reset"]  # a detected log reset we have not read from yet
         # Flush policy (on top of the bundle budget, which caps a bundle at `granted` records for
@@ -372,7 +383,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                 if not tracker.try_claim(position):
                     return
                 entry["next"] = position + 1
-                entry["reset"] = None
+                entry["reset"] = entry["resume"] = None
                 coords = Coordinates(topic=rec.topic, partition=rec.partition, offset=rec.offset,
                                      timestamp_ms=rec.timestamp)
                 yield RawMessage(coords, rec.value, source, position)
@@ -396,6 +407,34 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             if highwater is not None and entry["next"] is not None:
                 self._budget.waiting(highwater - split_position(entry["next"])[1])
         tracker.defer_remainder(Duration.of(0 if emitted else 0.2))
+
+    def _owned(self, desc: PartitionDesc, restriction: OffsetRange) -> bool:
+        """--join-group: is this partition assigned to this process now? On a new assignment (or
+        a new claim of it), read on from the lake's position, wherever other processes left it.
+
+        The restriction's positions only grow (this worker may have read ahead of what it
+        committed before it lost the partition), so a lake position below them is read under the
+        next log epoch: same offsets, higher positions (messages.py)."""
+        assert self._assignment is not None
+        token = self._assignment.tokens().get(source_key(desc.topic, desc.partition))
+        if token is None:
+            with _CONSUMER_LOCK:
+                entry = _CONSUMERS.get((self._run_id, desc.topic, desc.partition))
+            if entry is not None and entry.get("token") is not None:
+                entry["token"] = None
+                metrics.forget_partition(desc.topic, desc.partition)  # its lag is the new owner's to report
+            return False
+        entry = self._consumer(desc)
+        if entry.get("token") != token:
+            entry["token"] = token
+            position = Lake(self._lake).committed(source_key(desc.topic, desc.partition))
+            if position < restriction.start:
+                position = to_position(split_position(restriction.start)[0] + 1, split_position(position)[1])
+            entry["resume"] = position
+            entry["next"], entry["reset"], entry["last"] = None, None, None
+            log.info("%s-%d: reading from offset %d (owner token %d)", desc.topic, desc.partition,
+                     split_position(position)[1], token)
+        return True
 
     def _verify_log(self, desc: PartitionDesc, entry: dict, epoch: int, expected: int) -> None:
         """While idle, re-read the last record we consumed every few seconds and compare fingerprints.
