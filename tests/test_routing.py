@@ -97,20 +97,6 @@ def test_routes_file_errors_are_named(tmp_path):
             load_routes(bad)
 
 
-def test_routes_refuse_an_object_store_lake_instead_of_keeping_a_local_outbox(tmp_path):
-    """The routed outbox is local files (alerts/notify.py): on an s3:// lake it would land in a local
-    folder named after the URL, so the command refuses with what to use instead."""
-    from click.testing import CliRunner
-
-    from finpulse.pipeline.cli.main import main
-
-    routes = tmp_path / "routes.toml"
-    routes.write_text('[[route]]\nurls = ["json://127.0.0.1:9/x"]\n')
-    out = CliRunner().invoke(main, ["alerts", "--lake", "s3://bucket/lake", "--routes", str(routes)])
-    assert out.exit_code == 2 and "--routes needs a local lake" in out.output, out.output
-    assert not any(tmp_path.glob("s3*")) and not Path("s3:").exists()
-
-
 def test_quiet_hours_cross_midnight_in_the_route_timezone_and_critical_breaks_through():
     [route] = parse_routes(
         {"route": [{"urls": ["json://h/x"], "quiet_hours": "22:00-07:00", "timezone": "America/New_York"}]}

@@ -7,7 +7,7 @@ is fixed by the event's first window (key kind, key, bucket width, event start),
 over the same range never writes it twice, and an escalation rewrites the same alert with a
 higher `revision` (delivered again, as an update). New alerts land in the lake's `alerts` Delta
 table (local or object store) in one commit per evaluation, then are sent on (webhook and/or
-Kafka topic).
+Kafka topic, and routes) by delivery.py.
 """
 
 from __future__ import annotations

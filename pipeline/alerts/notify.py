@@ -1,108 +1,109 @@
-"""Routed alert delivery through apprise, with an outbox: nothing lost, nothing sent twice.
+"""Routed notices: which messages the recorded alerts call for, logged, then sent through apprise.
 
-State lives next to the alerts, in LAKE/_notify/ (local lakes; the alerts writer lock covers it):
+State is the delivery outbox beside the alerts (lake/outbox.py, on the lake's own storage:
+a local directory or an object store alike):
 
-* `notices.jsonl`: the outbox, one notice per line (routes.Notice), appended durably (fsync)
-  under the alerts writer lock. Its first line lists the alerts that existed when routing was
-  first enabled on this lake, so turning routing on never replays history. Notices are planned
-  from the alert store and the log itself (routes.open_episodes), with deterministic ids, so a
-  pass that dies anywhere is simply planned again: what is already in the log is not added twice.
-* `dest-<hash>.sent`: per destination (route x URL), the notice ids it has accepted and when.
-  A destination seen for the first time starts after the notices already logged.
+* the notice log (`LAKE/_outbox/notices/`): one record per notice (routes.Notice), with
+  deterministic ids, planned under the alerts writer lock from the alert store and the log
+  itself (routes.open_episodes), so a pass that dies anywhere is simply planned again and a
+  notice already logged is not added twice. Its first record lists the alerts that existed
+  when routing was first enabled on this lake, so turning routing on never replays history.
+* per destination (route x URL), the ledger of delivery.py: the notice ids it has accepted
+  and when. A destination seen for the first time starts after the notices already logged.
 
 A pass is: open (before the new alerts are recorded, so a crash between recording and
-delivery leaves them to the next pass, not to "history") -> record -> plan -> deliver. Each
-destination works through its own pending notices in order, with retries and backoff; a
-destination that keeps failing keeps its notices pending and the next destination goes on.
-The one window left is a crash after a destination accepted a message and before its `.sent`
-line is written: that message is sent again on restart (at least once; nothing is lost).
+delivery leaves them to the next pass, not to "history") -> record -> plan -> deliver, each
+destination through delivery.drain (in order, one retry helper, a failing destination keeps
+its notices and the next one goes on). The guarantee is delivery.py's: at least once, and
+once unless the process dies between a destination accepting a notice and its ledger write;
+json:// and form:// destinations get the notice id as `Idempotency-Key` to deduplicate on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import os
-import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from finpulse.pipeline.alerts import routes as rules
-from finpulse.pipeline.alerts.delivery import delivery_key, recorded_alerts
+from finpulse.pipeline.alerts.delivery import (
+    AppriseTarget,
+    Sender,
+    apprise_send,
+    delivery_key,
+    drain,
+    ledger,
+    open_destination,
+    recorded_alerts,
+)
 from finpulse.pipeline.alerts.routes import Example, Latest, Notice, Routes
 from finpulse.pipeline.lake.locks import writer_lock
+from finpulse.pipeline.lake.outbox import RecordLog
 from finpulse.pipeline.lake.query import connect
+from finpulse.pipeline.lake.storage import open_storage
 from finpulse.pipeline.runtime import metrics
 
 log = logging.getLogger(__name__)
-Sender = Callable[[str, str, str], bool]  # (url, title, body) -> accepted
+HISTORIC = "historic"  # the id of the record listing the alerts routing began after
+LEGACY_LOG = "_notify/notices.jsonl"  # where an older finpulse kept the notice log (local lakes)
 
 
-def _folder(lake: str | Path) -> Path:
-    return Path(lake) / "_notify"
-
-
-def _append(path: Path, lines: list[str]) -> None:
-    """Append whole lines and fsync: a crash leaves at most a torn last line, which readers skip."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fh.write("".join(line + "\n" for line in lines))
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _lines(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    text = path.read_text()
-    complete = text if text.endswith("\n") else text.rsplit("\n", 1)[0] + "\n" if "\n" in text else ""
-    return [line for line in complete.splitlines() if line.strip()]
+def _log(lake: str | Path) -> RecordLog:
+    return RecordLog(lake, "notices")
 
 
 def read_log(lake: str | Path) -> tuple[set[str], list[Notice]]:
     """(alert ids that were history when routing began, notices in order)."""
     historic: set[str] = set()
     notices: list[Notice] = []
-    for line in _lines(_folder(lake) / "notices.jsonl"):
-        d = json.loads(line)
-        if "historic" in d:
-            historic.update(d["historic"])
+    for record in _log(lake).read() or []:
+        if record["id"] == HISTORIC:
+            historic.update(record["alerts"])
         else:
-            notices.append(Notice.from_json(d))
+            notices.append(Notice.from_json(record["notice"]))
     return historic, notices
 
 
-def _dest_file(lake: str | Path, route: str, url: str) -> Path:
-    digest = hashlib.sha256((route + "\x1f" + url).encode()).hexdigest()[:16]
-    return _folder(lake) / f"dest-{digest}.sent"
+def _records(notices: list[Notice]) -> list[dict[str, Any]]:
+    return [{"id": n.notice_id, "notice": n.to_json()} for n in notices]
+
+
+def _adopt_legacy_log(lake: str | Path, notices: RecordLog) -> bool:
+    """A notice log written by an older finpulse (one JSON line per notice) becomes this log."""
+    text = open_storage(lake).read_text(LEGACY_LOG)
+    if text is None:
+        return False
+    records: list[dict[str, Any]] = []
+    for line in text[: text.rfind("\n") + 1].splitlines():  # a torn last line was never logged
+        if line.strip():
+            d = json.loads(line)
+            records.append({"id": HISTORIC, "alerts": d["historic"]} if "historic" in d
+                           else _records([Notice.from_json(d)])[0])
+    notices.append(records, create=True)
+    return True
+
+
+def _targets(routes: Routes, send: Sender = apprise_send) -> list[AppriseTarget]:
+    return [AppriseTarget(route.name, url, lambda n: rules.message(n, routes.dashboard_url), send)
+            for route, url in rules.destinations(routes)]
 
 
 def sent_log(lake: str | Path, route: str, url: str) -> dict[str, float] | None:
     """notice id -> unix time accepted, for one destination (None: never used on this lake)."""
-    f = _dest_file(lake, route, url)
-    if not f.is_file():
-        return None
-    out: dict[str, float] = {}
-    for line in _lines(f):
-        notice_id, _, ts = line.rpartition(" ")
-        out[notice_id] = float(ts)
-    return out
+    return ledger(lake, AppriseTarget(route, url, rules.message, apprise_send))[1]
 
 
 def open_outbox(lake: str | Path, routes: Routes, alert_ids: set[str]) -> None:
     """First use on a lake: today's alerts are history. First use of a destination: it starts
     after the notices already logged. Called before a pass records anything new."""
-    outbox = _folder(lake) / "notices.jsonl"
-    if not outbox.is_file():
-        _append(outbox, [json.dumps({"historic": sorted(alert_ids)})])
-    _, notices = read_log(lake)
-    for route, url in rules.destinations(routes):
-        if sent_log(lake, route.name, url) is None:
-            _append(_dest_file(lake, route.name, url), [f"{n.notice_id} 0" for n in notices])
+    notices = _log(lake)
+    if notices.read() is None and not _adopt_legacy_log(lake, notices):
+        notices.append([{"id": HISTORIC, "alerts": sorted(alert_ids)}])
+    for target in _targets(routes):
+        open_destination(lake, target, lambda: [n.notice_id for n in read_log(lake)[1]])
 
 
 # -- planning -------------------------------------------------------------------------------------
@@ -195,28 +196,10 @@ def plan(
 
 
 def record_notices(lake: str | Path, notices: list[Notice]) -> None:
-    if notices:
-        _append(_folder(lake) / "notices.jsonl", [json.dumps(n.to_json()) for n in notices])
+    _log(lake).append(_records(notices))
 
 
 # -- delivery -------------------------------------------------------------------------------------
-def apprise_send(url: str, title: str, body: str) -> bool:
-    """One message through apprise (Slack, Teams, mailto, PagerDuty, Telegram, json://, ...)."""
-    import apprise
-
-    app = apprise.Apprise()
-    if not app.add(url):
-        log.error("routes: %s is not an apprise URL apprise can use", _redact(url))
-        return False
-    return bool(app.notify(title=title, body=body))
-
-
-def _redact(url: str) -> str:
-    """Destinations carry secrets (webhook tokens, passwords): log the scheme and host only."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/…"
-
-
 def deliver(
     lake: str | Path,
     routes: Routes,
@@ -234,53 +217,16 @@ def deliver(
     now = now or datetime.now(timezone.utc)
     _, notices = read_log(lake)
     counts = {"sent": 0, "held": 0, "failed": 0, "skipped": 0}
-    for route, url in rules.destinations(routes):
-        done = sent_log(lake, route.name, url) or {}
-        sent_at = sorted(done.values())
-        for n in notices:
-            if n.notice_id in done or not rules.matches(route, n):
-                continue
-            decision = rules.decide(route, n, now, sent_at)
-            if decision == "stale":  # about a window older than max_age: recorded as done, never sent
-                _append(_dest_file(lake, route.name, url), [f"{n.notice_id} 0"])
-                counts["skipped"] += 1
-                metrics.observe_notification(route.name, "skipped_stale")
-                continue
-            if decision != "send":
-                counts["held"] += 1
-                metrics.observe_notification(route.name, f"held_{decision}")
-                if decision == "quiet":
-                    continue  # a critical notice behind it still goes out (quiet_override)
-                break
-            title, body = rules.message(n, routes.dashboard_url)
-            if not _send_with_retries(send, url, title, body, retries, backoff):
-                counts["failed"] += 1
-                metrics.observe_notification(route.name, "failed")
-                log.error(
-                    "route %s: %s did not accept notice %s; kept, retried next pass",
-                    route.name,
-                    _redact(url),
-                    n.notice_id,
-                )
-                break
-            ts = time.time()
-            _append(_dest_file(lake, route.name, url), [f"{n.notice_id} {ts:.3f}"])
-            sent_at.append(ts)
-            counts["sent"] += 1
-            metrics.observe_notification(route.name, "sent")
+    by_name = {r.name: r for r in routes.routes}
+    for target in _targets(routes, send):
+        route = by_name[target.route]
+        wanted = [(n.notice_id, n) for n in notices if rules.matches(route, n)]
+        got = drain(lake, target, wanted, decide=lambda n, sent_at, r=route: rules.decide(r, n, now, sent_at),
+                    observe=lambda outcome, r=route: metrics.observe_notification(r.name, outcome),
+                    retries=retries, backoff=backoff)
+        for k, v in got.items():
+            counts[k] += v
     return counts
-
-
-def _send_with_retries(send: Sender, url: str, title: str, body: str, retries: int, backoff: float) -> bool:
-    for attempt in range(retries + 1):
-        try:
-            if send(url, title, body):
-                return True
-        except Exception as exc:  # noqa: BLE001 - one destination's failure must not stop the others
-            log.warning("routes: sending to %s raised %s", _redact(url), type(exc).__name__)
-        if attempt < retries:
-            time.sleep(backoff * 2**attempt)
-    return False
 
 
 def pass_after_record(
@@ -303,4 +249,5 @@ def pass_after_record(
     return deliver(lake, routes, now, send)
 
 
-__all__ = ["apprise_send", "deliver", "open_outbox", "pass_after_record", "plan", "read_log", "sent_log", "story_count"]
+__all__ = ["apprise_send", "deliver", "open_outbox", "pass_after_record", "plan", "read_log", "record_notices",
+           "sent_log", "story_count"]

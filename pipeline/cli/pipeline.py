@@ -297,16 +297,9 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     from finpulse.pipeline.alerts.evaluate import run_alerts, summary
     from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.alerts.routes import load_routes
-    from finpulse.pipeline.lake.storage import is_remote
     from finpulse.pipeline.runtime import metrics
 
     setup_logging(False)
-    if routes_file and is_remote(lake):
-        # alerts/notify.py keeps its outbox in local files beside the lake; on an object-store URL that
-        # would be a local folder named after the URL, and a restart elsewhere would send everything again
-        raise click.UsageError("--routes needs a local lake for now (its delivery outbox is local files); "
-                               "from an s3:// or gs:// lake deliver with --webhook or --kafka-topic, "
-                               "whose outbox is in the lake")
     routes = load_routes(routes_file) if routes_file else None  # a bad file is a ConfigError: exit 2 with the reason
     if not follow:  # a follower may start before the first commit; a single evaluation needs a lake
         require_lake(lake)

@@ -4,6 +4,7 @@
 - `tables.py`: the tables, their schemas and the one way to open them.
 - `storage.py`: local and object-store storage behind one seam.
 - `locks.py`: the waiting writer lock (one alerts writer at a time; the next waits its turn).
+- `outbox.py`: append-only record logs beside the tables: alert delivery's notice log and ledgers.
 - `faults.py`: storage faults and corrupt files.
 - `query.py`: DuckDB views for every reader.
 - `sql_guard.py`: keeps `finpulse query` read-only and inside the lake.
