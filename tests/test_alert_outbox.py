@@ -22,12 +22,13 @@ from test_s3 import s3  # noqa: F401 - the moto server fixture
 
 from finpulse.pipeline.alerts import notify
 from finpulse.pipeline.alerts.delivery import Webhook, delivered_ids, drain
-from finpulse.pipeline.alerts.evaluate import AlertSettings, run_alerts
+from finpulse.pipeline.alerts.evaluate import run_alerts
 from finpulse.pipeline.alerts.routes import load_routes
 from finpulse.pipeline.lake import outbox
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.outbox import Ledger, RecordLog
 from finpulse.pipeline.lake.storage import open_storage
+from finpulse.pipeline.runtime.settings import AlertSettings
 
 
 # -- the log ---------------------------------------------------------------------------------------
