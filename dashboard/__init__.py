@@ -9,6 +9,7 @@
 - `serve.py`: starting `streamlit run` for `finpulse dashboard`.
 - `browser.py`: the headless-Chromium driver the browser test and screenshots use.
 - `bench.py`: the dashboard's query bench on a generated lake.
+- `signal_view.py`: the Signal view, sentiment against prices (`finpulse signal`'s study).
 
-May import: `pipeline.lake`, `pipeline.runtime`, `pipeline.devtools`, `schemas`.
+May import: `pipeline.lake`, `pipeline.market`, `pipeline.runtime`, `pipeline.devtools`, `schemas`.
 """

@@ -18,12 +18,13 @@ import streamlit as st
 from finpulse.dashboard import charts, queries
 from finpulse.dashboard.filters import PRESETS, Filters, preset_range
 from finpulse.dashboard.highlight import highlight_html
+from finpulse.dashboard.signal_view import signal_view
 from finpulse.dashboard.store import LakeStatus, LakeStore, open_store
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.storage import is_remote
-
 from finpulse.pipeline.runtime.settings import DashboardSettings
-VIEWS = ["Overview", "Trends", "Alerts", "Movers", "Topics", "Posts", "Models"]
+
+VIEWS = ["Overview", "Trends", "Alerts", "Movers", "Topics", "Posts", "Models", "Signal"]
 SENTIMENT_ICON = {"negative": "🔴", "neutral": "⚪", "positive": "🟢"}
 PAGE_ROWS = 200
 
@@ -254,7 +255,7 @@ def models_view(store: LakeStore, f: Filters) -> None:
 
 
 RENDER = {"Overview": overview, "Trends": trends, "Alerts": alerts_view, "Movers": movers_view,
-          "Topics": topics_view, "Posts": posts_view, "Models": models_view}
+          "Topics": topics_view, "Posts": posts_view, "Models": models_view, "Signal": signal_view}
 
 
 def main_area(store: LakeStore, had_posts: bool) -> None:

@@ -31,6 +31,7 @@ def shown_metric(driver, label: str) -> str | None:
 def test_dashboard_in_chromium(enriched_lake, tmp_path):
     lake = tmp_path / "lake"
     shutil.copytree(enriched_lake, lake)  # this test adds rows; the shared lake stays as it is
+    load_random_walk_prices(lake, tmp_path / "prices.csv")
     ba_posts = run_query(enriched_lake, "select count(distinct id) n from enriched where list_contains(tickers, 'BA')").to_pylist()[0]["n"]
     all_posts = run_query(enriched_lake, "select count(distinct id) n from enriched").to_pylist()[0]["n"]
     ba_alerts = run_query(enriched_lake, "select severity from alerts where key = 'BA'").to_pylist()
@@ -70,3 +71,31 @@ def test_dashboard_in_chromium(enriched_lake, tmp_path):
         write_posts(lake, [post(f"live-{i}", when + i, "negative", ("BA",)) for i in range(3)], name="live")
         WebDriverWait(driver, 30).until(lambda d: shown_metric(d, "Posts in range") == f"{ba_posts + 3:,}")
         assert driver.execute_script("return window.finpulseMarker") == 42, "the page was reloaded"
+
+        # Signal: the event-study curve around BA's alert, the IC bars and BA's sentiment over its price
+        next(b for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "Signal").click()
+        wait.until(lambda d: "After 1 alert " in d.find_element(By.TAG_NAME, "body").text)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".vega-embed canvas, .vega-embed svg")) >= 3)
+
+
+def load_random_walk_prices(lake: Path, csv: Path) -> None:
+    """Closes of every company the lake's posts name, October and November 2026, through the loader."""
+    import random
+
+    from finpulse.pipeline.devtools.signal_choice import trading_days
+    from finpulse.pipeline.enrich.companies import load_gazetteer
+    from finpulse.pipeline.market.load import load_prices
+    from finpulse.pipeline.market.prices import parse_prices, read_table
+
+    keys = [r["k"] for r in run_query(lake, "select distinct unnest(coalesce(companies, tickers)) k from enriched "
+                                            "order by 1").to_pylist()]
+    rng, lines = random.Random(5), ["ticker,date,close"]
+    for key in keys:
+        close = 100.0
+        for day in trading_days(datetime(2026, 10, 1).date(), 42):
+            close *= 1 + rng.gauss(0, 0.01)
+            lines.append(f"{key},{day},{close:.4f}")
+    csv.write_text("\n".join(lines) + "\n")
+    parsed = parse_prices(read_table(csv), load_gazetteer())
+    assert parsed.table.num_rows > 0
+    load_prices(lake, parsed)  # tickers the gazetteer does not know are left out (reported, not loaded)

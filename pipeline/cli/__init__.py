@@ -12,6 +12,7 @@ where errors become exit codes and messages.
 - `devtools.py`: `bench`, `bench-precision`, `simulate-alerts`, `demo`, `bench-int8`, `bench-stories`, `bench-lake`,
   `realtext-eval`, `gazetteer build`.
 - `chaos.py`: `chaos ...` (kill, outage, load, soak).
+- `market.py`: `prices load`, `signal`, `compare-detectors` (prices beside sentiment).
 - `config.py`: `config show`, the effective settings and their sources.
 - `__main__.py`: `python -m finpulse.pipeline.cli`.
 

@@ -179,9 +179,9 @@ def synthetic_universe(lake: str | Path, companies: int = 20, sessions: int = 18
     for b in bursts:
         if b.kind != "news":
             continue
-        day = session_day(b.at, calendar)
-        assert day is not None  # bursts are placed inside the calendar
-        t = int(rng.integers(10, len(calendar) - 8)) if shuffle_effects else index[day]
+        session = session_day(b.at, calendar)
+        assert session is not None  # bursts are placed inside the calendar
+        t = int(rng.integers(10, len(calendar) - 8)) if shuffle_effects else index[session]
         scale = b.size / (sum(burst) / 2)  # larger bursts, larger moves; `drift` on average
         returns[row[b.company], t] += reaction * scale
         returns[row[b.company], t + 1:t + 4] += drift * scale / 3
@@ -262,9 +262,9 @@ def compare_detectors(lake: str | Path, choose: tuple[datetime, datetime], confi
         flat = {**change.get("detector", {}), **{k: v for k, v in change.items() if k != "detector"}}
         out["alternatives"][name] = {"change": {k: list(v) if isinstance(v, tuple) else v for k, v in flat.items()},
                                      **figures}
-    ranked = [(v["choose"][CRITERION]["t"], name) for name, v in out["alternatives"].items()
+    ranked = [(v["choose"][CRITERION]["t"], name != "defaults", name) for name, v in out["alternatives"].items()
               if v["choose"]["alerts"] >= MIN_EVENTS and v["choose"][CRITERION]["t"] is not None]
-    chosen = min(ranked)[1] if ranked else "defaults"
+    chosen = min(ranked)[2] if ranked else "defaults"  # a tie keeps the defaults
     out["chosen"] = chosen
     out["reported_on_confirm"] = {"defaults": out["alternatives"]["defaults"]["confirm"],
                                   chosen: out["alternatives"][chosen]["confirm"]}

@@ -10,6 +10,7 @@
 - `study.py`: `finpulse signal`: DuckDB over the lake's views (lake/query.py) aggregates posts into
   per-company sessions and prices into abnormal returns; `stats` does the rest.
 
-May import: `lake`, `enrich.companies` (the gazetteer), `schemas`. Never `alerts` (the alert
-detector's alternatives are compared by `devtools/signal_choice.py`, which imports both).
+Never the alerts package: the alert detector's alternatives are compared by
+`devtools/signal_choice.py`, which imports both. The gazetteer comes from `enrich/companies.py`.
+May import: `pipeline.lake`, `pipeline.enrich.companies`, `schemas`.
 """

@@ -24,6 +24,7 @@ study stays in sessions.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -95,8 +96,8 @@ def _calendar(con) -> list[date]:
 
 
 def period_slice(calendar: list[date], since: datetime | None, until: datetime | None) -> slice:
-    lo = 0 if since is None else int(np.searchsorted(np.array(calendar), candidate_day(since), side="left"))
-    hi = len(calendar) if until is None else int(np.searchsorted(np.array(calendar), candidate_day(until), side="left"))
+    lo = 0 if since is None else bisect.bisect_left(calendar, candidate_day(since))
+    hi = len(calendar) if until is None else bisect.bisect_left(calendar, candidate_day(until))
     return slice(lo, max(lo, hi))
 
 
