@@ -45,10 +45,16 @@ from finpulse.pipeline.cli.options import (
               help="with --service: steady posts/s (below capacity)")
 @click.option("--seconds", type=Float(min=0, min_open=True, example="60"), default=60.0, show_default=True,
               help="with --service: length of the steady feed")
+@click.option("--scale", is_flag=True, help="instead: rows/s of one backlog (--n posts) with 1, 2 and 3 stream "
+              "processes in a consumer group and 1 and 3 Dask workers; see devtools/bench_scale.py")
 def bench(n: int, device: str, precision: str, no_e2e: bool, baseline_n: int, quality_data: Path, as_json: bool,
-          service: bool, rate: float, seconds: float) -> None:
+          service: bool, rate: float, seconds: float, scale: bool) -> None:
     """Measure throughput and latency; prints one JSON object (its `precision`: what the engine ran at)."""
-    if service:
+    if scale:
+        from finpulse.pipeline.devtools.bench_scale import run as run_scale
+
+        result = run_scale(n)
+    elif service:
         os.environ["FINPULSE_PRECISION"] = precision  # the `finpulse stream` processes it starts read it
         from finpulse.pipeline.devtools.service_bench import run_service_bench
         from finpulse.pipeline.jobs.stream import resolve_device
