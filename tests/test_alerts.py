@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from finpulse.pipeline.alerts.delivery import post_webhook
 from finpulse.pipeline.alerts.evaluate import alert_id, evaluate, run_alerts
-from finpulse.pipeline.runtime.settings import AlertSettings
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.lake.commit import Lake, Row
 from finpulse.pipeline.lake.query import run_query
+from finpulse.pipeline.runtime.settings import AlertSettings
 from finpulse.schemas.records import EnrichedRecord
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
@@ -71,8 +71,8 @@ def test_an_alert_on_the_two_bucket_window_covers_both_buckets(tmp_path):
 
 
 def test_the_count_channel_season_is_a_day_of_buckets_whatever_the_width():
-    from finpulse.pipeline.runtime.settings import DetectorConfig
     from finpulse.pipeline.alerts.evaluate import seasonal
+    from finpulse.pipeline.runtime.settings import DetectorConfig
 
     assert seasonal(DetectorConfig(), timedelta(minutes=15)).season_buckets == 96
     assert seasonal(DetectorConfig(), timedelta(hours=1)).season_buckets == 24
@@ -128,9 +128,9 @@ def test_streaming_and_backfilling_the_same_feed_give_the_same_alerts(broker, tm
     import pytest
     from conftest import StreamProcess, send
 
-    from finpulse.pipeline.runtime.settings import DetectorConfig
     from finpulse.pipeline.devtools.generator import Event, generate_posts
     from finpulse.pipeline.jobs.backfill import run_backfill
+    from finpulse.pipeline.runtime.settings import DetectorConfig
 
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)
     event = Event("BA", start + timedelta(hours=20, minutes=5), posts=50, minutes=30)

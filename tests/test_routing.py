@@ -19,7 +19,6 @@ import pytest
 from test_alerts import T0, post
 
 from finpulse.pipeline.alerts.evaluate import run_alerts
-from finpulse.pipeline.runtime.settings import AlertSettings
 from finpulse.pipeline.alerts.routes import (
     Episode,
     Example,
@@ -37,6 +36,7 @@ from finpulse.pipeline.alerts.routes import (
     parse_routes,
 )
 from finpulse.pipeline.lake.commit import Lake, Row
+from finpulse.pipeline.runtime.settings import AlertSettings
 
 W0 = T0 + timedelta(hours=30)
 

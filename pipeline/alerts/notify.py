@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,14 @@ def record_notices(lake: str | Path, notices: list[Notice]) -> None:
 
 
 # -- delivery -------------------------------------------------------------------------------------
+def _decider(route: rules.Route, now: datetime) -> Callable[[Any, list[float]], str]:
+    return lambda notice, sent_at: rules.decide(route, notice, now, sent_at)
+
+
+def _observer(route: str) -> Callable[[str], None]:
+    return lambda outcome: metrics.observe_notification(route, outcome)
+
+
 def deliver(
     lake: str | Path,
     routes: Routes,
@@ -221,8 +230,7 @@ def deliver(
     for target in _targets(routes, send):
         route = by_name[target.route]
         wanted = [(n.notice_id, n) for n in notices if rules.matches(route, n)]
-        got = drain(lake, target, wanted, decide=lambda n, sent_at, r=route: rules.decide(r, n, now, sent_at),
-                    observe=lambda outcome, r=route: metrics.observe_notification(r.name, outcome),
+        got = drain(lake, target, wanted, decide=_decider(route, now), observe=_observer(route.name),
                     retries=retries, backoff=backoff)
         for k, v in got.items():
             counts[k] += v
