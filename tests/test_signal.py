@@ -235,3 +235,20 @@ def test_cli_signal_refuses_bad_options_no_lake_and_no_prices(tmp_path, planted_
     write_posts(tmp_path / "plain", [post("p1", 0, "negative", ("AAPL",))])
     unpriced = CliRunner().invoke(main, ["signal", "--lake", str(tmp_path / "plain")])
     assert unpriced.exit_code == 1 and "finpulse prices load" in unpriced.output
+
+
+def test_compare_detectors_chooses_on_one_period_and_reports_on_the_other(planted_lake):
+    from finpulse.pipeline.devtools.signal_choice import compare_detectors
+
+    lake, universe, _ = planted_lake
+    cal = universe.calendar
+    at = [datetime(d.year, d.month, d.day, 21, tzinfo=UTC) for d in (cal[0], cal[35], cal[-1])]
+    alternatives = {"defaults": {}, "count posts": {"unit": "post"}}
+    result = compare_detectors(lake, (at[0], at[1]), (at[1], at[2]), alternatives)
+    assert result["chosen"] == "defaults"  # the copies bursts (no price effect) alert only when posts count
+    stories, posts = (result["alternatives"][n]["confirm"] for n in ("defaults", "count posts"))
+    assert posts["alerts"] > stories["alerts"] > 10
+    assert stories["car_+1_+5"]["mean"] < posts["car_+1_+5"]["mean"] < 0
+    assert set(result["reported_on_confirm"]) == {"defaults"}
+    with pytest.raises(ValueError, match="overlap"):
+        compare_detectors(lake, (at[0], at[2]), (at[1], at[2]), alternatives)
