@@ -42,13 +42,16 @@ def rows(lake) -> list[dict]:
 
 
 def test_a_dask_backfill_survives_a_killed_worker_and_equals_the_in_process_one(tmp_path, real_data):
+    """Files of 40 rows in chunks of 15: each file's last chunk (10 rows) is a partial model batch,
+    which Beam's BatchElements emits from finish_bundle, the output Beam's DaskRunner drops unless
+    runtime/dask_runner.py replaces its bundle function."""
     from distributed import Client, LocalCluster
 
     from finpulse.pipeline.enrich import handler
 
     real_archives(tmp_path, real_data.path("tfns_sentiment_train.csv"))
     pattern = str(tmp_path / "archive-*.jsonl")
-    local = run_backfill(pattern, str(tmp_path / "local"), chunk=10, progress=False)
+    local = run_backfill(pattern, str(tmp_path / "local"), chunk=15, precision="fp32", progress=False)
     assert local["processed"] == 120
 
     lake = tmp_path / "dask"
@@ -58,7 +61,8 @@ def test_a_dask_backfill_survives_a_killed_worker_and_equals_the_in_process_one(
         assert len(set(pids.values())) == 3
         result: dict = {}
         job = threading.Thread(target=lambda: result.update(
-            run_backfill(pattern, str(lake), chunk=10, progress=False, dask_address=cluster.scheduler_address)))
+            run_backfill(pattern, str(lake), chunk=15, precision="fp32", progress=False,
+                         dask_address=cluster.scheduler_address)))
         job.start()
 
         def committed() -> int:
@@ -70,7 +74,7 @@ def test_a_dask_backfill_survives_a_killed_worker_and_equals_the_in_process_one(
         # kill a worker that holds a finished chunk's result: Dask must re-run that chunk (its
         # result is lost with the worker) and re-running must not write its rows again
         def a_worker_holds_a_finished_chunk() -> bool:
-            return committed() >= 20 and any(client.has_what().values())
+            return committed() >= 15 and any(client.has_what().values())
 
         wait_until(a_worker_holds_a_finished_chunk, 240, "a chunk committed on a worker", interval=0.1)
         victim = next(w for w, keys in client.has_what().items() if keys)
@@ -85,9 +89,9 @@ def test_a_dask_backfill_survives_a_killed_worker_and_equals_the_in_process_one(
     got = rows(lake)
     assert len(got) == len({r["id"] for r in got}) == 120  # every row once
     # models load once per worker process (the replacement worker loads its own), not once per task:
-    # 12 chunks ran on 3 workers
+    # 9 chunks ran on 3 workers
     assert max(loads.values()) == 1, loads
-    want = rows(tmp_path / "local")
+    want = rows(tmp_path / "local")  # fp32 on both: bf16 scores move with the batch a text is in
     for a, b in zip(got, want, strict=True):
         assert {k: a[k] for k in COLUMNS.split(", ")} == {k: b[k] for k in COLUMNS.split(", ")}
         assert a["sentiment_score"] == pytest.approx(b["sentiment_score"], abs=1e-4)

@@ -23,7 +23,7 @@ from finpulse.pipeline.jobs.backfill import run_backfill
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.commit import Lake, source_key
 from finpulse.pipeline.lake.query import run_query
-from finpulse.pipeline.sources.archive import archive_key
+from finpulse.pipeline.sources.chunks import chunk_source
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def kafka_sources(topic: str) -> list[str]:
 def writers(lake: Path) -> set[str]:
     """The processes (host:pid) that made the ingest commits, from the commits' metadata."""
     return {c["finpulse.writer"] for t in ("enriched", "deadletter") if (dt := tables.open_table(lake, t))
-            for c in dt.history() if "finpulse.writer" in c}
+            for c in dt.history() if c.get("finpulse.op") == "ingest"}
 
 
 def run_cli(*args: str, log: Path, timeout: float = 400) -> int:
@@ -144,8 +144,10 @@ def test_two_worker_processes_split_partitions_and_files_exactly_once(broker, tm
             "--workers", "2", log=tmp_path / "backfill.log")
     stats = run_query(backfill_lake, "select count(*) n, count(distinct id) d from enriched").to_pylist()[0]
     assert stats == {"n": 180, "d": 180}
-    state = ends(backfill_lake, [archive_key(str(p.resolve())) for p in archives.glob("*.jsonl")])
-    assert sorted(state.values()) == [60, 60, 60]
+    # each chunk of 20 rows is its own source (sources/chunks.py): every one committed to its end
+    chunks = [chunk_source(str(p.resolve()), s) for p in archives.glob("*.jsonl") for s in (0, 20, 40)]
+    state = ends(backfill_lake, chunks)
+    assert sorted(state.values()) == [20] * 3 + [40] * 3 + [60] * 3
     assert len(writers(backfill_lake)) == 2, writers(backfill_lake)  # two worker processes committed
 
 

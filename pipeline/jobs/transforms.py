@@ -22,10 +22,10 @@ from finpulse.pipeline.enrich.rows import enriched_row, enriched_table
 from finpulse.pipeline.enrich.stories import StoryIndex
 from finpulse.pipeline.runtime.settings import StoryConfig
 from finpulse.pipeline.lake.commit import Block, Lake, Row, as_blocks
-from finpulse.pipeline.sources.membership import Assignment
 from finpulse.pipeline.lake.faults import commit_patiently
 from finpulse.pipeline.messages import OFFSET_MASK, Coordinates, RawMessage
 from finpulse.pipeline.runtime import metrics
+from finpulse.pipeline.sources.membership import Assignment
 from finpulse.schemas.records import DeadLetter, InputRecord
 
 log = logging.getLogger(__name__)

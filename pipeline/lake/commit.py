@@ -216,13 +216,18 @@ class Lake:
             current = tables.transaction_versions(self.root, RESUME_TABLE, keys, self._table(RESUME_TABLE))
             tokens = {s: current[owner_key(s)] + 1 for s in wanted}
             try:
-                self._append(RESUME_TABLE, as_blocks([])[RESUME_TABLE], {owner_key(s): t for s, t in tokens.items()})
+                self.mark({owner_key(s): t for s, t in tokens.items()}, "claim")
                 return tokens
             except Exception as exc:  # noqa: BLE001 - delta-rs's CommitFailedError
                 if not concurrent_transaction(exc):
                     raise
                 self._tables.pop(RESUME_TABLE, None)  # someone else committed one of them: read again
         raise RuntimeError(f"could not claim {', '.join(wanted)}: {CLAIM_RETRIES} concurrent commits in a row")
+
+    def mark(self, transactions: Mapping[str, int], op: str) -> None:
+        """One commit of transactions only, no rows (fencing claims, a backfill's chunk grid);
+        `op` names it in the commit's metadata, so tools counting ingest commits can tell them apart."""
+        self._append(RESUME_TABLE, as_blocks([])[RESUME_TABLE], transactions, op)
 
     # -- writing ------------------------------------------------------------------------------
     def commit(self, source: str, start: int, end: int, rows: Iterable[Row]) -> int:
@@ -283,12 +288,12 @@ class Lake:
                 kept.append(keep)
         return written
 
-    def _append(self, table: str, block: Block, txns: Mapping[str, int]) -> None:
+    def _append(self, table: str, block: Block, txns: Mapping[str, int], op: str = "ingest") -> None:
         """One Delta commit: the rows and the sources' new positions, atomically."""
         with stage("arrow"):
             data = block.data.append_column(tables.PARTITION, pa.array(block.dates, pa.string()))
         with stage("commit"):  # Parquet encoding happens inside delta-rs's write: counted here
-            tables.append(self.root, table, data, txns, {"finpulse.writer": WRITER, "finpulse.op": "ingest"},
+            tables.append(self.root, table, data, txns, {"finpulse.writer": WRITER, "finpulse.op": op},
                           self._tables.get(table))
 
 

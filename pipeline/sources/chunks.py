@@ -93,7 +93,7 @@ def record_grids(lake: Lake, grids: dict[str, int]) -> None:
     seen = lake.all_committed(new)
     todo = {k: g for k, g in new.items() if seen[k] == 0}
     if todo:
-        lake.commit_bundle(todo, [])
+        lake.mark(todo, "backfill-plan")
 
 
 class ReadArchiveChunk(beam.DoFn):
