@@ -20,5 +20,4 @@ def streamlit_args(port: int, host: str) -> list[str]:
     return ["streamlit", "run", str(APP),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-            "--global.developmentMode", "false", "--client.toolbarMode", "minimal",
-            "--", "--lake", lake if is_remote(lake) else os.path.abspath(lake)]
+            "--global.developmentMode", "false", "--client.toolbarMode", "minimal"]

@@ -54,7 +54,7 @@ def main() -> None:
 
 COMMANDS = (broker, produce, stream, backfill, query, rescore, alerts, status, lake_check, lake_group, dashboard, train,
             evaluate, shrink, distill, demo, bench, bench_precision, bench_dashboard, simulate_alerts, chaos,
-            prices_group, signal, compare_detectors, refit_head, train_entity_head, cards,
+            prices_group, signal, compare_detectors, config_group, refit_head, train_entity_head, cards,
             bench_int8, bench_stories, bench_lake, realtext_eval, gazetteer_group)
 for command in COMMANDS:
     main.add_command(command)
