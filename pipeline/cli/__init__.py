@@ -3,6 +3,7 @@ where errors become exit codes and messages.
 
 - `main.py`: the click group and the error -> exit code mapping.
 - `options.py`: option decorators and value types shared by every command.
+- `quiet.py`: library warnings that say nothing about the user's run, dropped at the entry point.
 - `pipeline.py`: `broker`, `produce`, `stream`, `backfill`, `rescore`, `query`, `alerts`.
 - `ops.py`: `lake check`, `lake optimize`, `lake migrate`.
 - `status.py`: `status`.
