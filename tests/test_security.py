@@ -32,7 +32,7 @@ def lake(tmp_path):
 
 def attacks(outside: Path, lake: Path) -> list[str]:
     """Statements a `finpulse query` user could try: write or read files, attach, change settings."""
-    inside = lake / "enriched" / "date=2026-11-02" / "injected.parquet"
+    inside = lake / "enriched" / "injected.parquet"
     return [
         f"COPY (SELECT 1) TO '{outside / 'out.csv'}'",
         f"COPY (SELECT 1 AS id) TO '{inside}' (FORMAT parquet)",  # rows injected into the lake itself
@@ -61,7 +61,7 @@ def test_query_refuses_everything_but_reading_the_lake(lake, tmp_path):
         out = runner.invoke(main, ["query", "--lake", str(lake), sql])
         assert out.exit_code != 0 and "query failed" in out.output, (sql, out.output)
     assert list(outside.iterdir()) == []
-    assert not (lake / "enriched" / "date=2026-11-02").exists()  # nothing injected (the table holds only its log)
+    assert not (lake / "enriched" / "injected.parquet").exists()  # nothing injected into the table folder
     ok = runner.invoke(main, ["query", "--lake", str(lake), "--format", "json", "select count(*) n from deadletter"])
     assert ok.exit_code == 0 and json.loads(ok.stdout) == {"n": 3}
     # the lake's own files stay readable directly, as documented

@@ -37,7 +37,9 @@ def lake_group() -> None:
 @lake_option(existing=True)
 @click.option("--retention-hours", type=SECONDS, default=None,
               help="vacuum data files that left the tables more than this long ago (default 1)")
-def lake_optimize(lake: str, retention_hours: float | None) -> None:
+@click.option("--cluster", is_flag=True,
+              help="rewrite every file in time order (z-order by the time column) instead of merging small files")
+def lake_optimize(lake: str, retention_hours: float | None, cluster: bool) -> None:
     """Compact each table's small files, then vacuum old ones; prints files before/after per table.
 
     Safe while a stream or backfill writes (compaction never conflicts with appends) and while
@@ -46,14 +48,24 @@ def lake_optimize(lake: str, retention_hours: float | None) -> None:
 
     require_lake(lake)  # compacting nothing is a mistaken --lake, not an empty success
     retention = DEFAULT_RETENTION_HOURS if retention_hours is None else retention_hours
-    click.echo(json.dumps(optimize(lake, retention), indent=2))
+    click.echo(json.dumps(optimize(lake, retention, cluster=cluster), indent=2))
 
 
 @lake_group.command(name="migrate")
 @lake_option(help="lake directory or object-store URL of the previous layout", existing=True)
 def lake_migrate(lake: str) -> None:
-    """Turn a lake of the previous layout (_staging/, _progress/) into Delta tables, keeping every
-    row once and each source's position; refuses to run twice."""
-    from finpulse.pipeline.lake.migrate import migrate
+    """Bring a lake of an older layout to the current one, keeping every row once and each
+    source's position: Parquet files with _staging/ and _progress/ become Delta tables, and
+    Delta tables partitioned by day are rewritten unpartitioned in time order (one commit per
+    table; queries keep working meanwhile). Refuses to run when there is nothing to migrate."""
+    from finpulse.pipeline.lake.migrate import MigrationError, migrate
+    from finpulse.pipeline.lake.relayout import day_partitioned, relayout
 
-    click.echo(json.dumps(migrate(lake), indent=2, default=str))  # MigrationError: a LakeError, exit 1
+    report: dict = {}
+    try:
+        report = migrate(lake)
+    except MigrationError:
+        if not day_partitioned(lake):
+            raise  # a LakeError: exit 1
+    report["relayout"] = relayout(lake, progress=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(report, indent=2, default=str))

@@ -70,9 +70,11 @@ def install_kill_point(point: str, after: int) -> None:
                 import pyarrow.parquet as pq
 
                 buf = io.BytesIO()
-                pq.write_table(data.drop_columns(["date"]), buf, compression="zstd")
+                day = [c for c in data.column_names if c == "date"]  # only tables of the older day layout
+                pq.write_table(data.drop_columns(day), buf, compression="zstd")
                 uri = getattr(table_or_uri, "table_uri", table_or_uri)  # a loaded DeltaTable or a path
-                folder = Path(str(uri).removeprefix("file://")) / f"date={data.column('date')[0]}"
+                folder = Path(str(uri).removeprefix("file://"))
+                folder = folder / f"date={data.column('date')[0]}" if day else folder
                 path = folder / "part-00000-torn.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "wb") as fh:

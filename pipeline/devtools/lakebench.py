@@ -64,8 +64,13 @@ def synth(n: int, start: datetime, seconds: float, seed: int) -> pa.Table:
         "kafka_topic": ["social"] * n,
         "kafka_partition": [0] * n,
         "kafka_offset": list(range(n)),
+        "companies": [[TICKERS[t]] for t in ticks],
     }
-    table = pa.Table.from_pydict(cols, schema=tables.SCHEMAS["enriched"])
+    schema = tables.SCHEMAS["enriched"]
+    for field in schema:  # columns added since (story ids, per-company sentiment): empty
+        if field.name not in cols:
+            cols[field.name] = pa.nulls(n, field.type) if field.nullable else [[]] * n
+    table = pa.Table.from_pydict(cols, schema=schema)
     return table.append_column(tables.PARTITION, pa.array([f"{p:%Y-%m-%d}" for p in published], pa.string()))
 
 
@@ -183,3 +188,108 @@ def run(
     result["uncompacted_after_optimize"] = reader_times(lake)
     return result
 
+
+# -- archives: years of rows at once, day partitions against the current layout -------------------
+ARCHIVE_T0 = datetime(2014, 1, 1, tzinfo=timezone.utc)
+ARCHIVE_QUERIES = {
+    # one company's daily series (the dashboard's company view)
+    "company_daily_series_s": "select * from sentiment_series('1 day', 'company') where key = 'AAPL'",
+    # every company's daily series (the issue's query: alerts' and the dashboard's overview)
+    "universe_daily_series_s": "select count(*) from sentiment_series('1 day', 'company')",
+    # one month of posts (a time filter on the rows: what row-group statistics can skip)
+    "one_month_posts_s": "select count(*), avg(sentiment_score) from enriched "
+                         "where published_at >= '2016-06-01' and published_at < '2016-07-01'",
+}
+
+
+def cpu() -> dict:
+    """The machine's CPU: model, cores, and the vector/matrix features that matter to DuckDB and torch."""
+    import os
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
+    return {"model": model, "cores": os.cpu_count(),
+            "features": {f: f in flags for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")}}
+
+
+def archive_chunks(years: float, rows_per_day: float, chunk: int):
+    """The rows of a `years`-long archive in time order, `chunk` rows at a time (one backfill commit each)."""
+    total = int(years * 365 * rows_per_day)
+    seconds_per_row = 86400 / rows_per_day
+    for k, start in enumerate(range(0, total, chunk)):
+        n = min(chunk, total - start)
+        yield synth(n, ARCHIVE_T0 + timedelta(seconds=start * seconds_per_row), n * seconds_per_row, seed=50_000 + k)
+
+
+def query_times(lake: Path, repeat: int = 3) -> dict:
+    from finpulse.pipeline.lake.query import run_query
+
+    out: dict = {"files": len(tables.snapshot(lake, "enriched").files)}
+    for name, sql in ARCHIVE_QUERIES.items():
+        run_query(lake, sql)  # warm the OS cache: every layout is measured warm
+        out[name] = timed(lambda sql=sql: run_query(lake, sql), repeat)
+    return out
+
+
+def stream_files(workdir: Path, minutes: float, rate: float, flush_s: float, optimize_every: float) -> dict:
+    """Live files of a stream committing every `flush_s` with the background compaction every
+    `optimize_every` seconds (run inline at the same cadence), in the current layout."""
+    lake = workdir / "stream"
+    per = max(1, int(rate * flush_s))
+    live, t = [], T0
+    for i in range(int(minutes * 60 / flush_s)):
+        tables.append(lake, "enriched", synth(per, t, flush_s, seed=70_000 + i), {"kafka.social.0": (i + 1) * per})
+        t += timedelta(seconds=flush_s)
+        if (i + 1) % int(optimize_every / flush_s) == 0:
+            tables.optimize(lake, retention_hours=1)
+            live.append(len(tables.snapshot(lake, "enriched").files))
+    files_per_hour_added = (live[-1] - live[0]) * 3600 / ((len(live) - 1) * optimize_every) if len(live) > 1 else None
+    return {"minutes": minutes, "commits": int(minutes * 60 / flush_s), "rows_per_commit": per,
+            "live_files_after_each_compaction": live,
+            "live_files_at_end": len(tables.snapshot(lake, "enriched").files),
+            "files_per_hour_after_compaction": files_per_hour_added,
+            "files_per_hour_without_compaction": round(3600 / flush_s)}
+
+
+def run_archive(workdir: Path, years: float = 5.0, rows_per_day: float = 133.0, chunk: int = 2000,
+                stream_minutes: float = 30.0, rate: float = 30.0, flush_s: float = 1.0,
+                optimize_every: float = 600.0) -> dict:
+    """A backfill-like write of a `years`-long archive (rows written straight through the lake's
+    commit path, no models), into day partitions as the older layout did and into the current
+    layout; files per table and query times for each, the relayout of the day-partitioned lake,
+    and a stream's files per hour with its background compaction."""
+    from deltalake import write_deltalake
+
+    from finpulse.pipeline.lake.maintenance import compact_written
+    from finpulse.pipeline.lake.relayout import relayout
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    result: dict = {"cpu": cpu(), "years": years, "rows_per_day": rows_per_day, "chunk_rows": chunk,
+                    "written_through": "lake commit path (tables.append), generated rows, no models"}
+    day, new = workdir / "day_partitions", workdir / "current"
+    rows = 0
+    t0 = time.perf_counter()
+    for k, data in enumerate(archive_chunks(years, rows_per_day, chunk)):
+        rows += data.num_rows
+        # the older layout: what tables.append wrote before (a partition per day)
+        write_deltalake(tables.table_uri(day, "enriched"), data, mode="append", partition_by=[tables.PARTITION],
+                        writer_properties=tables.writer_properties())
+        tables.append(new, "enriched", data, {f"file.bench{k // 50}": k + 1})
+    result["rows"] = rows
+    result["write_s"] = round(time.perf_counter() - t0, 1)
+    result["day_partitions"] = {"files_after_write": len(tables.snapshot(day, "enriched").files),
+                                "optimize": tables.optimize(day, retention_hours=0)["enriched"]}
+    result["day_partitions"].update(query_times(day))
+    result["current"] = {"files_after_write": len(tables.snapshot(new, "enriched").files),
+                         "compact_written": compact_written(new, ("enriched",))["enriched"]}
+    result["current"].update(query_times(new))
+    clustered = tables.optimize(new, retention_hours=0, cluster=True)["enriched"]
+    result["current_clustered"] = {"optimize_cluster": clustered}
+    result["current_clustered"].update(query_times(new))
+    migrated = relayout(day)
+    result["relayout_of_day_partitions"] = migrated["enriched"]
+    result["relayout_of_day_partitions"].update(query_times(day))
+    result["stream"] = stream_files(workdir, stream_minutes, rate, flush_s, optimize_every)
+    return result

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import glob as globlib
 import logging
+import sys
 import threading
 from dataclasses import dataclass
-import sys
 from pathlib import Path
 
 import apache_beam as beam
 
-from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.preflight import check_models
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 from finpulse.pipeline.jobs.stream import pipeline_options, resolve_device
 from finpulse.pipeline.jobs.transforms import enrich_and_write
 from finpulse.pipeline.lake.commit import Lake
+from finpulse.pipeline.lake.maintenance import compact_written
 from finpulse.pipeline.runtime import dask_runner
+from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.pipeline.sources.archive import archive_format, count_rows
 from finpulse.pipeline.sources.chunks import ReadArchiveChunk, committed_rows, plan_chunks, record_grids
 from finpulse.schemas.errors import NoInputFiles
@@ -98,9 +99,16 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
         if bar:
             bar.join()
     after = committed_rows(lake, sizes, grids)
+    # a file per chunk committed: leave the tables compact, not a file per chunk (lake/maintenance.py)
+    compacted = compact_written(lake_root, progress=_stderr if progress else None)
     return {
         "files": len(files),
         "rows": sum(f.rows for f in files),
         "processed": after - before,
         "skipped_already_done": before,
+        "compacted": compacted,
     }
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -7,10 +7,11 @@ newest model's), enriched again with the registry's models, and appended with th
 `--model-version OLD`, still shows the old labels, and the dashboard can compare the two.
 Readers see one row per id and model; by default the newest model's (lake/query.py).
 
-Exactly-once: rows are taken in id order in chunks, and each chunk's commit carries a Delta
-transaction `rescore:<model version>:<range>` = chunk number, so a killed rescore resumes at the
-next chunk, and a finished one re-run writes nothing. Ids that already have a row of this model
-version are skipped.
+Exactly-once: rows are taken in (publication time, id) order in chunks, and each chunk's commit
+carries a Delta transaction `rescore:<model version>:<range>` = chunk number, so a killed rescore
+resumes at the next chunk, and a finished one re-run writes nothing. Ids that already have a row
+of this model version are skipped. When it ends, the chunks' files are compacted (time order in,
+time order out).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from finpulse.pipeline.lake import tables
+from finpulse.pipeline.lake.maintenance import compact_written
 from finpulse.pipeline.lake.query import run_query
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,9 @@ def rescore(
     if until:
         where.append("published_at < ?")
         params.append(until)
-    todo = run_query(lake, f"SELECT * FROM enriched WHERE {' AND '.join(where)} ORDER BY id", params).to_pylist()
+    # in time order, so each chunk's file (and their compaction) covers a span of time
+    sql = f"SELECT * FROM enriched WHERE {' AND '.join(where)} ORDER BY published_at, id"
+    todo = run_query(lake, sql, params).to_pylist()
     app = _app_id(version, since, until)
     dt = tables.open_table(lake, "enriched")
     done_chunks = (dt.transaction_version(app) or 0) if dt is not None else 0
@@ -96,4 +100,6 @@ def rescore(
         tables.append(lake, "enriched", data, {app: n}, {"finpulse.op": "rescore", "finpulse.model_version": version})
         written += len(out)
         log.info("rescored %d/%d rows with %s", written, len(todo), version)
-    return {"model_version": version, "rescored": written, "chunks": len(chunks)}
+    # a file per chunk committed: compact them (chunks are in time order, so the merge is too)
+    compacted = compact_written(lake, ("enriched",)) if written else {}
+    return {"model_version": version, "rescored": written, "chunks": len(chunks), "compacted": compacted}

@@ -10,6 +10,7 @@
 - `sql_guard.py`: keeps `finpulse query` read-only and inside the lake.
 - `maintenance.py`: compaction and vacuum.
 - `migrate.py`: rewriting older lakes into the current layout.
+- `relayout.py`: day-partitioned Delta tables rewritten in place, unpartitioned, one commit each.
 
 Every other package reaches storage through here. May import: `pipeline.runtime`, `schemas`.
 """

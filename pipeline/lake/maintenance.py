@@ -5,13 +5,15 @@ small files; every reader pays per file. `finpulse lake optimize` (and the strea
 `--optimize-every` seconds, in a background thread) runs delta-rs's `optimize.compact()` then
 `vacuum`. Both are ordinary Delta commits: compaction never conflicts with appends, so commits
 are not blocked, and a reader that listed an older version keeps its files until the vacuum
-retention has passed, so a query running during compaction is never broken.
+retention has passed, so a query running during compaction is never broken. Batch jobs
+(backfill, rescore) compact what they wrote as they finish (`compact_written`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from finpulse.pipeline.lake import tables
@@ -22,9 +24,23 @@ DEFAULT_RETENTION_HOURS = 1.0  # older than any query; time travel further back 
 DEFAULT_OPTIMIZE_EVERY_S = 600.0
 
 
-def optimize(root: str | Path, retention_hours: float = DEFAULT_RETENTION_HOURS) -> dict:
-    """Compact then vacuum every table of the lake; per table, files before/after and seconds."""
-    return tables.optimize(root, retention_hours)
+def optimize(root: str | Path, retention_hours: float = DEFAULT_RETENTION_HOURS, cluster: bool = False,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """Compact (or with `cluster`, z-order by time) then vacuum every table of the lake; per
+    table, files before/after and seconds."""
+    return tables.optimize(root, retention_hours, cluster=cluster, progress=progress)
+
+
+def compact_written(root: str | Path, written: Sequence[str] = ("enriched", "deadletter"),
+                    progress: Callable[[str], None] | None = None) -> dict:
+    """Compact the tables a batch job (backfill, rescore) has just written, as it finishes.
+
+    A batch job commits a file per chunk; compaction merges the files below the target size,
+    which are the ones the job wrote (plus a stream's not yet compacted last minutes), and leaves
+    full-size files alone, so the cost follows what was written rather than the table's size.
+    No vacuum: the files it replaces go at the next `lake optimize` or background optimize, after
+    their retention."""
+    return tables.optimize(root, only=written, vacuum=False, progress=progress or log.info)
 
 
 class BackgroundOptimizer:

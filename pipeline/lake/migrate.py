@@ -35,6 +35,9 @@ LEGACY = "_legacy_layout"
 MARKER = f"{LEGACY}/MIGRATED"
 MIGRATE_APP = "finpulse.migrate"
 _DATE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+# a data file delta-rs wrote (part-00000-<uuid>-c000.zstd.parquet): one a compaction or a relayout
+# replaced is still on disk until vacuum, outside the log, and is not a file of the previous layout
+_DELTA_FILE = re.compile(r"part-\d{5}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-c\d{3}(\.[a-z0-9]+)?\.parquet$")
 
 
 class MigrationError(LakeError):
@@ -46,7 +49,8 @@ class AlreadyMigrated(MigrationError):
 
 
 def legacy_files(storage: LakeStorage, table: str) -> list[str]:
-    """The old layout's data files of `table` (relative paths), i.e. those no Delta log lists."""
+    """The old layout's data files of `table` (relative paths): those no Delta log lists and that
+    delta-rs did not write."""
     dt = tables.open_table(storage.root, table)
     known = set()
     if dt is not None:
@@ -57,6 +61,7 @@ def legacy_files(storage: LakeStorage, table: str) -> list[str]:
         if "/_delta_log/" not in rel
         and rel.split("/", 1)[1] not in known
         and not rel.rsplit("/", 1)[-1].startswith(".")
+        and not _DELTA_FILE.search(rel)
     ]
 
 

@@ -7,9 +7,15 @@ so there is one answer to "which files make up table T at version V": the table'
 (`DeltaTable.file_uris()`). Readers read exactly those files and nothing else, so they never see
 an uncommitted or compacted-away file, whatever is lying in the folder.
 
-Tables are `LAKE/<name>/` with `_delta_log/`, partitioned by `date` (YYYY-MM-DD, a Hive folder
-`date=...`). The partition value lives in the path and the log, not inside the Parquet files, so
-readers that scan the files directly (DuckDB over the file list) see the record columns only.
+Tables are `LAKE/<name>/` with `_delta_log/` and NOT partitioned: files sit in the table folder,
+clustered by time (`TIME_COLUMNS`) when compacted, so DuckDB's row-group statistics on the time
+column skip what a query does not need. A day partition made every day at least one file (years
+of archives: thousands of files, each opened by every query) for tables far below the terabyte
+where Delta's guidance starts partitioning; see docs/LAKE.md for the measurements. Writers still
+hand rows with their `date` (YYYY-MM-DD): it is dropped for these tables, and used only by a table
+of the older day-partitioned layout (`date=...` folders), which keeps being appended to in its own
+layout until `finpulse lake migrate` rewrites it (lake/relayout.py). Readers never depend on the
+layout: they read the files the log lists, with the record columns only.
 
 Object-store URLs keep the form the rest of finpulse uses
 (`s3://bucket/lake?endpoint_override=host:port&scheme=http&region=us-east-1`); the query
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +46,13 @@ SCHEMAS: dict[str, pa.Schema] = {"enriched": ENRICHED_SCHEMA, "deadletter": DEAD
 # command as a keyed merge, not partitioned, not migrated or compacted with the record tables above;
 # read through `snapshot` like every table.
 REFERENCE_SCHEMAS: dict[str, pa.Schema] = {"prices": PRICES_SCHEMA}
-PARTITION = "date"
+PARTITION = "date"  # the day column writers hand with rows; a partition only in older day-partitioned tables
+# the column each record table is clustered by (compaction order, relayout order, z-order)
+TIME_COLUMNS: dict[str, str] = {"enriched": "published_at", "deadletter": "ingested_at", "alerts": "created_at"}
+# rows per Parquet row group: the unit DuckDB parallelises a scan over and skips by statistics
+# (delta-rs writes 1M-row groups by default: one group, one thread, nothing to skip in a table
+# of a million rows)
+ROW_GROUP_ROWS = 65_536
 RESCORED_PROPERTY = "finpulse.rescored"  # table property set by the first rescore
 COMMIT_RETRIES = 30  # delta-rs re-tries a commit whose version was taken by a concurrent writer
 METADATA_RETRIES = 5  # re-reads after losing a race on a metadata change (table creation, new column)
@@ -207,7 +219,7 @@ def arrow_dataset(root: str | Path, files: TableFiles):
 
 
 def rows_table(table: str, rows: Sequence[Mapping], dates: Sequence[str]) -> pa.Table:
-    """Rows as an Arrow table of the table's schema plus the `date` partition column."""
+    """Rows as an Arrow table of the table's schema plus the `date` column (see `append`)."""
     data = pa.Table.from_pylist(list(rows), schema=SCHEMAS[table])
     return data.append_column(PARTITION, pa.array(list(dates), pa.string()))
 
@@ -223,32 +235,41 @@ def append(
     """Append `data` (with its `date` column) in ONE commit carrying one Delta transaction per
     source (app_id -> end position).
 
+    The table's own layout decides what is written: `date` is dropped for a table that is not
+    partitioned (every new table), and is the partition of a table of the older day layout. A
+    relayout committed meanwhile makes the stale write fail with "Metadata changed"; it is then
+    written again in the new layout.
+
     `schema_mode="merge"` lets a newer code schema add nullable columns to an older table without
     a rewrite. A commit that loses a race to a concurrent writer (a backfill, compaction, alerts)
     is re-tried by delta-rs on the next version; appends never conflict with each other. `dt`, an
     already loaded DeltaTable of this table, saves re-reading its log.
     """
-    from deltalake import CommitProperties, Transaction, WriterProperties, write_deltalake
+    from deltalake import CommitProperties, Transaction, write_deltalake
 
     props = CommitProperties(
         app_transactions=[Transaction(app, int(v)) for app, v in (transactions or {}).items()] or None,
         custom_metadata=dict(metadata or {}) or None,
         max_commit_retries=COMMIT_RETRIES,
     )
+    if dt is None:
+        dt = open_table(root, table)
     for attempt in range(METADATA_RETRIES):
+        parts = partition_columns(dt)
+        rows = in_layout(data, parts)
         # merging schemas costs a third of a small commit; only ask for it when a column is new
         known = {f.name for f in dt.schema().fields} if dt is not None else set()
-        merge = dt is None or bool(set(data.schema.names) - known)
+        merge = dt is None or bool(set(rows.schema.names) - known - set(parts))
         try:
             write_deltalake(
                 dt if dt is not None else table_uri(root, table),
-                data,
+                rows,
                 mode="append",
-                partition_by=[PARTITION],
+                partition_by=parts or None,
                 schema_mode="merge" if merge else None,
                 storage_options=None if dt is not None else storage_options(root) or None,
                 commit_properties=props,
-                writer_properties=WriterProperties(compression="ZSTD"),  # as the previous layout: ~half snappy's size
+                writer_properties=writer_properties(),
             )
             return
         except Exception as exc:  # noqa: BLE001 - delta-rs's CommitFailedError is not importable by a stable name
@@ -262,6 +283,31 @@ def append(
             dt = open_table(root, table)
 
 
+def partition_columns(dt) -> list[str]:
+    """The table's partition columns: [] for the current layout (and for a table not created yet),
+    ["date"] for a table of the older day layout."""
+    return [] if dt is None else list(dt.metadata().partition_columns)
+
+
+def in_layout(data, parts: Sequence[str]):
+    """`data` (a table or a batch stream, with the writers' `date` column) as the table's layout
+    stores it: without `date` unless `date` is a partition column."""
+    if PARTITION in parts or PARTITION not in data.schema.names:
+        return data
+    if isinstance(data, pa.RecordBatchReader):
+        schema = data.schema.remove(data.schema.get_field_index(PARTITION))
+        return pa.RecordBatchReader.from_batches(schema, (b.drop_columns([PARTITION]) for b in data))
+    return data.drop_columns([PARTITION])
+
+
+def writer_properties():
+    """Parquet settings of every data file the lake writes: ZSTD (about half snappy's size) and
+    row groups of ROW_GROUP_ROWS."""
+    from deltalake import WriterProperties
+
+    return WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
+
+
 def transaction_versions(root: str | Path, table: str, app_ids: Sequence[str], dt=None) -> dict[str, int]:
     """The end position each source has committed to `table` (0 if none), from the table's log
     (`dt`: an already loaded and updated DeltaTable of it)."""
@@ -273,34 +319,55 @@ def transaction_versions(root: str | Path, table: str, app_ids: Sequence[str], d
     return out
 
 
-def optimize(root: str | Path, retention_hours: float = 24.0, target_size: int | None = None) -> dict:
+def optimize(
+    root: str | Path,
+    retention_hours: float = 24.0,
+    target_size: int | None = None,
+    *,
+    only: Sequence[str] | None = None,
+    cluster: bool = False,
+    vacuum: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Compact small files into large ones, then vacuum files that left the table more than
-    `retention_hours` ago; per table, the delta-rs metrics.
+    `retention_hours` ago; per table (`only` these, else all), the delta-rs metrics.
 
     Compaction is a normal Delta commit (remove small files, add their merge): readers that
     listed the older version keep reading its files, which vacuum only deletes after the
     retention, so a query running during compaction never loses a file. It never conflicts with
-    appends, so the stream keeps committing meanwhile.
+    appends, so the stream keeps committing meanwhile. It rewrites only files below the target
+    size, in the order they were added (time order for a stream or an archive read in order).
+
+    `cluster` z-orders instead, by the table's time column (`TIME_COLUMNS`): every file is
+    rewritten in time order, so row groups cover disjoint time ranges; worth it after writes out
+    of time order (a rescore, archives read in parallel), and a full rewrite of the table.
     """
-    from deltalake import CommitProperties, WriterProperties
+    from deltalake import CommitProperties
 
     out = {}
-    for table in SCHEMAS:
+    for table in only or SCHEMAS:
         dt = open_table(root, table)
         if dt is None:
             continue
         t0 = time.monotonic()
         files_before = len(dt.file_uris())
-        metrics = dt.optimize.compact(
-            target_size=target_size,
-            writer_properties=WriterProperties(compression="ZSTD"),
-            commit_properties=CommitProperties(
-                max_commit_retries=COMMIT_RETRIES, custom_metadata={"finpulse.op": "optimize"}
-            ),
-        )
-        dt = open_table(root, table)
-        removed = dt.vacuum(retention_hours=int(retention_hours), dry_run=False, enforce_retention_duration=False)
-        dt.cleanup_metadata()  # expired log entries (delta.logRetentionDuration, 30 days by default)
+        parts = partition_columns(dt)
+        how = "z-order" if cluster and not parts else "compact"
+        if progress:
+            progress(f"optimize {table}: {files_before} files, {how}"
+                     + (" (day-partitioned: `finpulse lake migrate` rewrites it into few files)" if parts else ""))
+        props = CommitProperties(max_commit_retries=COMMIT_RETRIES, custom_metadata={"finpulse.op": "optimize"})
+        if how == "z-order":
+            metrics = dt.optimize.z_order([TIME_COLUMNS[table]], target_size=target_size,
+                                          writer_properties=writer_properties(), commit_properties=props)
+        else:
+            metrics = dt.optimize.compact(target_size=target_size, writer_properties=writer_properties(),
+                                          commit_properties=props)
+        removed: list[str] = []
+        if vacuum:
+            dt = open_table(root, table)
+            removed = dt.vacuum(retention_hours=int(retention_hours), dry_run=False, enforce_retention_duration=False)
+            dt.cleanup_metadata()  # expired log entries (delta.logRetentionDuration, 30 days by default)
         out[table] = {
             "files_before": files_before,
             "files_after": len(open_table(root, table).file_uris()),
@@ -309,6 +376,9 @@ def optimize(root: str | Path, retention_hours: float = 24.0, target_size: int |
             "vacuumed": len(removed),
             "seconds": round(time.monotonic() - t0, 2),
         }
+        if progress:
+            progress(f"optimize {table}: {files_before} -> {out[table]['files_after']} files "
+                     f"in {out[table]['seconds']} s")
     return out
 
 
