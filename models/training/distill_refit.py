@@ -30,6 +30,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         lf_w, alpha = (float(v) for v in args.recipe.split(","))
         recipes = [(lf_w, alpha)]
     torch.set_num_threads(1)  # tiny matrix products: one thread is faster than two that wait on each other
-    results = []
+    results: list[dict[str, Any]] = []
     for lf_w, alpha in recipes:
         w = torch.where(is_lf, torch.tensor(lf_w), torch.tensor(1.0))
         head = fit_head(X, Y, w, soft, has_soft, old, alpha)
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps({k: v for k, v in results[-1].items() if k != "head"}), flush=True)
     best = max(results, key=lambda r: r["dev_mean_f1"])
-    report = {
+    report: dict[str, Any] = {
         "chosen": {"lf_weight": best["lf_weight"], "kd_alpha": best["kd_alpha"]},
         "dev_current_head_(trained_on_dev)": {k: scores(old, *v) for k, v in dev.items()},
         "heldout_before": {k: scores(old, *v) for k, v in held.items()},

@@ -222,7 +222,8 @@ def distill() -> None:
               help="the teacher: a shipped profile's sentiment model")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="folder of chunk files and manifest.json (a rerun continues where it stopped)")
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--data", "data", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="texts to label: classification CSV, entity JSONL or CoNLL .txt (repeatable)")
 @click.option("--chunk-size", type=Int(min=1, example="512"), default=512, show_default=True)
 @click.option("--max-chunks", type=COUNT, default=None, help="stop after this many chunks (default: all)")
@@ -241,7 +242,8 @@ def distill_label(profile: str, out: Path, data: tuple[Path, ...], chunk_size: i
     manifest = label_corpus(texts, out, version, fn, labels, chunk_size, max_chunks,
                             progress=lambda it, n, done: tqdm(it, total=n, unit="chunk",
                                                               desc=f"labelling ({done} chunks already done)"))
-    click.echo(json.dumps({k: v for k, v in manifest.items() if k != "done"} | {"done_chunks": len(manifest["done"])}))
+    summary = {k: v for k, v in manifest.items() if k != "done"}
+    click.echo(json.dumps(summary | {"done_chunks": len(manifest["done"])}))
 
 
 @click.command()
