@@ -87,8 +87,8 @@ def reader_times(lake: str | Path) -> dict:
     """Seconds for a query, the alerts evaluation and the dashboard's first load."""
     from finpulse.dashboard.store import LakeStore
     from finpulse.pipeline.alerts.evaluate import evaluate
-    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.lake.query import run_query
+    from finpulse.pipeline.runtime.settings import AlertSettings
 
     out: dict[str, float | int | None] = {"files": len(tables.snapshot(lake, "enriched").files)}
     out["query_s"] = timed(lambda: run_query(lake, "select sentiment, count(*) from enriched group by 1"))

@@ -41,11 +41,11 @@ def rescore(
     chunk: int = 2000,
 ) -> dict:
     """Rescore the lake's posts in [since, until) with `registry`'s models; returns counts."""
-    from finpulse.models.engine.inference import Enricher
-    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.engine.inference import Enricher
     from finpulse.pipeline.enrich.parse import Coordinates
     from finpulse.pipeline.enrich.rows import enriched_row
+    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.schemas.records import InputRecord
 
     reg = load_registry(registry)
