@@ -44,16 +44,18 @@ def _backlog(n: int, seed: int = 5) -> list[bytes]:
 
 
 def stream_rows_per_s(bootstrap: str, backlog: list[bytes], processes: int, workdir: Path,
-                      timeout: float = 900.0) -> float:
-    """`processes` stream processes in one group on a 6-partition topic holding the backlog."""
+                      timeout: float = 900.0, join_group: bool = True) -> float:
+    """`processes` stream processes in one group on a 6-partition topic holding the backlog
+    (`join_group=False`: one lone stream, no group membership, the baseline of the group's cost)."""
     from finpulse.infra.broker import create_topics
     from finpulse.pipeline.devtools.produce import publish
 
-    topic, lake = f"scale-{processes}", workdir / f"stream-{processes}"
+    topic = f"scale-{processes}" + ("" if join_group else "-solo")
+    lake = workdir / f"stream-{topic}"
     create_topics(bootstrap, {topic: PARTITIONS})
     publish({"bootstrap_servers": [bootstrap]}, topic, backlog, partition_of=lambda i: i % PARTITIONS)
     cmd = [sys.executable, "-m", "finpulse.pipeline.cli", "stream", "--bootstrap", bootstrap, "--topics", topic,
-           "--lake", str(lake), "--join-group", "--group", topic]
+           "--lake", str(lake), *(["--join-group", "--group", topic] if join_group else [])]
     logs = [open(workdir / f"{topic}-{i}.log", "wb") for i in range(processes)]  # noqa: SIM115 - closed below
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh) for fh in logs]
     try:
@@ -110,7 +112,8 @@ def run(n: int = 1000, chunk: int = 100) -> dict:
         workdir = Path(tmp)
         broker = EmbeddedBroker(log_file=workdir / "broker.log").start()
         try:
-            streams = {str(k): stream_rows_per_s(broker.bootstrap, backlog, k, workdir) for k in (1, 2, 3)}
+            streams = {"1 (no group)": stream_rows_per_s(broker.bootstrap, backlog, 1, workdir, join_group=False)}
+            streams |= {str(k): stream_rows_per_s(broker.bootstrap, backlog, k, workdir) for k in (1, 2, 3)}
         finally:
             broker.stop()
         dask = {str(k): dask_rows_per_s(backlog, k, workdir, chunk) for k in (1, 3)}
