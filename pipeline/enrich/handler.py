@@ -43,10 +43,11 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-# Models already loaded in this process, by (registry, inference settings). Beam keeps a model for the
-# life of a DoFn instance, but Beam's DaskRunner tears its DoFns down after every task (one per bag
-# partition): without this, each Dask task would load the models again. Loaded once, a worker
-# process serves every task and every pipeline it runs with the same registry.
+# Models already loaded in this process, by (registry, inference settings). Beam's DaskRunner tears
+# its DoFns down after every task (one per bag partition); RunInference's shared handle keeps the
+# most recently used model alive between them (measured: one load per Dask worker even without this
+# cache), but only that one. Keyed here, every registry a worker has loaded stays loaded, so jobs
+# with different registries on one cluster do not reload each other's models task after task.
 _LOADED: dict[tuple[str | None, InferenceSettings], Enricher] = {}
 _LOADED_LOCK = threading.Lock()
 LOADS = 0  # model loads in this process (tests and the bench check that tasks share one)
