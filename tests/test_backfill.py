@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.devtools.generator import generate_posts
 from finpulse.pipeline.jobs.backfill import run_backfill
+from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.query import run_query
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,11 @@ def test_backfill_reads_all_formats_and_rerun_adds_nothing(tmp_path):
     posts = write_archives(tmp_path)
     lake = tmp_path / "lake"
     first = run_backfill(str(tmp_path / "*.*"), str(lake), chunk=40, progress=False)
+    compacted = first.pop("compacted")
     assert first == {"files": 3, "rows": 151, "processed": 151, "skipped_already_done": 0}
+    # a commit per 40-row chunk, compacted when the backfill ends: one file per table
+    assert compacted["enriched"]["files_before"] > 1 and compacted["enriched"]["files_after"] == 1
+    assert len(tables.snapshot(lake, "enriched").files) == 1
     stats = run_query(lake, "select count(*) n, count(distinct id) d, count(kafka_offset) k from enriched").to_pylist()[0]
     assert stats == {"n": 150, "d": 150, "k": 0}  # backfill rows carry no Kafka coordinates
     dead = run_query(lake, "select error, source_ref, source_row from deadletter").to_pylist()

@@ -21,6 +21,7 @@ from test_backfill import write_archives
 from finpulse.infra.broker import free_port, wait_for_port
 from finpulse.pipeline.cli.main import main
 from finpulse.pipeline.jobs.backfill import run_backfill
+from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.query import run_query
 from finpulse.pipeline.lake.storage import ObjectStorage
@@ -130,7 +131,11 @@ def test_backfill_and_stream_into_an_s3_lake(s3, broker, tmp_path):
     url = s3()
     write_archives(tmp_path)
     first = run_backfill(str(tmp_path / "*.*"), url, chunk=40, progress=False)
+    compacted = first.pop("compacted")
     assert first == {"files": 3, "rows": 151, "processed": 151, "skipped_already_done": 0}
+    # a commit per 40-row chunk, compacted when the backfill ends: one file per table
+    assert compacted["enriched"]["files_before"] > 1 and compacted["enriched"]["files_after"] == 1
+    assert len(tables.snapshot(url, "enriched").files) == 1
     assert run_backfill(str(tmp_path / "*.*"), url, chunk=40, progress=False)["processed"] == 0
     out = CliRunner().invoke(main, ["query", "--lake", url, "--format", "json",
                                     "select count(*) n, count(distinct id) d from enriched"])
