@@ -33,6 +33,12 @@ def texts(n: int) -> list[SourceText]:
     return [SourceText("f.csv", f"text number {i}") for i in range(n)]
 
 
+def test_texts_with_unicode_line_separators_read_back_whole(tmp_path):
+    rows = [SourceText("f.csv", "first\u2028line"), SourceText("f.csv", "next\x85one\x1cend")]
+    label_corpus(rows, tmp_path, "t1", Teacher(), LABELS, chunk_size=4)
+    assert [r["text"] for r in read_soft_labels(tmp_path)] == [r.text for r in rows]
+
+
 def test_a_rerun_continues_with_the_chunks_not_done(tmp_path):
     rows = texts(10)
     first = Teacher()

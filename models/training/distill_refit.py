@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default="/tmp/finpulse-refit", help="pooled features are cached here")
     ap.add_argument("--out", default=None, help="write the chosen head into a copy of --model here")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--refit-on-dev",
+        action="store_true",
+        help="after choosing the recipe on the dev splits, fit it again with the dev rows added",
+    )
     ap.add_argument("--recipe", default=None, help="LF_WEIGHT,KD_ALPHA: fit only this recipe (default: compare four)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -145,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     y_tfns = torch.tensor([r.label for r in tfns])
     parts = {"fit": [("tfns", x_tfns[fit_i], y_tfns[fit_i], [tfns[i].text for i in fit_i])]}
     dev = {"tfns": (x_tfns[dev_i], y_tfns[dev_i])}
+    dev_texts = {"tfns": [tfns[i].text for i in dev_i]}
     held = {"tfns": (x_tfns[held_i], y_tfns[held_i])}
     excluded = {normalise(tfns[i].text) for i in dev_i + held_i}
     for name in NEWS_FILES:
@@ -164,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
 
         xf, yf, tf = take(fit_d)
         parts["fit"].append((stem, xf, yf, tf))
-        dev[stem] = take(dev_d)[:2]
+        xd, yd, td = take(dev_d)
+        dev[stem] = (xd, yd)
+        dev_texts[stem] = td
         held[stem] = take(held_d)[:2]
     used = {normalise(t) for _, _, _, ts in parts["fit"] for t in ts}
     others = [t.text for t in corpus([data / n for n in UNLABELLED_FILES])]
@@ -225,8 +233,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps({k: v for k, v in results[-1].items() if k != "head"}), flush=True)
     best = max(results, key=lambda r: r["dev_mean_f1"])
+    if args.refit_on_dev:  # the choice is made; the dev rows now train, the held-out rows still only score
+        d_texts = [t for k in dev for t in dev_texts[k]]
+        d_soft = [soft_by_text.get(normalise(t)) for t in d_texts]
+        best["head"] = fit_head(
+            torch.cat([X, *(x for x, _ in dev.values())]),
+            torch.cat([Y, *(y for _, y in dev.values())]),
+            torch.cat(
+                [torch.where(is_lf, torch.tensor(best["lf_weight"]), torch.tensor(1.0)), torch.ones(len(d_texts))]
+            ),
+            torch.cat([soft, torch.tensor([s if s is not None else [0.0, 0.0, 0.0] for s in d_soft])]),
+            torch.cat([has_soft, torch.tensor([s is not None for s in d_soft])]),
+            old,
+            best["kd_alpha"],
+        )
     report: dict[str, Any] = {
-        "chosen": {"lf_weight": best["lf_weight"], "kd_alpha": best["kd_alpha"]},
+        "chosen": {"lf_weight": best["lf_weight"], "kd_alpha": best["kd_alpha"], "refit_on_dev": args.refit_on_dev},
         "dev_current_head_(trained_on_dev)": {k: scores(old, *v) for k, v in dev.items()},
         "heldout_before": {k: scores(old, *v) for k, v in held.items()},
         "heldout_after": {k: scores(best["head"], *v) for k, v in held.items()},

@@ -180,7 +180,8 @@ def read_soft_labels(out: str | Path) -> list[dict[str, Any]]:
         raise DataFormatError(f"{out}: no {MANIFEST}; run `finpulse distill label --out {out}` first")
     rows = []
     for k in manifest["done"]:
-        rows += [json.loads(line) for line in (out / chunk_name(k)).read_text(encoding="utf-8").splitlines() if line]
+        # split on "\n" only: str.splitlines also breaks at U+2028, U+0085, ... which tweets contain raw
+        rows += [json.loads(line) for line in (out / chunk_name(k)).read_text(encoding="utf-8").split("\n") if line]
     return rows
 
 
