@@ -194,7 +194,7 @@ ARCHIVE_T0 = datetime(2014, 1, 1, tzinfo=timezone.utc)
 ARCHIVE_QUERIES = {
     # one company's daily series (the dashboard's company view)
     "company_daily_series_s": "select * from sentiment_series('1 day', 'company') where key = 'AAPL'",
-    # every company's daily series (the issue's query: alerts' and the dashboard's overview)
+    # every company's daily series (alerts' evaluation and the dashboard's overview)
     "universe_daily_series_s": "select count(*) from sentiment_series('1 day', 'company')",
     # one month of posts (a time filter on the rows: what row-group statistics can skip)
     "one_month_posts_s": "select count(*), avg(sentiment_score) from enriched "
