@@ -75,6 +75,7 @@ BY_NAME: dict[str, list[str]] = {
     "--data": [MISSING + ".csv"],
     "--dev": [MISSING + ".csv", "nosuch=" + A_FILE],
     "--unlabeled": [MISSING + ".csv"],
+    "--recipe": ["0.5", "a,b", "2,0.5"],
 }
 
 

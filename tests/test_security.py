@@ -91,7 +91,7 @@ def test_models_never_trust_remote_code_and_never_unpickle():
     sources = "\n".join(f.read_text() for d in ("pipeline", "models") for f in (ROOT / d).rglob("*.py"))
     for unsafe in ("torch.load(", "pickle.load(", "pickle.loads("):
         assert unsafe not in sources, unsafe
-    assert all("use_safetensors=True" in ast.unparse(n) for n in ast.walk(ast.parse((ROOT / "models" / "artifact.py").read_text()))
+    assert all("use_safetensors=True" in ast.unparse(n) for n in ast.walk(ast.parse((ROOT / "models" / "artifacts" / "artifact.py").read_text()))
                if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "from_pretrained"
                and getattr(n.func.value, "id", "") == "AutoModel")
 

@@ -25,7 +25,6 @@ scored before anyone adopts it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from finpulse.models.data import holdout_split, read_classification_csv
 from finpulse.models.evaluation.metrics import classification_report
@@ -47,9 +47,9 @@ DEV_SEED = 14
 
 def text_features(loaded, texts: list[str], bf16: bool, cache: Path, name: str) -> torch.Tensor:
     """One pooled vector per text (the mean of its windows' vectors), cached on disk by name."""
-    path = cache / f"{name}.pt"
+    path = cache / f"{name}.safetensors"  # safetensors, not torch.load: nothing we load unpickles
     if path.is_file():
-        cached = torch.load(path)
+        cached = load_file(str(path))["features"]
         if cached.shape[0] == len(texts):
             return cached
     x, idx = window_features(loaded.model, loaded.tokenizer, texts, bf16)
@@ -57,7 +57,7 @@ def text_features(loaded, texts: list[str], bf16: bool, cache: Path, name: str) 
     out = torch.zeros(len(texts), x.shape[1]).index_add_(0, owner, x)
     out /= torch.bincount(owner, minlength=len(texts)).clamp(min=1).unsqueeze(1).float()
     cache.mkdir(parents=True, exist_ok=True)
-    torch.save(out, path)
+    save_file({"features": out.contiguous()}, str(path))
     return out
 
 
@@ -118,28 +118,21 @@ def scores(head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str,
     return {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "n": len(y)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def refit_candidates(model: str, data: str, soft_labels: str | None = None, cache: str = "/tmp/finpulse-refit",
+                     out: str | None = None, threads: int = 2, refit_on_dev: bool = False,
+                     recipe: str | None = None) -> int:
+    """Compare the refit recipes on the dev splits, score the chosen one on the held-out rows, print JSON lines.
+
+    With `out`, the chosen head is written into a copy of `model` there (a candidate: nothing here
+    changes the shipped artifact). `recipe` "LF_WEIGHT,KD_ALPHA" fits only that recipe.
+    """
     from finpulse.models.artifacts.artifact import CONFIG_FILE, HEADS_FILE, load_artifact, read_config
     from finpulse.models.engine.inference import use_bf16
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/default")
-    ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--soft-labels", default=None, help="a `finpulse distill label` folder (optional)")
-    ap.add_argument("--cache", default="/tmp/finpulse-refit", help="pooled features are cached here")
-    ap.add_argument("--out", default=None, help="write the chosen head into a copy of --model here")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument(
-        "--refit-on-dev",
-        action="store_true",
-        help="after choosing the recipe on the dev splits, fit it again with the dev rows added",
-    )
-    ap.add_argument("--recipe", default=None, help="LF_WEIGHT,KD_ALPHA: fit only this recipe (default: compare four)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     started = time.time()
-    data, cache = Path(args.data), Path(args.cache)
-    loaded = load_artifact(args.model, "cpu")
+    data, cache = Path(data), Path(cache)
+    loaded = load_artifact(model, "cpu")
     bf16 = use_bf16("auto", "cpu")
     old = loaded.model.heads["sentiment"]
     assert isinstance(old, torch.nn.Linear)
@@ -183,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     x_lf = text_features(loaded, [t for t, _ in voted], bf16, cache, f"lf-{len(voted)}")
     soft_by_text: dict[str, list[float]] = {}
-    if args.soft_labels:
-        soft_by_text = {normalise(r["text"]): r["logits"] for r in read_soft_labels(args.soft_labels)}
+    if soft_labels:
+        soft_by_text = {normalise(r["text"]): r["logits"] for r in read_soft_labels(soft_labels)}
 
     xs, ys, srcs, texts = [], [], [], []
     for name, x, y, ts in parts["fit"]:
@@ -213,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     recipes = [(0.0, 0.0), (1.0, 0.0)] + ([(0.5, 0.5), (1.0, 0.5)] if has_soft.any() else [])
-    if args.recipe:
-        lf_w, alpha = (float(v) for v in args.recipe.split(","))
+    if recipe:
+        lf_w, alpha = (float(v) for v in recipe.split(","))
         recipes = [(lf_w, alpha)]
     torch.set_num_threads(1)  # tiny matrix products: one thread is faster than two that wait on each other
     results: list[dict[str, Any]] = []
@@ -233,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps({k: v for k, v in results[-1].items() if k != "head"}), flush=True)
     best = max(results, key=lambda r: r["dev_mean_f1"])
-    if args.refit_on_dev:  # the choice is made; the dev rows now train, the held-out rows still only score
+    if refit_on_dev:  # the choice is made; the dev rows now train, the held-out rows still only score
         d_texts = [t for k in dev for t in dev_texts[k]]
         d_soft = [soft_by_text.get(normalise(t)) for t in d_texts]
         best["head"] = fit_head(
@@ -248,20 +241,20 @@ def main(argv: list[str] | None = None) -> int:
             best["kd_alpha"],
         )
     report: dict[str, Any] = {
-        "chosen": {"lf_weight": best["lf_weight"], "kd_alpha": best["kd_alpha"], "refit_on_dev": args.refit_on_dev},
+        "chosen": {"lf_weight": best["lf_weight"], "kd_alpha": best["kd_alpha"], "refit_on_dev": refit_on_dev},
         "dev_current_head_(trained_on_dev)": {k: scores(old, *v) for k, v in dev.items()},
         "heldout_before": {k: scores(old, *v) for k, v in held.items()},
         "heldout_after": {k: scores(best["head"], *v) for k, v in held.items()},
         "seconds": round(time.time() - started),
     }
     print(json.dumps(report), flush=True)
-    if args.out:
+    if out:
         from safetensors.torch import load_file, save_file
 
-        out = Path(args.out)
+        out = Path(out)
         if out.exists():
             shutil.rmtree(out)
-        shutil.copytree(args.model, out)
+        shutil.copytree(model, out)
         tensors = load_file(str(out / HEADS_FILE))
         tensors["sentiment.weight"] = best["head"].weight.detach().float().contiguous()
         tensors["sentiment.bias"] = best["head"].bias.detach().float().contiguous()
@@ -270,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.training["sentiment_head_refit"] = {
             "what": "linear sentiment head refitted on the frozen shared encoder with teacher logits and LF labels "
             "(models/training/distill_refit.py)",
-            "teacher": json.loads((Path(args.soft_labels) / "manifest.json").read_text())["teacher"]
-            if args.soft_labels
+            "teacher": json.loads((Path(soft_labels) / "manifest.json").read_text())["teacher"]
+            if soft_labels
             else None,
             "rows": {s: srcs.count(s) for s in dict.fromkeys(srcs)},
             "with_teacher_logits": int(has_soft.sum()),
@@ -282,6 +275,3 @@ def main(argv: list[str] | None = None) -> int:
         (out / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2) + "\n")
     return 0
 
-
-if __name__ == "__main__":
-    main()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 ABSTAIN = -1
 NEG, NEU, POS = 0, 1, 2
@@ -325,37 +326,23 @@ def dev_split(rows: Sequence, seed: int = 14) -> tuple[list[int], list[int], lis
     return [train[i] for i in fit], [train[i] for i in dev], held
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the LF table on the TFNS dev split, and how often the vote labels the unlabelled texts.
+def lf_report(data: str | Path) -> dict:
+    """The LF table on the TFNS dev split, and how often the vote labels the unlabelled texts.
 
-    python -m finpulse.models.training.labelling --data ../shared/data
+    What `finpulse distill lfs` prints.
     """
-    import argparse
-    import json
-    from pathlib import Path
-
     from finpulse.models.data import read_classification_csv
     from finpulse.models.tasks import SENTIMENT
     from finpulse.models.training.soft_labels import corpus
 
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--format", choices=["table", "json"], default="table")
-    args = ap.parse_args(argv)
-    data = Path(args.data)
-    rows = read_classification_csv(data / "tfns_sentiment_train.csv", SENTIMENT)
+    folder = Path(data)
+    rows = read_classification_csv(folder / "tfns_sentiment_train.csv", SENTIMENT)
     _, dev, _ = dev_split(rows)
     table = lf_table(apply_lfs([rows[i].text for i in dev]), [rows[i].label for i in dev])
-    others = [t.text for t in corpus([data / n for n in UNLABELLED_FILES])]
+    others = [t.text for t in corpus([folder / n for n in UNLABELLED_FILES])]
     votes = [vote(r) for r in apply_lfs(others)]
     fired = {SENTIMENT.labels[k]: votes.count(k) for k in range(len(SENTIMENT.labels))}
-    if args.format == "json":
-        print(json.dumps({"dev_rows": len(dev), "lfs": table, "unlabelled": len(others), "voted": fired}))
-    else:
-        print(f"TFNS dev split ({len(dev)} rows, carved from the training rows; the held-out rows are not read):")
-        print(format_lf_table(table))
-        print(f"unlabelled texts: {len(others)}; the vote labels {sum(fired.values())}: {fired}")
-    return 0
+    return {"dev_rows": len(dev), "lfs": table, "unlabelled": len(others), "voted": fired}
 
 
 UNLABELLED_FILES = (
@@ -366,6 +353,3 @@ UNLABELLED_FILES = (
     "finer_ord_dev.txt",
     "fin_sec_train.txt",
 )
-
-if __name__ == "__main__":
-    main()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from finpulse.pipeline.cli.options import COUNT, Float, Int, TaskValue, device_option, precision_option
+from finpulse.pipeline.cli.options import COUNT, DEFAULT_DATA, Float, Int, TaskValue, device_option, precision_option
 
 TASK_CHOICES = ["sentiment", "topic", "ner", "entity_target", "all"]
 LEARNING_RATE = Float(min=0, max=1, min_open=True, example="1e-3")
@@ -132,9 +132,9 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
         _evaluate_entities(data, model_dir, holdout, device, dtype, target_pass)
         return
     from finpulse.models.artifacts.artifact import load_artifact
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.data import LabeledText, holdout_split, read_task_file
     from finpulse.models.evaluation.evaluate import evaluate as run_eval
-    from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.tasks import TaskKind, get_task
     from finpulse.models.training.train import pick_device
 
@@ -169,13 +169,13 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
 def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str,
                        dtype: str, target_pass: str) -> None:
     from finpulse.models.artifacts.artifact import ModelLoadError, read_config
-    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
-    from finpulse.models.engine.inference import Enricher
-    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry, per_company_registry
     from finpulse.models.data import holdout_split
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
     from finpulse.models.spans import read_entity_jsonl
     from finpulse.models.training.train import pick_device
+    from finpulse.pipeline.runtime.settings import InferenceSettings
 
     docs = read_entity_jsonl(data)
     registry = per_company_registry(model_dir) if model_dir else load_registry()
@@ -244,6 +244,66 @@ def distill_label(profile: str, out: Path, data: tuple[Path, ...], chunk_size: i
                                                               desc=f"labelling ({done} chunks already done)"))
     summary = {k: v for k, v in manifest.items() if k != "done"}
     click.echo(json.dumps(summary | {"done_chunks": len(manifest["done"])}))
+
+
+class Recipe(click.ParamType):
+    """`LF_WEIGHT,KD_ALPHA`, both in [0, 1]: one distillation recipe (kept as the string the refit reads)."""
+
+    name = "LF_WEIGHT,KD_ALPHA"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        parts = str(value).split(",")
+        try:
+            ok = len(parts) == 2 and all(0.0 <= float(v) <= 1.0 for v in parts)
+        except ValueError:
+            ok = False
+        if not ok:
+            self.fail(f"{value!r} is not LF_WEIGHT,KD_ALPHA with both in [0, 1], e.g. 0.5,0.5", param, ctx)
+        return str(value)
+
+
+RECIPE = Recipe()
+
+
+@distill.command(name="lfs")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_DATA,
+              show_default=True, help="folder of the real data sets (TFNS and the unlabelled files)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def distill_lfs(data: Path, fmt: str) -> None:
+    """Labelling functions: precision and coverage on the TFNS dev split, and votes on the unlabelled texts."""
+    from finpulse.models.training.labelling import format_lf_table, lf_report
+
+    report = lf_report(data)
+    if fmt == "json":
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"TFNS dev split ({report['dev_rows']} rows, carved from the training rows; held-out rows not read):")
+    click.echo(format_lf_table(report["lfs"]))
+    click.echo(f"unlabelled texts: {report['unlabelled']}; the vote labels {sum(report['voted'].values())}: "
+               f"{report['voted']}")
+
+
+@distill.command(name="refit")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("models/default"),
+              show_default=True, help="the artifact whose sentiment head is refit (read only)")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_DATA,
+              show_default=True, help="folder of the real data sets")
+@click.option("--soft-labels", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="a `finpulse distill label` folder (optional)")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path("/tmp/finpulse-refit"),
+              show_default=True, help="pooled features are cached here (safetensors)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="write the chosen head into a copy of --model here (a candidate; the shipped one is untouched)")
+@click.option("--threads", type=Int(min=1, example="2"), default=2, show_default=True)
+@click.option("--refit-on-dev", is_flag=True, help="after choosing on the dev splits, fit again with dev rows added")
+@click.option("--recipe", type=RECIPE, default=None, help="LF_WEIGHT,KD_ALPHA: only this recipe, e.g. 0.5,0.5")
+def distill_refit(model: Path, data: Path, soft_labels: Path | None, cache: Path, out: Path | None, threads: int,
+                  refit_on_dev: bool, recipe: str | None) -> None:
+    """Refit the sentiment head on teacher soft labels and labelling-function votes; JSON lines of scores."""
+    from finpulse.models.training.distill_refit import refit_candidates
+
+    refit_candidates(str(model), str(data), str(soft_labels) if soft_labels else None, str(cache),
+                     str(out) if out else None, threads, refit_on_dev, recipe)
 
 
 @click.command()
