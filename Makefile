@@ -35,7 +35,7 @@ monitoring:
 		|| echo "could not install prometheus (needs root and apt); the monitoring tests will fail"
 
 # Two pytest workers (pytest-xdist): most slow tests wait on brokers, sleeps and child processes,
-# so two share these 2 cores well (serial: 18 min; see README). Each worker has its own broker.
+# so two share these 2 cores well. Each worker has its own broker. Measured times: docs/BENCHMARKS.md, "Test suite".
 TEST_WORKERS ?= 2
 test: install browser monitoring
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests

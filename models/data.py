@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from finpulse.models.tasks import TaskKind, TaskSpec
 from finpulse.schemas.errors import FinpulseError
@@ -196,7 +196,8 @@ def holdout_split(items: Sequence[LabeledText] | Sequence[HasText], record: Mapp
                                                                                           HOLDOUT_FRACTION)))
     sd = seed if seed is not None else int(rec.get("seed", HOLDOUT_SEED))
     if items and all(isinstance(x, LabeledText) for x in items):
-        return stratified_split([x.label for x in items], frac, sd)  # type: ignore[union-attr]
+        labelled = cast(Sequence[LabeledText], items)
+        return stratified_split([x.label for x in labelled], frac, sd)
     return document_split([x.text for x in items], frac, sd)
 
 

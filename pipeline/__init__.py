@@ -10,7 +10,7 @@
 | `runtime/` | how Beam runs here: settings, the runner, guarded Beam patches, native-memory settings | nothing of ours but `errors` |
 | `jobs/` | the two pipelines (stream, backfill) and the transforms they share | every package above |
 | `cli/` | every `finpulse` command; the only place that turns errors into exit codes | everything |
-| `devtools/` | bench, stock-Beam baseline, chaos harness, generator, producer, demo: never imported by the runtime | everything |
+| `devtools/` | bench, stock-Beam baseline, chaos harness, generator, demo; never imported at run time | everything |
 
 `messages.py` holds the envelope types that travel between sources, parsing and the lake.
 """

@@ -12,7 +12,7 @@ A probe is one JSON line: `id`, `capability`, `test` (MFT: labels expected; INV:
 change between `text` and `pair`; DIR: the score, P(positive) - P(negative), must move in the
 direction of `relation` from `text` to `pair`), `post` (expected post label or null), `companies`
 (company string as written in the text -> expected label, or null where only the relation is
-checked). The probes are never training data (tests/test_probes.py checks that no probe text is in
+checked). The probes are never training data (tests/models/test_probes.py checks that no probe text is in
 the files training reads).
 """
 

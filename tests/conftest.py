@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from support.processes import FINPULSE, StreamProcess, lake_rows, posts, send, wait_until  # noqa: F401
 
-from finpulse.infra.broker import EmbeddedBroker, create_topics
-from finpulse.pipeline.devtools.produce import publish
-from finpulse.pipeline.lake.query import run_query
-
-FINPULSE = [sys.executable, "-m", "finpulse.pipeline.cli"]
+from finpulse.infra.broker import EmbeddedBroker, free_port, wait_for_port
 
 # Every skip for a missing data set starts with this, so the summary can count them and CI can refuse them.
 MISSING_DATA = "needs real data:"
@@ -55,7 +50,7 @@ class RealData:
         """Path of the tests' real-text file `name` ("linking_real.jsonl", "headlines_real.jsonl"), built
         from the data sets by tests/fixtures/make_*.py on first use."""
         self.path("sentfin_entity_train.jsonl", "finentity_train.jsonl")
-        from realdata import real_fixture  # only tests that use real data import the builder
+        from support.realdata import real_fixture  # only tests that use real data import the builder
 
         return real_fixture(self.root, name)
 
@@ -85,58 +80,14 @@ def broker(tmp_path_factory):
     b.stop()
 
 
-def send(bootstrap: str, topic: str, messages: list[bytes], partitions: int = 3) -> None:
-    """Publish messages round-robin over the topic's partitions (created if missing)."""
-    create_topics(bootstrap, {topic: partitions})
-    publish({"bootstrap_servers": [bootstrap]}, topic, messages, partition_of=lambda i: i % partitions)
 
 
-def posts(n: int, prefix: str, seed: int = 1) -> list[bytes]:
-    from finpulse.pipeline.devtools.generator import generate_posts
-
-    out = []
-    for i, p in enumerate(generate_posts(n, seed=seed)):
-        p["id"] = f"{prefix}-{i}"
-        out.append(json.dumps(p).encode())
-    return out
 
 
-class StreamProcess:
-    def __init__(self, bootstrap: str, topics: list[str], lake: Path, *extra: str, log: Path) -> None:
-        cmd = FINPULSE + ["stream", "--bootstrap", bootstrap, "--topics", ",".join(topics), "--lake", str(lake), "-v", *extra]
-        self.log = log
-        self.proc = subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError(f"stream did not finish in {timeout}s; log:\n{self.output()[-3000:]}") from None
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
-def lake_rows(lake: Path, view: str = "enriched") -> int:
-    return run_query(lake, f"select count(*) n from {view}").to_pylist()[0]["n"]
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5, detail=None) -> None:
-    """Poll `predicate` until it holds; on timeout fail with `detail()` (e.g. a process's log tail)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"\n{detail()}" if detail else ""))
 
 
 @pytest.fixture(scope="session")
@@ -146,11 +97,10 @@ def enriched_lake(tmp_path_factory) -> Path:
     import dataclasses
     from datetime import datetime, timedelta, timezone
 
-    from finpulse.pipeline.runtime.settings import DetectorConfig
     from finpulse.pipeline.alerts.evaluate import run_alerts
-    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.devtools.generator import Event, generate_posts
     from finpulse.pipeline.jobs.backfill import run_backfill
+    from finpulse.pipeline.runtime.settings import AlertSettings, DetectorConfig
 
     root = tmp_path_factory.mktemp("enriched-lake")
     start = datetime(2026, 11, 2, tzinfo=timezone.utc)
@@ -161,3 +111,30 @@ def enriched_lake(tmp_path_factory) -> Path:
     run_backfill(str(archive), str(lake), progress=False)
     run_alerts(str(lake), AlertSettings(detector=dataclasses.replace(DetectorConfig(), min_history_posts=10)))
     return lake
+
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server process; yields a function that makes a fresh lake URL in its bucket."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)  # for this process and the finpulse processes it starts
+    try:
+        wait_for_port(port)
+        from pyarrow import fs
+
+        options = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+        fs.FileSystem.from_uri(f"s3://finpulse?{options}&allow_bucket_creation=true")[0].create_dir("finpulse")
+        names = iter(range(1000))
+        yield lambda: f"s3://finpulse/lake{next(names)}?{options}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)

@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipeline"
 RUNTIME_ENTRY_POINTS = ("finpulse.pipeline.jobs.stream", "finpulse.pipeline.jobs.backfill",
                         "finpulse.pipeline.alerts.evaluate", "finpulse.pipeline.lake.query")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from finpulse.models.artifacts.artifact import ADAPTER_FILE, CONFIG_FILE, HEADS_FILE, ModelLoadError, read_config, resolve_base
+from finpulse.models.artifacts.artifact import (
+    ADAPTER_FILE,
+    CONFIG_FILE,
+    HEADS_FILE,
+    ModelLoadError,
+    read_config,
+    resolve_base,
+)
 from finpulse.models.artifacts.registry import ModelRegistry, load_registry
 
 

@@ -2,7 +2,7 @@
 
 `merge_windows` and `decode_entities` are the readable rule, one TokenPrediction per token: the engine
 runs them for texts longer than one window. `decode_columns` gives the same entities from flat token
-arrays without an object per token, for every text of a chunk at once (tests/test_entity_columns.py
+arrays without an object per token, for every text of a chunk at once (tests/pipeline/enrich/test_entity_columns.py
 holds it to the per-token rule on edge cases, random windows and the real models)."""
 
 from __future__ import annotations

@@ -52,6 +52,8 @@ NATIVE_BF16 = frozenset({"amx_bf16", "avx512_bf16"})  # /proc/cpuinfo flags: bf1
 
 
 
+DEFAULT_SETTINGS = InferenceSettings()
+
 
 @dataclass(frozen=True)
 class MentionSentiment:
@@ -148,7 +150,7 @@ def windows_tokenizer(tokenizer: Any, max_length: int, stride: int) -> Any:
 
 
 class Enricher:
-    def __init__(self, registry: ModelRegistry, settings: InferenceSettings = InferenceSettings(),
+    def __init__(self, registry: ModelRegistry, settings: InferenceSettings = DEFAULT_SETTINGS,
                  mention_finder: Callable[[str], Sequence[tuple[int, int]]] | None = None) -> None:
         """`mention_finder(text)` gives extra character spans to score per-company sentiment for (e.g.
         cashtags); ORG entities are always scored when the registry has an entity_sentiment head."""
@@ -529,7 +531,8 @@ def _org_runs(starts: np.ndarray, ends: np.ndarray, words: np.ndarray, best: np.
     """Batch row, start and end of every ORG run the NER head tags in a padded batch of windows, in
     row-major order: the window-level twin of decode_entities, for span scoring.
 
-    The rule, token by token along a window (tests/test_entity_columns.py keeps it as a loop: the reference):
+    The rule, token by token along a window (tests/pipeline/enrich/test_entity_columns.py keeps it as a
+    loop: the reference):
     a special or empty token is skipped but forgets the previous word; with a run open, I-ORG or a later
     piece of the previous token's word extends it; else B-ORG or I-ORG opens one; else the run closes.
     As arrays over the whole batch (no loop per token): a run is open after token k exactly when some

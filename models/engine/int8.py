@@ -2,8 +2,9 @@
 
 Where the CPU has no native bf16 (AVX2-only servers) the engine otherwise runs fp32. This is the one
 int8 path. Dynamic int8 (torch's `quantize_dynamic`) was faster still but took each activation scale
-over the whole padded batch, so a post's labels depended on its batch-mates; it was removed. In this build no scale depends on another post,
-so a post gets the same labels alone or in any batch (tests/test_int8.py holds it to that).
+over the whole padded batch, so a post's labels depended on its batch-mates; it was removed.
+In this build no scale depends on another post,
+so a post gets the same labels alone or in any batch (tests/models/test_int8.py holds it to that).
 
 The Enricher uses it with `precision="int8"` (asked for; `auto` does not pick it, see
 inference.pick_precision):

@@ -25,8 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from finpulse.models.data import LabeledText
-from finpulse.models.data import holdout_split
+from finpulse.models.data import LabeledText, holdout_split
 from finpulse.models.spans import read_entity_jsonl
 
 TARGET_CONTEXT_CHARS = 300  # characters kept on each side of the mention

@@ -5,5 +5,6 @@
 - `cards`: model cards written from the artifact itself and a fresh evaluation.
 - `probes`: behavioural probes of financial language (CheckList-style), pass rates by capability and profile.
 
-Never imports `models.training`. May import: `models.engine`, `models.artifacts`, `models.core`, `pipeline.runtime`, `schemas`.
+Never imports `models.training`.
+May import: `models.engine`, `models.artifacts`, `models.core`, `pipeline.runtime`, `schemas`.
 """

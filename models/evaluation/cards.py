@@ -111,7 +111,7 @@ def _refit_lines(refit: dict) -> list[str]:
     lines = ["**Head refit (r2)**: after the joint training, the linear sentiment head was refitted on the frozen "
              "encoder "
              "(warm start from the joint head) with the TFNS training rows plus news: SEntFiN headlines and FinEntity "
-             "paragraphs whose entities all carry one label (`models/training/head_refit.py`); topic and NER are untouched. "
+             "paragraphs whose entities all carry one label (`training/head_refit.py`); topic and NER are untouched. "
              "Window-level held-out figures (accuracy / macro-F1) printed by the refit:", "",
              "| held-out set | n | before | after |", "| --- | --- | --- | --- |"]
     for name, r in refit.get("window_level", {}).items():
@@ -164,7 +164,7 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
            if any(t.kind.value == "span" for t in cfg.tasks) else ".")
         + (" One forward pass serves all its tasks." if shared else ""),
         f"- **Labels**: {', '.join(f'`{label}`' for label in next(t.labels for t in cfg.tasks if t.name == task))}",
-        f"- **Window**: {cfg.max_length} tokens; longer texts are split into overlapping windows (see `models/engine/inference.py`).",
+        f"- **Window**: {cfg.max_length} tokens; longer texts are split into overlapping windows (`models/engine/inference.py`).",
         "",
         "## Training data and licences",
         "",
@@ -298,7 +298,7 @@ ENTITY_CARD_TAIL = """Published anchors (other splits, so not directly comparabl
 - Opposite companies in one text: the `opposite_pairs` figures above count, over the held-out texts naming a
   positive and a negative company, the pairs where both labels come out right. The span head alone mostly
   repeats the sentence's direction; the target model is what separates them
-  (`tests/test_entity_sentiment_model.py` pins the rate).
+  (`tests/models/test_entity_sentiment_model.py` pins the rate).
 - Single-company texts keep the span head's label (the target pass does not run for them); it equals the post's
   label for most single-company held-out headlines (the test pins the rate).
 - It scores the mentions the pipeline finds: ORG entities and gazetteer names that link to a ticker, and
@@ -321,11 +321,11 @@ def evaluate_entities(artifact: Path, data_dir: Path) -> dict[str, dict]:
     with the target pass (`_heldout`), with it for every mention (`_heldout_all`) and without it
     (`_heldout_span_only`)."""
     from finpulse.models.artifacts.artifact import read_config
-    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
-    from finpulse.models.engine.inference import Enricher
-    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import per_company_registry
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
     from finpulse.models.spans import read_entity_jsonl
+    from finpulse.pipeline.runtime.settings import InferenceSettings
 
     tr = read_config(artifact).training.get("entity_sentiment", {})
     registry = per_company_registry(artifact)

@@ -118,8 +118,9 @@ def scores(head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str,
     return {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "n": len(y)}
 
 
-def refit_candidates(model: str, data: str, soft_labels: str | None = None, cache: str = "/tmp/finpulse-refit",
-                     out: str | None = None, threads: int = 2, refit_on_dev: bool = False,
+def refit_candidates(model: Path, data: Path, soft_labels: Path | None = None,
+                     cache: Path = Path("/tmp/finpulse-refit"),
+                     out: Path | None = None, threads: int = 2, refit_on_dev: bool = False,
                      recipe: str | None = None) -> int:
     """Compare the refit recipes on the dev splits, score the chosen one on the held-out rows, print JSON lines.
 

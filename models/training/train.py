@@ -27,12 +27,12 @@ from finpulse.models.artifacts.artifact import (
     load_encoder,
     save_artifact,
 )
+from finpulse.models.artifacts.lora import add_lora
 from finpulse.models.data import holdout_split, read_classification_csv, read_task_file, read_texts
 from finpulse.models.encoding import IGNORE, Encoded, collate, encode_sentences, encode_texts
-from finpulse.models.evaluation.evaluate import evaluate, headline, predict_logits
-from finpulse.models.artifacts.lora import add_lora
-from finpulse.models.network import MultiTaskModel
 from finpulse.models.engine.targets import target_rows
+from finpulse.models.evaluation.evaluate import evaluate, headline, predict_logits
+from finpulse.models.network import MultiTaskModel
 from finpulse.models.tasks import ENTITY_TARGET, TaskKind, TaskSpec, get_task
 
 

@@ -131,7 +131,10 @@ def _seasonal_history(series: Sequence[Bucket], i: int, alerted: set[int], cfg: 
     return [series[j].negatives for j in same_phase if j >= 0 and j not in alerted]
 
 
-def detect_spikes(series: Sequence[Bucket], global_share: float, cfg: DetectorConfig = DetectorConfig()) -> list[Spike]:
+DEFAULT_CONFIG = DetectorConfig()
+
+
+def detect_spikes(series: Sequence[Bucket], global_share: float, cfg: DetectorConfig = DEFAULT_CONFIG) -> list[Spike]:
     """Spikes in one key's series (buckets in time order, one per time step: fill gaps with
     empty buckets so the baseline, season and cool-down count real time)."""
     spikes: list[Spike] = []

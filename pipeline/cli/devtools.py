@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -117,10 +118,11 @@ def simulate_alerts(days: int, tickers: int, spikes_per_day: float, decoys_per_d
 
     One seed and at most one alpha: the full report of one world. Several: the trade-off table
     of docs/ALERTS.md (e.g. --seed 2 --seed 3 --seed 4 --alpha 1e-4 --alpha 1e-3)."""
-    from finpulse.pipeline.runtime.settings import DetectorConfig
     from finpulse.pipeline.alerts.simulate import make_world, simulate, tradeoff
+    from finpulse.pipeline.runtime.settings import DetectorConfig
 
-    cfg = dataclasses.replace(DetectorConfig(), **dict(sets))
+    overrides: dict[str, Any] = dict(sets)
+    cfg = dataclasses.replace(DetectorConfig(), **overrides)
     if len(seeds) > 1 or len(alphas) > 1:
         worlds = [make_world(days, tickers, spikes_per_day, decoys_per_day, seed=s) for s in (seeds or (2,))]
         click.echo(json.dumps(tradeoff(worlds, list(alphas or (cfg.alpha,)), cfg), indent=1))

@@ -302,8 +302,7 @@ def distill_refit(model: Path, data: Path, soft_labels: Path | None, cache: Path
     """Refit the sentiment head on teacher soft labels and labelling-function votes; JSON lines of scores."""
     from finpulse.models.training.distill_refit import refit_candidates
 
-    refit_candidates(str(model), str(data), str(soft_labels) if soft_labels else None, str(cache),
-                     str(out) if out else None, threads, refit_on_dev, recipe)
+    refit_candidates(model, data, soft_labels, cache, out, threads, refit_on_dev, recipe)
 
 
 @click.command()

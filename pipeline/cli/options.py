@@ -31,7 +31,7 @@ TRAINING_PRECISIONS = ["auto", "fp32", "bf16"]  # int8 is an inference-only path
 # -- value types -------------------------------------------------------------------------------
 # Every option that takes a value checks it here, while click parses the command line: a bad value
 # is one line, `Error: Invalid value for '--option': 'value' ... (e.g. a good one)`, exit 2, before
-# any model loads, broker starts or lake file is written (tests/test_cli_values.py walks every
+# any model loads, broker starts or lake file is written (tests/pipeline/cli/test_cli_values.py walks every
 # command with bad values for each option). `example` is the good value the message shows.
 
 

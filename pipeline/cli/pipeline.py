@@ -293,11 +293,10 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     import dataclasses
     import time
 
-    from finpulse.pipeline.runtime.settings import DetectorConfig
     from finpulse.pipeline.alerts.evaluate import run_alerts, summary
-    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.alerts.routes import load_routes
     from finpulse.pipeline.runtime import metrics
+    from finpulse.pipeline.runtime.settings import AlertSettings, DetectorConfig
 
     setup_logging(False)
     routes = load_routes(routes_file) if routes_file else None  # a bad file is a ConfigError: exit 2 with the reason

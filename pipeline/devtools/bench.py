@@ -100,10 +100,10 @@ def timed_predict(texts: list[str], registry: str | None, device: str, precision
     first sight (process-wide), and the target-marked per-company pass sees few shapes in a short
     warm-up; a 64-text warm-up left that compiling in the timed run (AMX machine: the pass seemed to
     cost 27% of the engine, 9% once warm). A stream running for hours has met its shapes."""
-    from finpulse.models.engine.inference import Enricher
-    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.engine.inference import Enricher
     from finpulse.pipeline.enrich.handler import company_spans
+    from finpulse.pipeline.runtime.settings import InferenceSettings
 
     # as the pipeline runs it: cashtags and gazetteer names scored by the per-company head beside the ORG entities
     enricher = Enricher(load_registry(registry), InferenceSettings(device=device, precision=precision,
@@ -263,9 +263,9 @@ def host_breakdown(posts: list[dict], device: str, workdir: Path, precision: str
     stages may add up to slightly more than the process used. It runs on the stage's own thread
     (`one_tokenizer_thread`), so `tokenise` counts all of its work.
     """
-    from finpulse.pipeline.runtime import stages
     from finpulse.pipeline.enrich.companies import load_gazetteer, normalize
     from finpulse.pipeline.jobs.backfill import run_backfill
+    from finpulse.pipeline.runtime import stages
 
     normalize.cache_clear()  # the engine runs above saw these texts: start linking cold, as a stream would
     load_gazetteer().scans.clear()
@@ -323,9 +323,9 @@ def bare_tokenizer(registry: str | None = None) -> Any:
     from transformers import AutoTokenizer
 
     from finpulse.models.artifacts.artifact import read_config, resolve_base
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.engine.inference import windows_tokenizer
     from finpulse.pipeline.runtime.settings import InferenceSettings
-    from finpulse.models.artifacts.registry import load_registry
 
     reg = load_registry(registry)
     wrapper = AutoTokenizer.from_pretrained(resolve_base(read_config(reg.sentiment.artifact_path).base), use_fast=True)
@@ -353,11 +353,11 @@ def tokenizer_floor(texts: list[str], registry: str | None = None, repeats: int 
 def quality_delta(data_dir: Path, device: str, precision: str) -> dict:
     """Held-out scores at `precision` ("bf16", "fp32" or "int8": what the engine ran) minus the fp32
     reference (points; negative = worse)."""
-    from finpulse.models.engine import int8
     from finpulse.models.artifacts.artifact import load_artifact
-    from finpulse.models.data import holdout_split, read_classification_csv, read_task_file
-    from finpulse.models.evaluation.evaluate import evaluate
     from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.data import holdout_split, read_classification_csv, read_task_file
+    from finpulse.models.engine import int8
+    from finpulse.models.evaluation.evaluate import evaluate
     from finpulse.models.tasks import get_task
 
     loaded = load_artifact(load_registry().sentiment.artifact_path, device)

@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from finpulse.models.engine import int8
 from finpulse.models.artifacts.artifact import LoadedModel
+from finpulse.models.engine import int8
 
 PATHS = ("torch_fp32", "ort_fp32", "ort_int8", "ort_int8_per_tensor", "torch_bf16")
 RECIPES = {"ort_int8": int8.Recipe(), "ort_int8_per_tensor": int8.Recipe(per_token=False)}
@@ -65,9 +65,9 @@ def engine(path: str, registry: str | None = None, cache: Path | None = None, th
            scratch: Path | None = None, mention_finder: Callable[[str], Any] | None = None) -> Any:
     """An Enricher on one of PATHS. The ORT ones start from fp32 and swap every encoder (shared groups
     and target model) themselves, so that the recipe and the cache (timed by `build_cost`) are this run's."""
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.engine.inference import Enricher
     from finpulse.pipeline.runtime.settings import InferenceSettings
-    from finpulse.models.artifacts.registry import load_registry
 
     precision = "bf16" if path == "torch_bf16" else "fp32"
     enricher = Enricher(load_registry(registry), InferenceSettings(precision=precision, threads=threads),
@@ -163,7 +163,8 @@ def training_texts(loaded: Any, data: Path, n: int, seed: int = 1) -> list[str]:
 
 
 def predictions(loaded: Any, spec: Any, rows: list) -> list:
-    """Per row, the predicted label index (classes) or word tags (NER): as models/evaluation/evaluate.py predicts them."""
+    """Per row, the predicted label index (classes) or word tags (NER), as models/evaluation/evaluate.py
+    predicts them."""
     from finpulse.models.encoding import encode_sentences, encode_texts
     from finpulse.models.evaluation.evaluate import predict_logits
     from finpulse.models.tasks import TaskKind
@@ -210,8 +211,8 @@ def deltas(new: dict, ref: dict) -> dict[str, dict[str, float]]:
 def entity_sentiment_scores(enricher: Any, data: Path) -> dict[str, dict[str, float]]:
     """Per-company sentiment on the entity hold-out, through the engine (`finpulse eval entity-sentiment --holdout`)."""
     from finpulse.models.artifacts.artifact import read_config
-    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
     from finpulse.models.data import holdout_split
+    from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
     from finpulse.models.spans import read_entity_jsonl
 
     path = enricher.registry.entity_sentiment.artifact_path
@@ -315,8 +316,8 @@ def int8_gemm_share(cache: Path, registry: str | None, threads: int | None, text
     import onnxruntime as ort
 
     from finpulse.models.artifacts.artifact import load_artifact
-    from finpulse.models.engine.batching import plan_batches
     from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.engine.batching import plan_batches
 
     loaded = load_artifact(load_registry(registry).sentiment.artifact_path)
     folder = int8.build_int8(loaded, cache=cache)

@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import torch
 
-from finpulse.models.engine.inference import Enricher, Prediction
-from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.registry import load_registry
+from finpulse.models.engine.inference import Enricher, Prediction
 from finpulse.pipeline.devtools.generator import generate_posts
+from finpulse.pipeline.runtime.settings import InferenceSettings
 
 
 def _autocast_batch256(e: Enricher) -> None:

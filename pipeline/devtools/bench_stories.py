@@ -41,11 +41,11 @@ def real_texts(data: Path, limit: int | None = None) -> list[str]:
 
 def cost(texts: list[str], device: str = "cpu", precision: str = "auto") -> dict:
     """Models vs linking + de-dup on the same texts, measured here and now."""
-    from finpulse.models.engine.inference import Enricher
-    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.engine.inference import Enricher
     from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer
     from finpulse.pipeline.enrich.stories import StoryIndex
+    from finpulse.pipeline.runtime.settings import InferenceSettings
 
     enricher = Enricher(load_registry(), InferenceSettings(device=device, precision=precision))
     enricher.predict(texts[:32])  # warm-up

@@ -1,6 +1,6 @@
 """Reliability harnesses: real processes, real SIGKILLs, a real broker, exact counts.
 
-Used by the fast fault tests (tests/test_faults.py) and, with bigger numbers, by the long runs:
+Used by the fast fault tests (tests/pipeline/jobs/test_faults.py) and, with bigger numbers, by the long runs:
 
     python -m finpulse.pipeline.devtools.chaos kill --kills 20          # SIGKILL the stream at 20 moments
     python -m finpulse.pipeline.devtools.chaos outage --seconds 60      # broker down for a minute
@@ -95,7 +95,7 @@ def install_kill_point(point: str, after: int) -> None:
             if point == "committed" and table == "enriched" and due():  # the commit landed; nothing after it ran
                 _die()
 
-        lake_mod.Lake._append = append  # type: ignore[method-assign]  # the fault injection: a deliberate patch
+        lake_mod.Lake._append = append  # type: ignore[method-assign,assignment]  # the fault injection: a deliberate patch
     elif point == "offset":
         original_call = stream_mod.GroupOffsetCommitter.__call__
 
@@ -496,9 +496,9 @@ def alerts_kill_run(workdir: Path, kills: int, seed: int = 1, hours: int = 44, t
     point and at random moments, restarted each time. Every alert of the final lake must be
     recorded exactly once (and, with a broker, published at least once)."""
     from finpulse.pipeline.alerts.evaluate import evaluate
-    from finpulse.pipeline.runtime.settings import AlertSettings
     from finpulse.pipeline.lake.commit import Lake
     from finpulse.pipeline.lake.query import run_query
+    from finpulse.pipeline.runtime.settings import AlertSettings
 
     rng = random.Random(seed)
     lake_dir = workdir / "lake"

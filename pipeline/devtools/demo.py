@@ -17,12 +17,11 @@ from pathlib import Path
 import click
 
 from finpulse.infra.broker import EmbeddedBroker, create_topics
-from finpulse.pipeline.runtime.settings import DetectorConfig
 from finpulse.pipeline.alerts.evaluate import run_alerts
-from finpulse.pipeline.runtime.settings import AlertSettings
 from finpulse.pipeline.devtools.generator import Event, generate_posts
 from finpulse.pipeline.devtools.produce import post_messages, publish
 from finpulse.pipeline.lake.query import run_query
+from finpulse.pipeline.runtime.settings import AlertSettings, DetectorConfig
 
 DEMO_MIN_HISTORY = 10  # stories in a company's baseline before it may alert (default 30; see _run)
 

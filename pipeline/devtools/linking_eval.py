@@ -16,8 +16,8 @@ def evaluate_linking(fixture: str | Path, predictions=None, gazetteer=None) -> d
 
     rows = [json.loads(line) for line in Path(fixture).read_text(encoding="utf-8").splitlines() if line.strip()]
     if predictions is None:
-        from finpulse.models.engine.inference import Enricher
         from finpulse.models.artifacts.registry import load_registry
+        from finpulse.models.engine.inference import Enricher
 
         predictions = Enricher(load_registry()).predict([r["text"] for r in rows])
     gaz = gazetteer or load_gazetteer()

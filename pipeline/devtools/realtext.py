@@ -260,9 +260,8 @@ def _overlaps(alert, inj: Injected) -> bool:
 
 
 def run(data: Path, days: int = 60, rate: float = 2.0, seed: int = 3, min_volumes: tuple[int, ...] = (20, 12)) -> dict:
-    from finpulse.pipeline.runtime.settings import DetectorConfig
     from finpulse.pipeline.alerts.evaluate import evaluate
-    from finpulse.pipeline.runtime.settings import AlertSettings
+    from finpulse.pipeline.runtime.settings import AlertSettings, DetectorConfig
 
     posts, injected = build_feed(data, days, rate, seed)
     out: dict = {

@@ -174,8 +174,8 @@ def run_ours_in_beam(texts: list[str], device: str, run_id: str = "ours", precis
     from apache_beam.ml.inference.base import RunInference
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    from finpulse.pipeline.runtime.settings import InferenceSettings
     from finpulse.pipeline.enrich.handler import FinpulseModelHandler
+    from finpulse.pipeline.runtime.settings import InferenceSettings
 
     log = _new_log("finpulse-ours-")
     with beam.Pipeline(runner=FnApiRunner()) as p:

@@ -13,12 +13,12 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from finpulse.models.engine.inference import Enricher, Prediction
-from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.registry import load_registry
+from finpulse.models.engine.inference import Enricher, Prediction
 from finpulse.pipeline.enrich.companies import load_gazetteer, name_spans
 from finpulse.pipeline.enrich.tickers import cashtag_spans
 from finpulse.pipeline.runtime import metrics
+from finpulse.pipeline.runtime.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
 DEFAULT_SETTINGS = InferenceSettings()  # frozen, so one shared instance is a safe default argument

@@ -10,7 +10,7 @@ schema definition. A row that breaks one is reported with the reason and becomes
 as a failed pydantic validation did.
 
 `enriched_row` is the per-row path: a pydantic-validated dict. It is the readable specification the
-columnar path is tested against (same feed, same rows, every column: tests/test_rows.py), what
+columnar path is tested against (same feed, same rows, every column: tests/pipeline/enrich/test_rows.py), what
 `rescore` writes, and the fallback when a bundle's columns cannot be built at all (then every row
 is validated on its own, so one bad row costs only itself).
 
@@ -34,10 +34,10 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel
 
 from finpulse.models.engine.inference import Prediction
-from finpulse.pipeline.runtime.stages import stage
 from finpulse.pipeline.enrich.companies import company_mentions, load_gazetteer
 from finpulse.pipeline.enrich.per_company import company_sentiment
 from finpulse.pipeline.messages import Coordinates
+from finpulse.pipeline.runtime.stages import stage
 from finpulse.schemas.arrow import ENRICHED_SCHEMA
 from finpulse.schemas.records import EnrichedRecord, InputRecord
 

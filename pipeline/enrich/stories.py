@@ -34,7 +34,7 @@ hundreds of live entries, and checking candidates one id at a time made the stag
 index: on generated posts 0.10-0.16 CPU-ms a post with 4,096 live entries, 0.22-0.46 with 16,384
 (499 candidates a post). With slots the candidates are one set union and one array: 0.08-0.12
 and 0.12-0.20 in the same runs (alternating batches, three runs: ~2x at 16,384), the same
-answers (`tests/test_stories.py` checks the tables against a brute-force scan of every live
+answers (`tests/pipeline/enrich/test_stories.py` checks the tables against a brute-force scan of every live
 post). Real tweets and headlines with 30% copies have 2-3 candidates a post: no change there
 (within 7%, 0.04 CPU-ms). The store grows without moving entries, so the tables are rewritten
 only when it shrinks.

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from finpulse.pipeline.runtime.settings import InferenceSettings
 from finpulse.models.artifacts.preflight import check_models
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
 from finpulse.pipeline.jobs.transforms import enrich_and_write
@@ -24,7 +23,7 @@ from finpulse.pipeline.lake.storage import is_remote
 from finpulse.pipeline.messages import PartitionDesc
 from finpulse.pipeline.runtime import metrics
 from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
-from finpulse.pipeline.runtime.settings import StreamSettings
+from finpulse.pipeline.runtime.settings import InferenceSettings, StreamSettings
 from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, halt_reason
 from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.pipeline.sources.membership import GroupMembership

@@ -15,16 +15,16 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from finpulse.pipeline.runtime.stages import stage
 from finpulse.pipeline.enrich.handler import EnrichError, FinpulseModelHandler
 from finpulse.pipeline.enrich.parse import dead_letter, parse_message
 from finpulse.pipeline.enrich.rows import enriched_row, enriched_table
 from finpulse.pipeline.enrich.stories import StoryIndex
-from finpulse.pipeline.runtime.settings import StoryConfig
 from finpulse.pipeline.lake.commit import Block, Lake, Row, as_blocks
 from finpulse.pipeline.lake.faults import commit_patiently
 from finpulse.pipeline.messages import OFFSET_MASK, Coordinates, RawMessage
 from finpulse.pipeline.runtime import metrics
+from finpulse.pipeline.runtime.settings import StoryConfig
+from finpulse.pipeline.runtime.stages import stage
 from finpulse.pipeline.sources.membership import Assignment
 from finpulse.schemas.records import DeadLetter, InputRecord
 

@@ -45,9 +45,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from finpulse.pipeline.runtime.stages import stage
 from finpulse.pipeline.lake import tables
 from finpulse.pipeline.lake.storage import is_remote, open_storage
+from finpulse.pipeline.runtime.stages import stage
 from finpulse.schemas.arrow import DEADLETTER_SCHEMA, ENRICHED_SCHEMA
 
 log = logging.getLogger(__name__)

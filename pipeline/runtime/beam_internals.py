@@ -6,7 +6,7 @@ the manager's private fields. None of that is Beam's public API: an upgrade can 
 it, and a patch of a name that no longer exists does nothing, silently (the memory leak or the
 lost checkpoints come back). So every such name is listed here and checked when the runtime
 package imports them; a mismatch raises `BeamInternalsChanged` naming the Beam version and what
-moved, and tests/test_beam_internals.py pins that the check passes on the pinned Beam.
+moved, and tests/pipeline/runtime/test_beam_internals.py pins that the check passes on the pinned Beam.
 """
 
 from __future__ import annotations

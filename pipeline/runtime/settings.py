@@ -169,7 +169,8 @@ class DetectorConfig:
     alpha: float = 1e-3  # on the Bonferroni-adjusted p-value; docs/ALERTS.md has the recall / false-alarm trade-off
     windows: tuple[int, ...] = (1, 2)  # share test over the last 1 and the last 2 buckets
     count_channel: bool = True
-    season_buckets: int = 24  # buckets per seasonal period: a day of hours (alerts.seasonal sets it from the bucket width)
+    # buckets per seasonal period: a day of hours (alerts.seasonal sets it from the bucket width)
+    season_buckets: int = 24
     season_periods: int = 7  # same-phase buckets in the count channel's history
     min_count_ratio: float = 2.0  # count channel: negatives >= this x the seasonal expectation
     support_alpha: float = 0.05  # count channel: the share test must reach at least this
@@ -256,6 +257,12 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
 
+def _section_type(section: str) -> type:
+    cls = Settings.model_fields[section].annotation
+    assert isinstance(cls, type)
+    return cls
+
+
 def _env_name(section: str, cls: type, name: str) -> str:
     if section in NESTED_SECTIONS:
         return f"FINPULSE_{section}__{name}".upper()
@@ -289,7 +296,8 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - set(Settings.model_fields))
     if unknown:
-        raise ConfigError(f"config file {path}: unknown section(s) {unknown}; sections are {sorted(Settings.model_fields)}")
+        raise ConfigError(f"config file {path}: unknown section(s) {unknown}; "
+                          f"sections are {sorted(Settings.model_fields)}")
     return data
 
 
@@ -308,7 +316,8 @@ def _section_env(section: str, cls: type, environ: Mapping[str, str]) -> dict[st
         try:
             out = json.loads(whole)
         except ValueError:
-            raise ConfigError(f"FINPULSE_{section.upper()} must be a JSON object, e.g. '{{\"alpha\": 0.001}}'") from None
+            example = '{"alpha": 0.001}'
+            raise ConfigError(f"FINPULSE_{section.upper()} must be a JSON object, e.g. '{example}'") from None
     prefix = f"FINPULSE_{section}__".upper()
     for key, value in environ.items():
         if key.startswith(prefix):
@@ -364,7 +373,7 @@ def _build(flags: Mapping[str, Mapping[str, Any]] | None,
     for path in _leaves(settings):
         section, _, rest = path.partition(".")
         top = rest.split(".")[0]
-        cls = Settings.model_fields[section].annotation
+        cls = _section_type(section)
         nested_env = section in NESTED_SECTIONS and (f"FINPULSE_{section}".upper() in env or any(
             k.startswith(f"FINPULSE_{section}__{rest.replace('.', '__')}".upper()) for k in env))
         if _lookup(given.get(section, {}), rest) is not _MISSING:
