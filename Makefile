@@ -40,9 +40,9 @@ TEST_WORKERS ?= 2
 test: install browser monitoring
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
-# Everything but the slow end-to-end tests (real broker runs, kills, S3, Beam job service): a few minutes.
+# Everything but the slow end-to-end tests (real broker runs, kills, S3, Beam job service), on the same two workers.
 test-fast: install browser monitoring
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow" tests
 
 # ruff + mypy against lint-baseline.json: a finding added to any file fails; the counts may only shrink.
 lint: install
