@@ -38,7 +38,13 @@ from finpulse.models.data import holdout_split, read_classification_csv
 from finpulse.models.evaluation.metrics import classification_report
 from finpulse.models.spans import read_entity_jsonl
 from finpulse.models.tasks import SENTIMENT
-from finpulse.models.training.head_refit import NEWS_FILES, unanimous_label, window_features
+from finpulse.models.training.head_refit import (
+    NEWS_FILES,
+    balanced_weights,
+    unanimous_label,
+    warm_head,
+    window_features,
+)
 from finpulse.models.training.labelling import ABSTAIN, UNLABELLED_FILES, apply_lfs, dev_split, vote
 from finpulse.models.training.soft_labels import corpus, normalise, read_soft_labels
 
@@ -76,14 +82,8 @@ def fit_head(
 ) -> torch.nn.Linear:
     """A linear head warm-started from `init`: per-row weighted cross-entropy (sqrt inverse-frequency class
     weights, as head_refit) plus, on rows with teacher logits, `kd_alpha` x T^2 x KL(teacher || student)."""
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(x.shape[1], len(SENTIMENT.labels))
-    with torch.no_grad():
-        head.weight.copy_(init.weight)
-        head.bias.copy_(init.bias)
-    counts = torch.bincount(y, minlength=len(SENTIMENT.labels)).float().clamp(min=1)
-    cw = (counts.max() / counts).sqrt()
-    cw = cw / cw.mean()
+    head = warm_head(init, x.shape[1], seed)
+    cw = balanced_weights(y)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-3)
     for _ in range(epochs):
         perm = torch.randperm(len(y))

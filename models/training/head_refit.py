@@ -48,16 +48,27 @@ def window_features(model, tokenizer, texts: list[str], bf16: bool) -> tuple[tor
     return torch.stack([s.float().mean(0) for s in states]), [w[0] for w in wins]
 
 
-def fit_linear(x: torch.Tensor, y: torch.Tensor, init: torch.nn.Linear, epochs: int = 15, lr: float = 1e-3,
-               seed: int = 13) -> torch.nn.Linear:
+def warm_head(init: torch.nn.Linear, dim: int, seed: int) -> torch.nn.Linear:
+    """A sentiment head starting from `init`'s weights (seeded, so refits repeat)."""
     torch.manual_seed(seed)
-    head = torch.nn.Linear(x.shape[1], len(SENTIMENT.labels))
+    head = torch.nn.Linear(dim, len(SENTIMENT.labels))
     with torch.no_grad():
         head.weight.copy_(init.weight)
         head.bias.copy_(init.bias)
+    return head
+
+
+def balanced_weights(y: torch.Tensor) -> torch.Tensor:
+    """Class weights sqrt(max count / count), mean 1: rare labels count more without dominating."""
     counts = torch.bincount(y, minlength=len(SENTIMENT.labels)).float().clamp(min=1)
     weight = (counts.max() / counts).sqrt()
-    weight = weight / weight.mean()
+    return weight / weight.mean()
+
+
+def fit_linear(x: torch.Tensor, y: torch.Tensor, init: torch.nn.Linear, epochs: int = 15, lr: float = 1e-3,
+               seed: int = 13) -> torch.nn.Linear:
+    head = warm_head(init, x.shape[1], seed)
+    weight = balanced_weights(y)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-3)
     for _ in range(epochs):
         perm = torch.randperm(len(y))

@@ -277,16 +277,25 @@ class HostPorts(_Example):
         return value
 
 
-class Ticker(_Example):
+class _Pattern(_Example):
+    """A value that must match `pattern` whole; `what` finishes the message ("... is not one ticker")."""
+
+    pattern = ""
+    what = ""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not re.fullmatch(self.pattern, str(value)):
+            self.fail(f"{value!r} {self.what}", param, ctx)
+        return value
+
+
+class Ticker(_Pattern):
     """One ticker symbol (a leading $ allowed): letters, digits, '.' and '-'."""
 
     name = "ticker"
     example = "AAPL"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not re.fullmatch(r"\$?[A-Za-z0-9][A-Za-z0-9.\-]{0,14}", str(value)):
-            self.fail(f"{value!r} is not one ticker", param, ctx)
-        return value
+    pattern = r"\$?[A-Za-z0-9][A-Za-z0-9.\-]{0,14}"
+    what = "is not one ticker"
 
 
 class WebUrl(_Example):
@@ -336,16 +345,13 @@ class Registry(_Example):
         self.fail(f"{value!r} is neither a shipped registry ({', '.join(SHIPPED)}) nor a registry file", param, ctx)
 
 
-class Device(_Example):
+class Device(_Pattern):
     """auto | cpu | cuda | cuda:N."""
 
     name = "device"
     example = "cpu"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", str(value)):
-            self.fail(f"{value!r} is not one of auto, cpu, cuda, cuda:N", param, ctx)
-        return value
+    pattern = r"auto|cpu|cuda(:[0-9]+)?"
+    what = "is not one of auto, cpu, cuda, cuda:N"
 
 
 class Glob(_Example):
