@@ -129,6 +129,13 @@ def observe_highwater(topic: str, partition: int, highwater: int | None) -> None
             _highwater[(topic, partition)] = highwater
 
 
+def observe_position(topic: str, partition: int, next_offset: int) -> None:
+    """Where the lake stands on a partition this process (re)starts reading: its lag counts from there."""
+    if _enabled:
+        with _lock:
+            _committed[(topic, partition)] = next_offset
+
+
 def forget_partition(topic: str, partition: int) -> None:
     """A partition another process reads now (--join-group rebalance): its lag is no longer ours to report."""
     with _lock:

@@ -375,8 +375,8 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
             # an empty poll while a bundle is filling is not idleness (its rows are not even enriched yet)
             allowed = self._stop.take(len(batch)) if batch or not emitted else 0
             self._budget.spend(allowed, room if len(batch) >= room and emitted + allowed >= granted else None)
-            if batch:
-                metrics.observe_highwater(element.topic, element.partition, consumer.highwater(tp))
+            # every poll, records or not: a partition taken over after the feed ended still shows its lag (0)
+            metrics.observe_highwater(element.topic, element.partition, consumer.highwater(tp))
             source = source_key(element.topic, element.partition)
             for rec in batch[:allowed]:
                 position = to_position(epoch, rec.offset)
@@ -432,6 +432,7 @@ class ReadKafkaPartitions(beam.DoFn, RestrictionProvider):
                 position = to_position(split_position(restriction.start)[0] + 1, split_position(position)[1])
             entry["resume"] = position
             entry["next"], entry["reset"], entry["last"] = None, None, None
+            metrics.observe_position(desc.topic, desc.partition, split_position(position)[1])
             log.info("%s-%d: reading from offset %d (owner token %d)", desc.topic, desc.partition,
                      split_position(position)[1], token)
         return True

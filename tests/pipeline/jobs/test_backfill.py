@@ -40,4 +40,4 @@ def test_backfill_reads_all_formats_and_rerun_adds_nothing(tmp_path):
 
 def test_backfill_cli_reports_missing_inputs(tmp_path):
     result = CliRunner().invoke(main, ["backfill", "--input", str(tmp_path / "none*.jsonl"), "--lake", str(tmp_path / "l")])
-    assert result.exit_code != 0 and "no files match" in result.output
+    assert result.exit_code != 0 and "no file matches" in result.output

@@ -99,9 +99,16 @@ def test_stream_processes_share_partitions_by_consumer_group_through_kill_join_a
             wait_until(all_in, 300, f"{RECORDS} rows in the lake", detail=logs)
             wait_until(lambda: prom.scalar('sum(finpulse_consumer_lag{job="finpulse-stream"})') == 0, 60,
                        "Prometheus to see lag 0 across the processes", detail=logs)
-            up = {dict(k)["instance"]: v for k, v in prom.query('up{job="finpulse-stream"}').items()}
+
+            def up() -> list[float]:
+                now = {dict(k)["instance"]: v for k, v in prom.query('up{job="finpulse-stream"}').items()}
+                return [now.get(f"127.0.0.1:{p}", -1.0) for p in ports]
+
+            # the killed process is down; the others answer (a 1 s scrape can time out on a busy machine,
+            # so wait for a successful one rather than trusting the latest)
+            wait_until(lambda: up() == [0, 1, 1, 1], 30, "Prometheus to scrape the live processes",
+                       detail=lambda: str(up()))
             scraped = prom.query('max_over_time(finpulse_rows_total{table="enriched"}[5m])')
-            assert up[f"127.0.0.1:{ports[0]}"] == 0 and [up[f"127.0.0.1:{p}"] for p in ports[1:]] == [1, 1, 1], up
             assert {dict(k)["instance"] for k, v in scraped.items() if v > 0} >= {f"127.0.0.1:{p}" for p in ports[2:]}
         time.sleep(1)
         stats = run_query(lake, "select count(*) n, count(distinct id) d, count(distinct kafka_partition) p "
