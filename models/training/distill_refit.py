@@ -25,7 +25,9 @@ scored before anyone adopts it.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -34,7 +36,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from finpulse.models.data import holdout_split, read_classification_csv
+from finpulse.models.data import read_classification_csv
 from finpulse.models.evaluation.metrics import classification_report
 from finpulse.models.spans import read_entity_jsonl
 from finpulse.models.tasks import SENTIMENT
@@ -52,12 +54,15 @@ DEV_SEED = 14
 
 
 def text_features(loaded, texts: list[str], bf16: bool, cache: Path, name: str) -> torch.Tensor:
-    """One pooled vector per text (the mean of its windows' vectors), cached on disk by name."""
-    path = cache / f"{name}.safetensors"  # safetensors, not torch.load: nothing we load unpickles
+    """One pooled vector per text (the mean of its windows' vectors), cached on disk.
+
+    The cache key holds the artifact's version and a hash of the texts, so another model or edited
+    data is computed afresh instead of silently reusing features of something else."""
+    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+    version = re.sub(r"[^A-Za-z0-9._-]", "_", str(loaded.config.version))
+    path = cache / f"{name}-{version}-{digest}.safetensors"  # safetensors, not torch.load: nothing unpickles
     if path.is_file():
-        cached = load_file(str(path))["features"]
-        if cached.shape[0] == len(texts):
-            return cached
+        return load_file(str(path))["features"]
     x, idx = window_features(loaded.model, loaded.tokenizer, texts, bf16)
     owner = torch.tensor(idx)
     out = torch.zeros(len(texts), x.shape[1]).index_add_(0, owner, x)
@@ -149,9 +154,7 @@ def refit_candidates(model: Path, data: Path, soft_labels: Path | None = None,
     excluded = {normalise(tfns[i].text) for i in dev_i + held_i}
     for name in NEWS_FILES:
         docs = read_entity_jsonl(data / name)
-        train_d, held_d = holdout_split(docs)
-        fit_d, dev_d = holdout_split([docs[i] for i in train_d], fraction=0.1, seed=DEV_SEED)
-        fit_d, dev_d = [train_d[i] for i in fit_d], [train_d[i] for i in dev_d]
+        fit_d, dev_d, held_d = dev_split(docs, DEV_SEED)
         excluded |= {normalise(docs[i].text) for i in dev_d + held_d}
         x = text_features(loaded, [d.text for d in docs], bf16, cache, Path(name).stem)
         stem = Path(name).stem

@@ -45,7 +45,7 @@ def alert_id(key_kind: str, key: str, bucket: str, start: datetime) -> str:
 
 def _interval(bucket: str) -> timedelta:
     number, unit = bucket.split()
-    unit = unit.rstrip("s")
+    unit = unit.lower().rstrip("s")  # as the CLI's bucket type and DuckDB take it: "2 Hours" too
     seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[unit]
     return timedelta(seconds=int(number) * seconds)
 

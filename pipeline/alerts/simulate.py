@@ -25,12 +25,11 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from finpulse.pipeline.alerts.detector import Bucket, binomial_tail, detect_spikes
+from finpulse.pipeline.alerts.detector import DEFAULT_CONFIG, Bucket, binomial_tail, detect_spikes
 from finpulse.pipeline.runtime.settings import DetectorConfig
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 TARGET_RATIO, TARGET_POSTS = 2.0, 20  # the criterion: share at least doubled, >= 20 posts
-DEFAULT_CONFIG = DetectorConfig()  # frozen, so one shared instance is a safe default argument
 
 
 @dataclass(frozen=True)

@@ -296,7 +296,7 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     from finpulse.pipeline.alerts.evaluate import run_alerts, summary
     from finpulse.pipeline.alerts.routes import load_routes
     from finpulse.pipeline.runtime import metrics
-    from finpulse.pipeline.runtime.settings import AlertSettings, DetectorConfig
+    from finpulse.pipeline.runtime.settings import AlertSettings, load_settings
 
     setup_logging(False)
     routes = load_routes(routes_file) if routes_file else None  # a bad file is a ConfigError: exit 2 with the reason
@@ -310,7 +310,7 @@ def alerts(lake, bucket, keys, unit, since, until, follow, interval, webhook, ka
     stories = {"min_stories": min_volume} if min_volume is not None else {}
     settings = AlertSettings(bucket=bucket, key_kinds=keys, unit=unit, **stories,
                              since=parse_time(since, "--since"), until=parse_time(until, "--until"),
-                             detector=dataclasses.replace(DetectorConfig(), **overrides))
+                             detector=dataclasses.replace(load_settings().alerts.detector, **overrides))
     kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {})).client_config() if kafka_topic else None
     while True:
         try:

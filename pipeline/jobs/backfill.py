@@ -9,6 +9,7 @@ re-run after its worker died) skips what is committed.
 
 from __future__ import annotations
 
+import dataclasses
 import glob as globlib
 import logging
 import sys
@@ -25,7 +26,7 @@ from finpulse.pipeline.jobs.transforms import enrich_and_write
 from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.maintenance import compact_written
 from finpulse.pipeline.runtime import dask_runner
-from finpulse.pipeline.runtime.settings import InferenceSettings
+from finpulse.pipeline.runtime.settings import load_settings
 from finpulse.pipeline.sources.archive import archive_format, count_rows
 from finpulse.pipeline.sources.chunks import ReadArchiveChunk, committed_rows, plan_chunks, record_grids
 from finpulse.schemas.errors import NoInputFiles
@@ -81,7 +82,8 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
         beam_args = dask_runner.dask_args(dask_address, partitions=len(plan)) + list(beam_args or [])
     options, runner = pipeline_options(beam_args, lake_root)
     before = committed_rows(lake, sizes, grids)
-    handler = FinpulseModelHandler(registry, InferenceSettings(device=resolve_device(device), precision=precision),
+    inference = dataclasses.replace(load_settings().inference, device=resolve_device(device), precision=precision)
+    handler = FinpulseModelHandler(registry, inference,
                                    batch_size=min(chunk, 512), large_model=shared_model)
     done = threading.Event()
     bar = threading.Thread(target=_progress_bar, args=(lake, files, grids, done), daemon=True) if progress else None
@@ -100,7 +102,8 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
             bar.join()
     after = committed_rows(lake, sizes, grids)
     # a file per chunk committed: leave the tables compact, not a file per chunk (lake/maintenance.py)
-    compacted = compact_written(lake_root, progress=_stderr if progress else None)
+    # nothing new (a re-run of finished files): leave the tables, a running stream's files included, alone
+    compacted = {} if after == before else compact_written(lake_root, progress=_stderr if progress else None)
     return {
         "files": len(files),
         "rows": sum(f.rows for f in files),

@@ -16,6 +16,7 @@ time order out).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,7 +46,7 @@ def rescore(
     from finpulse.models.engine.inference import Enricher
     from finpulse.pipeline.enrich.parse import Coordinates
     from finpulse.pipeline.enrich.rows import enriched_row
-    from finpulse.pipeline.runtime.settings import InferenceSettings
+    from finpulse.pipeline.runtime.settings import load_settings
     from finpulse.schemas.records import InputRecord
 
     reg = load_registry(registry)
@@ -67,7 +68,7 @@ def rescore(
     chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
     # a resumed run re-reads `todo` without the ids its earlier chunks wrote: number chunks on
     # from the recorded one rather than skipping any
-    enricher = Enricher(reg, InferenceSettings(device=device))
+    enricher = Enricher(reg, dataclasses.replace(load_settings().inference, device=device))
     if chunks and dt is not None and dt.metadata().configuration.get(tables.RESCORED_PROPERTY) != "true":
         # before the first new row: from here on readers pick one model version per id
         dt.alter.set_table_properties({tables.RESCORED_PROPERTY: "true"}, raise_if_not_exists=False)

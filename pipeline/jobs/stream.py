@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from finpulse.pipeline.lake.storage import is_remote
 from finpulse.pipeline.messages import PartitionDesc
 from finpulse.pipeline.runtime import metrics
 from finpulse.pipeline.runtime.beam_patches import bound_fn_api_runner_metrics
-from finpulse.pipeline.runtime.settings import InferenceSettings, StreamSettings
+from finpulse.pipeline.runtime.settings import StreamSettings, load_settings
 from finpulse.pipeline.sources.kafka import OFFSET_MASK, ReadKafkaPartitions, halt_reason
 from finpulse.pipeline.sources.kafka_xlang import ReadKafkaXlang, XlangConfig, expansion_service
 from finpulse.pipeline.sources.membership import GroupMembership
@@ -143,7 +144,8 @@ def run_stream(settings: StreamSettings, beam_args: list[str] | None = None, sou
         member = GroupMembership(client, settings.group, settings.topics, settings.lake, assignment).start()
     log.info("streaming %d partitions of %s into %s (model %s)", len(partitions), ",".join(settings.topics),
              settings.lake, registry.model_version)
-    handler = FinpulseModelHandler(settings.registry, InferenceSettings(device=resolve_device(settings.device), precision=settings.precision),
+    handler = FinpulseModelHandler(settings.registry, dataclasses.replace(load_settings().inference, device=resolve_device(settings.device),
+                                                          precision=settings.precision),
                                    settings.batch_size, large_model=settings.shared_model)
     with beam.Pipeline(runner=runner, options=options) as p:
         if source == "xlang":

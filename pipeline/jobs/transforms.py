@@ -23,7 +23,7 @@ from finpulse.pipeline.lake.commit import Block, Lake, Row, as_blocks
 from finpulse.pipeline.lake.faults import commit_patiently
 from finpulse.pipeline.messages import OFFSET_MASK, Coordinates, RawMessage
 from finpulse.pipeline.runtime import metrics
-from finpulse.pipeline.runtime.settings import StoryConfig
+from finpulse.pipeline.runtime.settings import StoryConfig, load_settings
 from finpulse.pipeline.runtime.stages import stage
 from finpulse.pipeline.sources.membership import Assignment
 from finpulse.schemas.records import DeadLetter, InputRecord
@@ -187,7 +187,7 @@ class WriteToLake(beam.DoFn):
         self._flush_rows = flush_rows
         self._on_commit = on_commit
         self._report_every = report_every
-        self._stories = stories or StoryConfig()
+        self._stories = stories or load_settings().stories
         self._scope = story_scope  # "kafka" or "file": restore only this writer's rows (see committed_story_rows)
 
     def setup(self) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from finpulse.pipeline.lake.storage import LakeStorage, open_storage
+from finpulse.schemas.errors import LakeError
 
 ROOT = "_outbox"
 COMPACT_AT = 16  # segments before a merge: bounds the GETs a read costs on an object store
@@ -44,15 +45,27 @@ class RecordLog:
         return self._names
 
     def read(self) -> list[dict[str, Any]] | None:
-        """The records, first of each id, in order; None if the log was never written."""
-        self._names = None  # another process may have appended
-        names = self._segments()
-        if not names:
-            return None
+        """The records, first of each id, in order; None if the log was never written.
+
+        A segment that vanished between the listing and its read was merged by another process
+        (`compact` writes the merged segment before deleting the old ones): list again and re-read,
+        rather than take the missing part as empty (an empty ledger would send everything again)."""
+        for _ in range(20):
+            self._names = None  # another process may have appended or merged
+            names = self._segments()
+            if not names:
+                return None
+            texts = [self.storage.read_text(name) for name in names]
+            if all(text is not None for text in texts):
+                return self._records(texts)
+        raise LakeError(f"{self.prefix}: segments keep vanishing while read (another process merging in a loop?)")
+
+    @staticmethod
+    def _records(texts: list[str | None]) -> list[dict[str, Any]]:
         seen: set[str] = set()
         out: list[dict[str, Any]] = []
-        for name in names:
-            for line in (self.storage.read_text(name) or "").splitlines():
+        for text in texts:
+            for line in (text or "").splitlines():
                 if line.strip():
                     record = json.loads(line)
                     if record["id"] not in seen:

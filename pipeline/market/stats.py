@@ -33,14 +33,9 @@ DROP = -0.02  # the event study's "share below": CAR under -2%
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing their average rank (what Spearman's rho needs)."""
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=float)
-    sorted_x = x[order]
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    for s, e in zip(starts, ends, strict=True):
-        ranks[order[s:e]] = (s + e + 1) / 2.0  # mean of ranks s+1 .. e
-    return ranks
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # a value's tied run covers ranks ends - count + 1 .. ends
+    return ((ends - counts + 1 + ends) / 2.0)[inverse.reshape(-1)]
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:

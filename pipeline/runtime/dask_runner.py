@@ -77,13 +77,6 @@ def dask_args(address: str, partitions: int | None = None) -> list[str]:
     return args
 
 
-def is_dask(options) -> bool:
-    from apache_beam.options.pipeline_options import StandardOptions
-
-    runner = options.view_as(StandardOptions).runner
-    return isinstance(runner, str) and runner.split(".")[-1] == "DaskRunner"
-
-
 def run(pipeline) -> None:
     """Run a built pipeline to the end; on Dask also close the client the runner opened (it never
     does, and an open client keeps reconnecting to the scheduler after the job)."""

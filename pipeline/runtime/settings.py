@@ -23,19 +23,52 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import tomllib
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from finpulse.schemas.errors import ConfigError
 
 
-class KafkaSettings(BaseSettings):
+def _config_path() -> str | None:
+    return os.environ.get("FINPULSE_CONFIG")
+
+
+class _FileSection(PydanticBaseSettingsSource):
+    """The section's table of the TOML file named by FINPULSE_CONFIG (below the environment and flags)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], table: tuple[str, ...]) -> None:
+        super().__init__(settings_cls)
+        self.table = table
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        node: Any = read_config_file(_config_path())
+        for part in self.table:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        return dict(node) if isinstance(node, dict) else {}
+
+
+class _Section(BaseSettings):
+    """A section read from flags, then the environment, then the config file's `[table]`, then defaults."""
+
+    file_table: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,  # type: ignore[override]
+                                   file_secret_settings):
+        return init_settings, env_settings, file_secret_settings, _FileSection(settings_cls, cls.file_table)
+
+
+class KafkaSettings(_Section):
     """Connection settings passed straight through to kafka-python (SASL/SSL included)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPULSE_KAFKA_", extra="ignore")
+    file_table: ClassVar[tuple[str, ...]] = ("stream", "kafka")
 
     bootstrap: str = "127.0.0.1:9092"
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
@@ -82,8 +115,9 @@ class KafkaSettings(BaseSettings):
         return cfg
 
 
-class StreamSettings(BaseSettings):
+class StreamSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="FINPULSE_", extra="ignore")
+    file_table: ClassVar[tuple[str, ...]] = ("stream",)
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: list[str] = ["news", "social"]
@@ -208,10 +242,11 @@ class AlertSettings:
 # -- sections read from the environment by their own names ---------------------------------------------
 
 
-class ModelSettings(BaseSettings):
+class ModelSettings(_Section):
     """Which models serve, and where built engines are cached (FINPULSE_REGISTRY, FINPULSE_CACHE)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPULSE_", extra="ignore")
+    file_table: ClassVar[tuple[str, ...]] = ("models",)
 
     registry: str | None = None  # registry JSON, or a shipped name: "default" / "accurate" (None: models/registry.json)
     cache: Path | None = None  # int8 engines and unpacked bases (None: ~/.cache/finpulse)
@@ -220,18 +255,20 @@ class ModelSettings(BaseSettings):
         return self.cache or Path.home() / ".cache" / "finpulse"
 
 
-class LinkingSettings(BaseSettings):
+class LinkingSettings(_Section):
     """Company linking: the gazetteer file (FINPULSE_COMPANIES; None: the shipped S&P 500 + SEC list)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPULSE_", extra="ignore")
+    file_table: ClassVar[tuple[str, ...]] = ("linking",)
 
     companies: str | None = None
 
 
-class DashboardSettings(BaseSettings):
+class DashboardSettings(_Section):
     """The dashboard: which lake it reads (FINPULSE_LAKE, the same variable the stream reads)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPULSE_", extra="ignore")
+    file_table: ClassVar[tuple[str, ...]] = ("dashboard",)
 
     lake: str = "lake"
     port: int = Field(default=8501, ge=1, le=65535)
@@ -239,14 +276,11 @@ class DashboardSettings(BaseSettings):
 
 # -- the one settings object ----------------------------------------------------------------------------
 
-ENV_SECTIONS = ("stream", "models", "linking", "dashboard")  # read their own FINPULSE_<FIELD> names
-NESTED_SECTIONS = ("alerts", "stories", "inference")  # read FINPULSE_<SECTION>__<FIELD>
+NESTED_SECTIONS = ("alerts", "stories", "inference")  # dataclasses: read FINPULSE_<SECTION>__<FIELD> and [section]
 
 
-class Settings(BaseSettings):
-    """Every section of finpulse's configuration in one object (see the module docstring)."""
-
-    model_config = SettingsConfigDict(env_prefix="FINPULSE_", env_nested_delimiter="__", extra="ignore")
+class Settings(BaseModel):
+    """Every section of finpulse's configuration in one object; build it with `load_settings()`."""
 
     stream: StreamSettings = Field(default_factory=StreamSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
@@ -263,16 +297,13 @@ def _section_type(section: str) -> type:
     return cls
 
 
-def _env_name(section: str, cls: type, name: str) -> str:
-    if section in NESTED_SECTIONS:
-        return f"FINPULSE_{section}__{name}".upper()
-    prefix = cls.model_config.get("env_prefix", "") if isinstance(cls, type) and issubclass(cls, BaseSettings) else ""
-    return f"{prefix}{name}".upper()
+def _env_name(cls: type[BaseSettings], name: str) -> str:
+    return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
 
 
 def _leaves(obj: Any, path: str = "") -> dict[str, Any]:
     """Every leaf value of a settings object, keyed by its dotted path (`stream.kafka.bootstrap`)."""
-    if isinstance(obj, BaseSettings | Settings) or hasattr(obj, "model_fields"):
+    if isinstance(obj, BaseModel):
         items = {k: getattr(obj, k) for k in type(obj).model_fields}
     elif is_dataclass(obj) and not isinstance(obj, type):
         items = {f.name: getattr(obj, f.name) for f in fields(obj)}
@@ -308,7 +339,7 @@ def _deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _section_env(section: str, cls: type, environ: Mapping[str, str]) -> dict[str, Any]:
+def _section_env(section: str, environ: Mapping[str, str]) -> dict[str, Any]:
     """A dataclass section's values from FINPULSE_<SECTION> (JSON) and FINPULSE_<SECTION>__<FIELD>[__<SUB>]."""
     out: dict[str, Any] = {}
     whole = environ.get(f"FINPULSE_{section}".upper())
@@ -347,26 +378,33 @@ def _build(flags: Mapping[str, Mapping[str, Any]] | None,
     from pydantic import TypeAdapter, ValidationError
 
     env = dict(os.environ)
-    config_file = config_file or env.get("FINPULSE_CONFIG")
+    if config_file is not None and env.get("FINPULSE_CONFIG") != str(config_file):
+        # the sections read the file FINPULSE_CONFIG names: name this one there while they are built
+        os.environ["FINPULSE_CONFIG"] = str(config_file)
+        try:
+            return _build(flags, config_file)
+        finally:
+            if "FINPULSE_CONFIG" in env:
+                os.environ["FINPULSE_CONFIG"] = env["FINPULSE_CONFIG"]
+            else:
+                del os.environ["FINPULSE_CONFIG"]
+    config_file = env.get("FINPULSE_CONFIG") if config_file is None else config_file
     file = read_config_file(config_file)
     given = {s: {k: v for k, v in (flags or {}).get(s, {}).items() if v is not None} for s in Settings.model_fields}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for section, info in Settings.model_fields.items():
-        cls = info.annotation
-        assert isinstance(cls, type)
+    for section in Settings.model_fields:
+        cls = _section_type(section)
         file_part = file.get(section, {})
         if section in NESTED_SECTIONS:
-            merged = _deep_merge(_deep_merge(file_part, _section_env(section, cls, env)), given[section])
+            merged = _deep_merge(_deep_merge(file_part, _section_env(section, env)), given[section])
             try:
                 values[section] = TypeAdapter(cls).validate_python(merged)
             except ValidationError as exc:
                 raise ConfigError(f"settings [{section}]: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
-        else:
-            # env beats the file: a file value is passed only where the environment does not set that field
-            from_file = {k: v for k, v in file_part.items() if _env_name(section, cls, k) not in env}
+        else:  # a BaseSettings section: flags, then its environment, then the file's table (_FileSection)
             try:
-                values[section] = cls(**{**from_file, **given[section]})
+                values[section] = cls(**given[section])
             except ValidationError as exc:
                 raise ConfigError(f"settings [{section}]: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
     settings = Settings.model_construct(**values)
@@ -378,7 +416,7 @@ def _build(flags: Mapping[str, Mapping[str, Any]] | None,
             k.startswith(f"FINPULSE_{section}__{rest.replace('.', '__')}".upper()) for k in env))
         if _lookup(given.get(section, {}), rest) is not _MISSING:
             sources[path] = "flag"
-        elif nested_env or (section not in NESTED_SECTIONS and _env_name(section, cls, top) in env) or (
+        elif nested_env or (section not in NESTED_SECTIONS and _env_name(cls, top) in env) or (
                 section == "stream" and top == "kafka" and f"FINPULSE_KAFKA_{rest.split('.')[-1]}".upper() in env):
             sources[path] = "environment"
         elif _lookup(file.get(section, {}), rest) is not _MISSING:

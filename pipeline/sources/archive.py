@@ -80,14 +80,3 @@ def count_rows(path: str | Path) -> int:
 
         return pq.ParquetFile(path).metadata.num_rows
     return sum(1 for _ in iter_rows(path))
-
-
-def read_slice(path: str | Path, start: int, stop: int) -> list[tuple[int, bytes]]:
-    out = []
-    for i, raw in iter_rows(path, start):
-        if i >= stop:
-            break
-        out.append((i, raw))
-    return out
-
-

@@ -187,3 +187,25 @@ def test_routed_alerts_on_an_s3_lake_reach_the_desk_once_across_sigkills_mid_del
     assert all(key == f"alert:{alert}" for alert, key in receiver.deliveries)
     assert len(notify.sent_log(url, "desk", receiver.url) or {}) == 3
     assert not os.path.exists("s3:")  # the outbox is in the bucket, not in a local folder named after the URL
+
+
+def test_a_merge_by_another_process_during_a_read_does_not_empty_the_log(tmp_path):
+    # Another follower merges the segments between this reader's listing and its reads: the reader
+    # must see every record, not an empty ledger (which would send every alert again).
+    writer = RecordLog(tmp_path, "sent-x")
+    for i in range(outbox.COMPACT_AT):
+        writer.append([{"id": f"m{i}", "at": i}])
+    reader = RecordLog(tmp_path, "sent-x")
+    merger = RecordLog(tmp_path, "sent-x")
+    plain_read = reader.storage.read_text
+    merged = []
+
+    def read_text(name):
+        if not merged:  # the first segment read: the other process merges right now
+            merged.append(True)
+            merger.compact()
+        return plain_read(name)
+
+    reader.storage.read_text = read_text  # type: ignore[method-assign]
+    assert sorted(r["id"] for r in reader.read() or []) == sorted(f"m{i}" for i in range(outbox.COMPACT_AT))
+    assert merged  # the merge did happen mid-read

@@ -35,6 +35,7 @@ def test_backfill_reads_all_formats_and_rerun_adds_nothing(tmp_path):
     assert set(posts[60].get("tickers", [])) <= set(row["tickers"])
     second = run_backfill(str(tmp_path / "*.*"), str(lake), chunk=40, progress=False)
     assert second["processed"] == 0 and second["skipped_already_done"] == 151
+    assert second["compacted"] == {}  # nothing written, nothing rewritten (a running stream's files included)
     assert run_query(lake, "select count(*) n from enriched").to_pylist()[0]["n"] == 150
 
 

@@ -104,3 +104,21 @@ def test_no_module_reads_the_environment_outside_settings():
                 if reads:
                     offenders.append(f"{rel}:{node.lineno}")
     assert offenders == [], f"read settings through finpulse.pipeline.runtime.settings: {offenders}"
+
+
+def test_the_config_file_reaches_the_code_that_builds_a_section(tmp_path, monkeypatch):
+    # the file is not only shown by `config show`: a section built anywhere reads it, below the environment
+    from finpulse.models.artifacts.bases import cache_root
+    from finpulse.pipeline.runtime.settings import StreamSettings
+
+    cfg = tmp_path / "f.toml"
+    cfg.write_text(f'[models]\ncache = "{tmp_path / "from-file"}"\n[stream]\ngroup = "file-group"\n'
+                   '[stream.kafka]\nbootstrap = "filehost:9092"\n[stories]\nthreshold = 0.7\n')
+    monkeypatch.setenv("FINPULSE_CONFIG", str(cfg))
+    monkeypatch.delenv("FINPULSE_CACHE", raising=False)
+    assert cache_root() == tmp_path / "from-file"
+    assert StreamSettings().group == "file-group" and StreamSettings().kafka.bootstrap == "filehost:9092"
+    assert StreamSettings(group="flag").group == "flag"  # a flag beats the file
+    monkeypatch.setenv("FINPULSE_CACHE", str(tmp_path / "env"))
+    assert cache_root() == tmp_path / "env"  # the environment beats the file
+    assert load_settings().stories.threshold == 0.7
