@@ -473,6 +473,25 @@ def shared_model_option() -> Callable[[F], F]:
                              "default on CPU, each on its own cores)")
 
 
+def runner_options(fn: F) -> F:
+    """--runner local|dask and --dask-address, shared by the bounded jobs (backfill, rescore)."""
+    fn = click.option("--dask-address", type=HostPorts(schemes=("tcp", "tls")), default=None,
+                      help="with --runner dask: the scheduler, tcp://host:port")(fn)
+    return click.option("--runner", "runner", type=click.Choice(["local", "dask"]), default="local",
+                        show_default=True,
+                        help="local: Beam's in-process runner (--workers N processes); dask: Beam's DaskRunner on "
+                             "the Dask cluster at --dask-address (docs/DEPLOY.md)")(fn)
+
+
+def check_runner(runner: str, dask_address: str | None, workers: int) -> None:
+    """The --runner / --dask-address / --workers combinations that make sense, or a usage error saying why."""
+    if (runner == "dask") != bool(dask_address):
+        raise click.UsageError("--runner dask needs --dask-address tcp://host:port of the Dask scheduler, and "
+                               "--dask-address is only for --runner dask")
+    if runner == "dask" and workers > 1:
+        raise click.UsageError("--workers is for the local runner; on Dask the cluster's workers run the chunks")
+
+
 def worker_args(workers: int, beam_args: Sequence[str]) -> list[str]:
     """Beam arguments for `--workers N` on the local runner, plus the user's own after `--`.
 

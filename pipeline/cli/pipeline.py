@@ -26,6 +26,7 @@ from finpulse.pipeline.cli.options import (
     WebUrl,
     announce_new_lake,
     bootstrap_option,
+    check_runner,
     device_option,
     lake_option,
     metrics_options,
@@ -33,6 +34,7 @@ from finpulse.pipeline.cli.options import (
     precision_option,
     registry_option,
     require_lake,
+    runner_options,
     setup_logging,
     shared_model_option,
     validated,
@@ -178,11 +180,7 @@ def stream(bootstrap, topics, lake, group, join_group, max_records, idle_exit, r
 @metrics_options
 @workers_option()
 @shared_model_option()
-@click.option("--runner", "runner", type=click.Choice(["local", "dask"]), default="local", show_default=True,
-              help="local: Beam's in-process runner (--workers N processes); dask: Beam's DaskRunner on the "
-                   "Dask cluster at --dask-address (docs/DEPLOY.md)")
-@click.option("--dask-address", type=HostPorts(schemes=("tcp", "tls")), default=None,
-              help="with --runner dask: the scheduler, tcp://host:port")
+@runner_options
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, workers,
@@ -198,11 +196,7 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, m
     if metrics_port is not None:  # readiness: the lake takes writes and a chunk committed in the last 10 minutes
         metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=600.0, needs_lag=False),
                       metrics_host or "127.0.0.1")
-    if (runner == "dask") != bool(dask_address):
-        raise click.UsageError("--runner dask needs --dask-address tcp://host:port of the Dask scheduler, and "
-                               "--dask-address is only for --runner dask")
-    if runner == "dask" and workers > 1:
-        raise click.UsageError("--workers is for the local runner; on Dask the cluster's workers run the chunks")
+    check_runner(runner, dask_address, workers)
     result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
                           fallback_kind=fallback_kind, beam_args=worker_args(workers, beam_args),
                           shared_model=shared_model, dask_address=dask_address)
@@ -247,15 +241,22 @@ def query(lake, fmt, as_of, model_version, sql) -> None:
 @click.option("--since", type=IsoTime(), default=None, help="rescore posts published from this ISO time")
 @click.option("--until", type=IsoTime(), default=None, help="... until this ISO time")
 @device_option()
+@precision_option()
 @click.option("--chunk", type=COUNT, default=2000, show_default=True, help="rows per commit")
-def rescore(lake, registry, since, until, device, chunk) -> None:
+@workers_option()
+@runner_options
+@click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
+def rescore(lake, registry, since, until, device, precision, chunk, workers, runner, dask_address, beam_args) -> None:
     """Re-enrich the lake's posts with another model version into the same table (old rows kept:
-    see `query --as-of` / `--model-version`)."""
+    see `query --as-of` / `--model-version`); arguments after `--` go to Beam."""
     from finpulse.pipeline.jobs.rescore import rescore as run_rescore
     from finpulse.pipeline.jobs.stream import resolve_device
 
     setup_logging(False)
-    result = run_rescore(lake, registry, parse_time(since), parse_time(until, "--until"), resolve_device(device), chunk)
+    check_runner(runner, dask_address, workers)
+    result = run_rescore(lake, registry, parse_time(since), parse_time(until, "--until"), resolve_device(device), chunk,
+                         precision=precision, beam_args=worker_args(workers, beam_args), dask_address=dask_address,
+                         progress=True)
     click.echo(json.dumps(result))
 
 

@@ -13,7 +13,6 @@ import dataclasses
 import glob as globlib
 import logging
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import apache_beam as beam
 
 from finpulse.models.artifacts.preflight import check_models
 from finpulse.pipeline.enrich.handler import FinpulseModelHandler
-from finpulse.pipeline.jobs.stream import pipeline_options, resolve_device
+from finpulse.pipeline.jobs.batch import batch_pipeline, lake_progress
+from finpulse.pipeline.jobs.stream import resolve_device
 from finpulse.pipeline.jobs.transforms import enrich_and_write
 from finpulse.pipeline.lake.commit import Lake
 from finpulse.pipeline.lake.maintenance import compact_written
@@ -50,21 +50,6 @@ def expand_inputs(pattern: str) -> list[str]:
     return files
 
 
-def _progress_bar(lake: Lake, files: list[ArchiveFile], grids: dict[str, int], done: threading.Event) -> None:
-    from tqdm import tqdm
-
-    total = sum(f.rows for f in files)
-    sizes = [(f.path, f.rows) for f in files]
-    with tqdm(total=total, unit="rows", desc="backfill", mininterval=1) as bar:
-        while True:
-            bar.n = committed_rows(lake, sizes, grids)
-            bar.refresh()
-            if done.wait(1.0):
-                bar.n = committed_rows(lake, sizes, grids)
-                bar.refresh()
-                return
-
-
 def run_backfill(pattern: str, lake_root: str, registry: str | None = None, device: str = "auto", chunk: int = 2000,
                  precision: str = "auto",
                  fallback_kind: str = "news", max_message_bytes: int = 1024 * 1024, beam_args: list[str] | None = None,
@@ -77,29 +62,17 @@ def run_backfill(pattern: str, lake_root: str, registry: str | None = None, devi
     sizes = [(f.path, f.rows) for f in files]
     plan, grids = plan_chunks(lake, sizes, chunk)
     record_grids(lake, grids)  # before any chunk commits: a later run cuts these files the same way
-    if dask_address:
-        dask_runner.install()
-        beam_args = dask_runner.dask_args(dask_address, partitions=len(plan)) + list(beam_args or [])
-    options, runner = pipeline_options(beam_args, lake_root)
     before = committed_rows(lake, sizes, grids)
     inference = dataclasses.replace(load_settings().inference, device=resolve_device(device), precision=precision)
     handler = FinpulseModelHandler(registry, inference,
                                    batch_size=min(chunk, 512), large_model=shared_model)
-    done = threading.Event()
-    bar = threading.Thread(target=_progress_bar, args=(lake, files, grids, done), daemon=True) if progress else None
-    if bar:
-        bar.start()
-    try:
+    with lake_progress("backfill", sum(f.rows for f in files), lambda: committed_rows(lake, sizes, grids), progress):
         if plan:
-            p = beam.Pipeline(runner=runner, options=options)
+            p = batch_pipeline(lake_root, len(plan), beam_args, dask_address)
             messages = p | "Chunks" >> beam.Create(plan) | "ReadArchive" >> beam.ParDo(ReadArchiveChunk())
             enrich_and_write(messages, lake_root, handler, max_message_bytes, fallback_kind, story_scope="file",
                              flush_rows=chunk)
             dask_runner.run(p)
-    finally:
-        done.set()
-        if bar:
-            bar.join()
     after = committed_rows(lake, sizes, grids)
     # a file per chunk committed: leave the tables compact, not a file per chunk (lake/maintenance.py)
     # nothing new (a re-run of finished files): leave the tables, a running stream's files included, alone

@@ -11,7 +11,7 @@ One defect is fixed here: its `apply_dofn_to_bundle` takes the partition's outpu
 calling finish_bundle, so whatever a DoFn emits from finish_bundle is dropped. Beam's own
 BatchElements (inside RunInference) emits a batch only when the next element would overflow it,
 so a partition's last batch comes from finish_bundle; with one chunk per partition that is the
-whole chunk, and without the fix not one row reached the lake (tests/pipeline/jobs/test_dask_backfill.py: 0 of
+whole chunk, and without the fix not one row reached the lake (tests/pipeline/jobs/test_dask_batch.py: 0 of
 120). The replacement collects after finish_bundle. It is installed in this process before the graph is built; the
 graph's tasks refer to it by module path, so Dask workers import it from the finpulse package
 they must have anyway.
