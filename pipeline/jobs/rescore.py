@@ -132,7 +132,8 @@ class RescoreChunks(beam.DoFn):
 
 def _rows_of(lake: str | Path, version: str, since: datetime | None, until: datetime | None) -> int:
     """Rows of `version` in [since, until): what the progress bar and the summary count."""
-    where, params = ["model_version = ?"], [version]
+    where: list[str] = ["model_version = ?"]
+    params: list[object] = [version]
     for clause, value in (("published_at >= ?", since), ("published_at < ?", until)):
         if value:
             where.append(clause)
