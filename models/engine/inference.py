@@ -187,8 +187,9 @@ class Enricher:
                                                       max_len, self.bf16))
             self.groups.append(_EncoderGroup(loaded, tasks, max_len, budget, settings.stride))
         self.target: _EncoderGroup | None = None
-        check_policy(settings.target_pass)  # an unknown policy fails here, not on the first text
-        if registry.entity_target is not None and settings.target_pass != "off" and self.has_span_head:
+        # an explicit setting, else the registry's (the profile's) choice; an unknown one fails here, not on a text
+        self.target_policy = check_policy(settings.target_pass or registry.target_pass or "multi")
+        if registry.entity_target is not None and self.target_policy != "off" and self.has_span_head:
             tm = registry.entity_target
             loaded = load_artifact(tm.artifact_path, settings.device)
             head = loaded.model.tasks.get("entity_target")
@@ -445,7 +446,7 @@ class Enricher:
             picked.append(pick_targets([(m.start, m.end, m.text) for m in mentions if m.origin == "given"],
                                        [(m.start, m.end, m.text) for m in mentions
                                         if m.origin == "ner" and (m.start, m.end) in sure],
-                                       self.settings.target_pass))
+                                       self.target_policy))
             for s, e, _ in picked[-1]:
                 todo[(i, s, e)] = mark_target(texts[i], s, e)
         if not todo:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finpulse.models.artifacts.registry import PROFILES
 from finpulse.schemas.errors import FinpulseError
 
 PROBES_DIR = Path(__file__).resolve().parents[1] / "probes"
@@ -37,7 +38,6 @@ FLOORS_FILE = PROBES_DIR / "floors.json"
 LABELS = ("negative", "neutral", "positive")
 TESTS = ("MFT", "INV", "DIR")
 RELATIONS = {"INV": ("same",), "DIR": ("more_negative", "more_positive")}
-PROFILES = {"fast": "default", "accurate": "accurate"}  # profile -> shipped registry name
 
 
 class ProbeFormatError(FinpulseError, ValueError):

@@ -33,6 +33,7 @@ from finpulse.pipeline.cli.options import (
 
 @click.command()
 @click.option("--n", type=COUNT, default=2000, show_default=True, help="generated posts")
+@registry_option()
 @device_option()
 @precision_option()
 @click.option("--no-e2e", is_flag=True, help="skip the Kafka -> lake run")
@@ -48,9 +49,14 @@ from finpulse.pipeline.cli.options import (
               help="with --service: length of the steady feed")
 @click.option("--scale", is_flag=True, help="instead: rows/s of one backlog (--n posts) with 1, 2 and 3 stream "
               "processes in a consumer group and 1 and 3 Dask workers; see devtools/bench_scale.py")
-def bench(n: int, device: str, precision: str, no_e2e: bool, baseline_n: int, quality_data: Path, as_json: bool,
+def bench(n: int, profile: str | None, registry: str | None, device: str, precision: str, no_e2e: bool,
+          baseline_n: int, quality_data: Path, as_json: bool,
           service: bool, rate: float, seconds: float, scale: bool) -> None:
     """Measure throughput and latency; prints one JSON object (its `precision`: what the engine ran at)."""
+    from finpulse.models.artifacts.profiles import chosen_registry
+
+    # every model load of the run, the stream processes it starts included, reads the profile's registry
+    os.environ["FINPULSE_REGISTRY"] = chosen_registry(registry, profile, device)
     if scale:
         from finpulse.pipeline.devtools.bench_scale import run as run_scale
 
@@ -175,7 +181,8 @@ def _int8_paths() -> tuple[str, ...]:
               help="engine paths to time, comma-separated (default: all; torch_bf16 only with native bf16)")
 @click.option("--no-calibration-sources", is_flag=True, help="skip the calibration-text comparison")
 @click.option("--no-avx2-estimate", is_flag=True, help="skip the fbgemm-based estimate for AVX2-only CPUs")
-def bench_int8(n: int, seed: int, reps: int, data: Path | None, registry: str | None, threads: int | None,
+def bench_int8(n: int, seed: int, reps: int, data: Path | None, profile: str | None, registry: str | None,
+               threads: int | None,
                stability: tuple[str, ...], paths: tuple[str, ...] | None, no_calibration_sources: bool,
                no_avx2_estimate: bool) -> None:
     """The static-int8 CPU path beside fp32 and bf16: posts/s, label stability, held-out quality; one JSON object."""
@@ -183,7 +190,10 @@ def bench_int8(n: int, seed: int, reps: int, data: Path | None, registry: str | 
 
     if data is None and Path(DEFAULT_DATA).is_dir():
         data = Path(DEFAULT_DATA)
-    result = run(n, seed, reps, data, registry, threads, list(stability), not no_calibration_sources,
+    from finpulse.models.artifacts.profiles import chosen_registry
+
+    result = run(n, seed, reps, data, chosen_registry(registry, profile, "cpu"), threads, list(stability),
+                 not no_calibration_sources,
                  not no_avx2_estimate, list(paths) if paths else None)
     click.echo(json.dumps(result, indent=2))
 

@@ -111,10 +111,12 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "int8"]), default="fp32", show_default=True,
               help="bf16: autocast on CPU too (what the CPU fast path computes); int8: the static-int8 "
                    "ONNX Runtime encoder of --precision int8 (CPU only, built once into the cache)")
-@click.option("--target-pass", type=click.Choice(["multi", "all", "off"]), default="multi", show_default=True,
-              help="entity-sentiment: which texts the target-marked model re-reads (off: the span head alone)")
-@click.option("--profile", type=click.Choice(["fast", "accurate", "all"]), default="all", show_default=True,
-              help="probes: which shipped model profile(s) to probe")
+@click.option("--target-pass", type=click.Choice(["multi", "all", "off"]), default=None,
+              help="entity-sentiment: which texts the target-marked model re-reads (off: the span head alone; "
+                   "default: the registry's choice, else multi)")
+@click.option("--profile", type=click.Choice(["fast", "accurate", "auto", "all"]), default=None,
+              help="the shipped profile whose models are scored (default: the settings' models.profile, else auto; "
+                   "probes: all, both profiles side by side)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="probes: a pass-rate table, or JSON with every failure")
 def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile, fmt) -> None:
@@ -124,15 +126,17 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
     the enrichment engine (per-company sentiment, entity-level accuracy and macro-F1). probes runs the
     behavioural probes (models/evaluation/probes.py) and prints pass rates by capability and profile."""
     if task == "probes":
-        _evaluate_probes(data, profile, fmt, device)
+        _evaluate_probes(data, profile or "all", fmt, device)
         return
+    if profile == "all":
+        raise click.UsageError("--profile all is for probes; score one profile at a time (fast, accurate or auto)")
     if data is None:
         raise click.UsageError(f"eval {task} needs --data FILE")
     if task == "entity-sentiment":
-        _evaluate_entities(data, model_dir, holdout, device, dtype, target_pass)
+        _evaluate_entities(data, model_dir, holdout, device, dtype, target_pass, profile)
         return
     from finpulse.models.artifacts.artifact import load_artifact
-    from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.artifacts.registry import chosen_registry, load_registry
     from finpulse.models.data import LabeledText, holdout_split, read_task_file
     from finpulse.models.evaluation.evaluate import evaluate as run_eval
     from finpulse.models.tasks import TaskKind, get_task
@@ -143,7 +147,7 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
         raise click.ClickException(f"--holdout: {task} is trained with given dev files, so no rows are held out; "
                                    "score a dev file instead")
     rows = read_task_file(data, spec)
-    path = model_dir or load_registry().task(task).artifact_path
+    path = model_dir or load_registry(chosen_registry(None, profile, device)).task(task).artifact_path
     dev = pick_device(device)
     loaded = load_artifact(path, dev)
     if dtype == "int8":  # as the engine's --precision int8 runs it: the encoder swapped, the heads in torch
@@ -167,9 +171,9 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
 
 
 def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str,
-                       dtype: str, target_pass: str) -> None:
+                       dtype: str, target_pass: str | None, profile: str | None) -> None:
     from finpulse.models.artifacts.artifact import ModelLoadError, read_config
-    from finpulse.models.artifacts.registry import load_registry, per_company_registry
+    from finpulse.models.artifacts.registry import chosen_registry, load_registry, per_company_registry
     from finpulse.models.data import holdout_split
     from finpulse.models.engine.inference import Enricher
     from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
@@ -178,7 +182,7 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
     from finpulse.pipeline.runtime.settings import InferenceSettings
 
     docs = read_entity_jsonl(data)
-    registry = per_company_registry(model_dir) if model_dir else load_registry()
+    registry = per_company_registry(model_dir) if model_dir else load_registry(chosen_registry(None, profile, device))
     if registry.entity_sentiment is None:
         raise ModelLoadError("the registry has no entity_sentiment model; "
                              "use the default registry or --model with a span head")
@@ -192,18 +196,20 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
     enricher = Enricher(registry, settings)
     report = evaluate_entity_sentiment(enricher, docs)
     report = {"task": "entity-sentiment", "data": str(data), "model": str(path),
-              "model_version": registry.model_version, "target_pass": target_pass if enricher.target else "none",
+              "model_version": registry.model_version,
+              "target_pass": enricher.target_policy if enricher.target else "none",
               "dtype": dtype, "holdout": holdout, **report}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
 
 
 def _evaluate_probes(data: Path | None, profile: str, fmt: str, device: str) -> None:
-    from finpulse.models.evaluation.probes import PROBES_FILE, PROFILES, evaluate_profile, format_table, read_probes
+    from finpulse.models.artifacts.profiles import PROFILES, pick_profile
+    from finpulse.models.evaluation.probes import PROBES_FILE, evaluate_profile, format_table, read_probes
     from finpulse.models.training.train import pick_device
 
     probes = read_probes(data or PROBES_FILE)
-    profiles = list(PROFILES) if profile == "all" else [profile]
+    profiles = list(PROFILES) if profile == "all" else [pick_profile(profile, device)]
     results = [evaluate_profile(p, probes, str(pick_device(device))) for p in profiles]
     if fmt == "json":
         json.dump({"probes": len(probes), "profiles": results}, sys.stdout)
@@ -233,7 +239,7 @@ def distill_label(profile: str, out: Path, data: tuple[Path, ...], chunk_size: i
     """Soft-label every text of the files with the teacher; prints the manifest (with texts/s) as JSON."""
     from tqdm import tqdm
 
-    from finpulse.models.evaluation.probes import PROFILES
+    from finpulse.models.artifacts.profiles import PROFILES
     from finpulse.models.training.soft_labels import corpus, label_corpus, teacher_fn
     from finpulse.models.training.train import pick_device
 

@@ -423,8 +423,20 @@ def lake_option(help: str = "lake directory or object-store URL (s3://bucket/pat
 
 
 def registry_option() -> Callable[[F], F]:
-    return click.option("--registry", envvar="FINPULSE_REGISTRY", default=None, show_envvar=True, type=Registry(),
-                        help="model registry: a JSON file, or a shipped name: default | accurate (mpnet sentiment, for GPUs)")
+    """--profile and --registry: which models a command loads (models/artifacts/registry.py, `chosen_registry`)."""
+    from finpulse.models.artifacts.profiles import PROFILE_CHOICES
+
+    def both(fn: F) -> F:
+        fn = click.option("--registry", envvar="FINPULSE_REGISTRY", default=None, show_envvar=True, type=Registry(),
+                          help="model registry: a JSON file, or a shipped name (default | accurate); wins over "
+                               "--profile")(fn)
+        return click.option("--profile", envvar="FINPULSE_PROFILE", default=None, show_envvar=True,
+                            type=click.Choice(PROFILE_CHOICES),
+                            help="fast (MiniLM), accurate (mpnet post and per-company sentiment, several times the "
+                                 "compute) or auto: accurate on a GPU, fast on a CPU; default: the settings' "
+                                 "models.profile, else auto (models/cards/profiles.md)")(fn)
+
+    return both
 
 
 def device_option() -> Callable[[F], F]:

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from finpulse.models.artifacts.profiles import chosen_registry
 from finpulse.pipeline.cli.options import (
     COUNT,
     KEY_KINDS,
@@ -135,7 +136,8 @@ def produce(bootstrap, topic, file_, sample, rate, seed, partitions, inject, spa
 @shared_model_option()
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def stream(bootstrap, topics, lake, group, join_group, max_records, idle_exit, registry, device, precision, max_message_bytes,
+def stream(bootstrap, topics, lake, group, join_group, max_records, idle_exit, profile, registry, device,
+           precision, max_message_bytes,
            bundle_records, bundle_seconds, catchup_records, metrics_port, metrics_host, source, expansion_service,
            expansion_jar,
            flush_seconds, flush_rows, optimize_every, workers, shared_model, verbose, beam_args) -> None:
@@ -150,6 +152,7 @@ def stream(bootstrap, topics, lake, group, join_group, max_records, idle_exit, r
 
     setup_logging(verbose)
     announce_new_lake(lake)
+    registry = chosen_registry(registry, profile, device)
     overrides = {k: v for k, v in dict(topics=topics.split(",") if topics else None, lake=lake, group=group,
                  join_group=join_group,
                  max_records=max_records, idle_exit=idle_exit, registry=registry, device=device, precision=precision,
@@ -183,7 +186,8 @@ def stream(bootstrap, topics, lake, group, join_group, max_records, idle_exit, r
 @runner_options
 @verbose_option()
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host, workers,
+def backfill(pattern, lake, profile, registry, device, precision, chunk, fallback_kind, metrics_port, metrics_host,
+             workers,
              shared_model, runner, dask_address, verbose, beam_args) -> None:
     """Enrich archived files into the lake; re-running skips what is already there.
 
@@ -197,7 +201,8 @@ def backfill(pattern, lake, registry, device, precision, chunk, fallback_kind, m
         metrics.serve(metrics_port, metrics.Readiness(lake, None, stalled_after=600.0, needs_lag=False),
                       metrics_host or "127.0.0.1")
     check_runner(runner, dask_address, workers)
-    result = run_backfill(pattern, lake, registry=registry, device=device, chunk=chunk, precision=precision,
+    result = run_backfill(pattern, lake, registry=chosen_registry(registry, profile, device), device=device, chunk=chunk,
+                          precision=precision,
                           fallback_kind=fallback_kind, beam_args=worker_args(workers, beam_args),
                           shared_model=shared_model, dask_address=dask_address)
     click.echo(json.dumps(result))
@@ -246,7 +251,8 @@ def query(lake, fmt, as_of, model_version, sql) -> None:
 @workers_option()
 @runner_options
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def rescore(lake, registry, since, until, device, precision, chunk, workers, runner, dask_address, beam_args) -> None:
+def rescore(lake, profile, registry, since, until, device, precision, chunk, workers, runner, dask_address,
+            beam_args) -> None:
     """Re-enrich the lake's posts with another model version into the same table (old rows kept:
     see `query --as-of` / `--model-version`); arguments after `--` go to Beam."""
     from finpulse.pipeline.jobs.rescore import rescore as run_rescore
@@ -254,7 +260,8 @@ def rescore(lake, registry, since, until, device, precision, chunk, workers, run
 
     setup_logging(False)
     check_runner(runner, dask_address, workers)
-    result = run_rescore(lake, registry, parse_time(since), parse_time(until, "--until"), resolve_device(device), chunk,
+    result = run_rescore(lake, chosen_registry(registry, profile, device), parse_time(since),
+                         parse_time(until, "--until"), resolve_device(device), chunk,
                          precision=precision, beam_args=worker_args(workers, beam_args), dask_address=dask_address,
                          progress=True)
     click.echo(json.dumps(result))

@@ -88,12 +88,12 @@ class Timed(NamedTuple):
 
 
 def inference_throughput(texts: list[str], registry: str | None, device: str, precision: str = "auto",
-                         target_pass: str = "multi") -> float:
+                         target_pass: str | None = None) -> float:
     return timed_predict(texts, registry, device, precision, target_pass).posts_per_s
 
 
 def timed_predict(texts: list[str], registry: str | None, device: str, precision: str = "auto",
-                  target_pass: str = "multi") -> Timed:
+                  target_pass: str | None = None) -> Timed:
     """The Enricher as the pipeline runs it, timed on its second pass over `texts`.
 
     The first pass is the warm-up: on a CPU, oneDNN compiles kernels for each new batch shape on

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import tomllib
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -173,7 +173,9 @@ class InferenceSettings:
     threads: int | None = None  # torch intra-op threads on CPU (None: torch default)
     chunk_texts: int = 2048  # texts tokenised and held at once: memory stays flat however many are passed
     precision: str = "auto"  # auto | fp32 | bf16 | int8: see pick_precision
-    target_pass: str = "multi"  # which texts' mentions the entity_target model re-reads: multi, all or off
+    # which texts' mentions the entity_target model re-reads: multi, all or off (None: the registry's
+    # choice, models/artifacts/registry.py, else multi)
+    target_pass: str | None = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,8 @@ class ModelSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="FINPULSE_", extra="ignore")
     file_table: ClassVar[tuple[str, ...]] = ("models",)
 
-    registry: str | None = None  # registry JSON, or a shipped name: "default" / "accurate" (None: models/registry.json)
+    registry: str | None = None  # registry JSON, or a shipped name: "default" / "accurate" (None: the profile's)
+    profile: Literal["fast", "accurate", "auto"] = "auto"  # without a registry: auto = accurate on a GPU, else fast
     cache: Path | None = None  # int8 engines and unpacked bases (None: ~/.cache/finpulse)
 
     def cache_dir(self) -> Path:

@@ -123,7 +123,7 @@ def second_registry(folder: Path, version: str) -> str:
     """The shipped default models under another version name: what a rescore with new models looks like."""
     models = Path(__file__).resolve().parents[3] / "models"
     reg = json.loads((models / "registry.json").read_text())
-    for task in reg.values():
+    for task in (t for t in reg.values() if isinstance(t, dict)):
         task["artifact"] = str(models / task["artifact"])
         task["version"] = version
     path = folder / "registry-next.json"
