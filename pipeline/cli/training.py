@@ -109,12 +109,24 @@ def train_entity_head(model: Path, data: tuple[Path, ...], repeat: dict[str, int
 
 
 @click.command()
-@click.argument("artifact", type=ArtifactDir())
+@click.argument("artifact", type=ArtifactDir(), required=False)
 @data_dir_option("folder of the held-out data sets the cards are scored on")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="folder for the cards (default: models/cards/ of the package)")
-def cards(artifact: Path, data: Path, out: Path | None) -> None:
+@click.option("--profiles", is_flag=True, help="instead: the profiles' card (fast and accurate side by side: held-out "
+              "scores, probe pass rates, posts/s and core-ms per post on this CPU), models/cards/profiles.md")
+@click.option("--speed-texts", type=Int(min=1, example="400"), default=400, show_default=True,
+              help="with --profiles: texts in the timed engine pass")
+def cards(artifact: Path | None, data: Path, out: Path | None, profiles: bool, speed_texts: int) -> None:
     """Evaluate ARTIFACT afresh and write its eval.json and model cards; one JSON line of scores."""
     from finpulse.models.evaluation.cards import CARDS_DIR, write_cards
 
+    if profiles:
+        from finpulse.models.evaluation.profile_card import CARD, write_profile_card
+
+        reports = write_profile_card(data, (out / CARD.name) if out else CARD, speed_texts)
+        click.echo(json.dumps([{k: r[k] for k in ("profile", "heldout", "speed")} for r in reports]))
+        return
+    if artifact is None:
+        raise click.UsageError("give an ARTIFACT folder, or --profiles for the profiles' card")
     click.echo(json.dumps(write_cards(artifact, data, out or CARDS_DIR)))
