@@ -22,7 +22,7 @@ selected on), seed 14 takes 10% of the rest for model selection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from finpulse.models.data import LabeledText, holdout_split
@@ -112,3 +112,26 @@ def target_rows(paths: Sequence[str | Path], part: str) -> list[LabeledText]:
         rows += [LabeledText(mark_target(d.text, e.start, e.end), e.label)
                  for d in chosen for e in d.entities if e.start is not None and e.end is not None]
     return rows
+
+
+def transfer_inputs(texts: Sequence[str], find_mentions: Callable[[str], Sequence[tuple[int, int]]],
+                    exclude: Collection[str] = (), per_text: int = 2, limit: int | None = None,
+                    seed: int = 13) -> list[str]:
+    """Target-marked inputs over unlabelled real texts, for a per-company teacher to label (distillation).
+
+    Each text's mentions (`find_mentions`: in the CLI the pipeline's cashtags and gazetteer names) are
+    read once (`non_overlapping`); up to `per_text` of them are marked, each as its own input. Texts whose
+    normalised form is in `exclude` (the labelled entity sets: never their documents, held-out or not)
+    are skipped. The result is de-duplicated, shuffled with `seed` and cut to `limit`. Pure."""
+    import random
+
+    out: dict[str, None] = {}
+    for text in texts:
+        if " ".join(text.casefold().split()) in exclude:
+            continue
+        spans = non_overlapping([(s, e, text[s:e]) for s, e in find_mentions(text)])
+        for s, e, _ in spans[:per_text]:
+            out.setdefault(mark_target(text, s, e), None)
+    inputs = list(out)
+    random.Random(seed).shuffle(inputs)
+    return inputs[:limit] if limit is not None else inputs

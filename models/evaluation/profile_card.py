@@ -93,7 +93,8 @@ def profile_report(profile: str, data_dir: Path, speed_texts: int = 400) -> dict
     wall, cpu = time.perf_counter(), time.process_time()
     engine.predict(sample)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    out["speed"] = {"texts": len(sample), "precision": engine.precision, "threads": torch.get_num_threads(),
+    out["speed"] = {"texts": len(sample), "precision": engine.precision,
+                    "threads": torch.get_num_threads(),
                     "posts_per_s": round(len(sample) / wall, 1), "core_ms_per_post": round(1000 * cpu / len(sample), 2)}
     return out
 
@@ -114,8 +115,8 @@ def render(reports: list[dict[str, Any]], machine: dict[str, Any]) -> str:
         "Written by `finpulse cards --profiles` (models/evaluation/profile_card.py); every number is computed, none "
         "typed. `--profile auto` picks accurate on a GPU and fast on a CPU.",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, CPU features {', '.join(machine['features']) or 'none'}; "
-        f"{machine['date']}.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, "
+        f"CPU features {', '.join(machine['features']) or 'none'}; {machine['date']}.",
         "",
         row("", names),
         row("---", ["---"] * len(names)),

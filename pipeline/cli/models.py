@@ -289,6 +289,44 @@ def distill_lfs(data: Path, fmt: str) -> None:
                f"{report['voted']}")
 
 
+@distill.command(name="targets")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEFAULT_DATA,
+              show_default=True, help="folder of the real data sets")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CSV (a text column) for `finpulse train entity_target --unlabeled entity_target=FILE`")
+@click.option("--n", type=COUNT, default=8000, show_default=True, help="marked inputs kept (shuffled, seed 13)")
+def distill_targets(data: Path, out: Path, n: int) -> None:
+    """Target-marked inputs over real unlabelled texts, for a per-company teacher to label in training.
+
+    The texts: TFNS and TFN topic training rows (minus each file's seed-13 10% hold-out), FiNER-ORD and SEC
+    sentences; the mentions: the pipeline's cashtags and gazetteer names. SEntFiN and FinEntity documents
+    are never used (they are the labelled per-company sets)."""
+    import csv
+
+    from finpulse.models.data import holdout_split, read_classification_csv
+    from finpulse.models.engine.targets import transfer_inputs
+    from finpulse.models.tasks import get_task
+    from finpulse.models.training.soft_labels import file_texts, normalise
+    from finpulse.pipeline.enrich.handler import company_spans
+
+    texts: list[str] = []
+    for name, task in (("tfns_sentiment_train.csv", "sentiment"), ("tfn_topic_train.csv", "topic")):
+        rows = read_classification_csv(data / name, get_task(task))
+        kept, _ = holdout_split(rows, fraction=0.1, seed=13)  # what the shared encoder's training held out
+        texts += [rows[i].text for i in kept]
+    for name in ("finer_ord_train.txt", "fin_sec_train.txt"):
+        texts += file_texts(data / name)
+    exclude = {normalise(t) for name in ("sentfin_entity_train.jsonl", "finentity_train.jsonl")
+               for t in file_texts(data / name)}
+    inputs = transfer_inputs(texts, company_spans, exclude, limit=n)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text"])
+        writer.writerows([t] for t in inputs)
+    click.echo(json.dumps({"texts": len(texts), "inputs": len(inputs), "out": str(out)}))
+
+
 @distill.command(name="refit")
 @click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("models/default"),
               show_default=True, help="the artifact whose sentiment head is refit (read only)")

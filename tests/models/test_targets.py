@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from finpulse.models.data import holdout_split
@@ -66,3 +68,21 @@ def test_the_callers_spans_pick_the_targets_and_confident_orgs_only_stand_in_for
     gs, gs_org, lly = (8, 11, "$GS"), (9, 11, "GS"), (16, 20, "$LLY")
     assert pick_targets([gs, gs_org, lly], [], "multi") == [gs, lly]  # the cashtag and the ORG inside it: once
     assert pick_targets([gs, lly], [], "off") == []
+
+
+def test_transfer_inputs_mark_each_mention_skip_the_labelled_sets_and_are_reproducible():
+    from finpulse.models.engine.targets import transfer_inputs
+
+    def cashtags(text: str) -> list[tuple[int, int]]:
+        return [(m.start(), m.end()) for m in re.finditer(r"\$[A-Z]+", text)]
+
+    texts = ["$AAPL beats, $MSFT misses, $KO flat", "$KO falls 5%", "$KO falls 5%", "no company here",
+             "Labelled  headline about $GS"]
+    got = transfer_inputs(texts, cashtags, exclude={"labelled headline about $gs"}, per_text=2)
+    assert sorted(got) == sorted([
+        "$AAPL [SEP] [ $AAPL ] beats, $MSFT misses, $KO flat",
+        "$MSFT [SEP] $AAPL beats, [ $MSFT ] misses, $KO flat",
+        "$KO [SEP] [ $KO ] falls 5%",
+    ])  # two of three mentions, the repeated text once, the labelled one never
+    assert transfer_inputs(texts, cashtags, seed=3) == transfer_inputs(texts, cashtags, seed=3)
+    assert len(transfer_inputs(texts, cashtags, limit=2)) == 2
