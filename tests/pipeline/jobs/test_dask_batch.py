@@ -84,7 +84,18 @@ def same_reading(got: list[dict], want: list[dict]) -> None:
                [(e["text"], e["type"], e["start"]) for e in b["entities"]]
 
 
-def test_a_dask_backfill_survives_a_killed_worker_and_equals_the_in_process_one(tmp_path, real_data):
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory, real_data) -> Path:
+    """Three real archives and their in-process backfill (`local`, chunks of 15), shared by the tests."""
+    folder = tmp_path_factory.mktemp("archives")
+    real_archives(folder, real_data.path("tfns_sentiment_train.csv"))
+    local = run_backfill(str(folder / "archive-*.jsonl"), str(folder / "local"), chunk=15, precision="fp32",
+                         progress=False)
+    assert local["processed"] == 120
+    return folder
+
+
+def test_a_dask_backfill_survives_a_killed_worker_and_equals_the_in_process_one(tmp_path, archived):
     """Files of 40 rows in chunks of 15: each file's last chunk (10 rows) is a partial model batch,
     which Beam's BatchElements emits from finish_bundle, the output Beam's DaskRunner drops unless
     runtime/dask_runner.py replaces its bundle function."""
@@ -92,11 +103,7 @@ def test_a_dask_backfill_survives_a_killed_worker_and_equals_the_in_process_one(
 
     from finpulse.pipeline.enrich import handler
 
-    real_archives(tmp_path, real_data.path("tfns_sentiment_train.csv"))
-    pattern = str(tmp_path / "archive-*.jsonl")
-    local = run_backfill(pattern, str(tmp_path / "local"), chunk=15, precision="fp32", progress=False)
-    assert local["processed"] == 120
-
+    pattern = str(archived / "archive-*.jsonl")
     lake = tmp_path / "dask"
     with cluster() as dask, Client(dask) as client:
         pids = client.run(os.getpid)
@@ -116,7 +123,7 @@ def test_a_dask_backfill_survives_a_killed_worker_and_equals_the_in_process_one(
     # models load once per worker process (the replacement worker loads its own), not once per task:
     # 9 chunks ran on 3 workers
     assert max(loads.values()) == 1, loads
-    same_reading(got, rows(tmp_path / "local"))
+    same_reading(got, rows(archived / "local"))
 
 
 def second_registry(folder: Path, version: str) -> str:
@@ -131,7 +138,7 @@ def second_registry(folder: Path, version: str) -> str:
     return str(path)
 
 
-def test_a_dask_rescore_survives_a_killed_worker_and_equals_the_in_process_one(tmp_path, real_data):
+def test_a_dask_rescore_survives_a_killed_worker_and_equals_the_in_process_one(tmp_path, archived):
     """The lake's 120 rows rescored in chunks of 15 on 3 worker processes, one SIGKILLed after a
     chunk committed: every id gets exactly one row of the new version, the same as a rescore on
     the local runner of a copy of the same lake, and the old version's rows stay."""
@@ -139,9 +146,7 @@ def test_a_dask_rescore_survives_a_killed_worker_and_equals_the_in_process_one(t
 
     from finpulse.pipeline.enrich import handler
 
-    real_archives(tmp_path, real_data.path("tfns_sentiment_train.csv"))
-    base = tmp_path / "base"
-    run_backfill(str(tmp_path / "archive-*.jsonl"), str(base), chunk=60, precision="fp32", progress=False)
+    base = archived / "local"
     local, lake = tmp_path / "local", tmp_path / "dask"
     shutil.copytree(base, local)
     shutil.copytree(base, lake)
