@@ -161,7 +161,9 @@ def _heldout_texts(cfg: TrainConfig) -> set[str]:
         spec = get_task(td.task)
         if spec.kind is not TaskKind.SEQUENCE:
             continue
-        if td.dev:
+        if spec.name == ENTITY_TARGET.name:  # entity JSONL split by document (models/engine/targets.py)
+            out |= {_norm(r.text) for r in target_rows(td.train, "heldout")}
+        elif td.dev:
             out |= {_norm(r.text) for f in td.dev for r in read_classification_csv(f, spec)}
         else:
             rows = [r for f in td.train for r in read_classification_csv(f, spec)]

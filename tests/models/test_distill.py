@@ -123,3 +123,20 @@ def test_heldout_texts_of_every_classification_task_are_known_to_the_transfer_fi
                       out=tmp_path, val_fraction=0.3)
     got = _heldout_texts(cfg)
     assert got == {" ".join(rows[i].text.lower().split()) for i in held} | {"given dev text"}
+
+
+def test_heldout_texts_of_the_target_task_are_its_held_out_documents_marked(tmp_path):
+    """The per-company target task reads entity JSONL, split by document: its held-out inputs (what the
+    transfer filter must keep out of training) are the marked texts of the held-out documents."""
+    import json
+
+    from finpulse.models.engine.targets import target_rows
+    from finpulse.models.training.train import TaskData, TrainConfig, _heldout_texts
+
+    docs = tmp_path / "entities.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Acme{i} shares fall after a recall",
+                                        "entities": [{"text": f"Acme{i}", "start": 0, "end": 4 + len(str(i)),
+                                                      "sentiment": "negative"}]}) + "\n" for i in range(60)))
+    cfg = TrainConfig(tasks=[TaskData(task="entity_target", train=[docs])], out=tmp_path)
+    held = target_rows([docs], "heldout")
+    assert held and _heldout_texts(cfg) == {" ".join(r.text.lower().split()) for r in held}

@@ -226,17 +226,20 @@ def test_lora_wraps_the_same_six_layers_per_block_in_bert_and_mpnet():
         assert not any("pooler" in name for name in wrapped)
 
 
-def test_the_accurate_registry_serves_sentiment_from_mpnet_beside_the_shared_encoder():
+def test_the_accurate_registry_serves_post_and_per_company_sentiment_from_mpnet():
     from finpulse.models.artifacts.registry import ACCURATE_REGISTRY
 
     reg = load_registry("accurate")
     assert reg == load_registry(ACCURATE_REGISTRY)
     assert reg.model_version == ("sentiment=finpulse-sentiment-mpnet-2026.11-a1,topic=finpulse-mt-2026.11-r2,"
                                  "ner=finpulse-mt-2026.11-r2,entity_sentiment=finpulse-mt-2026.11-r2,"
-                                 "entity_target=finpulse-entity-target-2026.12-t2")
+                                 "entity_target=finpulse-entity-target-mpnet-2026.12-a1")
     enricher = Enricher(reg, InferenceSettings())
     assert sorted(sorted(g.tasks) for g in enricher.groups) == [["entity_sentiment", "ner", "topic"], ["sentiment"]]
     assert enricher.groups[[g.tasks for g in enricher.groups].index(["sentiment"])].loaded.model.encoder.config.model_type == "mpnet"
+    # every company mention is re-read by the mpnet target model, not only those of multi-company texts
+    assert enricher.target_policy == "all" and enricher.target is not None
+    assert enricher.target.loaded.model.encoder.config.model_type == "mpnet"
     preds = enricher.predict([
         "Shares plunge 25% after the company slashes guidance and warns of a large loss",
         "Stock soars to a record high after a huge earnings beat and raised outlook",
