@@ -21,15 +21,21 @@ def _batches(examples: Sequence[Encoded], batch_size: int):
 
 @torch.inference_mode()
 def predict_logits(model: MultiTaskModel, examples: Sequence[Encoded], task: TaskSpec, pad_id: int, device,
-                   batch_size: int = 64, bf16: bool = False) -> list[torch.Tensor]:
+                   batch_size: int = 64, bf16: bool = False, progress: str | None = None) -> list[torch.Tensor]:
     """Logits per example, in input order (batches are length-sorted internally).
 
-    bf16 autocast is always on for CUDA; on CPU only when asked (to measure the CPU bf16 path)."""
+    bf16 autocast is always on for CUDA; on CPU only when asked (to measure the CPU bf16 path).
+    `progress`: a description for a progress bar on stderr (a teacher labelling thousands of texts)."""
     model.eval()
     out: list[torch.Tensor | None] = [None] * len(examples)
     dev_type = torch.device(device).type
     use_amp = dev_type == "cuda" or bf16
-    for idx in _batches(examples, batch_size):
+    batches = _batches(examples, batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc=progress, total=-(-len(examples) // batch_size), unit="batch", mininterval=5)
+    for idx in batches:
         batch = collate([examples[i] for i in idx], pad_id, len(task.labels))
         with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), [task.name])[task.name]

@@ -204,7 +204,8 @@ def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], t
         if spec.name not in teacher.model.tasks or list(teacher.model.tasks[spec.name].labels) != list(spec.labels):
             raise ValueError(f"teacher {path} has no {spec.name} head with labels {list(spec.labels)}")
         t_enc = encode_texts(teacher.tokenizer, texts, [0] * len(texts), teacher.config.max_length)
-        logits = torch.stack(predict_logits(teacher.model, t_enc, spec, teacher.tokenizer.pad_token_id, device, bf16=bf16))
+        logits = torch.stack(predict_logits(teacher.model, t_enc, spec, teacher.tokenizer.pad_token_id, device,
+                                            bf16=bf16, progress=f"{spec.name}: teacher {path.name} labels"))
         total = logits if total is None else total + logits
         for name, rows in dev.items():
             score = evaluate(teacher.model, teacher.tokenizer, rows, spec, device, bf16=bf16)

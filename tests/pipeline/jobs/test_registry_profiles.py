@@ -1,4 +1,5 @@
-"""The shipped "accurate" profile runs through the real stream: mpnet post and per-company sentiment, one row per post."""
+"""The shipped "accurate" profile runs through the real stream: mpnet post and per-company sentiment,
+one row per post."""
 
 from __future__ import annotations
 
