@@ -1,5 +1,5 @@
 """Behavioural probes (models/evaluation/probes.py): the probe file is well-formed, the judging rules
-are the documented ones, the default profile keeps its floors, and no probe is training data."""
+are the documented ones, each profile keeps its floors, and no probe is training data."""
 
 from __future__ import annotations
 
@@ -119,12 +119,13 @@ def test_no_probe_text_is_in_any_training_file(real_data):
 
 
 @pytest.mark.slow
-def test_the_default_profile_keeps_its_floors():
+@pytest.mark.parametrize("profile", ["fast", "accurate"])
+def test_each_profile_keeps_its_floors(profile):
     """Floors (models/probes/floors.json) sit a little under the pass rates measured when they were set,
     so bf16-vs-fp32 differences between CPUs do not fail the suite; they may only rise."""
     from finpulse.models.evaluation.probes import evaluate_profile
 
-    result = evaluate_profile("fast", read_probes(), "cpu")
-    floors = read_floors(FLOORS_FILE)["fast"]
+    result = evaluate_profile(profile, read_probes(), "cpu")
+    floors = read_floors(FLOORS_FILE)[profile]
     assert set(floors) >= {p.capability for p in read_probes()}
     assert below_floors(result["rates"], floors) == []
