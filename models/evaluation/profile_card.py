@@ -125,7 +125,8 @@ def render(reports: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     ]
     for key in reports[0]["heldout"]:
         cells = [r["heldout"][key] for r in reports]
-        lines.append(row(f"{key} (n={cells[0].get('n', cells[0].get('documents'))}) accuracy / macro-F1",
+        size = f"{cells[0]['n']} texts" if "n" in cells[0] else f"{cells[0]['documents']} documents"
+        lines.append(row(f"{key} ({size}) accuracy / macro-F1",
                          [f"{c['accuracy']:.3f} / {c['macro_f1']:.3f}" for c in cells]))
     lines.append(row("probes, post (all)", [rate(r["probes"]["all"]["post"]) for r in reports]))
     lines.append(row("probes, per company (all)", [rate(r["probes"]["all"]["companies"]) for r in reports]))
