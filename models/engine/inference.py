@@ -599,8 +599,9 @@ def pick_precision(requested: str, device: str, flags: Collection[str]) -> Preci
 
     `auto`: bf16 on CUDA and on CPUs with native bf16 (AMX, AVX512-BF16), else fp32. An explicit fp32,
     bf16 or int8 is taken as asked, except int8 on CUDA, which does not exist. `auto` does not pick
-    int8 on CPUs without native bf16: its per-company sentiment lost 2 points on the FinEntity
-    hold-out (3 of 149 mentions; the gate is 0.5) and its speed on an AVX2-only CPU is not measured
+    int8 on CPUs without native bf16: its per-company sentiment is below fp32 on the FinEntity
+    hold-out (1 of 149 mentions with target model t3, 0.67 points; the gate is 0.5) and its speed on an
+    AVX2-only CPU is not measured
     (docs/SCALING.md, "The int8 CPU path")."""
     if requested not in PRECISIONS:
         raise ValueError(f"unknown precision {requested!r}; use {', '.join(PRECISIONS)}")
