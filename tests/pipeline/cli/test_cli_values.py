@@ -190,7 +190,8 @@ def test_every_option_refuses_bad_values(small_lake, tmp_path, monkeypatch):
                 if isinstance(param, click.Option):
                     args += [param.opts[0], value]
                 args += [value if other is param else good_value(other, tmp_path)
-                         for other in cmd.params if isinstance(other, click.Argument) and other.required]
+                         for other in cmd.params
+                         if isinstance(other, click.Argument) and (other.required or other is param)]
                 ran.clear()
                 out = runner.invoke(main, args)
                 text = out.output  # stdout and stderr as the user sees them
