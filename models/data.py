@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import random
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -199,6 +200,13 @@ def holdout_split(items: Sequence[LabeledText] | Sequence[HasText], record: Mapp
         labelled = cast(Sequence[LabeledText], items)
         return stratified_split([x.label for x in labelled], frac, sd)
     return document_split([x.text for x in items], frac, sd)
+
+
+def normalise(text: str) -> str:
+    """NFKC, case-folded, whitespace collapsed: the data README's rule for comparing texts (leak checks,
+    de-duplication, held-out filters). The held-out split's key (`document_split`) predates it and stays
+    as it is, so no document moves between the splits."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def document_split(texts: Sequence[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:

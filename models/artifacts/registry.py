@@ -17,9 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from finpulse.models.artifacts.artifact import ModelLoadError
-from finpulse.models.artifacts.profiles import PROFILE_CHOICES, PROFILES, chosen_registry, pick_profile
-
-__all__ = ["PROFILES", "PROFILE_CHOICES", "chosen_registry", "pick_profile"]  # re-exported: one import for callers
+from finpulse.models.artifacts.profiles import chosen_registry
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "registry.json"
 # Sentiment from a LoRA on all-mpnet-base-v2 (meets the accuracy target; ~8x the compute per token,

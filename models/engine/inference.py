@@ -589,6 +589,17 @@ def cpu_flags() -> frozenset[str]:
         return frozenset()
 
 
+CPU_FEATURES = {"amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8", "avx512_bf16": "AVX512-BF16",
+                "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI", "avx512f": "AVX-512", "avx2": "AVX2"}
+
+
+def cpu_features(flags: Collection[str] | None = None) -> list[str]:
+    """The CPU features the inference paths depend on (AMX, AVX512-BF16, VNNI, AVX-512, AVX2), named for
+    reports: every benchmark and card says which of them its figures were measured with."""
+    have = cpu_flags() if flags is None else set(flags)
+    return [label for flag, label in CPU_FEATURES.items() if flag in have]
+
+
 def cpu_has_native_bf16() -> bool:
     """AMX or AVX512-BF16: bf16 matrix products run in hardware (2.5x fp32 with AMX, ~1.6x with AVX512-BF16 alone)."""
     return bool(NATIVE_BF16 & cpu_flags())

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
-from finpulse.models.data import LabeledText, holdout_split
+from finpulse.models.data import LabeledText, holdout_split, normalise
 from finpulse.models.spans import read_entity_jsonl
 
 TARGET_CONTEXT_CHARS = 300  # characters kept on each side of the mention
@@ -127,7 +127,7 @@ def transfer_inputs(texts: Sequence[str], find_mentions: Callable[[str], Sequenc
 
     out: dict[str, None] = {}
     for text in texts:
-        if " ".join(text.casefold().split()) in exclude:
+        if normalise(text) in exclude:
             continue
         spans = non_overlapping([(s, e, text[s:e]) for s, e in find_mentions(text)])
         for s, e, _ in spans[:per_text]:

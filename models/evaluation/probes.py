@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finpulse.models.artifacts.registry import PROFILES
+from finpulse.models.artifacts.profiles import PROFILES
+from finpulse.models.data import normalise
 from finpulse.schemas.errors import FinpulseError
 
 PROBES_DIR = Path(__file__).resolve().parents[1] / "probes"
@@ -276,13 +277,6 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def normalise(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed: the data README's rule for comparing texts."""
-    import unicodedata
-
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def leaked(probes: Iterable[Probe], corpus: Iterable[str]) -> list[str]:

@@ -37,15 +37,6 @@ SENTIMENT_FILE = "tfns_sentiment_train.csv"
 ENTITY_FILES = ("sentfin_entity_train.jsonl", "finentity_train.jsonl")
 
 
-def cpu_features() -> list[str]:
-    """The matrix-relevant CPU flags (AMX, AVX-512, AVX512-BF16/VNNI, AVX2) of this machine."""
-    from finpulse.models.engine.inference import cpu_flags
-
-    wanted = ("amx_bf16", "amx_int8", "amx_tile", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx2")
-    flags = cpu_flags()
-    return [f for f in wanted if f in flags]
-
-
 def profile_report(profile: str, data_dir: Path, speed_texts: int = 400) -> dict[str, Any]:
     """One profile's held-out scores, probe pass rates and speed (see the module docstring)."""
     import torch
@@ -154,6 +145,8 @@ def write_profile_card(data_dir: Path, out: Path = CARD, speed_texts: int = 400,
                        profiles: tuple[str, ...] = tuple(PROFILES)) -> list[dict[str, Any]]:
     """Measure every profile and write the card (Markdown) and its JSON beside it."""
     reports = [profile_report(p, data_dir, speed_texts) for p in profiles]
+    from finpulse.models.engine.inference import cpu_features
+
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "features": cpu_features(), "date": date.today().isoformat()}
     try:

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from finpulse.models.data import read_classification_csv
+from finpulse.models.data import normalise, read_classification_csv
 from finpulse.models.evaluation.metrics import classification_report
 from finpulse.models.spans import read_entity_jsonl
 from finpulse.models.tasks import SENTIMENT
@@ -48,7 +48,7 @@ from finpulse.models.training.head_refit import (
     window_features,
 )
 from finpulse.models.training.labelling import ABSTAIN, UNLABELLED_FILES, apply_lfs, dev_split, vote
-from finpulse.models.training.soft_labels import corpus, normalise, read_soft_labels
+from finpulse.models.training.soft_labels import corpus, read_soft_labels
 
 DEV_SEED = 14
 

@@ -20,13 +20,12 @@ import hashlib
 import json
 import os
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finpulse.models.data import DataFormatError, read_lines, read_texts
+from finpulse.models.data import DataFormatError, normalise, read_lines, read_texts
 from finpulse.schemas.errors import FinpulseError
 
 MANIFEST = "manifest.json"
@@ -40,11 +39,6 @@ class LabellingMismatch(FinpulseError):
 class SourceText:
     source: str  # the file's name
     text: str
-
-
-def normalise(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed (the data README's rule for comparing texts)."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def file_texts(path: str | Path) -> list[str]:

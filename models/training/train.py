@@ -28,7 +28,7 @@ from finpulse.models.artifacts.artifact import (
     save_artifact,
 )
 from finpulse.models.artifacts.lora import add_lora
-from finpulse.models.data import holdout_split, read_classification_csv, read_task_file, read_texts
+from finpulse.models.data import holdout_split, normalise, read_classification_csv, read_task_file, read_texts
 from finpulse.models.encoding import IGNORE, Encoded, collate, encode_sentences, encode_texts
 from finpulse.models.engine.targets import target_rows
 from finpulse.models.evaluation.evaluate import evaluate, headline, predict_logits
@@ -150,10 +150,6 @@ def sequence_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tens
     return loss
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def _heldout_texts(cfg: TrainConfig) -> set[str]:
     """Normalised texts of every sequence task's held-out rows (its given dev files or its split)."""
     out: set[str] = set()
@@ -162,13 +158,13 @@ def _heldout_texts(cfg: TrainConfig) -> set[str]:
         if spec.kind is not TaskKind.SEQUENCE:
             continue
         if spec.name == ENTITY_TARGET.name:  # entity JSONL split by document (models/engine/targets.py)
-            out |= {_norm(r.text) for r in target_rows(td.train, "heldout")}
+            out |= {normalise(r.text) for r in target_rows(td.train, "heldout")}
         elif td.dev:
-            out |= {_norm(r.text) for f in td.dev for r in read_classification_csv(f, spec)}
+            out |= {normalise(r.text) for f in td.dev for r in read_classification_csv(f, spec)}
         else:
             rows = [r for f in td.train for r in read_classification_csv(f, spec)]
             _, held = holdout_split(rows, fraction=cfg.val_fraction, seed=cfg.seed)
-            out |= {_norm(rows[i].text) for i in held}
+            out |= {normalise(rows[i].text) for i in held}
     return out
 
 
@@ -189,11 +185,11 @@ def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], t
 
     device = pick_device(cfg.device)
     bf16 = use_bf16(cfg.precision, str(device))
-    seen = _heldout_texts(cfg) | {_norm(r.text) for rows in dev.values() for r in rows} | {_norm(r.text) for r in train_rows}
+    seen = _heldout_texts(cfg) | {normalise(r.text) for rows in dev.values() for r in rows} | {normalise(r.text) for r in train_rows}
     extra: list[str] = []
     for f in td.unlabeled:
         for text in read_texts(f):
-            key = _norm(text)
+            key = normalise(text)
             if key not in seen:
                 seen.add(key)
                 extra.append(text)

@@ -136,7 +136,8 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
         _evaluate_entities(data, model_dir, holdout, device, dtype, target_pass, profile)
         return
     from finpulse.models.artifacts.artifact import load_artifact
-    from finpulse.models.artifacts.registry import chosen_registry, load_registry
+    from finpulse.models.artifacts.profiles import chosen_registry
+    from finpulse.models.artifacts.registry import load_registry
     from finpulse.models.data import LabeledText, holdout_split, read_task_file
     from finpulse.models.evaluation.evaluate import evaluate as run_eval
     from finpulse.models.tasks import TaskKind, get_task
@@ -173,7 +174,8 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
 def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str,
                        dtype: str, target_pass: str | None, profile: str | None) -> None:
     from finpulse.models.artifacts.artifact import ModelLoadError, read_config
-    from finpulse.models.artifacts.registry import chosen_registry, load_registry, per_company_registry
+    from finpulse.models.artifacts.profiles import chosen_registry
+    from finpulse.models.artifacts.registry import load_registry, per_company_registry
     from finpulse.models.data import holdout_split
     from finpulse.models.engine.inference import Enricher
     from finpulse.models.evaluation.evaluate import evaluate_entity_sentiment
@@ -303,10 +305,10 @@ def distill_targets(data: Path, out: Path, n: int) -> None:
     are never used (they are the labelled per-company sets)."""
     import csv
 
-    from finpulse.models.data import holdout_split, read_classification_csv
+    from finpulse.models.data import holdout_split, normalise, read_classification_csv
     from finpulse.models.engine.targets import transfer_inputs
     from finpulse.models.tasks import get_task
-    from finpulse.models.training.soft_labels import file_texts, normalise
+    from finpulse.models.training.soft_labels import file_texts
     from finpulse.pipeline.enrich.handler import company_spans
 
     texts: list[str] = []

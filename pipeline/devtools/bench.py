@@ -219,17 +219,6 @@ def _committed_ids(lake: Path) -> list[tuple[str, str]]:
             for i in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
 
 
-def cpu_features() -> list[str]:
-    """The CPU features the inference paths depend on, as /proc/cpuinfo names them (empty elsewhere)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    named = {"amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8", "avx512_bf16": "AVX512-BF16",
-             "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI", "avx512f": "AVX-512", "avx2": "AVX2"}
-    return [label for flag, label in named.items() if flag in flags]
-
-
 @contextlib.contextmanager
 def one_tokenizer_thread() -> Iterator[None]:
     """Tokenise on the calling thread inside the block (TOKENIZERS_PARALLELISM=false, restored after).
@@ -389,6 +378,7 @@ def run_bench(n: int, device: str, e2e: bool = True, seed: int = 3, baseline_n: 
     import torch
 
     from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.engine.inference import cpu_features
     from finpulse.pipeline.devtools.stock_beam import run_baseline, run_ours_in_beam
     from finpulse.pipeline.jobs.stream import resolve_device
 

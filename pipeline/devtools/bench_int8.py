@@ -375,8 +375,7 @@ def run(n: int = 2000, seed: int = 11, reps: int = 3, data: Path | None = Path("
         avx2_estimate: bool = True, paths: Sequence[str] | None = None) -> dict:
     import onnxruntime as ort
 
-    from finpulse.models.engine.inference import cpu_has_native_bf16
-    from finpulse.pipeline.devtools.bench import cpu_features
+    from finpulse.models.engine.inference import cpu_features, cpu_has_native_bf16
     from finpulse.pipeline.enrich.handler import company_spans
 
     if threads:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from finpulse.pipeline.devtools.bench import cpu_features
+from finpulse.models.engine.inference import cpu_features
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,16 @@ dask`, runtime/dask_runner.py): the same transform on both, loading the models o
 process (enrich/handler.py's cache).
 
 Exactly-once: a chunk reads only ids that have no row of this model version yet, and writes its
-rows in ONE commit (with a Delta transaction `rescore:<version>:<chunk key>` naming it). So a
-chunk re-run after its worker died, or a whole rescore re-run after a crash, finds the ids
-already written and does not write them again; a finished rescore re-run writes nothing. When it
+rows in ONE commit. So a chunk re-run after its worker died, or a whole rescore re-run after a
+crash, finds the ids already written and does not write them again; a finished rescore re-run
+writes nothing. (No Delta transaction id per chunk: nothing would read it, and every id would stay
+in every checkpoint of the table's log for good.) When it
 ends, the chunks' files are compacted (time order in, time order out).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -52,12 +52,6 @@ class RescoreChunk:
     first: tuple[datetime, str]
     last: tuple[datetime, str]
     rows: int
-
-    @property
-    def app(self) -> str:
-        """The chunk's Delta transaction id: the model version and a digest of its bounds."""
-        key = f"{self.first[0].isoformat()}|{self.first[1]}|{self.last[0].isoformat()}|{self.last[1]}"
-        return f"rescore:{self.version}:{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 
 def _todo(version: str, since: datetime | None, until: datetime | None) -> tuple[str, list[object]]:
@@ -109,9 +103,8 @@ def rescore_chunk(lake: str | Path, chunk: RescoreChunk, enricher) -> int:
         for r, pred in zip(rows, preds, strict=True)
     ]
     data = tables.rows_table("enriched", out, [f"{r['published_at']:%Y-%m-%d}" for r in out])
-    tables.append(lake, "enriched", data, {chunk.app: 1},
-                  {"finpulse.op": "rescore", "finpulse.model_version": chunk.version})
-    log.info("rescored %d rows (%s)", len(out), chunk.app)
+    tables.append(lake, "enriched", data, None, {"finpulse.op": "rescore", "finpulse.model_version": chunk.version})
+    log.info("rescored %d rows (%s .. %s)", len(out), chunk.first[1], chunk.last[1])
     return len(out)
 
 

@@ -130,6 +130,7 @@ def test_heldout_texts_of_the_target_task_are_its_held_out_documents_marked(tmp_
     transfer filter must keep out of training) are the marked texts of the held-out documents."""
     import json
 
+    from finpulse.models.data import normalise
     from finpulse.models.engine.targets import target_rows
     from finpulse.models.training.train import TaskData, TrainConfig, _heldout_texts
 
@@ -139,4 +140,4 @@ def test_heldout_texts_of_the_target_task_are_its_held_out_documents_marked(tmp_
                                                       "sentiment": "negative"}]}) + "\n" for i in range(60)))
     cfg = TrainConfig(tasks=[TaskData(task="entity_target", train=[docs])], out=tmp_path)
     held = target_rows([docs], "heldout")
-    assert held and _heldout_texts(cfg) == {" ".join(r.text.lower().split()) for r in held}
+    assert held and _heldout_texts(cfg) == {normalise(r.text) for r in held}
