@@ -1,8 +1,11 @@
 """Fine-tuning: one loop for one task or several on a shared encoder (LoRA or full).
 
 Batches are single-task; tasks are interleaved at random so the shared encoder sees all of
-them every epoch. Model selection uses held-out data only: a seeded stratified split of each
-classification file, and the given dev files for NER.
+them every epoch. The checkpoint is chosen on data never trained on: by default each task's held-out
+split (a seeded stratified split of each classification file, the given dev files for NER); with
+`select_on`, a selection split carved from the named tasks' training part, so that the held-out
+splits stay unread until the model is scored. Distillation reads a teacher artifact's logits or a
+folder of precomputed soft labels (`finpulse distill label`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ class TaskData(BaseModel):
     train: list[Path]
     dev: list[Path] = Field(default_factory=list)  # given dev files; if empty, hold out val_fraction of train
     repeat: int = 1  # oversampling: how many times each example is seen per epoch
-    teachers: list[Path] = Field(default_factory=list)  # artifacts whose heads for this task give soft targets (mean logits)
+    # artifacts whose heads for this task give soft targets, or folders of `finpulse distill label` soft
+    # labels (their texts join the unlabelled ones); several teachers give the mean of their logits
+    teachers: list[Path] = Field(default_factory=list)
     unlabeled: list[Path] = Field(default_factory=list)  # CSVs with a text column: extra texts the teacher labels
 
 
@@ -62,6 +67,9 @@ class TrainConfig(BaseModel):
     layers: int | None = None  # keep only the base's bottom N layers (see artifact.keep_layers)
     val_fraction: float = 0.1
     seed: int = 13
+    # tasks whose checkpoint choice uses a selection split carved from their training part (seed + 1):
+    # then no held-out split is scored while training. Empty: each task's held-out split chooses.
+    select_on: list[str] = Field(default_factory=list)
     class_weight: Literal["none", "sqrt"] = "sqrt"
     label_smoothing: float = 0.0
     schedule: Literal["linear", "cosine"] = "linear"  # decay after warm-up
@@ -151,11 +159,14 @@ def sequence_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tens
 
 
 def _heldout_texts(cfg: TrainConfig) -> set[str]:
-    """Normalised texts of every sequence task's held-out rows (its given dev files or its split)."""
+    """Normalised texts of every task's held-out rows (its given dev files or its split)."""
+    from finpulse.models.training.soft_labels import file_texts
+
     out: set[str] = set()
     for td in cfg.tasks:
         spec = get_task(td.task)
-        if spec.kind is not TaskKind.SEQUENCE:
+        if spec.kind is not TaskKind.SEQUENCE:  # token tasks: the dev sentences, as distill label reads them
+            out |= {normalise(t) for f in td.dev for t in file_texts(f)}
             continue
         if spec.name == ENTITY_TARGET.name:  # entity JSONL split by document (models/engine/targets.py)
             out |= {normalise(r.text) for r in target_rows(td.train, "heldout")}
@@ -186,16 +197,22 @@ def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], t
     device = pick_device(cfg.device)
     bf16 = use_bf16(cfg.precision, str(device))
     seen = _heldout_texts(cfg) | {normalise(r.text) for rows in dev.values() for r in rows} | {normalise(r.text) for r in train_rows}
+    soft = {path: _soft_label_folder(path, spec) for path in td.teachers if _is_soft_label_folder(path)}
     extra: list[str] = []
-    for f in td.unlabeled:
-        for text in read_texts(f):
-            key = normalise(text)
-            if key not in seen:
-                seen.add(key)
-                extra.append(text)
+    candidates = [t for f in td.unlabeled for t in read_texts(f)] + [t for rows in soft.values() for t in rows]
+    for text in candidates:
+        key = normalise(text)
+        if key not in seen:
+            seen.add(key)
+            extra.append(text)
     texts = [r.text for r in train_rows] + extra
     total: torch.Tensor | None = None
     for path in td.teachers:
+        if path in soft:
+            logits = _look_up(soft[path], texts, path)
+            total = logits if total is None else total + logits
+            log(f"{spec.name}: teacher {path} (soft labels): {len(soft[path])} texts")
+            continue
         teacher = load_artifact(path, device)
         if spec.name not in teacher.model.tasks or list(teacher.model.tasks[spec.name].labels) != list(spec.labels):
             raise ValueError(f"teacher {path} has no {spec.name} head with labels {list(spec.labels)}")
@@ -218,6 +235,42 @@ def _add_teacher_targets(spec: TaskSpec, train_rows: list, enc: list[Encoded], t
     return out
 
 
+def _is_soft_label_folder(path: Path) -> bool:
+    from finpulse.models.training.soft_labels import MANIFEST
+
+    return (Path(path) / MANIFEST).is_file()
+
+
+def _soft_label_folder(path: Path, spec: TaskSpec) -> dict[str, list[float]]:
+    """Text -> teacher logits of a `finpulse distill label` folder, without per-company held-out documents.
+
+    Entity-set documents (SEntFiN, FinEntity) are in that corpus; those the per-company split holds out
+    (by document, data.HOLDOUT_SEED) are dropped here, so per-company held-out figures of a model on this
+    encoder stay unseen. Other tasks' held-out rows are dropped by the caller's `seen` filter."""
+    from finpulse.models.data import HOLDOUT_FRACTION, HOLDOUT_SEED, document_split
+    from finpulse.models.training.soft_labels import read_manifest, read_soft_labels
+
+    manifest = read_manifest(path) or {}
+    if list(manifest.get("labels", [])) != list(spec.labels):
+        raise ValueError(f"{path}: soft labels in order {manifest.get('labels')}, the {spec.name} task has {list(spec.labels)}")
+    out: dict[str, list[float]] = {}
+    for row in read_soft_labels(path):
+        if row["source"].endswith(".jsonl") and document_split([row["text"]], HOLDOUT_FRACTION, HOLDOUT_SEED)[1]:
+            continue
+        out[row["text"]] = row["logits"]
+    return out
+
+
+def _look_up(soft: dict[str, list[float]], texts: list[str], path: Path) -> torch.Tensor:
+    """The folder's logits for `texts` (matched after normalisation); every text must be there."""
+    by_key = {normalise(t): lg for t, lg in soft.items()}
+    missing = [t for t in texts if normalise(t) not in by_key]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} training texts have no soft label (e.g. {missing[0][:60]!r}); "
+                         f"label every training file with `finpulse distill label --out {path}` first")
+    return torch.tensor([by_key[normalise(t)] for t in texts], dtype=torch.float32)
+
+
 class _TaskState:
     """Encoded data and loss for one task during training."""
 
@@ -238,15 +291,21 @@ def _load_task(td: TaskData, cfg: TrainConfig, tokenizer, log) -> _TaskState:
         dev["select"] = target_rows(td.train, "select")
     elif td.dev:
         train_rows = [r for f in td.train for r in read_task_file(f, spec)]
-        for f in td.dev:
-            dev[Path(f).stem] = read_task_file(f, spec)
+        if not cfg.select_on:
+            for f in td.dev:
+                dev[Path(f).stem] = read_task_file(f, spec)
     else:
         if spec.kind is not TaskKind.SEQUENCE:
             raise ValueError(f"{spec.name}: give --dev files; token tasks are not split automatically")
         rows: list = [r for f in td.train for r in read_task_file(f, spec)]
         tr, held = holdout_split(rows, fraction=cfg.val_fraction, seed=cfg.seed)
         train_rows = [rows[i] for i in tr]
-        dev["heldout"] = [rows[i] for i in held]
+        if spec.name in cfg.select_on:  # choose on a split of the training part; the held-out rows stay unread
+            fit, select = holdout_split(train_rows, fraction=cfg.val_fraction, seed=cfg.seed + 1)
+            dev["select"] = [train_rows[i] for i in select]
+            train_rows = [train_rows[i] for i in fit]
+        elif not cfg.select_on:
+            dev["heldout"] = [rows[i] for i in held]
     if spec.kind is TaskKind.SEQUENCE:
         enc = encode_texts(tokenizer, [r.text for r in train_rows], [r.label for r in train_rows], cfg.max_length)
         weights = class_weights([r.label for r in train_rows], len(spec.labels), cfg.class_weight)
@@ -279,6 +338,10 @@ def _epoch_batches(states: list[_TaskState], batch_size: int, rng: random.Random
 
 def train(cfg: TrainConfig) -> dict:
     from tqdm import tqdm
+
+    unknown = set(cfg.select_on) - {td.task for td in cfg.tasks if get_task(td.task).kind is TaskKind.SEQUENCE and not td.dev}
+    if unknown:
+        raise ValueError(f"select_on {sorted(unknown)}: only a trained sequence task without given dev files has a split to carve")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -345,8 +408,9 @@ def train(cfg: TrainConfig) -> dict:
         for st in states:
             for name, rows in st.dev.items():
                 scores[f"{st.spec.name}/{name}"] = evaluate(model, tokenizer, rows, st.spec, device)
-        # Selection: mean over tasks of each task's first dev set headline score.
-        sel = sum(headline(st.spec, scores[f"{st.spec.name}/{next(iter(st.dev))}"]) for st in states) / len(states)
+        # Selection: mean over tasks (those with a dev set) of each task's first dev set headline score.
+        judged = [st for st in states if st.dev]
+        sel = sum(headline(st.spec, scores[f"{st.spec.name}/{next(iter(st.dev))}"]) for st in judged) / len(judged)
         summary = {k: {m: v[m] for m in ("accuracy", "macro_f1", "precision", "recall", "f1") if m in v} for k, v in scores.items()}
         history.append({"epoch": epoch, "selection": round(sel, 4), "dev": summary, "elapsed_s": round(time.time() - started)})
         log(f"epoch {epoch}: selection {sel:.4f} " + json.dumps(summary))

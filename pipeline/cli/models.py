@@ -55,12 +55,16 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
               help="keep only the base encoder's bottom N layers (cheaper; default: all)")
 @click.option("--val-fraction", type=FRACTION, default=0.1, show_default=True)
 @click.option("--seed", type=Int(example="13"), default=13, show_default=True)
+@click.option("--select-on", "select_on", multiple=True, type=click.Choice(["sentiment", "topic"]),
+              help="choose the checkpoint on a split of TASK's training part (seed+1) and leave every held-out "
+                   "split unread (repeatable; default: the held-out splits choose)")
 @click.option("--class-weight", type=click.Choice(["sqrt", "none"]), default="sqrt", show_default=True)
 @click.option("--label-smoothing", type=FRACTION, default=0.0, show_default=True)
 @click.option("--schedule", type=click.Choice(["linear", "cosine"]), default="linear", show_default=True,
               help="learning-rate decay after warm-up")
-@click.option("--teacher", "teacher", multiple=True, type=TaskValue(TASK_CHOICES, "artifact"),
-              help="distil from an artifact's head: TASK=DIR (repeatable: mean logits; sequence tasks only)")
+@click.option("--teacher", "teacher", multiple=True, type=TaskValue(TASK_CHOICES, "teacher"),
+              help="distil from an artifact's head or a `distill label` folder of soft labels (its texts are added): "
+                   "TASK=DIR (repeatable: mean logits; sequence tasks only)")
 @click.option("--unlabeled", "unlabeled", multiple=True, type=TaskValue(TASK_CHOICES, "file"),
               help="extra texts the teacher labels: TASK=CSV with a text column (held-out rows are skipped)")
 @click.option("--kd-alpha", type=Float(min=0, max=1, example="0.5"), default=0.5, show_default=True,
@@ -69,7 +73,7 @@ def _task_files(values: tuple[str, ...], task: str, option: str) -> dict[str, li
 @device_option()
 @precision_option(training=True)
 @click.option("--version", "version", default="dev", show_default=True, help="model_version written into enriched rows")
-def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, layers, val_fraction, seed, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
+def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, lora_rank, lora_alpha, max_length, layers, val_fraction, seed, select_on, class_weight, label_smoothing, schedule, teacher, unlabeled, kd_alpha, kd_temperature, device, precision, version) -> None:
     """Fine-tune TASK (or all three on one shared encoder) and write an artifact to --out."""
     from finpulse.models.artifacts.artifact import PACKAGE_BASE
     from finpulse.models.training.train import TaskData, TrainConfig
@@ -83,8 +87,8 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
         name, sep, path = t.partition("=")
         if not sep and task != "all":
             name, path = task, t
-        if not sep and task == "all" or not Path(path, "finpulse_model.json").is_file():
-            raise click.BadParameter(f"--teacher {t!r}: give TASK=DIR with an artifact folder")
+        if not sep and task == "all":
+            raise click.BadParameter(f"--teacher {t!r}: name the task, TASK=DIR, when training all")
         teachers[name].append(Path(path))
     extra_texts = _task_files(unlabeled, task, "--unlabeled")
     tasks = [TaskData(task=name, train=files, dev=dev_files.get(name, []), repeat=repeats.get(name, 1),
@@ -93,7 +97,7 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
     cfg = TrainConfig(
         tasks=tasks, out=out, base=base or PACKAGE_BASE, epochs=epochs, batch_size=batch_size, lr=lr,
         head_lr=head_lr, lora_rank=lora_rank, lora_alpha=lora_alpha, max_length=max_length, layers=layers,
-        val_fraction=val_fraction, seed=seed, class_weight=class_weight, label_smoothing=label_smoothing,
+        val_fraction=val_fraction, seed=seed, select_on=list(select_on), class_weight=class_weight, label_smoothing=label_smoothing,
         schedule=schedule, kd_alpha=kd_alpha, kd_temperature=kd_temperature, device=device, precision=precision, version=version,
     )
     result = run_train(cfg)

@@ -373,15 +373,15 @@ class Glob(_Example):
 
 
 class TaskValue(_Example):
-    """`--data FILE` or `--data TASK=FILE` of `finpulse train` (kind "file"), TASK=DIR of an artifact
-    ("artifact"), TASK=N ("count"): the task, if named, is a known one and the rest is what it must be.
+    """`--data FILE` or `--data TASK=FILE` of `finpulse train` (kind "file"), TASK=DIR of an artifact or
+    of `finpulse distill label` soft labels ("teacher"), TASK=N ("count"): the task, if named, is a known one and the rest is what it must be.
     Returns the text; the command groups values by task (which may depend on its TASK argument)."""
 
     name = "task value"
 
     def __init__(self, tasks: Sequence[str], kind: str) -> None:
         self.tasks, self.kind = tuple(tasks), kind
-        self.example = {"file": "sentiment=data/train.csv", "artifact": "sentiment=models/default",
+        self.example = {"file": "sentiment=data/train.csv", "teacher": "sentiment=models/default",
                         "count": "ner=3"}[kind]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -395,8 +395,9 @@ class TaskValue(_Example):
             self.fail(f"{value!r}: {rest!r} is not a whole number >= 1", param, ctx)
         if self.kind == "file" and not Path(rest).is_file():
             self.fail(f"{value!r}: no file {rest!r}", param, ctx)
-        if self.kind == "artifact" and not Path(rest, "finpulse_model.json").is_file():
-            self.fail(f"{value!r}: {rest!r} is not an artifact folder (no finpulse_model.json)", param, ctx)
+        if self.kind == "teacher" and not any(Path(rest, f).is_file() for f in ("finpulse_model.json", "manifest.json")):
+            self.fail(f"{value!r}: {rest!r} is neither an artifact folder (finpulse_model.json) nor a folder of "
+                      "`finpulse distill label` soft labels (manifest.json)", param, ctx)
         return value
 
 

@@ -141,3 +141,44 @@ def test_heldout_texts_of_the_target_task_are_its_held_out_documents_marked(tmp_
     cfg = TrainConfig(tasks=[TaskData(task="entity_target", train=[docs])], out=tmp_path)
     held = target_rows([docs], "heldout")
     assert held and _heldout_texts(cfg) == {normalise(r.text) for r in held}
+
+
+def test_training_on_a_soft_label_folder_keeps_every_held_out_text_out_and_chooses_on_a_selection_split(tmp_path, capfd):
+    """`--teacher sentiment=FOLDER` (precomputed `distill label` soft labels): the folder's texts join as
+    unlabelled rows except held-out ones (the task's split and per-company held-out documents);
+    `--select-on sentiment` chooses on a split of the training part and never scores the held-out rows."""
+    from click.testing import CliRunner
+
+    from finpulse.models.data import HOLDOUT_FRACTION, HOLDOUT_SEED, document_split, holdout_split, read_classification_csv
+    from finpulse.models.tasks import SENTIMENT
+    from finpulse.models.training.soft_labels import corpus, label_corpus
+    from finpulse.pipeline.cli.main import main
+
+    data = FIXTURES / "sentiment_small.csv"
+    rows = read_classification_csv(data, SENTIMENT)
+    docs = tmp_path / "entities.jsonl"
+    doc_texts = [f"Acme{i} shares fall after a recall of model {i}" for i in range(40)]
+    docs.write_text("".join(json.dumps({"text": t, "entities": []}) + "\n" for t in doc_texts))
+    held_docs = {doc_texts[i] for i in document_split(doc_texts, HOLDOUT_FRACTION, HOLDOUT_SEED)[1]}
+    assert held_docs  # the fixture has per-company held-out documents to keep out
+    folder = tmp_path / "soft"
+    label_corpus(corpus([data, docs]), folder, "teacher-1", lambda ts: [[1.0, 0.0, -1.0] for _ in ts],
+                 SENTIMENT.labels, chunk_size=16)
+    args = ["train", "sentiment", "--data", str(data), "--teacher", f"sentiment={folder}", "--select-on", "sentiment",
+            "--out", str(tmp_path / "student"), "--epochs", "1", "--batch-size", "8", "--lora-rank", "2",
+            "--lora-alpha", "4", "--val-fraction", "0.3", "--device", "cpu", "--precision", "fp32"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    log = capfd.readouterr().err + out.output
+    assert f"{len(doc_texts) - len(held_docs)} unlabelled texts added" in log  # CSV rows are all train/select/held-out
+    history = json.loads((tmp_path / "student" / "training_history.json").read_text())["history"]
+    assert list(history[0]["dev"]) == ["sentiment/select"]  # the held-out split was never scored
+    train_part, held = holdout_split(rows, fraction=0.3)
+    fit, select = holdout_split([rows[i] for i in train_part], fraction=0.3, seed=14)
+    assert f"sentiment: {len(fit) + len(doc_texts) - len(held_docs)} training examples, dev sets select={len(select)}" in log
+
+    # A training text the folder never labelled: a clear error naming the command that labels it.
+    partial = tmp_path / "partial"
+    label_corpus(corpus([docs]), partial, "teacher-1", lambda ts: [[1.0, 0.0, -1.0] for _ in ts], SENTIMENT.labels)
+    out = CliRunner().invoke(main, [a if a != f"sentiment={folder}" else f"sentiment={partial}" for a in args])
+    assert out.exit_code != 0 and "have no soft label" in str(out.exception) and "distill label" in str(out.exception)
