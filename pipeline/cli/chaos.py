@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from finpulse.pipeline.cli.options import COUNT, RATE, SECONDS, Choices, Float, HostPorts, Int
+from finpulse.pipeline.cli.options import COUNT, RATE, SECONDS, Choices, Float, HostPorts, Int, profile_env_option
 from finpulse.pipeline.devtools.chaos import (
     ALL_KILL_POINTS,
     KILL_POINTS,
@@ -53,6 +53,7 @@ def _emit(result: dict, workdir: Path) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@profile_env_option("the stream processes of every run")
 def chaos() -> None:
     """Reliability runs against a real broker and real stream processes (see docs/RELIABILITY.md)."""
     # SIGTERM unwinds like Ctrl-C, so the stream process and the embedded broker are stopped too

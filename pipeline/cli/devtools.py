@@ -27,6 +27,7 @@ from finpulse.pipeline.cli.options import (
     Port,
     device_option,
     precision_option,
+    profile_env_option,
     registry_option,
 )
 
@@ -78,6 +79,7 @@ def bench(n: int, profile: str | None, registry: str | None, device: str, precis
 @click.command(name="bench-precision")
 @click.option("--device", type=Device(), default="cuda", show_default=True, help="cpu | cuda")
 @click.option("--n", type=COUNT, default=40_000, show_default=True, help="generated posts")
+@profile_env_option()
 def bench_precision(device: str, n: int) -> None:
     """Engine posts/s by precision path and batch cap, with label agreement against CPU fp32; one JSON object."""
     from finpulse.pipeline.devtools.bench_precision import compare_precisions
@@ -146,6 +148,7 @@ def simulate_alerts(days: int, tickers: int, spikes_per_day: float, decoys_per_d
 @click.option("--port", type=Port(), default=None, help="broker port (default: a free one)")
 @click.option("--dashboard-port", type=Port(allow_zero=True), default=8501, show_default=True,
               help="serve the dashboard on 127.0.0.1 while the demo runs (and after it, in a terminal); 0 = no dashboard")
+@profile_env_option()
 def demo(lake: Path, posts: int, rate: float, port: int | None, dashboard_port: int) -> None:
     """Run broker, sample feed, stream, alerts, dashboard and a DuckDB summary on embedded defaults."""
     from finpulse.pipeline.devtools.demo import run_demo
@@ -204,6 +207,7 @@ def bench_int8(n: int, seed: int, reps: int, data: Path | None, profile: str | N
 @click.option("--n", type=COUNT, default=2000, show_default=True, help="texts for the cost figures")
 @click.option("--per-day", type=COUNT, default=20000, show_default=True, help="posts a day in the simulated week")
 @click.option("--device", type=Device(), default="cpu", show_default=True, help="device of the models in `cost`")
+@profile_env_option()
 def bench_stories(data: Path, n: int, per_day: int, device: str) -> None:
     """What story de-duplication and company linking cost beside the models, a week's memory, de-dup P/R; JSON."""
     from finpulse.pipeline.devtools.bench_stories import run
@@ -218,6 +222,7 @@ def bench_stories(data: Path, n: int, per_day: int, device: str) -> None:
 @click.option("--rate", type=Float(min=0, min_open=True, example="2"), default=2.0, show_default=True,
               help="background posts an hour per company")
 @click.option("--seed", type=Int(example="3"), default=3, show_default=True, help="seed of the timeline")
+@profile_env_option()
 def realtext_eval(data: Path, days: int, rate: float, seed: int) -> None:
     """Alerts on real text with copies and spam: events found, alerts resting on copies, false alarms; JSON."""
     from finpulse.pipeline.devtools.realtext import run

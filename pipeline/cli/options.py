@@ -440,6 +440,23 @@ def registry_option() -> Callable[[F], F]:
     return both
 
 
+def profile_env_option(what: str = "the models this command and the processes it starts load") -> Callable[[F], F]:
+    """--profile for commands that start pipelines rather than load models themselves (demo, chaos,
+    realtext-eval, bench-stories, bench-precision): it sets FINPULSE_PROFILE, which every model load of
+    this process and of the processes it starts reads (models/artifacts/profiles.py, `chosen_registry`)."""
+    import os
+
+    from finpulse.models.artifacts.profiles import PROFILE_CHOICES
+
+    def put(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value:
+            os.environ["FINPULSE_PROFILE"] = value
+
+    return click.option("--profile", type=click.Choice(PROFILE_CHOICES), default=None, expose_value=False,
+                        callback=put, help=f"fast | accurate | auto for {what} (sets FINPULSE_PROFILE; default: "
+                                           "FINPULSE_PROFILE, the settings' models.profile, else auto)")
+
+
 def device_option() -> Callable[[F], F]:
     return click.option("--device", envvar="FINPULSE_DEVICE", default="auto", show_default=True, show_envvar=True,
                         type=Device(),

@@ -43,3 +43,38 @@ def test_the_profile_registry_sets_the_target_pass_unless_the_engine_setting_doe
     assert Enricher(every, InferenceSettings(target_pass="off")).target_policy == "off"
     with pytest.raises(ValueError, match="unknown target-pass policy"):
         Enricher(registry.model_copy(update={"target_pass": "some"}), InferenceSettings())
+
+
+def test_every_command_that_loads_or_starts_models_takes_a_profile(monkeypatch):
+    """Commands that start pipelines (demo, chaos, realtext-eval, ...) pass --profile on through
+    FINPULSE_PROFILE, which their own model loads and their child processes read."""
+    import click
+    from click.testing import CliRunner
+
+    from finpulse.pipeline.cli.main import main
+    from finpulse.pipeline.cli.options import profile_env_option
+
+    def has_profile(path: str) -> bool:
+        cmd: click.Command = main
+        for part in path.split():
+            assert isinstance(cmd, click.Group)
+            cmd = cmd.commands[part]
+        return any("--profile" in p.opts for p in cmd.params)
+
+    for path in ("stream", "backfill", "rescore", "bench", "bench-int8", "eval", "demo", "chaos", "realtext-eval",
+                 "bench-stories", "bench-precision"):
+        assert has_profile(path), path
+
+    @click.command()
+    @profile_env_option()
+    def probe() -> None:
+        click.echo(load_registry().sentiment.version)
+
+    monkeypatch.delenv("FINPULSE_REGISTRY", raising=False)
+    monkeypatch.setenv("FINPULSE_PROFILE", "fast")
+    fast = load_registry("default").sentiment.version
+    accurate = load_registry("accurate").sentiment.version
+    assert fast != accurate
+    assert CliRunner().invoke(probe, []).output.strip() == fast  # no flag: the environment's profile
+    out = CliRunner().invoke(probe, ["--profile", "accurate"])
+    assert out.output.strip() == accurate, out.output
