@@ -91,11 +91,24 @@ def evaluate_artifact(artifact: Path, data_dir: Path) -> dict[str, dict]:
 def _distillation_lines(tr: dict) -> list[str]:
     """One paragraph per distilled task: its teachers and transfer texts (empty without distillation)."""
     lines = []
+    soft = tr.get("soft_labels", {})
     for t in tr["tasks"]:
-        if t.get("teachers"):
+        folders = [p for p in t.get("teachers", []) if p in soft]
+        if folders:
             lines += [
-                f"**Distillation ({t['task']})**: soft targets are the mean logits of {len(t['teachers'])} teacher artifact(s) "
-                f"({', '.join(f'`{p}`' for p in t['teachers'])}; trained on the same training rows, never on held-out ones), "
+                f"**Distillation ({t['task']})**: soft targets are the logits of "
+                + "; ".join(f"`{soft[p]['teacher']}` over {soft[p]['texts']:,} real texts (`finpulse distill label`, "
+                            f"input fingerprint {soft[p]['fingerprint']})" for p in folders)
+                + ". Every text the teacher labelled joins training except held-out ones (any task's held-out split "
+                f"or dev file, and the per-company held-out documents); temperature {tr.get('kd_temperature')}, loss "
+                f"(1 - {tr.get('kd_alpha')}) x CE + {tr.get('kd_alpha')} x T^2 KL on labelled rows and KL only on the others.",
+                "",
+            ]
+        artifacts = [p for p in t.get("teachers", []) if p not in soft]
+        if artifacts:
+            lines += [
+                f"**Distillation ({t['task']})**: soft targets are the mean logits of {len(artifacts)} teacher artifact(s) "
+                f"({', '.join(f'`{p}`' for p in artifacts)}; trained on the same training rows, never on held-out ones), "
                 f"temperature {tr.get('kd_temperature')}, loss (1 - {tr.get('kd_alpha')}) x CE + {tr.get('kd_alpha')} x T^2 KL on labelled rows "
                 f"and KL only on the transfer texts ({', '.join(f'`{Path(f).name}`' for f in t.get('unlabeled', [])) or 'none'}).",
                 "",
@@ -135,9 +148,12 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         for f in t["train"]:
             add(f, f"{t['task']} training")
         for f in t.get("dev", []):
-            add(f, f"{t['task']} model selection (dev)")
+            add(f, f"{t['task']} {'evaluation' if tr.get('select_on') else 'model selection'} (dev)")
         for f in t.get("unlabeled", []):
             add(f, f"{t['task']} distillation (texts only, labelled by the teacher; held-out rows skipped)")
+    for record in tr.get("soft_labels", {}).values():
+        for f in record.get("sources", []):
+            add(f, f"{record['task']} distillation (texts only, soft-labelled by `{record['teacher']}`; held-out rows skipped)")
     if tr.get("sentiment_head_refit"):
         for f in NEWS_REFIT_FILES:
             add(f, "sentiment head refit (documents whose entities agree; entity hold-out excluded)")
@@ -180,8 +196,14 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         "## Split",
         "",
         f"Classification tasks hold out a seeded stratified {tr['val_fraction']:.0%} of the training file (seed {tr['seed']}); "
-        "the held-out rows are used for model selection and for every figure here, never for training. NER uses the given dev "
-        "files (CoNLL-2003 testa, FiNER-ORD validation) and reports the FIN SEC-filings file as an out-of-domain check. "
+        + (f"the held-out rows are never trained on and were not read while training: the checkpoint was chosen on a second "
+           f"split of {', '.join(tr['select_on'])}'s training part (seed {tr['seed'] + 1}, {tr['val_fraction']:.0%}), left out of "
+           "training. Every figure here is on held-out rows. NER uses the given dev files (CoNLL-2003 testa, FiNER-ORD "
+           "validation) for its figures only "
+           if tr.get("select_on") else
+           "the held-out rows are used for model selection and for every figure here, never for training. NER uses the given dev "
+           "files (CoNLL-2003 testa, FiNER-ORD validation) ")
+        + "and reports the FIN SEC-filings file as an out-of-domain check. "
         + (f"`finpulse eval {task} --data ../shared/data/{'tfns_sentiment_train.csv' if task == 'sentiment' else 'tfn_topic_train.csv'} --holdout"
            f"{'' if artifact.name == 'default' else ' --model models/' + artifact.name}` reproduces the held-out figures."
          if task != "ner" else "`finpulse eval ner --data ../shared/data/conll2003_dev.txt` reproduces the CoNLL dev figures."),
@@ -195,7 +217,10 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
         "```",
         "",
         "Task batches are single-task and interleaved at random; " + ", ".join(f"{t['task']} repeated x{t.get('repeat', 1)}" for t in tr["tasks"]) + " per epoch. "
-        f"AdamW, linear warm-up then {tr.get('schedule', 'linear')} decay; the checkpoint with the best mean held-out score (macro-F1 for classification, entity F1 on CoNLL dev for NER) is kept.",
+        f"AdamW, linear warm-up then {tr.get('schedule', 'linear')} decay; "
+        + (f"the checkpoint with the best macro-F1 on the selection split ({', '.join(tr['select_on'])}) is kept."
+           if tr.get("select_on") else
+           "the checkpoint with the best mean held-out score (macro-F1 for classification, entity F1 on CoNLL dev for NER) is kept."),
         "",
         *_distillation_lines(tr),
         *(_refit_lines(tr["sentiment_head_refit"]) if task == "sentiment" and tr.get("sentiment_head_refit") else []),

@@ -261,6 +261,21 @@ def _soft_label_folder(path: Path, spec: TaskSpec) -> dict[str, list[float]]:
     return out
 
 
+def soft_label_record(cfg: TrainConfig) -> dict:
+    """`{"soft_labels": {folder: teacher, texts, fingerprint}}` for the soft-label folders among the teachers
+    (empty without any): the artifact's record names the teacher even after the folder is gone."""
+    from finpulse.models.training.soft_labels import read_manifest, read_soft_labels
+
+    out = {}
+    for td in cfg.tasks:
+        for path in td.teachers:
+            if _is_soft_label_folder(path):
+                m = read_manifest(path) or {}
+                out[str(path)] = {"task": td.task, **{k: m.get(k) for k in ("teacher", "texts", "fingerprint")},
+                                  "sources": sorted({r["source"] for r in read_soft_labels(path)})}
+    return {"soft_labels": out} if out else {}
+
+
 def _look_up(soft: dict[str, list[float]], texts: list[str], path: Path) -> torch.Tensor:
     """The folder's logits for `texts` (matched after normalisation); every text must be there."""
     by_key = {normalise(t): lg for t, lg in soft.items()}
@@ -423,7 +438,8 @@ def train(cfg: TrainConfig) -> dict:
                 layers=cfg.layers,
                 tasks=[TaskConfig(name=s.spec.name, kind=s.spec.kind, labels=list(s.spec.labels)) for s in states],
                 lora=LoraConfig(rank=cfg.lora_rank, alpha=cfg.lora_alpha) if cfg.lora_rank else LoraConfig(),
-                training={**json.loads(cfg.model_dump_json(exclude={"progress"})), "best_epoch": epoch},
+                training={**json.loads(cfg.model_dump_json(exclude={"progress"})), "best_epoch": epoch,
+                          **soft_label_record(cfg)},
                 metrics=scores,
             )
             save_artifact(cfg.out, model, config, full_encoder=cfg.lora_rank == 0)

@@ -173,6 +173,11 @@ def test_training_on_a_soft_label_folder_keeps_every_held_out_text_out_and_choos
     assert f"{len(doc_texts) - len(held_docs)} unlabelled texts added" in log  # CSV rows are all train/select/held-out
     history = json.loads((tmp_path / "student" / "training_history.json").read_text())["history"]
     assert list(history[0]["dev"]) == ["sentiment/select"]  # the held-out split was never scored
+    record = json.loads((tmp_path / "student" / "finpulse_model.json").read_text())["training"]
+    assert record["select_on"] == ["sentiment"]
+    assert record["soft_labels"] == {str(folder): {"task": "sentiment", "teacher": "teacher-1", "texts": len(rows) + len(doc_texts),
+                                                   "fingerprint": record["soft_labels"][str(folder)]["fingerprint"],
+                                                   "sources": ["entities.jsonl", "sentiment_small.csv"]}}
     train_part, held = holdout_split(rows, fraction=0.3)
     fit, select = holdout_split([rows[i] for i in train_part], fraction=0.3, seed=14)
     assert f"sentiment: {len(fit) + len(doc_texts) - len(held_docs)} training examples, dev sets select={len(select)}" in log
