@@ -85,11 +85,16 @@ train-models: install
 
 # The target-marked per-company model (models/engine/targets.py): its own small LoRA on MiniLM, run only for texts
 # naming several companies. FinEntity is listed three times to oversample it (its selection rows count once).
+# t3 is distilled from the accurate profile's per-company model (models/entity-target-accurate) over 8,000
+# target-marked inputs cut from real unlabelled texts (`finpulse distill targets`; docs/MODELS.md).
+TARGET_TRANSFER ?= $(VENV)/target-transfer.csv
 train-entity-target: install
+	$(VENV)/bin/finpulse distill targets --data $(DATA) --out $(TARGET_TRANSFER)
 	$(VENV)/bin/finpulse train entity_target --data $(DATA)/sentfin_entity_train.jsonl \
 		--data $(DATA)/finentity_train.jsonl --data $(DATA)/finentity_train.jsonl --data $(DATA)/finentity_train.jsonl \
+		--teacher entity_target=models/entity-target-accurate --unlabeled entity_target=$(TARGET_TRANSFER) --kd-alpha 0.5 \
 		--epochs 5 --layers 3 --lora-rank 16 --lora-alpha 32 --lr 1e-3 \
-		--version finpulse-entity-target-2026.12-t2 --out models/entity-target
+		--version finpulse-entity-target-2026.12-t3 --out models/entity-target
 
 # The "accurate" sentiment model (models/registry-accurate.json): LoRA on all-mpnet-base-v2. Meant for a
 # GPU (about 2.5 minutes on an H100, three trainings sharing it; not tried on a CPU, where mpnet costs ~8x MiniLM per token).
