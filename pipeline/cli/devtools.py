@@ -25,6 +25,7 @@ from finpulse.pipeline.cli.options import (
     Int,
     Parsed,
     Port,
+    Registry,
     device_option,
     precision_option,
     profile_env_option,
@@ -50,15 +51,27 @@ from finpulse.pipeline.cli.options import (
               help="with --service: length of the steady feed")
 @click.option("--scale", is_flag=True, help="instead: rows/s of one backlog (--n posts) with 1, 2 and 3 stream "
               "processes in a consumer group and 1 and 3 Dask workers; see devtools/bench_scale.py")
+@click.option("--versus", type=Registry(), default=None,
+              help="instead: the engine alone with this registry and the command's (--registry/--profile) taking "
+                   "turns on the held-out TFNS texts of --quality-data (else --n generated posts); core-ms per "
+                   "post, medians and their ratio")
+@click.option("--reps", type=Int(min=1, example="4"), default=4, show_default=True,
+              help="with --versus: timed passes of each, taking turns")
 def bench(n: int, profile: str | None, registry: str | None, device: str, precision: str, no_e2e: bool,
           baseline_n: int, quality_data: Path, as_json: bool,
-          service: bool, rate: float, seconds: float, scale: bool) -> None:
+          service: bool, rate: float, seconds: float, scale: bool, versus: str | None, reps: int) -> None:
     """Measure throughput and latency; prints one JSON object (its `precision`: what the engine ran at)."""
     from finpulse.models.artifacts.profiles import chosen_registry
 
     # every model load of the run, the stream processes it starts included, reads the profile's registry
     os.environ["FINPULSE_REGISTRY"] = chosen_registry(registry, profile, device)
-    if scale:
+    if versus:
+        from finpulse.pipeline.devtools.bench import engine_turns, versus_texts
+        from finpulse.pipeline.jobs.stream import resolve_device
+
+        result = engine_turns(versus_texts(quality_data, n), os.environ["FINPULSE_REGISTRY"], versus,
+                              resolve_device(device), precision, reps)
+    elif scale:
         from finpulse.pipeline.devtools.bench_scale import run as run_scale
 
         result = run_scale(n)

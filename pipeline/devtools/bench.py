@@ -116,6 +116,56 @@ def timed_predict(texts: list[str], registry: str | None, device: str, precision
     return Timed(len(texts) / wall, 1000 * cpu / len(texts), preds, enricher.precision)
 
 
+def versus_texts(data_dir: Path | None, n: int) -> list[str]:
+    """Real posts for `engine_turns`: the TFNS rows every shipped model held out (seed 13), at most `n`;
+    generated posts where the data set is not at hand."""
+    from finpulse.models.data import holdout_split, read_classification_csv
+    from finpulse.models.tasks import get_task
+
+    path = data_dir / "tfns_sentiment_train.csv" if data_dir else None
+    if path is None or not path.is_file():
+        return [p["text"] for p in _posts(n, 3)]
+    rows = read_classification_csv(path, get_task("sentiment"))
+    return [rows[i].text for i in holdout_split(rows)[1]][:n]
+
+
+def engine_turns(texts: list[str], registry: str, versus: str, device: str, precision: str = "auto",
+                 reps: int = 4) -> dict[str, Any]:
+    """Two registries' engines (the pipeline's, with cashtag and gazetteer mentions) taking turns on the
+    same texts, `reps` timed passes each after one warm-up pass each: the way to say whether a model
+    change costs speed. Alternating spreads a machine's drift (another job, clock changes) over both;
+    the medians and their ratio are the figures. Core-ms per post come from the process's CPU time."""
+    import statistics
+
+    from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.engine.inference import Enricher, cpu_features
+    from finpulse.pipeline.enrich.handler import company_spans
+    from finpulse.pipeline.runtime.settings import InferenceSettings
+
+    engines = {}
+    for name, reg in (("ours", registry), ("versus", versus)):
+        engines[name] = Enricher(load_registry(reg), InferenceSettings(device=device, precision=precision),
+                                 mention_finder=company_spans)
+        engines[name].predict(texts)  # warm-up: every batch shape of the timed passes
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "versus": []}
+    for _ in range(reps):
+        for name, engine in engines.items():
+            t, cpu = time.perf_counter(), time.process_time()
+            engine.predict(texts)
+            wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+            runs[name].append((1000 * cpu / len(texts), len(texts) / wall))
+    out: dict[str, Any] = {"texts": len(texts), "reps": reps, "cpu_features": cpu_features(),
+                           "precision": engines["ours"].precision}
+    for name, reg in (("ours", registry), ("versus", versus)):
+        out[name] = {"registry": reg, "model_version": engines[name].registry.model_version,
+                     "core_ms_per_post": [round(c, 2) for c, _ in runs[name]],
+                     "posts_per_s": [round(r, 1) for _, r in runs[name]],
+                     "median_core_ms_per_post": round(statistics.median(c for c, _ in runs[name]), 2)}
+    # throughput ratio on CPU time: ours' share of the CPU the other needs for the same posts
+    out["throughput_ratio"] = round(out["versus"]["median_core_ms_per_post"] / out["ours"]["median_core_ms_per_post"], 3)
+    return out
+
+
 def end_to_end(posts: list[dict], device: str, workdir: Path, rate: float | None = None, workers: int = 1,
                precision: str = "auto") -> dict:
     """Produce `posts` (as fast as possible, or paced at `rate` posts/s) and stream them to the lake

@@ -45,3 +45,34 @@ def test_the_separate_models_registry_loads_with_the_per_company_head_beside_ner
     assert len({paths["sentiment"], paths["topic"], paths["ner"]}) == 3
     assert paths["entity_sentiment"] == paths["ner"]
     assert reg.entity_target.artifact_path == load_registry().entity_target.artifact_path  # its own small model
+
+
+def test_bench_versus_times_two_registries_taking_turns_through_the_cli(tmp_path):
+    """`finpulse bench --versus REGISTRY`: both engines on the same real-shaped texts, each timed `--reps`
+    times; the ratio is the other's median CPU per post over ours (figures checked for consistency, not speed)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from finpulse.models.artifacts.registry import load_registry
+    from finpulse.pipeline.cli.main import main
+
+    from finpulse.models.artifacts.registry import SHIPPED
+
+    shipped = json.loads(SHIPPED["default"].read_text())
+    for entry in shipped.values():  # the same models under another version name: which side is which
+        entry["artifact"] = str(SHIPPED["default"].parent / entry["artifact"])
+        entry["version"] = "before"
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps(shipped))
+    out = CliRunner().invoke(main, ["bench", "--profile", "fast", "--versus", str(before), "--reps", "2", "--n", "12",
+                                    "--quality-data", str(tmp_path), "--device", "cpu", "--precision", "fp32", "--json"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.output)
+    assert got["texts"] == 12 and got["reps"] == 2 and got["precision"] == "fp32"  # generated posts: no data here
+    assert got["ours"]["model_version"] == load_registry("default").model_version
+    assert got["versus"]["model_version"] == "before"  # one version for every task
+    for side in ("ours", "versus"):
+        assert len(got[side]["core_ms_per_post"]) == len(got[side]["posts_per_s"]) == 2
+        assert min(got[side]["core_ms_per_post"]) <= got[side]["median_core_ms_per_post"] <= max(got[side]["core_ms_per_post"])
+    assert got["throughput_ratio"] == round(got["versus"]["median_core_ms_per_post"] / got["ours"]["median_core_ms_per_post"], 3)
