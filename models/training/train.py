@@ -266,7 +266,7 @@ def soft_label_record(cfg: TrainConfig) -> dict:
     (empty without any): the artifact's record names the teacher even after the folder is gone."""
     from finpulse.models.training.soft_labels import read_manifest, read_soft_labels
 
-    out = {}
+    out: dict[str, dict] = {}
     for td in cfg.tasks:
         for path in td.teachers:
             if _is_soft_label_folder(path):
