@@ -101,13 +101,15 @@ def _distillation_lines(tr: dict) -> list[str]:
                             f"input fingerprint {soft[p]['fingerprint']})" for p in folders)
                 + ". Every text the teacher labelled joins training except held-out ones (any task's held-out split "
                 f"or dev file, and the per-company held-out documents); temperature {tr.get('kd_temperature')}, loss "
-                f"(1 - {tr.get('kd_alpha')}) x CE + {tr.get('kd_alpha')} x T^2 KL on labelled rows and KL only on the others.",
+                f"(1 - {tr.get('kd_alpha')}) x CE + {tr.get('kd_alpha')} x T^2 KL on labelled rows and KL only on the "
+                "others.",
                 "",
             ]
         artifacts = [p for p in t.get("teachers", []) if p not in soft]
         if artifacts:
             lines += [
-                f"**Distillation ({t['task']})**: soft targets are the mean logits of {len(artifacts)} teacher artifact(s) "
+                f"**Distillation ({t['task']})**: soft targets are the mean logits of {len(artifacts)} teacher "
+                "artifact(s) "
                 f"({', '.join(f'`{p}`' for p in artifacts)}; trained on the same training rows, never on held-out ones), "
                 f"temperature {tr.get('kd_temperature')}, loss (1 - {tr.get('kd_alpha')}) x CE + {tr.get('kd_alpha')} x T^2 KL on labelled rows "
                 f"and KL only on the transfer texts ({', '.join(f'`{Path(f).name}`' for f in t.get('unlabeled', [])) or 'none'}).",
@@ -153,7 +155,8 @@ def render_card(task: str, artifact: Path, reports: dict[str, dict], extra: str 
             add(f, f"{t['task']} distillation (texts only, labelled by the teacher; held-out rows skipped)")
     for record in tr.get("soft_labels", {}).values():
         for f in record.get("sources", []):
-            add(f, f"{record['task']} distillation (texts only, soft-labelled by `{record['teacher']}`; held-out rows skipped)")
+            add(f, f"{record['task']} distillation (texts only, soft-labelled by `{record['teacher']}`; "
+                   "held-out rows skipped)")
     if tr.get("sentiment_head_refit"):
         for f in NEWS_REFIT_FILES:
             add(f, "sentiment head refit (documents whose entities agree; entity hold-out excluded)")

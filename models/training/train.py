@@ -252,7 +252,8 @@ def _soft_label_folder(path: Path, spec: TaskSpec) -> dict[str, list[float]]:
 
     manifest = read_manifest(path) or {}
     if list(manifest.get("labels", [])) != list(spec.labels):
-        raise ValueError(f"{path}: soft labels in order {manifest.get('labels')}, the {spec.name} task has {list(spec.labels)}")
+        raise ValueError(f"{path}: soft labels in order {manifest.get('labels')}, "
+                         f"the {spec.name} task has {list(spec.labels)}")
     out: dict[str, list[float]] = {}
     for row in read_soft_labels(path):
         if row["source"].endswith(".jsonl") and document_split([row["text"]], HOLDOUT_FRACTION, HOLDOUT_SEED)[1]:
@@ -354,9 +355,10 @@ def _epoch_batches(states: list[_TaskState], batch_size: int, rng: random.Random
 def train(cfg: TrainConfig) -> dict:
     from tqdm import tqdm
 
-    unknown = set(cfg.select_on) - {td.task for td in cfg.tasks if get_task(td.task).kind is TaskKind.SEQUENCE and not td.dev}
-    if unknown:
-        raise ValueError(f"select_on {sorted(unknown)}: only a trained sequence task without given dev files has a split to carve")
+    splittable = {td.task for td in cfg.tasks if get_task(td.task).kind is TaskKind.SEQUENCE and not td.dev}
+    if set(cfg.select_on) - splittable:
+        raise ValueError(f"select_on {sorted(set(cfg.select_on) - splittable)}: only a trained sequence task "
+                         "without given dev files has a split to carve")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -97,7 +97,8 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
     cfg = TrainConfig(
         tasks=tasks, out=out, base=base or PACKAGE_BASE, epochs=epochs, batch_size=batch_size, lr=lr,
         head_lr=head_lr, lora_rank=lora_rank, lora_alpha=lora_alpha, max_length=max_length, layers=layers,
-        val_fraction=val_fraction, seed=seed, select_on=list(select_on), class_weight=class_weight, label_smoothing=label_smoothing,
+        val_fraction=val_fraction, seed=seed, select_on=list(select_on), class_weight=class_weight,
+        label_smoothing=label_smoothing,
         schedule=schedule, kd_alpha=kd_alpha, kd_temperature=kd_temperature, device=device, precision=precision, version=version,
     )
     result = run_train(cfg)

@@ -374,7 +374,8 @@ class Glob(_Example):
 
 class TaskValue(_Example):
     """`--data FILE` or `--data TASK=FILE` of `finpulse train` (kind "file"), TASK=DIR of an artifact or
-    of `finpulse distill label` soft labels ("teacher"), TASK=N ("count"): the task, if named, is a known one and the rest is what it must be.
+    of `finpulse distill label` soft labels ("teacher"), TASK=N ("count"): the task, if named, is a known
+    one and the rest is what it must be.
     Returns the text; the command groups values by task (which may depend on its TASK argument)."""
 
     name = "task value"
@@ -395,7 +396,8 @@ class TaskValue(_Example):
             self.fail(f"{value!r}: {rest!r} is not a whole number >= 1", param, ctx)
         if self.kind == "file" and not Path(rest).is_file():
             self.fail(f"{value!r}: no file {rest!r}", param, ctx)
-        if self.kind == "teacher" and not any(Path(rest, f).is_file() for f in ("finpulse_model.json", "manifest.json")):
+        teacher_files = ("finpulse_model.json", "manifest.json")
+        if self.kind == "teacher" and not any(Path(rest, f).is_file() for f in teacher_files):
             self.fail(f"{value!r}: {rest!r} is neither an artifact folder (finpulse_model.json) nor a folder of "
                       "`finpulse distill label` soft labels (manifest.json)", param, ctx)
         return value

@@ -162,7 +162,8 @@ def engine_turns(texts: list[str], registry: str, versus: str, device: str, prec
                      "posts_per_s": [round(r, 1) for _, r in runs[name]],
                      "median_core_ms_per_post": round(statistics.median(c for c, _ in runs[name]), 2)}
     # throughput ratio on CPU time: ours' share of the CPU the other needs for the same posts
-    out["throughput_ratio"] = round(out["versus"]["median_core_ms_per_post"] / out["ours"]["median_core_ms_per_post"], 3)
+    ours, other = out["ours"]["median_core_ms_per_post"], out["versus"]["median_core_ms_per_post"]
+    out["throughput_ratio"] = round(other / ours, 3)
     return out
 
 

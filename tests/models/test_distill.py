@@ -143,13 +143,19 @@ def test_heldout_texts_of_the_target_task_are_its_held_out_documents_marked(tmp_
     assert held and _heldout_texts(cfg) == {normalise(r.text) for r in held}
 
 
-def test_training_on_a_soft_label_folder_keeps_every_held_out_text_out_and_chooses_on_a_selection_split(tmp_path, capfd):
+def test_a_soft_label_folder_teacher_keeps_held_out_texts_out_and_chooses_on_a_selection_split(tmp_path, capfd):
     """`--teacher sentiment=FOLDER` (precomputed `distill label` soft labels): the folder's texts join as
     unlabelled rows except held-out ones (the task's split and per-company held-out documents);
     `--select-on sentiment` chooses on a split of the training part and never scores the held-out rows."""
     from click.testing import CliRunner
 
-    from finpulse.models.data import HOLDOUT_FRACTION, HOLDOUT_SEED, document_split, holdout_split, read_classification_csv
+    from finpulse.models.data import (
+        HOLDOUT_FRACTION,
+        HOLDOUT_SEED,
+        document_split,
+        holdout_split,
+        read_classification_csv,
+    )
     from finpulse.models.tasks import SENTIMENT
     from finpulse.models.training.soft_labels import corpus, label_corpus
     from finpulse.pipeline.cli.main import main
@@ -175,12 +181,14 @@ def test_training_on_a_soft_label_folder_keeps_every_held_out_text_out_and_choos
     assert list(history[0]["dev"]) == ["sentiment/select"]  # the held-out split was never scored
     record = json.loads((tmp_path / "student" / "finpulse_model.json").read_text())["training"]
     assert record["select_on"] == ["sentiment"]
-    assert record["soft_labels"] == {str(folder): {"task": "sentiment", "teacher": "teacher-1", "texts": len(rows) + len(doc_texts),
-                                                   "fingerprint": record["soft_labels"][str(folder)]["fingerprint"],
-                                                   "sources": ["entities.jsonl", "sentiment_small.csv"]}}
+    folder_record = record["soft_labels"][str(folder)]
+    assert folder_record == {"task": "sentiment", "teacher": "teacher-1", "texts": len(rows) + len(doc_texts),
+                             "fingerprint": folder_record["fingerprint"],
+                             "sources": ["entities.jsonl", "sentiment_small.csv"]}
     train_part, held = holdout_split(rows, fraction=0.3)
     fit, select = holdout_split([rows[i] for i in train_part], fraction=0.3, seed=14)
-    assert f"sentiment: {len(fit) + len(doc_texts) - len(held_docs)} training examples, dev sets select={len(select)}" in log
+    examples = len(fit) + len(doc_texts) - len(held_docs)
+    assert f"sentiment: {examples} training examples, dev sets select={len(select)}" in log
 
     # A training text the folder never labelled: a clear error naming the command that labels it.
     partial = tmp_path / "partial"
