@@ -64,12 +64,13 @@ def bench(n: int, profile: str | None, registry: str | None, device: str, precis
     from finpulse.models.artifacts.profiles import chosen_registry
 
     # every model load of the run, the stream processes it starts included, reads the profile's registry
-    os.environ["FINPULSE_REGISTRY"] = chosen_registry(registry, profile, device)
+    chosen = chosen_registry(registry, profile, device)
+    os.environ["FINPULSE_REGISTRY"] = chosen
     if versus:
         from finpulse.pipeline.devtools.bench import engine_turns, versus_texts
         from finpulse.pipeline.jobs.stream import resolve_device
 
-        result = engine_turns(versus_texts(quality_data, n), os.environ["FINPULSE_REGISTRY"], versus,
+        result = engine_turns(versus_texts(quality_data, n), chosen, versus,
                               resolve_device(device), precision, reps)
     elif scale:
         from finpulse.pipeline.devtools.bench_scale import run as run_scale

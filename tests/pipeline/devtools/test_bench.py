@@ -47,7 +47,7 @@ def test_the_separate_models_registry_loads_with_the_per_company_head_beside_ner
     assert reg.entity_target.artifact_path == load_registry().entity_target.artifact_path  # its own small model
 
 
-def test_bench_versus_times_two_registries_taking_turns_through_the_cli(tmp_path):
+def test_bench_versus_times_two_registries_taking_turns_through_the_cli(tmp_path, monkeypatch):
     """`finpulse bench --versus REGISTRY`: both engines on the same real-shaped texts, each timed `--reps`
     times; the ratio is the other's median CPU per post over ours (figures checked for consistency, not speed)."""
     import json
@@ -63,6 +63,8 @@ def test_bench_versus_times_two_registries_taking_turns_through_the_cli(tmp_path
         entry["version"] = "before"
     before = tmp_path / "before.json"
     before.write_text(json.dumps(shipped))
+    # bench sets FINPULSE_REGISTRY for the processes it starts: undone after the test (monkeypatch restores it)
+    monkeypatch.setenv("FINPULSE_REGISTRY", "default")
     out = CliRunner().invoke(main, ["bench", "--profile", "fast", "--versus", str(before), "--reps", "2", "--n", "12",
                                     "--quality-data", str(tmp_path), "--device", "cpu", "--precision", "fp32",
                                     "--json"])
