@@ -9,7 +9,16 @@ from pathlib import Path
 
 import click
 
-from finpulse.pipeline.cli.options import COUNT, DEFAULT_DATA, Float, Int, TaskValue, device_option, precision_option
+from finpulse.pipeline.cli.options import (
+    COUNT,
+    DEFAULT_DATA,
+    Float,
+    Int,
+    Registry,
+    TaskValue,
+    device_option,
+    precision_option,
+)
 
 TASK_CHOICES = ["sentiment", "topic", "ner", "entity_target", "all"]
 LEARNING_RATE = Float(min=0, max=1, min_open=True, example="1e-3")
@@ -122,23 +131,28 @@ def train(task, data, dev, repeat, out, base, epochs, batch_size, lr, head_lr, l
 @click.option("--profile", type=click.Choice(["fast", "accurate", "auto", "all"]), default=None,
               help="the shipped profile whose models are scored (default: the settings' models.profile, else auto; "
                    "probes: all, both profiles side by side)")
+@click.option("--registry", type=Registry(), default=None,
+              help="a registry whose models are scored in place of the profile's (a candidate before it is "
+                   "adopted); probes: with one --profile, whose floors it is read against")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="probes: a pass-rate table, or JSON with every failure")
-def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile, fmt) -> None:
+def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile, registry, fmt) -> None:
     """Score a model on a labelled file; prints one JSON object.
 
     entity-sentiment reads the entity-level JSONL of ../shared/data and scores every entity through
     the enrichment engine (per-company sentiment, entity-level accuracy and macro-F1). probes runs the
     behavioural probes (models/evaluation/probes.py) and prints pass rates by capability and profile."""
     if task == "probes":
-        _evaluate_probes(data, profile or "all", fmt, device)
+        if registry and profile in (None, "all"):
+            raise click.UsageError("--registry with probes: name the profile it stands in for (--profile fast)")
+        _evaluate_probes(data, profile or "all", fmt, device, registry)
         return
     if profile == "all":
         raise click.UsageError("--profile all is for probes; score one profile at a time (fast, accurate or auto)")
     if data is None:
         raise click.UsageError(f"eval {task} needs --data FILE")
     if task == "entity-sentiment":
-        _evaluate_entities(data, model_dir, holdout, device, dtype, target_pass, profile)
+        _evaluate_entities(data, model_dir, holdout, device, dtype, target_pass, profile, registry)
         return
     from finpulse.models.artifacts.artifact import load_artifact
     from finpulse.models.artifacts.profiles import chosen_registry
@@ -153,7 +167,7 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
         raise click.ClickException(f"--holdout: {task} is trained with given dev files, so no rows are held out; "
                                    "score a dev file instead")
     rows = read_task_file(data, spec)
-    path = model_dir or load_registry(chosen_registry(None, profile, device)).task(task).artifact_path
+    path = model_dir or load_registry(chosen_registry(registry, profile, device)).task(task).artifact_path
     dev = pick_device(device)
     loaded = load_artifact(path, dev)
     if dtype == "int8":  # as the engine's --precision int8 runs it: the encoder swapped, the heads in torch
@@ -177,7 +191,7 @@ def evaluate(task, data, model_dir, holdout, device, dtype, target_pass, profile
 
 
 def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device: str,
-                       dtype: str, target_pass: str | None, profile: str | None) -> None:
+                       dtype: str, target_pass: str | None, profile: str | None, registry_file: str | None) -> None:
     from finpulse.models.artifacts.artifact import ModelLoadError, read_config
     from finpulse.models.artifacts.profiles import chosen_registry
     from finpulse.models.artifacts.registry import load_registry, per_company_registry
@@ -189,7 +203,8 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
     from finpulse.pipeline.runtime.settings import InferenceSettings
 
     docs = read_entity_jsonl(data)
-    registry = per_company_registry(model_dir) if model_dir else load_registry(chosen_registry(None, profile, device))
+    registry = (per_company_registry(model_dir) if model_dir
+                else load_registry(chosen_registry(registry_file, profile, device)))
     if registry.entity_sentiment is None:
         raise ModelLoadError("the registry has no entity_sentiment model; "
                              "use the default registry or --model with a span head")
@@ -210,14 +225,14 @@ def _evaluate_entities(data: Path, model_dir: Path | None, holdout: bool, device
     sys.stdout.write("\n")
 
 
-def _evaluate_probes(data: Path | None, profile: str, fmt: str, device: str) -> None:
+def _evaluate_probes(data: Path | None, profile: str, fmt: str, device: str, registry: str | None = None) -> None:
     from finpulse.models.artifacts.profiles import PROFILES, pick_profile
     from finpulse.models.evaluation.probes import PROBES_FILE, evaluate_profile, format_table, read_probes
     from finpulse.models.training.train import pick_device
 
     probes = read_probes(data or PROBES_FILE)
     profiles = list(PROFILES) if profile == "all" else [pick_profile(profile, device)]
-    results = [evaluate_profile(p, probes, str(pick_device(device))) for p in profiles]
+    results = [evaluate_profile(p, probes, str(pick_device(device)), registry) for p in profiles]
     if fmt == "json":
         json.dump({"probes": len(probes), "profiles": results}, sys.stdout)
         sys.stdout.write("\n")

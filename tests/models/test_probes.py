@@ -129,3 +129,29 @@ def test_each_profile_keeps_its_floors(profile):
     floors = read_floors(FLOORS_FILE)[profile]
     assert set(floors) >= {p.capability for p in read_probes()}
     assert below_floors(result["rates"], floors) == []
+
+
+def test_eval_probes_scores_a_candidate_registry_under_a_profile(tmp_path):
+    """`finpulse eval probes --profile fast --registry FILE`: a model not yet adopted is probed where
+    the fast profile's would be (how a candidate is checked against the fast floors before adoption)."""
+    from click.testing import CliRunner
+
+    from finpulse.models.artifacts.registry import SHIPPED
+    from finpulse.models.evaluation.probes import PROBES_FILE
+    from finpulse.pipeline.cli.main import main
+
+    shipped = json.loads(SHIPPED["default"].read_text())
+    for entry in shipped.values():  # the shipped models under another version name
+        entry["artifact"] = str(SHIPPED["default"].parent / entry["artifact"])
+        entry["version"] = "candidate"
+    candidate = tmp_path / "candidate.json"
+    candidate.write_text(json.dumps(shipped))
+    few = tmp_path / "probes.jsonl"
+    few.write_text("".join(PROBES_FILE.read_text(encoding="utf-8").splitlines(keepends=True)[:12]))
+    args = ["eval", "probes", "--data", str(few), "--registry", str(candidate), "--format", "json", "--device", "cpu"]
+    out = CliRunner().invoke(main, [*args, "--profile", "fast"])
+    assert out.exit_code == 0, out.output
+    (result,) = json.loads(out.output)["profiles"]
+    assert result["profile"] == "fast" and result["model_version"] == "candidate"
+    refused = CliRunner().invoke(main, args)  # all profiles: which one would it stand in for?
+    assert refused.exit_code == 2 and "name the profile it stands in for" in refused.output
