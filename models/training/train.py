@@ -254,12 +254,11 @@ def _soft_label_folder(path: Path, spec: TaskSpec) -> dict[str, list[float]]:
     if list(manifest.get("labels", [])) != list(spec.labels):
         raise ValueError(f"{path}: soft labels in order {manifest.get('labels')}, "
                          f"the {spec.name} task has {list(spec.labels)}")
-    out: dict[str, list[float]] = {}
-    for row in read_soft_labels(path):
-        if row["source"].endswith(".jsonl") and document_split([row["text"]], HOLDOUT_FRACTION, HOLDOUT_SEED)[1]:
-            continue
-        out[row["text"]] = row["logits"]
-    return out
+    rows = read_soft_labels(path)
+    documents = [i for i, row in enumerate(rows) if row["source"].endswith(".jsonl")]
+    _, held = document_split([rows[i]["text"] for i in documents], HOLDOUT_FRACTION, HOLDOUT_SEED)
+    dropped = {documents[j] for j in held}
+    return {row["text"]: row["logits"] for i, row in enumerate(rows) if i not in dropped}
 
 
 def soft_label_record(cfg: TrainConfig) -> dict:
@@ -394,6 +393,7 @@ def train(cfg: TrainConfig) -> dict:
     log(f"bf16 autocast: {'on' if use_amp else 'off'}")
     pad = tokenizer.pad_token_id
     best, history = -1.0, []
+    teacher_record = soft_label_record(cfg)  # once: it reads every soft-label chunk
     started = time.time()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -441,7 +441,7 @@ def train(cfg: TrainConfig) -> dict:
                 tasks=[TaskConfig(name=s.spec.name, kind=s.spec.kind, labels=list(s.spec.labels)) for s in states],
                 lora=LoraConfig(rank=cfg.lora_rank, alpha=cfg.lora_alpha) if cfg.lora_rank else LoraConfig(),
                 training={**json.loads(cfg.model_dump_json(exclude={"progress"})), "best_epoch": epoch,
-                          **soft_label_record(cfg)},
+                          **teacher_record},
                 metrics=scores,
             )
             save_artifact(cfg.out, model, config, full_encoder=cfg.lora_rank == 0)

@@ -92,6 +92,19 @@ def inference_throughput(texts: list[str], registry: str | None, device: str, pr
     return timed_predict(texts, registry, device, precision, target_pass).posts_per_s
 
 
+def pipeline_enricher(registry: str | None, device: str, precision: str = "auto",
+                      target_pass: str | None = None) -> Any:
+    """The Enricher as the pipeline runs it: cashtags and gazetteer names scored by the per-company head
+    beside the ORG entities."""
+    from finpulse.models.artifacts.registry import load_registry
+    from finpulse.models.engine.inference import Enricher
+    from finpulse.pipeline.enrich.handler import company_spans
+    from finpulse.pipeline.runtime.settings import InferenceSettings
+
+    settings = InferenceSettings(device=device, precision=precision, target_pass=target_pass)
+    return Enricher(load_registry(registry), settings, mention_finder=company_spans)
+
+
 def timed_predict(texts: list[str], registry: str | None, device: str, precision: str = "auto",
                   target_pass: str | None = None) -> Timed:
     """The Enricher as the pipeline runs it, timed on its second pass over `texts`.
@@ -100,15 +113,7 @@ def timed_predict(texts: list[str], registry: str | None, device: str, precision
     first sight (process-wide), and the target-marked per-company pass sees few shapes in a short
     warm-up; a 64-text warm-up left that compiling in the timed run (AMX machine: the pass seemed to
     cost 27% of the engine, 9% once warm). A stream running for hours has met its shapes."""
-    from finpulse.models.artifacts.registry import load_registry
-    from finpulse.models.engine.inference import Enricher
-    from finpulse.pipeline.enrich.handler import company_spans
-    from finpulse.pipeline.runtime.settings import InferenceSettings
-
-    # as the pipeline runs it: cashtags and gazetteer names scored by the per-company head beside the ORG entities
-    enricher = Enricher(load_registry(registry), InferenceSettings(device=device, precision=precision,
-                                                                  target_pass=target_pass),
-                        mention_finder=company_spans)
+    enricher = pipeline_enricher(registry, device, precision, target_pass)
     enricher.predict(texts)  # warm-up: every batch shape of the timed run
     t, cpu = time.perf_counter(), time.process_time()
     preds = enricher.predict(texts)
@@ -137,15 +142,11 @@ def engine_turns(texts: list[str], registry: str, versus: str, device: str, prec
     the medians and their ratio are the figures. Core-ms per post come from the process's CPU time."""
     import statistics
 
-    from finpulse.models.artifacts.registry import load_registry
-    from finpulse.models.engine.inference import Enricher, cpu_features
-    from finpulse.pipeline.enrich.handler import company_spans
-    from finpulse.pipeline.runtime.settings import InferenceSettings
+    from finpulse.models.engine.inference import cpu_features
 
     engines = {}
     for name, reg in (("ours", registry), ("versus", versus)):
-        engines[name] = Enricher(load_registry(reg), InferenceSettings(device=device, precision=precision),
-                                 mention_finder=company_spans)
+        engines[name] = pipeline_enricher(reg, device, precision)
         engines[name].predict(texts)  # warm-up: every batch shape of the timed passes
     runs: dict[str, list[tuple[float, float]]] = {"ours": [], "versus": []}
     for _ in range(reps):
